@@ -1,0 +1,1 @@
+"""Collectors observe a run and write typed records into the run directory."""

@@ -1,0 +1,57 @@
+"""Remove secrets (API keys, auth headers, tokens) from anything servescope writes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+__all__ = ["REDACTED", "redact_argv", "redact_headers", "redact_text"]
+
+REDACTED = "***REDACTED***"
+
+_SECRET_FLAG = re.compile(
+    r"^--?[\w.-]*(api[-_]?key|token|secret|password|passwd|auth|credential)[\w.-]*$", re.I
+)
+_SECRET_ASSIGN = re.compile(
+    r"(?P<k>[\w.-]*(?:api[-_]?key|token|secret|password|passwd|authorization|credential)"
+    r"[\w.-]*\s*[=:]\s*)(?P<v>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
+    re.I,
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
+_KEY_LIKE = re.compile(r"\b(sk|hf|nvapi|gsk|xai)[-_][A-Za-z0-9_-]{12,}\b")
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"}
+
+
+def redact_text(text: str) -> str:
+    """Mask bearer tokens, well-known key formats and ``key=value`` secrets in free text."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _KEY_LIKE.sub(REDACTED, text)
+    return _SECRET_ASSIGN.sub(lambda m: m.group("k") + REDACTED, text)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """Mask the value after a secret-looking flag (``--api-key X``, ``--api-key=X``)."""
+    out: list[str] = []
+    mask_next = False
+    for arg in argv:
+        if mask_next:
+            out.append(REDACTED)
+            mask_next = False
+            continue
+        flag, eq, _value = arg.partition("=")
+        if _SECRET_FLAG.match(flag):
+            if eq:
+                out.append(f"{flag}={REDACTED}")
+            else:
+                out.append(arg)
+                mask_next = True
+            continue
+        out.append(redact_text(arg))
+    return out
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        k: (REDACTED if k.lower() in _SECRET_HEADERS else redact_text(v))
+        for k, v in headers.items()
+    }

@@ -1,0 +1,31 @@
+"""File names and the schema version of a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "EVENTS_FILE",
+    "JOURNAL_DIR",
+    "LOGS_DIR",
+    "MANIFEST_FILE",
+    "REQUESTS_FILE",
+    "SCHEMA_VERSION",
+    "RunDirError",
+    "journal_path",
+]
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+JOURNAL_DIR = "journal"  # per-worker append-only JSONL, written while the run goes on
+REQUESTS_FILE = "requests.parquet"
+EVENTS_FILE = "events.parquet"
+LOGS_DIR = "logs"
+
+
+class RunDirError(Exception):
+    """A run directory that cannot be read or written, with a message for the user."""
+
+
+def journal_path(run_dir: Path, worker_id: int) -> Path:
+    return run_dir / JOURNAL_DIR / f"worker-{worker_id}.jsonl"

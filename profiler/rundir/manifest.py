@@ -1,0 +1,145 @@
+"""``manifest.json``: what was run, where, when, and how the run ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from profiler import __version__
+from profiler.clock import ClockAnchor
+from profiler.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
+
+__all__ = ["HostInfo", "Manifest", "host_fingerprint", "read_manifest", "write_manifest"]
+
+RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+
+
+@dataclass(slots=True)
+class HostInfo:
+    hostname: str
+    os: str
+    python: str
+    cpu_model: str
+    cpu_count: int
+    memory_bytes: int
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Manifest:
+    run_id: str
+    started_wall_ns: int
+    clock: ClockAnchor
+    host: HostInfo
+    command_line: list[str]
+    workload: dict[str, Any]
+    seed: int
+    target: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION
+    servescope_version: str = __version__
+    status: str = "running"
+    ended_wall_ns: int = -1
+    workers: int = 1
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        try:
+            d = dict(data)
+            d["clock"] = ClockAnchor(**d["clock"])
+            d["host"] = HostInfo(**d["host"])
+            return cls(**d)
+        except (KeyError, TypeError) as exc:
+            raise RunDirError(f"manifest.json is malformed: {exc}") from exc
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return -1
+
+
+def _gpus() -> list[dict[str, Any]]:
+    """GPU names and driver via NVML when it is there; an empty list otherwise."""
+    try:
+        import pynvml  # lazy: heavy and absent on most CI machines
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no driver, no GPU: both mean "no GPUs"
+        return []
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            out.append(
+                {"index": i, "name": pynvml.nvmlDeviceGetName(h), "driver": driver,
+                 "memory_bytes": int(mem.total)}
+            )
+        return out
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def host_fingerprint(probe_gpus: bool = True) -> HostInfo:
+    return HostInfo(
+        hostname=socket.gethostname(),
+        os=f"{platform.system()} {platform.release()}",
+        python=sys.version.split()[0],
+        cpu_model=_cpu_model(),
+        cpu_count=os.cpu_count() or 1,
+        memory_bytes=_memory_bytes(),
+        gpus=_gpus() if probe_gpus else [],
+    )
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    """Write atomically (temp file + rename), so a reader never sees half a manifest."""
+    tmp = run_dir / (MANIFEST_FILE + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    os.replace(tmp, run_dir / MANIFEST_FILE)
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a servescope run directory (no {MANIFEST_FILE})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is not a JSON object")
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise RunDirError(f"{path} has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{run_dir} was written with run-directory schema {version}, newer than this "
+            f"servescope understands ({SCHEMA_VERSION}); upgrade servescope to read it"
+        )
+    return Manifest.from_json(data)
