@@ -1,0 +1,1 @@
+"""The streaming client: OpenAI-compatible requests over aiohttp, timed event by event."""

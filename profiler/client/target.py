@@ -1,0 +1,82 @@
+"""Where requests go and how they are shaped (OpenAI-compatible completions or chat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+
+__all__ = ["Endpoint", "Target", "TargetError"]
+
+Endpoint = Literal["completions", "chat"]
+_PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+
+
+class TargetError(ValueError):
+    """An unusable target (bad URL, unknown endpoint)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An OpenAI-compatible server and the request options servescope sends it.
+
+    ``per_chunk_usage`` asks for ``stream_options.continuous_usage_stats`` so every event
+    carries the cumulative completion-token count (vLLM, SGLang and TensorRT-LLM honour it);
+    that is what makes per-token ITL exact when one event carries several tokens.
+    """
+
+    base_url: str
+    model: str
+    endpoint: Endpoint = "completions"
+    api_key: str | None = None
+    stream: bool = True
+    per_chunk_usage: bool = True
+    ignore_eos: bool = True
+    request_timeout_s: float = 600.0
+    stall_timeout_s: float = 120.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise TargetError(f"target URL must look like http://HOST:PORT, got {self.base_url!r}")
+        if self.endpoint not in _PATHS:
+            raise TargetError(f"endpoint must be one of {sorted(_PATHS)}, got {self.endpoint!r}")
+        if self.request_timeout_s <= 0 or self.stall_timeout_s <= 0:
+            raise TargetError("timeouts must be positive")
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/").removesuffix("/v1") + _PATHS[self.endpoint]
+
+    @property
+    def is_chat(self) -> bool:
+        return self.endpoint == "chat"
+
+    def headers(self, x_request_id: str) -> dict[str, str]:
+        h = {"Content-Type": "application/json", "x-request-id": x_request_id}
+        if self.api_key:
+            h["Authorization"] = f"Bearer {self.api_key}"
+        h.update(self.extra_headers)
+        return h
+
+    def body(self, prompt: str | list[dict[str, str]], max_tokens: int) -> bytes:
+        """The JSON request body. ``prompt`` is text, or chat messages for the chat endpoint."""
+        d: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "stream": self.stream}
+        if self.is_chat:
+            d["messages"] = (
+                [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            )
+        else:
+            d["prompt"] = prompt
+        if self.stream:
+            d["stream_options"] = {"include_usage": True}
+            if self.per_chunk_usage:
+                d["stream_options"]["continuous_usage_stats"] = True
+        if self.ignore_eos:
+            d["ignore_eos"] = True
+        d.update(self.extra_body)
+        return orjson.dumps(d)

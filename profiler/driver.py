@@ -1,0 +1,226 @@
+"""Drive a workload from one process: closed-loop slots or an open-loop schedule.
+
+The driver only dispatches and times requests; each finished request goes straight to the
+:class:`~collectors.timeline.TimelineRecorder`. Request ids are strided across worker
+processes (worker ``w`` of ``W`` uses ``w, w+W, w+2W, …``) so merged runs have unique ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from collectors.timeline import TimelineRecorder
+from profiler.client.stream import send_request
+from profiler.client.target import Target
+from profiler.clock import now_ns
+from profiler.records import UNKNOWN, Outcome, RequestRecord
+from profiler.workloads.sessions import Session
+
+__all__ = ["DriveStats", "Shard", "drive"]
+
+_NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Shard:
+    """What one worker process sends.
+
+    ``offsets_ns`` (open loop) gives each session's intended start relative to ``t0_ns``;
+    ``None`` means closed loop with ``concurrency`` slots. ``max_in_flight`` caps an open
+    loop (requests wait for a slot; the wait shows up as schedule lag).
+    """
+
+    sessions: Sequence[Session]
+    t0_ns: int
+    offsets_ns: Sequence[int] | None = None
+    concurrency: int = 1
+    max_in_flight: int | None = None
+    stop_at_ns: int | None = None  # stop dispatching at this time (duration limit)
+    max_sessions: int | None = None  # closed loop: how many sessions to run (cycles the pool)
+    warmup_sessions: int = 0
+    warmup_until_ns: int | None = None
+    step: int = 0
+    worker_id: int = 0
+    n_workers: int = 1
+    first_index: int = 0  # request-id counter start for this step
+    drain_timeout_s: float = 600.0
+
+
+@dataclass(slots=True)
+class DriveStats:
+    """Live counters, cheap to update, read by the progress display."""
+
+    sent: int = 0
+    done: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    recent_ttft_ns: deque[int] = field(default_factory=lambda: deque(maxlen=512))
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class _Dispatcher:
+    def __init__(self, *, shard: Shard, target: Target, session: aiohttp.ClientSession,
+                 recorder: TimelineRecorder, stats: DriveStats,
+                 on_record: Callable[[RequestRecord], None] | None) -> None:
+        self.shard = shard
+        self.target = target
+        self.http = session
+        self.recorder = recorder
+        self.stats = stats
+        self.on_record = on_record
+        self.counter = shard.first_index
+        self.sessions_started = 0
+
+    def _next_id(self) -> int:
+        rid = self.counter * self.shard.n_workers + self.shard.worker_id
+        self.counter += 1
+        return rid
+
+    def _phase(self) -> str:
+        s = self.shard
+        if self.sessions_started <= s.warmup_sessions:
+            return "warmup"
+        if s.warmup_until_ns is not None and now_ns() < s.warmup_until_ns:
+            return "warmup"
+        return "measure"
+
+    async def run_session(self, sess: Session, intended_ns: int) -> None:
+        self.sessions_started += 1
+        phase = self._phase()
+        keep_text = len(sess.turns) > 1
+        history: list[dict[str, str]] = []
+        prior_text = ""
+        for k, turn in enumerate(sess.turns):
+            if k and sess.think_time_ns:
+                await asyncio.sleep(sess.think_time_ns / _NS)
+            rid = self._next_id()
+            rec = RequestRecord(
+                request_id=rid, worker_id=self.shard.worker_id, phase=phase,
+                step=self.shard.step, conversation_id=sess.session_id if keep_text else UNKNOWN,
+                turn=k, group_id=sess.group_id, x_request_id=f"ss-{rid}",
+                endpoint=self.target.endpoint, prompt_tokens_planned=turn.prompt_tokens,
+                max_tokens=turn.max_tokens, t_intended_ns=intended_ns if k == 0 else UNKNOWN,
+            )
+            if self.target.is_chat:
+                history.append({"role": "user", "content": turn.prompt})
+                prompt: str | list[dict[str, str]] = list(history)
+            else:
+                prompt = prior_text + turn.prompt
+            body = self.target.body(prompt, turn.max_tokens)
+            await self._send(rec, body, keep_text)
+            if rec.outcome != Outcome.SUCCESS.value:
+                return  # a conversation does not go on after a failed turn
+            answer = rec.output_text or ""
+            history.append({"role": "assistant", "content": answer})
+            prior_text = prompt + answer if isinstance(prompt, str) else ""
+
+    async def _send(self, rec: RequestRecord, body: bytes, keep_text: bool) -> None:
+        st = self.stats
+        st.sent += 1
+        st.in_flight += 1
+        try:
+            await send_request(self.http, self.target, body, rec, keep_text)
+        finally:
+            st.in_flight -= 1
+            st.done += 1
+            st.outcomes[rec.outcome] = st.outcomes.get(rec.outcome, 0) + 1
+            if rec.outcome != Outcome.SUCCESS.value:
+                st.errors += 1
+            elif rec.ev_t_ns:
+                st.recent_ttft_ns.append(rec.ev_t_ns[0] - rec.t_send_ns)
+            if not keep_text:
+                rec.output_text = None
+            self.recorder.write(rec)
+            if self.on_record is not None:
+                self.on_record(rec)
+
+    def _stopped(self) -> bool:
+        stop = self.shard.stop_at_ns
+        return stop is not None and now_ns() >= stop
+
+    async def closed_loop(self) -> None:
+        s = self.shard
+        pool = list(s.sessions)
+        if not pool:
+            return
+        limit = s.max_sessions if s.max_sessions is not None else len(pool)
+        taken = 0
+
+        async def slot() -> None:
+            nonlocal taken
+            while taken < limit and not self._stopped():
+                sess = pool[taken % len(pool)]
+                taken += 1
+                await self.run_session(sess, UNKNOWN)
+
+        await _sleep_until(s.t0_ns)
+        await asyncio.gather(*(slot() for _ in range(s.concurrency)))
+
+    async def open_loop(self) -> None:
+        s = self.shard
+        if s.offsets_ns is None:
+            raise ValueError("open loop needs offsets_ns")
+        gate = asyncio.Semaphore(s.max_in_flight) if s.max_in_flight else None
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def start(sess: Session, intended: int) -> None:
+            if gate is None:
+                await self.run_session(sess, intended)
+                return
+            async with gate:
+                await self.run_session(sess, intended)
+
+        try:
+            for sess, off in zip(s.sessions, s.offsets_ns, strict=True):
+                intended = s.t0_ns + off
+                await _sleep_until(intended)
+                if self._stopped():
+                    break
+                task = asyncio.create_task(start(sess, intended))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            pending = list(tasks)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
+
+
+async def _sleep_until(t_ns: int) -> None:
+    delay = (t_ns - now_ns()) / _NS
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
+                stats: DriveStats | None = None,
+                on_record: Callable[[RequestRecord], None] | None = None) -> DriveStats:
+    """Run one shard to completion. Cancelling this coroutine records in-flight requests
+    as ``cancelled`` (they are written before the cancellation propagates)."""
+    stats = stats if stats is not None else DriveStats()
+    limit = shard.concurrency if shard.offsets_ns is None else (shard.max_in_flight or 0)
+    connector = aiohttp.TCPConnector(limit=max(limit, 0), ttl_dns_cache=None,
+                                     force_close=False, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
+                                     auto_decompress=False, trust_env=False) as http:
+        d = _Dispatcher(shard=shard, target=target, session=http, recorder=recorder,
+                        stats=stats, on_record=on_record)
+        main = d.open_loop() if shard.offsets_ns is not None else d.closed_loop()
+        if shard.stop_at_ns is None:
+            await main
+        else:
+            # stop dispatching at stop_at; give in-flight requests drain_timeout to end
+            deadline = (shard.stop_at_ns - now_ns()) / _NS + shard.drain_timeout_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(main, timeout=max(deadline, 0.001))
+    return stats
+
