@@ -1,0 +1,179 @@
+"""The ``servescope`` command line: a thin typer layer over library functions.
+
+Every command parses its options and calls one function; heavy modules are imported inside
+the command so ``servescope --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from profiler.cli_workload import WorkloadOptions, default_run_dir
+
+app = typer.Typer(
+    name="servescope", no_args_is_help=True, add_completion=False,
+    help="Profile LLM inference servers: latency from every streamed token, engine metrics, "
+         "bottlenecks and regressions.",
+)
+
+_W = "Workload"
+Url = Annotated[str, typer.Option("--url", help="Server base URL, e.g. http://127.0.0.1:8000")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to create "
+                                          "(default runs/<time>-<label>)")]
+Model = Annotated[str | None, typer.Option(help="Model name (default: first of /v1/models)",
+                                           rich_help_panel=_W)]
+EndpointOpt = Annotated[str, typer.Option(help="completions | chat", rich_help_panel=_W)]
+Dataset = Annotated[str, typer.Option(help="synthetic | jsonl | sharegpt | shared_prefix | "
+                                      "multi_turn | trace", rich_help_panel=_W)]
+DatasetPath = Annotated[str | None, typer.Option(help="Data file for jsonl/sharegpt/trace",
+                                                 rich_help_panel=_W)]
+Tokenizer = Annotated[str | None, typer.Option(help="tokenizer.json or a directory with one "
+                                               "(real-token prompts and counts)",
+                                               rich_help_panel=_W)]
+InputLen = Annotated[str, typer.Option(help="Prompt tokens: fixed:N | uniform:LO,HI | "
+                                       "normal:MEAN,SD | lognormal:MEAN,SD", rich_help_panel=_W)]
+OutputLen = Annotated[str | None, typer.Option(help="max_tokens, same forms as --input-len",
+                                               rich_help_panel=_W)]
+Concurrency = Annotated[int | None, typer.Option(help="Closed loop: requests in flight; with "
+                                                 "--rate: a cap", rich_help_panel=_W)]
+Rate = Annotated[float | None, typer.Option(help="Open loop: requests per second",
+                                            rich_help_panel=_W)]
+Arrival = Annotated[str, typer.Option(help="Open-loop arrivals: poisson | constant | gamma",
+                                      rich_help_panel=_W)]
+Burstiness = Annotated[float, typer.Option(help="Gamma shape k (<1 bursty, 1 = Poisson)",
+                                           rich_help_panel=_W)]
+Requests = Annotated[int | None, typer.Option(help="Requests (sessions) per step "
+                                              "(default 100 unless --duration)",
+                                              rich_help_panel=_W)]
+Duration = Annotated[float | None, typer.Option(help="Seconds per step", rich_help_panel=_W)]
+WarmupReq = Annotated[int, typer.Option(help="Warm-up requests, excluded from metrics",
+                                        rich_help_panel=_W)]
+WarmupS = Annotated[float, typer.Option(help="Warm-up seconds, excluded from metrics",
+                                        rich_help_panel=_W)]
+Sweep = Annotated[str | None, typer.Option(help="Sweep rates (with --rate) or concurrencies: "
+                                           "1,2,4 | 1:16:x2 | 2:10:+2", rich_help_panel=_W)]
+Seed = Annotated[int, typer.Option(help="Seed for prompts, lengths and arrivals",
+                                   rich_help_panel=_W)]
+Workers = Annotated[int, typer.Option(help="Client worker processes", rich_help_panel=_W)]
+Groups = Annotated[int, typer.Option(help="shared_prefix: groups", rich_help_panel=_W)]
+PrefixLen = Annotated[int, typer.Option(help="shared_prefix: prefix tokens", rich_help_panel=_W)]
+Turns = Annotated[str, typer.Option(help="multi_turn: turns per conversation",
+                                    rich_help_panel=_W)]
+ThinkTime = Annotated[float, typer.Option(help="multi_turn: seconds between turns",
+                                          rich_help_panel=_W)]
+TimeScale = Annotated[float, typer.Option(help="trace: replay speed-up", rich_help_panel=_W)]
+ChunkUsage = Annotated[bool, typer.Option("--per-chunk-usage/--no-per-chunk-usage",
+                                          help="Ask for usage on every event (exact tokens "
+                                          "per event)", rich_help_panel=_W)]
+IgnoreEos = Annotated[bool, typer.Option("--ignore-eos/--no-ignore-eos",
+                                         help="Send ignore_eos so outputs reach max_tokens",
+                                         rich_help_panel=_W)]
+ReqTimeout = Annotated[float, typer.Option(help="Per-request limit, seconds",
+                                           rich_help_panel=_W)]
+StallTimeout = Annotated[float, typer.Option(help="Give up on a stream silent this long, "
+                                             "seconds", rich_help_panel=_W)]
+ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key "
+                                        "(never written anywhere)", rich_help_panel=_W)]
+
+
+def _fail(msg: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@app.command()
+def attach(
+    url: Url, out: Out = None, model: Model = None, endpoint: EndpointOpt = "completions",
+    dataset: Dataset = "synthetic", dataset_path: DatasetPath = None,
+    tokenizer: Tokenizer = None, input_len: InputLen = "fixed:128",
+    output_len: OutputLen = None, concurrency: Concurrency = None, rate: Rate = None,
+    arrival: Arrival = "poisson", burstiness: Burstiness = 1.0, requests: Requests = None,
+    duration: Duration = None, warmup_requests: WarmupReq = 0, warmup_s: WarmupS = 0.0,
+    sweep: Sweep = None, seed: Seed = 0, workers: Workers = 1, groups: Groups = 8,
+    prefix_len: PrefixLen = 512, turns: Turns = "fixed:3", think_time: ThinkTime = 0.0,
+    time_scale: TimeScale = 1.0, per_chunk_usage: ChunkUsage = True,
+    ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
+    stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+) -> None:
+    """Profile a server that is already running (servescope never stops it)."""
+    opts = WorkloadOptions(
+        model=model, endpoint=endpoint, dataset=dataset, dataset_path=dataset_path,
+        tokenizer=tokenizer, input_len=input_len, output_len=output_len,
+        concurrency=concurrency, rate=rate, arrival=arrival, burstiness=burstiness,
+        requests=requests, duration=duration, warmup_requests=warmup_requests,
+        warmup_s=warmup_s, sweep=sweep, seed=seed, workers=workers, groups=groups,
+        prefix_len=prefix_len, turns=turns, think_time=think_time, time_scale=time_scale,
+        per_chunk_usage=per_chunk_usage, ignore_eos=ignore_eos,
+        request_timeout=request_timeout, stall_timeout=stall_timeout, api_key_env=api_key_env,
+    )
+    from profiler.commands import attach_command
+
+    code = attach_command(url, opts, out or default_run_dir("attach"), sys.argv)
+    raise typer.Exit(code)
+
+
+@app.command()
+def summarize(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    definitions: Annotated[str, typer.Option(
+        help="Also report under another tool's definitions: vllm | aiperf | guidellm | all"
+    )] = "",
+    slo: Annotated[str | None, typer.Option(
+        help="Goodput SLOs in ms, e.g. ttft:200,itl:50,tpot:40,e2e:2000")] = None,
+) -> None:
+    """Print a run directory's summary (no engine, network or GPU needed)."""
+    from profiler.commands import summarize_command
+
+    raise typer.Exit(summarize_command(run, definitions, slo))
+
+
+@app.command()
+def selftest(
+    concurrency: Annotated[int, typer.Option(help="Concurrent streams")] = 64,
+    requests: Annotated[int, typer.Option(help="Requests for the accuracy check")] = 256,
+    ttft_ms: Annotated[float, typer.Option(help="Reference TTFT")] = 20.0,
+    itl_ms: Annotated[float, typer.Option(help="Reference inter-token gap")] = 5.0,
+    output_tokens: Annotated[int, typer.Option(help="Tokens per answer")] = 64,
+    tokens_per_event: Annotated[int, typer.Option(help="Tokens per SSE event")] = 1,
+    ceiling_s: Annotated[float, typer.Option(help="Seconds for the ceiling check (0 skips)")
+                         ] = 5.0,
+    workers: Annotated[int, typer.Option(help="Client worker processes")] = 1,
+    out: Out = None,
+) -> None:
+    """Measure this client's own timing error and ingestion ceiling on this machine,
+    against a loopback reference server with an exact schedule."""
+    from profiler.commands import selftest_command
+
+    raise typer.Exit(selftest_command(
+        concurrency=concurrency, requests=requests, ttft_ms=ttft_ms, itl_ms=itl_ms,
+        output_tokens=output_tokens, tokens_per_event=tokens_per_event,
+        ceiling_s=ceiling_s, workers=workers, out=out or default_run_dir("selftest"),
+    ))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def refserver(ctx: typer.Context) -> None:
+    """Serve the loopback reference server (options: servescope refserver --help-server)."""
+    from profiler.selftest.serve import main as serve_main
+
+    raise typer.Exit(serve_main(list(ctx.args)))
+
+
+@app.command()
+def version() -> None:
+    """Print servescope's version."""
+    from profiler import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Run a workload against a server and leave a complete run directory: the library entry
+point behind ``servescope attach`` (and, with an engine, ``servescope run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from profiler import aio
+from profiler.client.target import Target
+from profiler.clock import now_ns, take_anchor
+from profiler.driver import DriveStats, Shard
+from profiler.redact import redact_argv
+from profiler.rundir.layout import RunDirError
+from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from profiler.rundir.tables import finalize_tables
+from profiler.scaleout import COUNTERS, WorkerJob, run_in_process, run_workers
+from profiler.workloads.arrivals import arrival_offsets_ns
+from profiler.workloads.datasets import build_sessions
+from profiler.workloads.sessions import Session
+from profiler.workloads.spec import ArrivalSpec, DatasetSpec, WorkloadError
+
+__all__ = ["LoadConfig", "LoadResult", "Progress", "prepare_run_dir", "run_load"]
+
+_NS = 1_000_000_000
+_DURATION_POOL = 1000  # sessions built for a duration-only run (cycled)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    target: Target
+    dataset: DatasetSpec
+    arrival: ArrivalSpec
+    out_dir: Path
+    num_requests: int | None = None  # sessions per step
+    duration_s: float | None = None  # per step, after warm-up
+    warmup_requests: int = 0
+    warmup_s: float = 0.0
+    seed: int = 0
+    sweep: tuple[float, ...] = ()  # rates (open loop) or concurrencies (closed loop)
+    workers: int = 1
+    drain_timeout_s: float = 600.0
+    command_line: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.num_requests is None and self.duration_s is None:
+            raise WorkloadError("give a request count (--requests) or a duration (--duration)")
+        if self.num_requests is not None and self.num_requests < 1:
+            raise WorkloadError("--requests must be at least 1")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise WorkloadError("--duration must be positive")
+        if self.workers < 1:
+            raise WorkloadError("--workers must be at least 1")
+        if self.warmup_requests < 0 or self.warmup_s < 0:
+            raise WorkloadError("warm-up must not be negative")
+        if any(v <= 0 for v in self.sweep):
+            raise WorkloadError("sweep values must be positive")
+
+
+@dataclass(slots=True)
+class Progress:
+    """Aggregated live counters over all workers (what the live view shows)."""
+
+    step: int = 0
+    steps: int = 1
+    sent: int = 0
+    done: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    planned: int | None = None
+    recent_ttft_ns: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LoadResult:
+    run_dir: Path
+    status: str
+    requests: int
+    warnings: list[str]
+
+
+def prepare_run_dir(out_dir: Path) -> Path:
+    """Create the run directory; refuse to mix a new run into an existing one."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise RunDirError(f"{out_dir} already exists and is not empty; choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _step_arrivals(cfg: LoadConfig) -> list[ArrivalSpec]:
+    if not cfg.sweep:
+        return [cfg.arrival]
+    key = "concurrency" if cfg.arrival.kind == "closed" else "rate_per_s"
+    if cfg.arrival.kind == "trace":
+        raise WorkloadError("a trace replay cannot be swept; use --time-scale instead")
+    return [dataclasses.replace(cfg.arrival, **{key: (int(v) if key == "concurrency" else v)})
+            for v in cfg.sweep]
+
+
+def _sessions_needed(cfg: LoadConfig, arrival: ArrivalSpec) -> int:
+    if cfg.num_requests is not None:
+        return cfg.num_requests + cfg.warmup_requests
+    if arrival.kind in ("closed", "trace"):
+        return _DURATION_POOL
+    rate = arrival.rate_per_s or 1.0
+    return max(1, math.ceil(rate * ((cfg.duration_s or 0) + cfg.warmup_s) * 1.05) + 1)
+
+
+def _shards(cfg: LoadConfig, arrival: ArrivalSpec, sessions: list[Session], step: int,
+            first_index: int) -> list[Shard]:
+    """Deal one step's sessions to the workers (round robin) with the same schedule."""
+    w = cfg.workers
+    if arrival.kind == "trace":
+        offsets: list[int] | None = [s.arrival_offset_ns or 0 for s in sessions]
+    elif arrival.kind == "closed":
+        offsets = None
+    else:
+        offsets = arrival_offsets_ns(arrival, len(sessions), cfg.seed + step)
+    stop_rel = None
+    if cfg.duration_s is not None:
+        stop_rel = int((cfg.duration_s + cfg.warmup_s) * _NS)
+    warm_rel = int(cfg.warmup_s * _NS) if cfg.warmup_s else None
+    shards = []
+    for k in range(w):
+        conc = arrival.concurrency or 1
+        share = conc // w + (1 if k < conc % w else 0)
+        max_sessions = None
+        if offsets is None:
+            if cfg.num_requests is not None:
+                total = cfg.num_requests + cfg.warmup_requests
+                max_sessions = total // w + (1 if k < total % w else 0)
+            else:
+                max_sessions = 10**15
+        shards.append(Shard(
+            sessions=sessions[k::w], t0_ns=0,
+            offsets_ns=None if offsets is None else offsets[k::w],
+            concurrency=max(share, 0),
+            max_in_flight=None if offsets is None else _cap_share(arrival.concurrency, w, k),
+            stop_at_ns=stop_rel, max_sessions=max_sessions,
+            warmup_sessions=cfg.warmup_requests // w + (1 if k < cfg.warmup_requests % w else 0),
+            warmup_until_ns=warm_rel, step=step, worker_id=k, n_workers=w,
+            first_index=first_index, drain_timeout_s=cfg.drain_timeout_s,
+        ))
+    return shards
+
+
+def _cap_share(cap: int | None, w: int, k: int) -> int | None:
+    if cap is None:
+        return None
+    return max(1, cap // w + (1 if k < cap % w else 0))
+
+
+def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = None,
+             manifest_extra: dict[str, Any] | None = None) -> LoadResult:
+    """Run every step, writing as it goes; always finalizes the run directory, also on
+    Ctrl-C (status ``interrupted``) or an unexpected error (status ``failed``)."""
+    run_dir = prepare_run_dir(cfg.out_dir)
+    anchor = take_anchor()
+    steps = _step_arrivals(cfg)
+    manifest = Manifest(
+        run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
+        host=host_fingerprint(), command_line=redact_argv(list(cfg.command_line)),
+        workload=_workload_json(cfg, steps), seed=cfg.seed,
+        target={"url": cfg.target.base_url, "model": cfg.target.model,
+                "endpoint": cfg.target.endpoint, "stream": cfg.target.stream,
+                "per_chunk_usage": cfg.target.per_chunk_usage},
+        workers=cfg.workers, extra=dict(manifest_extra or {}),
+    )
+    write_manifest(run_dir, manifest)
+    status = "complete"
+    progress = Progress(steps=len(steps))
+    first_index = 0
+    try:
+        for step, arrival in enumerate(steps):
+            sessions = build_sessions(cfg.dataset, _sessions_needed(cfg, arrival),
+                                      cfg.seed + step)
+            progress.step = step
+            progress.planned = cfg.num_requests
+            shards = _shards(cfg, arrival, sessions, step, first_index)
+            ok = _run_step(cfg, shards, run_dir, progress, on_progress)
+            first_index += 10**9  # ids of the next step never collide with this one
+            if not ok:
+                status = "interrupted"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        n, warnings = finalize_tables(run_dir)
+        manifest.status = status
+        manifest.ended_wall_ns = time.time_ns()
+        manifest.warnings.extend(warnings)
+        write_manifest(run_dir, manifest)
+    return LoadResult(run_dir, status, n, manifest.warnings)
+
+
+def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Progress,
+              on_progress: Callable[[Progress], None] | None) -> bool:
+    if cfg.workers == 1:
+        shard = shards[0]
+        t0 = now_ns() + 20_000_000
+        shard.t0_ns = t0
+        shard.stop_at_ns = None if shard.stop_at_ns is None else t0 + shard.stop_at_ns
+        if shard.warmup_until_ns is not None:
+            shard.warmup_until_ns += t0
+        stats = DriveStats()
+        job = WorkerJob(shard, cfg.target, run_dir)
+        try:
+            aio.run(_with_ticks(job, stats, progress, on_progress))
+        except KeyboardInterrupt:
+            return False
+        return True
+
+    def tick(counters: list[int]) -> None:
+        n = len(counters) // COUNTERS
+        progress.sent = sum(counters[i * COUNTERS] for i in range(n))
+        progress.done = sum(counters[i * COUNTERS + 1] for i in range(n))
+        progress.errors = sum(counters[i * COUNTERS + 2] for i in range(n))
+        progress.in_flight = sum(counters[i * COUNTERS + 3] for i in range(n))
+        if on_progress is not None:
+            on_progress(progress)
+
+    jobs = [WorkerJob(s, cfg.target, run_dir) for s in shards]
+    return run_workers(jobs, on_tick=tick)
+
+
+async def _with_ticks(job: WorkerJob, stats: DriveStats, progress: Progress,
+                      on_progress: Callable[[Progress], None] | None) -> None:
+    if on_progress is None:
+        await run_in_process(job, stats)
+        return
+
+    async def tick() -> None:
+        while True:
+            progress.sent, progress.done = stats.sent, stats.done
+            progress.errors, progress.in_flight = stats.errors, stats.in_flight
+            progress.recent_ttft_ns = list(stats.recent_ttft_ns)
+            on_progress(progress)
+            await asyncio.sleep(0.5)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await run_in_process(job, stats)
+    finally:
+        ticker.cancel()
+
+
+def _workload_json(cfg: LoadConfig, steps: list[ArrivalSpec]) -> dict[str, Any]:
+    return {
+        "dataset": dataclasses.asdict(cfg.dataset),
+        "arrival": dataclasses.asdict(cfg.arrival),
+        "steps": [dataclasses.asdict(s) for s in steps],
+        "num_requests": cfg.num_requests, "duration_s": cfg.duration_s,
+        "warmup_requests": cfg.warmup_requests, "warmup_s": cfg.warmup_s,
+        "workers": cfg.workers,
+    }

@@ -1,0 +1,1 @@
+"""Reports render what analyzers return: terminal tables, live view, HTML, Markdown/JUnit."""
