@@ -71,3 +71,39 @@ def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
     print_summary(console, data, summary)
     if definitions:
         print_definitions(console, data, definitions)
+
+
+def selftest_command(*, concurrency: int, requests: int, ttft_ms: float, itl_ms: float,
+                     output_tokens: int, tokens_per_event: int, ceiling_s: float,
+                     workers: int, out: Path) -> int:
+    from rich.table import Table
+
+    from profiler.calibration import run_selftest
+
+    console = Console()
+    console.print(f"selftest: {requests} requests at {concurrency} streams against the "
+                  f"reference server (TTFT {ttft_ms:g} ms, ITL {itl_ms:g} ms, "
+                  f"{tokens_per_event} token(s)/event)…")
+    r = run_selftest(out, concurrency=concurrency, requests=requests, ttft_ms=ttft_ms,
+                     itl_ms=itl_ms, output_tokens=output_tokens,
+                     tokens_per_event=tokens_per_event, ceiling_s=ceiling_s, workers=workers)
+    a = r.accuracy
+    t = Table(title="client timing error vs the server's own timestamps (ms)")
+    for col in ("metric", "p50", "p99", "p99.9", "max", "samples"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for name, s in (("TTFT error", a.ttft_error_ns), ("ITL error", a.itl_error_ns),
+                    ("|ITL error|", a.abs_itl_error_ns), ("E2E error", a.e2e_error_ns)):
+        t.add_row(name, *(f"{v / 1e6:.3f}" for v in (s.p50, s.p99, s.p999, s.max)),
+                  str(s.count))
+    console.print(t)
+    if a.requests_unmatched or a.event_count_mismatches:
+        console.print(f"[yellow]{a.requests_unmatched} requests unmatched, "
+                      f"{a.event_count_mismatches} with a different event count[/]")
+    if r.ceiling is not None:
+        c = r.ceiling
+        console.print(
+            f"ingestion ceiling ({c.concurrency} streams, {c.workers} worker(s)): "
+            f"{c.events_per_s:,.0f} events/s, {c.requests_per_s:,.1f} requests/s, "
+            f"{c.client_cpu_us_per_event:.1f} µs client CPU per event, {c.errors} errors")
+    console.print(f"results: {out / 'selftest.json'}")
+    return EXIT_OK
