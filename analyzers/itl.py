@@ -1,0 +1,133 @@
+"""Inter-token latency (ITL), two ways, from the output events of each request.
+
+**Per event**: the gaps between consecutive output events of a request (what
+``vllm bench serve`` calls ITL), one sample per gap whatever the event carried.
+
+**Per token**: an output event that brings ``k`` new tokens (known from the server's
+cumulative ``usage.completion_tokens`` carried per chunk) after a gap ``g`` since the
+previous token-bearing event yields ``k`` samples of ``g / k``, so the samples of a request
+sum to ``t_last_token_event - t_first_token_event``. Tokens that arrived with the first
+token (the ``k - 1`` extra tokens of the first token-bearing event) have no gap and yield no
+sample. When any output event of a request lacks a per-chunk count, the whole request falls
+back to one token per output event (``itl_tokens_source == "one_per_event"``, flagged); per
+token then equals per event for that request.
+
+Output events are :meth:`Timeline.output_mask`: OUTPUT events with text or new tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analyzers.timeline import (
+    FloatArray,
+    IntArray,
+    Timeline,
+    as_timeline,
+    first_last,
+    gaps,
+    int_column,
+    segment_max,
+    segment_sum,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from profiler.rundir.reader import RunData
+
+__all__ = [
+    "ITL_REQUEST_COLUMNS",
+    "TOKENS_CHUNK_USAGE",
+    "TOKENS_NONE",
+    "TOKENS_ONE_PER_EVENT",
+    "ITLSamples",
+    "itl_samples",
+]
+
+TOKENS_CHUNK_USAGE = "chunk_usage"  # per-event token counts from per-chunk server usage
+TOKENS_ONE_PER_EVENT = "one_per_event"  # no per-chunk usage: one token per output event
+TOKENS_NONE = "none"  # the request had no output event
+
+ITL_REQUEST_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "itl_tokens_source",
+    "first_event_tokens",
+    "itl_event_count",
+    "itl_event_mean_ns",
+    "itl_event_max_ns",
+    "itl_token_count",
+    "itl_token_mean_ns",
+    "itl_token_max_ns",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ITLSamples:
+    """Flat ITL samples of every request, with the request each sample belongs to.
+
+    ``per_request`` has one row per request (:data:`ITL_REQUEST_COLUMNS`): the source of its
+    token counts, tokens of its first token-bearing event (``-1`` if none), and count, mean
+    and max of its per-event and per-token samples (NaN where it has none).
+    """
+
+    per_event_ns: FloatArray
+    per_event_request_id: IntArray
+    per_token_ns: FloatArray
+    per_token_request_id: IntArray
+    per_request: pd.DataFrame
+
+
+def itl_samples(source: RunData | Timeline) -> ITLSamples:
+    import pandas as pd
+
+    tl = as_timeline(source)
+    n = tl.n_requests
+    rid = int_column(tl.requests, "request_id")
+    out = tl.output_mask()
+
+    ev = gaps(tl, out)
+    ev_count = np.bincount(ev.pos, minlength=n)
+    ev_vals = ev.gap_ns.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ev_mean = segment_sum(ev.gap_ns, ev.pos, n) / ev_count
+
+    # A request uses per-chunk counts only if every output event of it carries one.
+    n_out = np.bincount(tl.ev_pos[out], minlength=n)
+    n_unknown = np.bincount(tl.ev_pos[out & (tl.ev_new_tokens < 0)], minlength=n)
+    chunk_mode = (n_unknown == 0) & (n_out > 0)
+    source_col = np.where(n_out == 0, TOKENS_NONE,
+                          np.where(chunk_mode, TOKENS_CHUNK_USAGE, TOKENS_ONE_PER_EVENT))
+    k_all = np.where(chunk_mode[tl.ev_pos], tl.ev_new_tokens, 1)
+    token_events = out & (k_all > 0)
+
+    tok = gaps(tl, token_events)
+    k = k_all[tok.event_idx]
+    per_gap = tok.gap_ns / k
+    tok_count = np.bincount(tok.pos, weights=k, minlength=n).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tok_mean = segment_sum(tok.gap_ns, tok.pos, n) / tok_count
+    _, _, _, first_idx = first_last(tl, token_events)
+    first_tokens = np.where(first_idx >= 0, k_all[np.maximum(first_idx, 0)], -1)
+
+    per_request = pd.DataFrame({
+        "request_id": rid,
+        "itl_tokens_source": source_col,
+        "first_event_tokens": first_tokens.astype(np.int64),
+        "itl_event_count": ev_count.astype(np.int64),
+        "itl_event_mean_ns": ev_mean,
+        "itl_event_max_ns": segment_max(ev_vals, ev.pos, n),
+        "itl_token_count": tok_count,
+        "itl_token_mean_ns": tok_mean,
+        "itl_token_max_ns": segment_max(per_gap, tok.pos, n),
+    })
+    return ITLSamples(
+        per_event_ns=ev_vals,
+        per_event_request_id=rid[ev.pos],
+        per_token_ns=np.repeat(per_gap, k),
+        per_token_request_id=np.repeat(rid[tok.pos], k),
+        per_request=per_request,
+    )
