@@ -151,7 +151,8 @@ class LengthDist:
             return cls.uniform(int(nums[0]), int(nums[1]))
         lo = int(nums[2]) if len(nums) > 2 else 1
         hi = int(nums[3]) if len(nums) > 3 else None
-        return cls(kind, nums[0], nums[1], min=lo, max=hi)
+        shaped: LengthKind = "normal" if kind == "normal" else "lognormal"
+        return cls(shaped, nums[0], nums[1], min=lo, max=hi)
 
     def to_text(self) -> str:
         """The :meth:`parse` form of this distribution."""

@@ -70,8 +70,8 @@ class HFTokenizer:
 
     def sampling_ids(self) -> IdArray:
         """Vocabulary ids minus added/special tokens, minus tokens that alone decode to
-        nothing, whitespace or broken UTF-8, preferring those that re-encode to themselves (so
-        random prompts round-trip in few iterations). Computed once."""
+        nothing, whitespace, broken UTF-8 or control characters; preferring those that
+        re-encode to themselves (so random prompts round-trip in few rounds). Computed once."""
         if self._pool is None:
             self._pool = self._build_pool()
         return self._pool
@@ -80,16 +80,22 @@ class HFTokenizer:
         added = set(self._tok.get_added_tokens_decoder())
         ids = sorted(set(self._tok.get_vocab(with_added_tokens=False).values()) - added)
         texts = self._tok.decode_batch([[i] for i in ids], skip_special_tokens=True)
-        ok = [
-            (i, t) for i, t in zip(ids, texts, strict=True)
-            if t and not t.isspace() and "\ufffd" not in t
-        ]
+        ok = [(i, t) for i, t in zip(ids, texts, strict=True) if _plain(t)]
         if not ok:
             raise WorkloadError(f"tokenizer {self._name}: no ordinary tokens to build prompts from")
         encoded = self._tok.encode_batch_fast([t for _, t in ok], add_special_tokens=False)
         stable = [i for (i, _), e in zip(ok, encoded, strict=True) if e.ids == [i]]
         chosen = stable if len(stable) >= min(64, len(ok)) else [i for i, _ in ok]
         return np.asarray(chosen, dtype=np.int64)
+
+
+def _plain(text: str) -> bool:
+    """Text worth putting in a prompt: not empty or blank, no broken UTF-8, no control
+    characters other than newline and tab."""
+    return (
+        bool(text) and not text.isspace() and "\ufffd" not in text
+        and all(c.isprintable() or c in "\n\t" for c in text)
+    )
 
 
 class WordsTokenizer:
