@@ -1,0 +1,226 @@
+"""Peer tools' metric definitions, computed from the same raw timeline as ours.
+
+Each :class:`Definition` turns a run's timeline into the samples a peer tool would report
+under its own names (``vllm``: ``vllm bench serve``; ``aiperf``: NVIDIA AIPerf 0.13;
+``guidellm``: GuideLLM 0.8; ``servescope``: ours). Only successful measured requests count,
+as in every peer. Output token counts are the server's (``usage``), falling back like ours
+(docs/metrics.md, "Peer definitions" has the cross-walk and every caveat).
+
+Look a definition up by name with :func:`get_definition`; :data:`DEFINITIONS` is the
+registry (one line per definition; add a new one there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analyzers.itl import itl_samples
+from analyzers.request_metrics import OUTPUT_EVENTS, request_metrics
+from analyzers.stats import Stats, describe
+from analyzers.timeline import (
+    FINISH,
+    OUTPUT,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Timeline,
+    as_timeline,
+    first_last,
+    gaps,
+    int_column,
+    interval_ns,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from profiler.rundir.reader import RunData
+
+__all__ = [
+    "DEFINITIONS",
+    "Definition",
+    "UnknownDefinitionError",
+    "definition_samples",
+    "definition_table",
+    "get_definition",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """What every definition reads: the timeline, our per-request metrics, the selection."""
+
+    tl: Timeline
+    metrics: pd.DataFrame
+    selected: BoolArray  # per request row: successful, measured (and in the step asked)
+
+    def col(self, name: str) -> IntArray:
+        return np.asarray(self.metrics[name].to_numpy(), dtype=np.int64)
+
+    def per_request(self, values: FloatArray) -> FloatArray:
+        return values[self.selected]
+
+
+Compute = Callable[[_Input], dict[str, FloatArray]]
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A tool's definitions: ``metrics`` maps each metric name (ns) to how it is computed."""
+
+    name: str
+    tool: str
+    metrics: Mapping[str, str]
+    compute: Compute
+
+
+class UnknownDefinitionError(ValueError):
+    """A definition name not in the registry; the message lists the valid names."""
+
+
+def _ratio(num: FloatArray, den: IntArray, valid: BoolArray) -> FloatArray:
+    out = np.full(num.shape, np.nan)
+    out[valid] = num[valid] / den[valid]
+    return out
+
+
+def _servescope(x: _Input) -> dict[str, FloatArray]:
+    m, sel = x.metrics, x.selected
+    itl = itl_samples(x.tl)
+    ids = x.col("request_id")[sel]
+    return {
+        "ttft_ns": m["ttft_ns"].to_numpy()[sel],
+        "itl_per_token_ns": itl.per_token_ns[np.isin(itl.per_token_request_id, ids)],
+        "itl_per_event_ns": itl.per_event_ns[np.isin(itl.per_event_request_id, ids)],
+        "tpot_ns": m["tpot_ns"].to_numpy()[sel],
+        "e2e_ns": m["e2e_ns"].to_numpy()[sel],
+        "e2e_done_ns": m["e2e_done_ns"].to_numpy()[sel],
+    }
+
+
+def _vllm(x: _Input) -> dict[str, FloatArray]:
+    # An output chunk: any OUTPUT event (empty text included) or finish chunk; not the
+    # chat role chunk, the usage chunk or [DONE].
+    chunks = x.tl.kind_mask(OUTPUT, FINISH)
+    first, last, _, _ = first_last(x.tl, chunks)
+    send, n = x.col("t_send_ns"), x.col("output_tokens")
+    g = gaps(x.tl, chunks)
+    return {
+        "ttft_ns": x.per_request(interval_ns(first, send)),
+        "tpot_ns": x.per_request(_ratio(interval_ns(last, first), n - 1, n > 1)),
+        "itl_ns": g.gap_ns[x.selected[g.pos]].astype(np.float64),
+        "e2el_ns": x.per_request(interval_ns(last, send)),
+    }
+
+
+def _content(tl: Timeline) -> BoolArray:
+    """A content response: an OUTPUT event with text (chars > 0)."""
+    mask: BoolArray = (tl.ev_kind == OUTPUT) & (tl.ev_chars > 0)
+    return mask
+
+
+def _aiperf(x: _Input) -> dict[str, FloatArray]:
+    tl = x.tl
+    content = _content(tl)
+    first, last, _, first_idx = first_last(tl, content)
+    send, osl = x.col("t_send_ns"), x.col("output_tokens")
+    # Tokens received up to and including the first content response, from per-chunk
+    # usage; unknown (-1) falls back to one, as AIPerf does without --per-chunk-usage.
+    fct = np.where(first_idx >= 0, tl.ev_tokens_cum[np.maximum(first_idx, 0)], -1)
+    decode = np.where(fct > 0, osl - fct, osl - 1)
+    decode = np.where(decode < 1, osl - 1, decode)  # inconsistent count: AIPerf's fallback
+    g = gaps(tl, content)
+    return {
+        "time_to_first_token_ns": x.per_request(interval_ns(first, send)),
+        "inter_token_latency_ns": x.per_request(
+            _ratio(interval_ns(last, first), decode, (osl >= 2) & (decode >= 1))),
+        "inter_chunk_latency_ns": g.gap_ns[x.selected[g.pos]].astype(np.float64),
+        "request_latency_ns": x.per_request(interval_ns(last, send)),
+    }
+
+
+def _guidellm(x: _Input) -> dict[str, FloatArray]:
+    tl = x.tl
+    first, last, iterations, _ = first_last(tl, _content(tl))
+    send = x.col("t_send_ns")
+    # Without server usage GuideLLM counts one token per content iteration.
+    n = np.where(x.metrics["output_tokens_source"].to_numpy() == OUTPUT_EVENTS, iterations,
+                 x.col("output_tokens"))
+    end = int_column(tl.requests, "t_end_ns")
+    return {
+        "time_to_first_token_ns": x.per_request(interval_ns(first, send)),
+        "inter_token_latency_ns": x.per_request(_ratio(interval_ns(last, first), n - 1, n > 1)),
+        "time_per_output_token_ns": x.per_request(_ratio(interval_ns(last, send), n, n > 0)),
+        "request_latency_ns": x.per_request(interval_ns(end, send)),
+    }
+
+
+_SERVESCOPE = Definition("servescope", "servescope", MappingProxyType({
+    "ttft_ns": "first output event (text or new tokens) - send",
+    "itl_per_token_ns": "gap to the previous token-bearing output event / its new tokens, "
+                        "one sample per token; first-event extra tokens have none",
+    "itl_per_event_ns": "gaps between consecutive output events",
+    "tpot_ns": "(e2e - ttft) / (output_tokens - 1), output_tokens > 1",
+    "e2e_ns": "last output event - send",
+    "e2e_done_ns": "[DONE] - send",
+}), _servescope)
+_VLLM = Definition("vllm", "vllm bench serve", MappingProxyType({
+    "ttft_ns": "first output chunk (empty text and finish chunks count, role chunk not) - send",
+    "tpot_ns": "(e2el - ttft) / (output_tokens - 1), output_tokens > 1",
+    "itl_ns": "gaps between consecutive output chunks, one per chunk",
+    "e2el_ns": "last output chunk - send",
+}), _vllm)
+_AIPERF = Definition("aiperf", "AIPerf", MappingProxyType({
+    "time_to_first_token_ns": "first content response (text) - send",
+    "inter_token_latency_ns": "(request_latency - ttft) / (OSL - first_chunk_tokens); "
+                              "first_chunk_tokens from per-chunk usage, else 1",
+    "inter_chunk_latency_ns": "gaps between consecutive content responses",
+    "request_latency_ns": "last content response - send",
+}), _aiperf)
+_GUIDELLM = Definition("guidellm", "GuideLLM", MappingProxyType({
+    "time_to_first_token_ns": "first token iteration (text) - start",
+    "inter_token_latency_ns": "(last_token - first_token) / (N - 1), N > 1",
+    "time_per_output_token_ns": "(last_token - start) / N, TTFT included",
+    "request_latency_ns": "end of the stream - start",
+}), _guidellm)
+
+DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
+    {d.name: d for d in (_SERVESCOPE, _VLLM, _AIPERF, _GUIDELLM)})
+
+
+def get_definition(name: str) -> Definition:
+    try:
+        return DEFINITIONS[name.strip().lower()]
+    except KeyError:
+        raise UnknownDefinitionError(
+            f"unknown metric definition {name!r}; choose one of: "
+            f"{', '.join(sorted(DEFINITIONS))}") from None
+
+
+def definition_samples(run: RunData | Timeline, name: str, *,
+                       step: int | None = None) -> dict[str, FloatArray]:
+    """Samples (ns) of every metric of definition ``name``, NaN where not defined.
+
+    Per-request metrics have one value per successful measured request (in request-table
+    order); pooled ones (``itl_ns``, ``inter_chunk_latency_ns``, ``itl_per_*``) one per gap.
+    ``step`` restricts to one sweep step.
+    """
+    definition = get_definition(name)
+    tl = as_timeline(run)
+    metrics = request_metrics(tl)
+    selected = ((metrics["outcome"].to_numpy() == "success")
+                & (metrics["phase"].to_numpy() == "measure"))
+    if step is not None:
+        selected &= metrics["step"].to_numpy() == step
+    return definition.compute(_Input(tl, metrics, np.asarray(selected, dtype=np.bool_)))
+
+
+def definition_table(run: RunData | Timeline, name: str, *,
+                     step: int | None = None) -> dict[str, Stats]:
+    """:func:`describe` of every metric of definition ``name``, keyed by the tool's names."""
+    return {k: describe(v) for k, v in definition_samples(run, name, step=step).items()}
