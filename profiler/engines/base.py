@@ -1,0 +1,105 @@
+"""What servescope knows about one serving engine, as data behind a small Protocol.
+
+An adapter recognizes the engine from its serving command, says where it listens and how it
+signals readiness, where its metrics are and in which format, and maps the engine's own
+metric names to servescope's canonical signals. Adapters hold no state and do no I/O, so
+analyzers can use them offline on a copied run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "EngineAdapter",
+    "Histogram",
+    "MetricsFormat",
+    "Signal",
+    "SignalSpec",
+]
+
+MetricsFormat = Literal["prometheus", "trtllm_json", "none"]
+
+
+class Signal(StrEnum):
+    """Canonical engine signals; the unit is in the name."""
+
+    KV_CACHE_USAGE_FRAC = "kv_cache_usage_frac"  # gauge, 0..1
+    REQUESTS_RUNNING = "requests_running"  # gauge
+    REQUESTS_WAITING = "requests_waiting"  # gauge
+    PREEMPTIONS_TOTAL = "preemptions_total"  # counter (SGLang: retractions)
+    PREFIX_CACHE_QUERIES_TOTAL = "prefix_cache_queries_total"  # counter (tokens or blocks)
+    PREFIX_CACHE_HITS_TOTAL = "prefix_cache_hits_total"  # counter, same unit as queries
+    PROMPT_TOKENS_TOTAL = "prompt_tokens_total"  # counter
+    GENERATION_TOKENS_TOTAL = "generation_tokens_total"  # counter
+    REQUESTS_FINISHED_TOTAL = "requests_finished_total"  # counter
+    MAX_RUNNING_REQUESTS = "max_running_requests"  # gauge/config: the batch cap
+
+
+class Histogram(StrEnum):
+    """Canonical server-side latency histograms (seconds, Prometheus cumulative buckets)."""
+
+    TTFT_S = "server_ttft_s"
+    ITL_S = "server_itl_s"
+    TPOT_S = "server_tpot_s"
+    E2E_S = "server_e2e_s"
+    QUEUE_S = "server_queue_s"
+    PREFILL_S = "server_prefill_s"
+    DECODE_S = "server_decode_s"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """Where a canonical signal comes from: the first of ``families`` present in a scrape
+    (newest name first, renamed older ones after), optionally restricted to samples whose
+    labels include ``labels``, multiplied by ``scale``. Several matching series (e.g. one per
+    engine/DP rank) are summed for counters and running/waiting gauges, and averaged for
+    fractions (``aggregate``)."""
+
+    families: tuple[str, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    scale: float = 1.0
+    aggregate: Literal["sum", "mean", "max"] = "sum"
+
+
+@runtime_checkable
+class EngineAdapter(Protocol):
+    """One engine. Implementations are frozen dataclasses registered in
+    :mod:`profiler.engines.registry`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_port(self) -> int: ...
+
+    def matches(self, argv: Sequence[str]) -> bool:
+        """True when ``argv`` (the serving command, no shell) starts this engine."""
+        ...
+
+    def address(self, argv: Sequence[str]) -> tuple[str, int]:
+        """(host, port) the command will listen on, from its own flags or the engine's
+        defaults. A wildcard host (0.0.0.0, ::) is returned as 127.0.0.1 for connecting."""
+        ...
+
+    @property
+    def readiness_paths(self) -> Sequence[str]:
+        """GET paths that all answer 200 once the engine can serve requests."""
+        ...
+
+    @property
+    def metrics_path(self) -> str | None: ...
+
+    @property
+    def metrics_format(self) -> MetricsFormat: ...
+
+    @property
+    def signals(self) -> Mapping[Signal, SignalSpec]: ...
+
+    @property
+    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
+        """Canonical histogram → candidate family base names (without ``_bucket``)."""
+        ...
