@@ -169,6 +169,11 @@ class RefSchedule:
         _check_int("fault_after", self.fault_after, 0)
         _check_int("eos_after", self.eos_after, 1, optional=True)
         _check_int("prompt_tokens", self.prompt_tokens, 0, optional=True)
+        if self.role_delay_ms is not None and self.role_delay_ms > self.ttft_ms:
+            raise ValueError(
+                f"RefSchedule.role_delay_ms ({self.role_delay_ms}) must not exceed "
+                f"ttft_ms ({self.ttft_ms}): the role chunk precedes the first token"
+            )
         faults = parse_faults(self.fault)
         if "split_writes" in faults and (self.events_per_write > 1 or "coalesce" in faults):
             raise ValueError("fault split_writes needs events_per_write = 1 and no coalesce")
@@ -208,9 +213,7 @@ class RefSchedule:
         """The fields as a JSON-ready dict."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def output_plan(
-        self, max_tokens: int | None, *, ignore_eos: bool = False
-    ) -> tuple[int, str]:
+    def output_plan(self, max_tokens: int | None, *, ignore_eos: bool = False) -> tuple[int, str]:
         """Tokens to generate for a request and the finish_reason that ends them."""
         limit = self.output_tokens if max_tokens is None else min(max_tokens, self.output_tokens)
         if self.eos_after is not None and not ignore_eos and self.eos_after <= limit:
@@ -219,7 +222,9 @@ class RefSchedule:
 
     def event_tokens(self, total: int) -> list[int]:
         """Tokens carried by each content event for ``total`` tokens."""
-        first = self.tokens_per_event if self.first_event_tokens is None else self.first_event_tokens
+        first = (
+            self.tokens_per_event if self.first_event_tokens is None else self.first_event_tokens
+        )
         sizes = [min(first, total)]
         left = total - sizes[0]
         step = self.tokens_per_event

@@ -10,7 +10,7 @@ the planned deadline of the same event is kept beside it in ``t_sched_ns``.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -54,6 +54,16 @@ class TruthRecord:
     chars: list[int] = field(default_factory=list)
     pieces: list[list[int]] = field(default_factory=list)
 
+    def add_event(
+        self, kind: str, t_ns: int, t_sched_ns: int, *, tokens: int = 0, chars: int = 0
+    ) -> None:
+        """Append one event's columns."""
+        self.t_event_ns.append(t_ns)
+        self.t_sched_ns.append(t_sched_ns)
+        self.kinds.append(kind)
+        self.tokens.append(tokens)
+        self.chars.append(chars)
+
 
 class TruthStore:
     """The newest ``capacity`` records, in arrival order (oldest dropped first)."""
@@ -86,4 +96,4 @@ class TruthStore:
 
     def to_json(self, request_id: str | None = None) -> bytes:
         """The records as a JSON list."""
-        return orjson.dumps([asdict(r) for r in self.records(request_id)])
+        return orjson.dumps(self.records(request_id))

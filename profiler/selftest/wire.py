@@ -28,17 +28,17 @@ __all__ = [
 ]
 
 SYSTEM_FINGERPRINT = "servescope-refserver"
-_ASCII_TOKEN = " t%d"
+_ASCII_PIECE = " t%d"
 # vLLM-like detokenizer output: multi-byte characters, a token that decodes to nothing yet
 # (""), and U+FFFD where a token ends inside a character.
-_UTF8_TOKENS = (" é%d", "中", "", "\ufffd%d", "🙂", " ü%d")
+_UTF8_PIECES = (" é%d", "中", "", "\ufffd%d", "🙂", " ü%d")
 
 
 def token_text(index: int, utf8: bool) -> str:
     """The deterministic text of token ``index`` (0-based within the response)."""
     if not utf8:
-        return _ASCII_TOKEN % index
-    pattern = _UTF8_TOKENS[index % len(_UTF8_TOKENS)]
+        return _ASCII_PIECE % index
+    pattern = _UTF8_PIECES[index % len(_UTF8_PIECES)]
     return pattern % index if "%d" in pattern else pattern
 
 
@@ -129,8 +129,7 @@ class ChunkEncoder:
         else:
             self._content_head = self._head + b'[{"index":0,"text":'
             self._mid = (
-                b',"logprobs":null,"finish_reason":%b,'
-                b'"prompt_token_ids":null,"token_ids":null}]'
+                b',"logprobs":null,"finish_reason":%b,"prompt_token_ids":null,"token_ids":null}]'
             )
         self._end = b"}" + framing.json_end
 
@@ -153,7 +152,7 @@ class ChunkEncoder:
         else:
             mid = self._mid % (b'"%b","stop_reason":null' % finish_reason.encode())
         if self._continuous:
-            return b"%b%b%b,\"usage\":%b%b" % (
+            return b'%b%b%b,"usage":%b%b' % (
                 self._content_head,
                 orjson.dumps(text),
                 mid,

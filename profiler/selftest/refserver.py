@@ -1,0 +1,449 @@
+"""The loopback reference server: OpenAI-compatible streaming on an exact schedule.
+
+Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream`` true or
+false), ``GET /v1/models``, ``GET /health``, ``GET /_truth`` (JSON list of
+:class:`~profiler.selftest.truth.TruthRecord`; ``?request_id=`` filters),
+``POST /_truth/reset``. A request body may carry ``"servescope_ref": {...}`` with any
+:class:`~profiler.selftest.schedule.RefSchedule` field to override the server default for
+that request. Responses follow vLLM's bytes (see :mod:`profiler.selftest.wire`); the
+schedule and the faults are described in :mod:`profiler.selftest.schedule`.
+
+Accuracy (measured on the 2-core dev VM, server in its own process under uvloop, client in
+another, default 1.5 ms spin; ``tests/selftest/test_timing.py`` re-measures it):
+the first content event is written 10-30 µs after its deadline at the median, under
+~100 µs at p99; inter-event deadlines hold to the same few tens of µs because deadlines
+are absolute. With ``spin_ns=0`` (no busy-wait) events are ~0.1-1.1 ms late instead.
+The truth reports what was done, so any lateness shows in ``t_event_ns - t_sched_ns``.
+
+Cost: per event one small bytes build from pre-encoded pieces and one socket write (a
+batch of ``events_per_write`` events shares one write); ``record_truth=False`` (the CLI's
+``--no-truth``) drops the per-event bookkeeping for ceiling runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import orjson
+from aiohttp import web
+
+from profiler.selftest.request import RequestError, StreamRequest, parse_request
+from profiler.selftest.schedule import RefSchedule
+from profiler.selftest.timing import DEFAULT_SPIN_NS, DeadlineSleeper
+from profiler.selftest.truth import DEFAULT_TRUTH_CAPACITY, TruthRecord, TruthStore
+from profiler.selftest.wire import (
+    ChunkEncoder,
+    error_body,
+    event_text,
+    framing_for,
+    nonstream_body,
+    split_points,
+)
+
+__all__ = ["DEFAULT_MODEL", "URL_PREFIX", "RefServer", "make_app", "refserver_key"]
+
+DEFAULT_MODEL = "ref"
+URL_PREFIX = "REFSERVER_URL="  # serve.py prints it before the URL; process.py looks for it
+_now_ns = time.monotonic_ns
+_HTTP_FAULTS = {"http_500": 500, "http_429": 429, "http_400": 400}
+_STALL_POLL_S = 0.02
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
+
+
+class _Event(NamedTuple):
+    kind: str  # "role", "output", "usage", "done", or "fault" (a fault fires here)
+    data: bytes
+    tokens: int
+    chars: int
+    t_sched_ns: int
+
+
+@dataclass(slots=True)
+class _Call:
+    """One request in flight."""
+
+    request: web.Request
+    req: StreamRequest
+    rec: TruthRecord | None
+    response_id: str
+    model: str
+    t_recv_ns: int
+    header_id: str | None
+
+
+class RefServer:
+    """State shared by the handlers: default schedule, truth, sleeper, counters."""
+
+    def __init__(
+        self,
+        default: RefSchedule,
+        *,
+        model: str = DEFAULT_MODEL,
+        record_truth: bool = True,
+        truth_capacity: int = DEFAULT_TRUTH_CAPACITY,
+        spin_ns: int = DEFAULT_SPIN_NS,
+    ) -> None:
+        self.default = default
+        self.model = model
+        self.truth: TruthStore | None = TruthStore(truth_capacity) if record_truth else None
+        self.sleeper = DeadlineSleeper(spin_ns)
+        self._ids = itertools.count(1)
+        self.created = int(time.time())
+
+    # ---- plumbing endpoints -------------------------------------------------------------
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def models(self, _request: web.Request) -> web.Response:
+        card = {"id": self.model, "object": "model", "created": self.created}
+        card |= {"owned_by": "servescope", "root": self.model, "parent": None}
+        card |= {"max_model_len": 1 << 20, "permission": []}
+        body = orjson.dumps({"object": "list", "data": [card]})
+        return web.Response(body=body, content_type="application/json")
+
+    async def get_truth(self, request: web.Request) -> web.Response:
+        if self.truth is None:
+            msg = "truth recording is disabled on this server (--no-truth)"
+            return _json_error(404, msg)
+        body = self.truth.to_json(request.query.get("request_id"))
+        headers = {"x-truth-dropped": str(self.truth.dropped)}
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    async def reset_truth(self, _request: web.Request) -> web.Response:
+        cleared = 0
+        if self.truth is not None:
+            cleared = len(self.truth)
+            self.truth.clear()
+        return web.Response(
+            body=orjson.dumps({"cleared": cleared}), content_type="application/json"
+        )
+
+    # ---- completions --------------------------------------------------------------------
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "completions")
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "chat")
+
+    async def _handle(self, request: web.Request, endpoint: str) -> web.StreamResponse:
+        t_recv = _now_ns()
+        serial = next(self._ids)
+        header_id = request.headers.get("x-request-id")
+        request_id = header_id or f"ref-{serial}"
+        try:
+            req = parse_request(await request.read(), endpoint, self.default)
+        except RequestError as exc:
+            if self.truth is not None:
+                record = TruthRecord(request_id, endpoint, False, t_recv, {}, status=400)
+                record.t_headers_ns = record.t_done_ns = _now_ns()
+                record.ended = "rejected"
+                self.truth.add(record)
+            return _json_error(400, str(exc))
+        sched = req.schedule
+        rec: TruthRecord | None = None
+        if self.truth is not None:
+            rec = TruthRecord(request_id, endpoint, req.stream, t_recv, sched.as_dict())
+            rec.fault = sched.fault
+            rec.max_tokens = -1 if req.max_tokens is None else req.max_tokens
+            rec.prompt_tokens = req.prompt_tokens
+            rec.output_tokens = req.output_tokens
+            rec.finish_reason = req.finish_reason
+            rec.include_usage = req.include_usage
+            rec.continuous_usage = req.continuous_usage
+            self.truth.add(rec)
+        prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
+        call = _Call(
+            request, req, rec, f"{prefix}{serial:016x}", req.model or self.model, t_recv, header_id
+        )
+        try:
+            status = _HTTP_FAULTS.get(sched.terminal_fault or "")
+            if status is not None:
+                return await self._http_fault(request, rec, status)
+            if not req.stream:
+                return await self._nonstream(call)
+            return await self._stream(call)
+        except ConnectionError:
+            if rec is not None:
+                rec.ended = "client_gone"
+            raise
+        finally:
+            if rec is not None:
+                if rec.t_done_ns < 0:
+                    rec.t_done_ns = _now_ns()
+                if not rec.ended:
+                    rec.ended = "client_gone"
+
+    async def _http_fault(
+        self, request: web.Request, rec: TruthRecord | None, status: int
+    ) -> web.StreamResponse:
+        msg = f"refserver injected fault: http_{status}"
+        resp = web.Response(status=status, body=error_body(msg, status))
+        resp.content_type = "application/json"
+        if rec is not None:
+            rec.status = status
+            rec.t_headers_ns = _now_ns()
+            rec.ended = "fault"
+        await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+
+    # ---- non-streamed -------------------------------------------------------------------
+
+    async def _nonstream(self, call: _Call) -> web.StreamResponse:
+        request, req, rec, t_recv = call.request, call.req, call.rec, call.t_recv_ns
+        sched = req.schedule
+        n_events = len(sched.event_tokens(req.output_tokens))
+        first_ns = t_recv + round(sched.ttft_ms * 1e6)
+        itl_ns = round(sched.itl_ms * 1e6)
+        fault = sched.terminal_fault
+        if fault is not None:
+            await self.sleeper.sleep_until(first_ns + min(sched.fault_after, n_events - 1) * itl_ns)
+            if fault == "stall":
+                await _wait_for_disconnect(request)
+                return web.Response(status=204)  # never seen: the client has gone
+            if fault == "reset":
+                _abort_with_rst(request)
+                if rec is not None:
+                    rec.ended = "fault"
+                return web.Response(status=204)
+            if fault.startswith("error_event"):
+                return await self._http_fault(request, rec, 500)
+        t_done_sched = first_ns + (n_events - 1) * itl_ns
+        await self.sleeper.sleep_until(t_done_sched)
+        utf8 = bool(sched.faults & {"partial_utf8", "split_writes"})
+        text = event_text(0, req.output_tokens, utf8)
+        usage_tokens = None if "no_usage" in sched.faults else req.output_tokens
+        body = nonstream_body(
+            endpoint=req.endpoint,
+            response_id=call.response_id,
+            created=int(time.time()),
+            model=call.model,
+            text=text,
+            finish_reason=req.finish_reason,
+            prompt_tokens=req.prompt_tokens,
+            completion_tokens=usage_tokens,
+        )
+        resp = web.Response(body=body, content_type="application/json")
+        t = _now_ns()
+        if rec is not None:
+            rec.status = 200
+            rec.t_headers_ns = t
+            rec.add_event("output", t, t_done_sched, tokens=req.output_tokens, chars=len(text))
+        if fault == "truncate":
+            resp.content_length = len(body)
+            await resp.prepare(request)
+            await resp.write(body[: len(body) // 2])
+            if request.transport is not None:
+                request.transport.close()
+            if rec is not None:
+                rec.ended = "fault"
+            return resp
+        await resp.prepare(request)
+        await resp.write_eof()
+        if rec is not None:
+            rec.ended = "complete"
+        return resp
+
+    # ---- streamed -----------------------------------------------------------------------
+
+    def _events(self, req: StreamRequest, enc: ChunkEncoder, t_recv: int) -> Iterator[_Event]:
+        """The planned events in order, ending early with a "fault" pseudo-event."""
+        sched = req.schedule
+        first_ns = t_recv + round(sched.ttft_ms * 1e6)
+        itl_ns = round(sched.itl_ms * 1e6)
+        fault = sched.terminal_fault
+        fault_at = sched.fault_after if fault is not None else -1
+        utf8 = bool(sched.faults & {"partial_utf8", "split_writes"})
+        sizes = sched.event_tokens(req.output_tokens)
+        last = len(sizes) - 1
+        if enc.chat:
+            role_ns = first_ns
+            if sched.role_delay_ms is not None:
+                role_ns = t_recv + round(sched.role_delay_ms * 1e6)
+            yield _Event("role", enc.role(), 0, 0, role_ns)
+        t = first_ns
+        tok = 0
+        for k, size in enumerate(sizes):
+            t = first_ns + k * itl_ns
+            if k == fault_at:
+                yield _Event("fault", b"", 0, 0, t)
+                return
+            text = event_text(tok, size, utf8)
+            tok += size
+            finish = req.finish_reason if k == last else None
+            yield _Event("output", enc.content(text, tok, finish), size, len(text), t)
+        if fault is not None:
+            yield _Event("fault", b"", 0, 0, t)
+            return
+        if req.include_usage and "no_usage" not in sched.faults:
+            yield _Event("usage", enc.usage(tok), 0, 0, t)
+        yield _Event("done", enc.done(), 0, 0, t)
+
+    async def _stream(self, call: _Call) -> web.StreamResponse:
+        request, req, rec = call.request, call.req, call.rec
+        sched = req.schedule
+        faults = sched.faults
+        framing = framing_for(faults)
+        enc = ChunkEncoder(
+            endpoint=req.endpoint,
+            response_id=call.response_id,
+            created=int(time.time()),
+            model=call.model,
+            prompt_tokens=req.prompt_tokens,
+            continuous_usage=req.continuous_usage and "no_usage" not in faults,
+            framing=framing,
+        )
+        resp = web.StreamResponse(status=200, headers=_SSE_HEADERS)
+        if call.header_id:
+            resp.headers["x-request-id"] = call.header_id
+        await resp.prepare(request)
+        if rec is not None:
+            rec.status = 200
+            rec.t_headers_ns = _now_ns()
+        if framing.after_headers:
+            await resp.write(framing.after_headers)
+        split_gap_ns = round(sched.split_gap_ms * 1e6) if "split_writes" in faults else -1
+        per_write = sched.effective_events_per_write
+        batch: list[_Event] = []
+        for ev in self._events(req, enc, call.t_recv_ns):
+            if ev.kind == "fault":
+                if batch:
+                    await self._flush(resp, batch, rec, split_gap_ns)
+                await self.sleeper.sleep_until(ev.t_sched_ns)
+                await self._fire(call, resp, enc, ev.t_sched_ns)
+                return resp
+            batch.append(ev)
+            if len(batch) >= per_write:
+                await self._flush(resp, batch, rec, split_gap_ns)
+                batch = []
+        if batch:
+            await self._flush(resp, batch, rec, split_gap_ns)
+        await resp.write_eof()
+        if rec is not None:
+            rec.t_done_ns = _now_ns()
+            rec.ended = "complete"
+        return resp
+
+    async def _flush(
+        self,
+        resp: web.StreamResponse,
+        batch: list[_Event],
+        rec: TruthRecord | None,
+        split_gap_ns: int,
+    ) -> None:
+        """Write ``batch`` in one write at the deadline of its last event."""
+        await self.sleeper.sleep_until(batch[-1].t_sched_ns)
+        t = _now_ns()
+        data = batch[0].data if len(batch) == 1 else b"".join(ev.data for ev in batch)
+        if rec is not None:
+            for ev in batch:
+                rec.add_event(ev.kind, t, ev.t_sched_ns, tokens=ev.tokens, chars=ev.chars)
+        if split_gap_ns < 0:
+            await resp.write(data)
+            return
+        start = 0
+        pieces: list[int] = []
+        for cut in [*split_points(data), len(data)]:
+            if pieces:
+                await self.sleeper.sleep_until(_now_ns() + split_gap_ns)
+            await resp.write(data[start:cut])
+            pieces.append(cut - start)
+            start = cut
+        if rec is not None:
+            rec.pieces.append(pieces)
+
+    async def _fire(
+        self, call: _Call, resp: web.StreamResponse, enc: ChunkEncoder, t_sched: int
+    ) -> None:
+        """The terminal fault of a stream, at its deadline."""
+        request, rec = call.request, call.rec
+        fault = call.req.schedule.terminal_fault
+        if rec is not None:
+            rec.ended = "fault"
+        if fault in ("error_event", "error_event_done"):
+            t = _now_ns()
+            data = enc.error("refserver injected fault: error_event", 500)
+            if rec is not None:
+                rec.add_event("error", t, t_sched)
+            if fault == "error_event_done":
+                if rec is not None:
+                    rec.add_event("done", t, t_sched)
+                data += enc.done()
+            await resp.write(data)
+            await resp.write_eof()
+        elif fault == "truncate":
+            await resp.write_eof()
+        elif fault == "reset":
+            _abort_with_rst(request)
+        elif fault == "stall":
+            await _wait_for_disconnect(request)
+        if rec is not None:
+            rec.t_done_ns = _now_ns()
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, body=error_body(message, status), content_type="application/json"
+    )
+
+
+def _abort_with_rst(request: web.Request) -> None:
+    """Abort the connection so the peer gets a TCP RST, not an orderly FIN."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass  # the abort below still closes the connection, with a FIN
+    transport.abort()
+
+
+async def _wait_for_disconnect(request: web.Request) -> None:
+    """Hold the request until its client closes the connection."""
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(_STALL_POLL_S)
+
+
+refserver_key = web.AppKey("refserver", RefServer)
+
+
+def make_app(
+    default: RefSchedule | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    record_truth: bool = True,
+    truth_capacity: int = DEFAULT_TRUTH_CAPACITY,
+    spin_ns: int = DEFAULT_SPIN_NS,
+) -> web.Application:
+    """The reference server as an aiohttp application (``app[refserver_key]`` is its state)."""
+    server = RefServer(
+        default or RefSchedule(),
+        model=model,
+        record_truth=record_truth,
+        truth_capacity=truth_capacity,
+        spin_ns=spin_ns,
+    )
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[refserver_key] = server
+    app.router.add_post("/v1/completions", server.completions)
+    app.router.add_post("/v1/chat/completions", server.chat)
+    app.router.add_get("/v1/models", server.models)
+    app.router.add_get("/health", server.health)
+    app.router.add_get("/_truth", server.get_truth)
+    app.router.add_post("/_truth/reset", server.reset_truth)
+    return app
