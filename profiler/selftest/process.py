@@ -23,8 +23,8 @@ from typing import IO, Any
 
 import orjson
 
-from profiler.selftest.schedule import RefSchedule
 from profiler.selftest.refserver import URL_PREFIX
+from profiler.selftest.schedule import RefSchedule
 
 __all__ = ["RefServerError", "RefServerHandle", "schedule_args", "start_refserver"]
 
