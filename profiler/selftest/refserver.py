@@ -238,15 +238,16 @@ class RefServer:
             rec.status = 200
             rec.t_headers_ns = t
             rec.add_event("output", t, t_done_sched, tokens=req.output_tokens, chars=len(text))
-        if fault == "truncate":
-            resp.content_length = len(body)
-            await resp.prepare(request)
-            await resp.write(body[: len(body) // 2])
+        if fault == "truncate":  # promise the whole body, send half, close
+            partial = web.StreamResponse(headers={"Content-Type": "application/json"})
+            partial.content_length = len(body)
+            await partial.prepare(request)
+            await partial.write(body[: len(body) // 2])
             if request.transport is not None:
                 request.transport.close()
             if rec is not None:
                 rec.ended = "fault"
-            return resp
+            return partial
         await resp.prepare(request)
         await resp.write_eof()
         if rec is not None:
