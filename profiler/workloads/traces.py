@@ -143,6 +143,8 @@ def read_trace(path: str) -> tuple[str, list[TraceRow]]:
         raise WorkloadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     lines = text.splitlines()
     first = next((ln.strip() for ln in lines if ln.strip()), "")
+    if not first:
+        raise WorkloadError(f"{path}: no rows (empty file)")
     if first.startswith("{"):
         fmt = "mooncake"
         rows = [_mooncake_row(ln, i, path) for i, ln in enumerate(lines, 1) if ln.strip()]
