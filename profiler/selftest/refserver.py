@@ -96,6 +96,10 @@ class RefServer:
         self.sleeper = DeadlineSleeper(spin_ns)
         self._ids = itertools.count(1)
         self.created = int(time.time())
+        self.closing = asyncio.Event()  # set on shutdown: stalled requests let go
+
+    async def on_shutdown(self, _app: web.Application) -> None:
+        self.closing.set()
 
     # ---- plumbing endpoints -------------------------------------------------------------
 
@@ -196,6 +200,14 @@ class RefServer:
         await resp.write_eof()
         return resp
 
+    async def _wait_for_disconnect(self, request: web.Request) -> None:
+        """Hold the request until its client closes the connection or the server stops."""
+        while not self.closing.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(_STALL_POLL_S)
+
     # ---- non-streamed -------------------------------------------------------------------
 
     async def _nonstream(self, call: _Call) -> web.StreamResponse:
@@ -208,8 +220,8 @@ class RefServer:
         if fault is not None:
             await self.sleeper.sleep_until(first_ns + min(sched.fault_after, n_events - 1) * itl_ns)
             if fault == "stall":
-                await _wait_for_disconnect(request)
-                return web.Response(status=204)  # never seen: the client has gone
+                await self._wait_for_disconnect(request)
+                return web.Response(status=204)  # seen only if the server shuts down
             if fault == "reset":
                 _abort_with_rst(request)
                 if rec is not None:
@@ -386,7 +398,7 @@ class RefServer:
         elif fault == "reset":
             _abort_with_rst(request)
         elif fault == "stall":
-            await _wait_for_disconnect(request)
+            await self._wait_for_disconnect(request)
         if rec is not None:
             rec.t_done_ns = _now_ns()
 
@@ -411,15 +423,6 @@ def _abort_with_rst(request: web.Request) -> None:
     transport.abort()
 
 
-async def _wait_for_disconnect(request: web.Request) -> None:
-    """Hold the request until its client closes the connection."""
-    while True:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(_STALL_POLL_S)
-
-
 refserver_key = web.AppKey("refserver", RefServer)
 
 
@@ -441,6 +444,7 @@ def make_app(
     )
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[refserver_key] = server
+    app.on_shutdown.append(server.on_shutdown)
     app.router.add_post("/v1/completions", server.completions)
     app.router.add_post("/v1/chat/completions", server.chat)
     app.router.add_get("/v1/models", server.models)
