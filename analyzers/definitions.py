@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzers.itl import itl_samples
+from analyzers.itl import ITLSamples, itl_samples
 from analyzers.request_metrics import OUTPUT_EVENTS, request_metrics
 from analyzers.stats import Stats, describe
 from analyzers.timeline import (
@@ -28,10 +28,9 @@ from analyzers.timeline import (
     BoolArray,
     FloatArray,
     IntArray,
+    Selection,
     Timeline,
     as_timeline,
-    first_last,
-    gaps,
     int_column,
     interval_ns,
 )
@@ -56,6 +55,7 @@ class _Input:
     """What every definition reads: the timeline, our per-request metrics, the selection."""
 
     tl: Timeline
+    itl: ITLSamples
     metrics: pd.DataFrame
     selected: BoolArray  # per request row: successful, measured (and in the step asked)
 
@@ -64,6 +64,11 @@ class _Input:
 
     def per_request(self, values: FloatArray) -> FloatArray:
         return values[self.selected]
+
+    def gaps_of(self, events: Selection) -> FloatArray:
+        """Pooled gaps between consecutive ``events`` of the selected requests."""
+        gap, pos = events.gap_ns(), events.gap_pos()
+        return gap[self.selected[pos]].astype(np.float64)
 
 
 Compute = Callable[[_Input], dict[str, FloatArray]]
@@ -91,12 +96,10 @@ def _ratio(num: FloatArray, den: IntArray, valid: BoolArray) -> FloatArray:
 
 def _servescope(x: _Input) -> dict[str, FloatArray]:
     m, sel = x.metrics, x.selected
-    itl = itl_samples(x.tl)
-    ids = x.col("request_id")[sel]
     return {
         "ttft_ns": m["ttft_ns"].to_numpy()[sel],
-        "itl_per_token_ns": itl.per_token_ns[np.isin(itl.per_token_request_id, ids)],
-        "itl_per_event_ns": itl.per_event_ns[np.isin(itl.per_event_request_id, ids)],
+        "itl_per_token_ns": x.itl.per_token_of(sel),
+        "itl_per_event_ns": x.itl.per_event_of(sel),
         "tpot_ns": m["tpot_ns"].to_numpy()[sel],
         "e2e_ns": m["e2e_ns"].to_numpy()[sel],
         "e2e_done_ns": m["e2e_done_ns"].to_numpy()[sel],
@@ -106,14 +109,13 @@ def _servescope(x: _Input) -> dict[str, FloatArray]:
 def _vllm(x: _Input) -> dict[str, FloatArray]:
     # An output chunk: any OUTPUT event (empty text included) or finish chunk; not the
     # chat role chunk, the usage chunk or [DONE].
-    chunks = x.tl.kind_mask(OUTPUT, FINISH)
-    first, last, _, _ = first_last(x.tl, chunks)
+    chunks = x.tl.select(x.tl.kind_mask(OUTPUT, FINISH))
+    first, last = chunks.first(), chunks.last()
     send, n = x.col("t_send_ns"), x.col("output_tokens")
-    g = gaps(x.tl, chunks)
     return {
         "ttft_ns": x.per_request(interval_ns(first, send)),
         "tpot_ns": x.per_request(_ratio(interval_ns(last, first), n - 1, n > 1)),
-        "itl_ns": g.gap_ns[x.selected[g.pos]].astype(np.float64),
+        "itl_ns": x.gaps_of(chunks),
         "e2el_ns": x.per_request(interval_ns(last, send)),
     }
 
@@ -126,27 +128,27 @@ def _content(tl: Timeline) -> BoolArray:
 
 def _aiperf(x: _Input) -> dict[str, FloatArray]:
     tl = x.tl
-    content = _content(tl)
-    first, last, _, first_idx = first_last(tl, content)
+    content = tl.select(_content(tl))
+    first, last = content.first(), content.last()
     send, osl = x.col("t_send_ns"), x.col("output_tokens")
     # Tokens received up to and including the first content response, from per-chunk
     # usage; unknown (-1) falls back to one, as AIPerf does without --per-chunk-usage.
-    fct = np.where(first_idx >= 0, tl.ev_tokens_cum[np.maximum(first_idx, 0)], -1)
+    fct = content.first(content.values(tl.ev_tokens_cum))
     decode = np.where(fct > 0, osl - fct, osl - 1)
     decode = np.where(decode < 1, osl - 1, decode)  # inconsistent count: AIPerf's fallback
-    g = gaps(tl, content)
     return {
         "time_to_first_token_ns": x.per_request(interval_ns(first, send)),
         "inter_token_latency_ns": x.per_request(
             _ratio(interval_ns(last, first), decode, (osl >= 2) & (decode >= 1))),
-        "inter_chunk_latency_ns": g.gap_ns[x.selected[g.pos]].astype(np.float64),
+        "inter_chunk_latency_ns": x.gaps_of(content),
         "request_latency_ns": x.per_request(interval_ns(last, send)),
     }
 
 
 def _guidellm(x: _Input) -> dict[str, FloatArray]:
     tl = x.tl
-    first, last, iterations, _ = first_last(tl, _content(tl))
+    content = tl.select(_content(tl))
+    first, last, iterations = content.first(), content.last(), content.count()
     send = x.col("t_send_ns")
     # Without server usage GuideLLM counts one token per content iteration.
     n = np.where(x.metrics["output_tokens_source"].to_numpy() == OUTPUT_EVENTS, iterations,
@@ -212,12 +214,13 @@ def definition_samples(run: RunData | Timeline, name: str, *,
     """
     definition = get_definition(name)
     tl = as_timeline(run)
-    metrics = request_metrics(tl)
+    itl = itl_samples(tl)
+    metrics = request_metrics(tl, itl=itl)
     selected = ((metrics["outcome"].to_numpy() == "success")
                 & (metrics["phase"].to_numpy() == "measure"))
     if step is not None:
         selected &= metrics["step"].to_numpy() == step
-    return definition.compute(_Input(tl, metrics, np.asarray(selected, dtype=np.bool_)))
+    return definition.compute(_Input(tl, itl, metrics, np.asarray(selected, dtype=np.bool_)))
 
 
 def definition_table(run: RunData | Timeline, name: str, *,

@@ -12,7 +12,7 @@ sample. When any output event of a request lacks a per-chunk count, the whole re
 back to one token per output event (``itl_tokens_source == "one_per_event"``, flagged); per
 token then equals per event for that request.
 
-Output events are :meth:`Timeline.output_mask`: OUTPUT events with text or new tokens.
+Output events are ``Timeline.ev_output``: OUTPUT events with text or new tokens.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzers.timeline import (
+    BoolArray,
     FloatArray,
     IntArray,
     Timeline,
     as_timeline,
-    first_last,
-    gaps,
     int_column,
     segment_max,
     segment_sum,
@@ -67,18 +66,28 @@ ITL_REQUEST_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class ITLSamples:
-    """Flat ITL samples of every request, with the request each sample belongs to.
+    """Flat ITL samples of every request, with the request row each sample belongs to.
 
-    ``per_request`` has one row per request (:data:`ITL_REQUEST_COLUMNS`): the source of its
-    token counts, tokens of its first token-bearing event (``-1`` if none), and count, mean
-    and max of its per-event and per-token samples (NaN where it has none).
+    ``per_request`` has one row per request, in the order of the run's request table
+    (:data:`ITL_REQUEST_COLUMNS`): the source of its token counts, tokens of its first
+    token-bearing event (``-1`` if none), and count, mean and max of its per-event and
+    per-token samples (NaN where it has none). ``per_event_row[i]`` is the ``per_request``
+    row of sample ``per_event_ns[i]``; likewise ``per_token_row``.
     """
 
     per_event_ns: FloatArray
-    per_event_request_id: IntArray
+    per_event_row: IntArray
     per_token_ns: FloatArray
-    per_token_request_id: IntArray
+    per_token_row: IntArray
     per_request: pd.DataFrame
+
+    def per_event_of(self, rows: BoolArray) -> FloatArray:
+        """Per-event samples of the requests whose row is true in ``rows``."""
+        return self.per_event_ns[rows[self.per_event_row]]
+
+    def per_token_of(self, rows: BoolArray) -> FloatArray:
+        """Per-token samples of the requests whose row is true in ``rows``."""
+        return self.per_token_ns[rows[self.per_token_row]]
 
 
 def itl_samples(source: RunData | Timeline) -> ITLSamples:
@@ -86,48 +95,47 @@ def itl_samples(source: RunData | Timeline) -> ITLSamples:
 
     tl = as_timeline(source)
     n = tl.n_requests
-    rid = int_column(tl.requests, "request_id")
-    out = tl.output_mask()
+    out = tl.select(tl.ev_output)
 
-    ev = gaps(tl, out)
-    ev_count = np.bincount(ev.pos, minlength=n)
-    ev_vals = ev.gap_ns.astype(np.float64)
+    ev_gap, ev_pos = out.gap_ns(), out.gap_pos()
+    ev_count = out.count() - (out.count() > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ev_mean = segment_sum(ev.gap_ns, ev.pos, n) / ev_count
+        ev_mean = segment_sum(ev_gap, ev_pos, n) / ev_count
+    ev_vals = ev_gap.astype(np.float64)
 
     # A request uses per-chunk counts only if every output event of it carries one.
-    n_out = np.bincount(tl.ev_pos[out], minlength=n)
-    n_unknown = np.bincount(tl.ev_pos[out & (tl.ev_new_tokens < 0)], minlength=n)
+    new = out.values(tl.ev_new_tokens)
+    n_out = out.count()
+    n_unknown = np.bincount(out.pos[new < 0], minlength=n)
     chunk_mode = (n_unknown == 0) & (n_out > 0)
     source_col = np.where(n_out == 0, TOKENS_NONE,
                           np.where(chunk_mode, TOKENS_CHUNK_USAGE, TOKENS_ONE_PER_EVENT))
-    k_all = np.where(chunk_mode[tl.ev_pos], tl.ev_new_tokens, 1)
-    token_events = out & (k_all > 0)
+    k_out = np.where(chunk_mode[out.pos], new, 1)
+    has_tokens = k_out > 0
+    tok = out if has_tokens.all() else out.subset(has_tokens)
+    k_tok = k_out if tok is out else k_out[has_tokens]
 
-    tok = gaps(tl, token_events)
-    k = k_all[tok.event_idx]
-    per_gap = tok.gap_ns / k
-    tok_count = np.bincount(tok.pos, weights=k, minlength=n).astype(np.int64)
+    tok_gap, tok_pos, k = tok.gap_ns(), tok.gap_pos(), k_tok[tok.later]
+    per_gap = tok_gap / k
+    tok_count = np.bincount(tok_pos, weights=k, minlength=n).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tok_mean = segment_sum(tok.gap_ns, tok.pos, n) / tok_count
-    _, _, _, first_idx = first_last(tl, token_events)
-    first_tokens = np.where(first_idx >= 0, k_all[np.maximum(first_idx, 0)], -1)
+        tok_mean = segment_sum(tok_gap, tok_pos, n) / tok_count
 
     per_request = pd.DataFrame({
-        "request_id": rid,
+        "request_id": int_column(tl.requests, "request_id"),
         "itl_tokens_source": source_col,
-        "first_event_tokens": first_tokens.astype(np.int64),
-        "itl_event_count": ev_count.astype(np.int64),
+        "first_event_tokens": tok.first(k_tok),
+        "itl_event_count": ev_count,
         "itl_event_mean_ns": ev_mean,
-        "itl_event_max_ns": segment_max(ev_vals, ev.pos, n),
+        "itl_event_max_ns": segment_max(ev_vals, ev_pos, n),
         "itl_token_count": tok_count,
         "itl_token_mean_ns": tok_mean,
-        "itl_token_max_ns": segment_max(per_gap, tok.pos, n),
+        "itl_token_max_ns": segment_max(per_gap, tok_pos, n),
     })
     return ITLSamples(
         per_event_ns=ev_vals,
-        per_event_request_id=rid[ev.pos],
+        per_event_row=ev_pos,
         per_token_ns=np.repeat(per_gap, k),
-        per_token_request_id=np.repeat(rid[tok.pos], k),
+        per_token_row=np.repeat(tok_pos, k),
         per_request=per_request,
     )

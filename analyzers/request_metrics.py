@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzers.itl import ITL_REQUEST_COLUMNS, itl_samples
+from analyzers.itl import ITL_REQUEST_COLUMNS, ITLSamples, itl_samples
 from analyzers.timeline import (
     IntArray,
+    Selection,
     Timeline,
     as_timeline,
-    first_last,
     int_column,
     interval_ns,
-    segment_max,
 )
 from profiler.records import UNKNOWN
 
@@ -71,29 +70,31 @@ REQUEST_METRIC_COLUMNS: tuple[str, ...] = (
 )
 
 
-def request_metrics(source: RunData | Timeline) -> pd.DataFrame:
+def request_metrics(source: RunData | Timeline, *, itl: ITLSamples | None = None) -> pd.DataFrame:
     """One row per request (all phases and outcomes), columns :data:`REQUEST_METRIC_COLUMNS`.
 
     ``t_last_ns`` is the request's last known moment: the largest of its end, ``[DONE]``,
-    last event and send times (``-1`` if none), used for the measurement window.
+    last event and send times (``-1`` if none), used for the measurement window. ``itl``
+    reuses ITL samples already computed from the same timeline.
     """
     import pandas as pd
 
     tl = as_timeline(source)
     req = tl.requests
     n = tl.n_requests
-    first, last, n_out, _ = first_last(tl, tl.output_mask())
+    out = tl.select(tl.ev_output)
+    first, last, n_out = out.first(), out.last(), out.count()
     send = int_column(req, "t_send_ns")
     intended = int_column(req, "t_intended_ns")
 
-    out_tokens, out_source = _output_tokens(tl, n_out)
+    every = tl.select()
+    out_tokens, out_source = _output_tokens(tl, every, n_out)
     in_tokens, in_source = _input_tokens(req)
     tpot = np.full(n, np.nan)
     many = out_tokens > 1
     tpot[many] = interval_ns(last, first)[many] / (out_tokens[many] - 1)
-    _, any_last, _, _ = first_last(tl, np.ones(tl.ev_pos.size, dtype=np.bool_))
     t_last = np.maximum.reduce([int_column(req, "t_end_ns"), int_column(req, "t_done_ns"),
-                                any_last, send])
+                                every.last(), send])
 
     df = pd.DataFrame({
         "request_id": int_column(req, "request_id"),
@@ -119,16 +120,19 @@ def request_metrics(source: RunData | Timeline) -> pd.DataFrame:
         "ttft_from_intended_ns": interval_ns(first, intended),
         "e2e_from_intended_ns": interval_ns(last, intended),
     })
-    itl = itl_samples(tl).per_request
+    per_request = (itl if itl is not None else itl_samples(tl)).per_request
     for c in ITL_REQUEST_COLUMNS[1:]:
-        df[c] = itl[c].to_numpy()
+        df[c] = per_request[c].to_numpy()
     return df
 
 
-def _output_tokens(tl: Timeline, n_out: IntArray) -> tuple[IntArray, np.ndarray]:
+def _output_tokens(tl: Timeline, every: Selection,
+                   n_out: IntArray) -> tuple[IntArray, np.ndarray]:
     usage = int_column(tl.requests, "usage_completion_tokens")
-    largest = segment_max(tl.ev_tokens_cum.astype(np.float64), tl.ev_pos, tl.n_requests)
-    chunk_max = np.where(np.isnan(largest), UNKNOWN, largest).astype(np.int64)
+    chunk_max = np.full(tl.n_requests, UNKNOWN, dtype=np.int64)
+    if every.pos.size:
+        starts = np.flatnonzero(every.starts)
+        chunk_max[every.pos[starts]] = np.maximum.reduceat(tl.ev_tokens_cum, starts)
     tokens = np.where(usage >= 0, usage, np.where(chunk_max >= 0, chunk_max, n_out))
     src = np.where(usage >= 0, OUTPUT_USAGE,
                    np.where(chunk_max >= 0, OUTPUT_CHUNK_USAGE, OUTPUT_EVENTS))

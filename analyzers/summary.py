@@ -96,8 +96,8 @@ def summarize(run: RunData, slo: SLO | None = None, *,
               lag_warn_ms: float = DEFAULT_LAG_WARN_MS) -> RunSummary:
     """Summarize ``run``; with ``slo``, add goodput under those objectives."""
     tl = build_timeline(run)
-    metrics = request_metrics(tl)
     itl = itl_samples(tl)
+    metrics = request_metrics(tl, itl=itl)
     whole = _summarize_rows(metrics, itl, slo, None, lag_warn_ms)
     measured_steps = np.unique(metrics["step"].to_numpy()[_measured(metrics)])
     steps: tuple[RunSummary, ...] = ()
@@ -166,7 +166,8 @@ def _summarize_rows(rows: pd.DataFrame, itl: ITLSamples, slo: SLO | None, step: 
 
 def _latency(measured: pd.DataFrame, ok: pd.DataFrame,
              itl: ITLSamples) -> tuple[LatencySummary, bool]:
-    ok_ids = ok["request_id"].to_numpy()
+    rows = np.zeros(len(itl.per_request), dtype=np.bool_)
+    rows[ok.index.to_numpy()] = True  # request_metrics rows are the request-table rows
     open_loop = bool((measured["t_intended_ns"].to_numpy() >= 0).any())
 
     def stats(col: str) -> Stats:
@@ -174,8 +175,8 @@ def _latency(measured: pd.DataFrame, ok: pd.DataFrame,
 
     return LatencySummary(
         ttft_ns=stats("ttft_ns"),
-        itl_per_event_ns=describe(itl.per_event_ns[np.isin(itl.per_event_request_id, ok_ids)]),
-        itl_per_token_ns=describe(itl.per_token_ns[np.isin(itl.per_token_request_id, ok_ids)]),
+        itl_per_event_ns=describe(itl.per_event_of(rows)),
+        itl_per_token_ns=describe(itl.per_token_of(rows)),
         tpot_ns=stats("tpot_ns"),
         e2e_ns=stats("e2e_ns"),
         e2e_done_ns=stats("e2e_done_ns"),

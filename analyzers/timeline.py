@@ -3,11 +3,10 @@
 :func:`build_timeline` joins ``events`` to ``requests`` once: each event gets the row of its
 request (``ev_pos``), events are ordered by (request row, ``seq``), and each event gets
 ``ev_new_tokens``, the tokens it adds to the server's cumulative ``usage.completion_tokens``
-(``tokens_cum``). Per-request reductions are then segment operations over sorted arrays
-(:func:`first_last`, :func:`gaps`), fast for millions of events.
-
-Which events count for which metric is decided by the callers through boolean masks;
-:meth:`Timeline.output_mask` is servescope's own rule (docs/metrics.md).
+(``tokens_cum``), and ``ev_output``, servescope's output-event rule. Which events count for
+a metric is a boolean mask; :meth:`Timeline.select` turns one into a :class:`Selection`,
+whose per-request reductions (first, last, count, gaps) are segment operations over sorted
+arrays, fast for millions of events.
 """
 
 from __future__ import annotations
@@ -27,15 +26,15 @@ if TYPE_CHECKING:
     from profiler.rundir.reader import RunData
 
 __all__ = [
+    "FINISH",
+    "OUTPUT",
     "BoolArray",
     "FloatArray",
-    "Gaps",
     "IntArray",
+    "Selection",
     "Timeline",
     "as_timeline",
     "build_timeline",
-    "first_last",
-    "gaps",
     "int_column",
     "interval_ns",
     "segment_max",
@@ -56,7 +55,10 @@ class Timeline:
 
     ``ev_tokens_cum`` and ``ev_new_tokens`` are ``-1`` where the event carried no usage.
     ``ev_new_tokens`` is ``tokens_cum`` minus the largest count any earlier event of the
-    same request carried (0 before the first), floored at 0.
+    same request carried (0 before the first), floored at 0. ``ev_output`` marks
+    servescope's output events: OUTPUT events with text (chars > 0) or new tokens; the chat
+    role chunk (ROLE), the usage chunk (USAGE), finish-only chunks (FINISH) and OUTPUT events
+    with neither text nor new tokens (empty deltas) are not output.
     """
 
     requests: pd.DataFrame
@@ -66,24 +68,85 @@ class Timeline:
     ev_chars: IntArray
     ev_tokens_cum: IntArray
     ev_new_tokens: IntArray
+    ev_output: BoolArray
     warnings: tuple[str, ...] = ()
 
     @property
     def n_requests(self) -> int:
         return len(self.requests)
 
-    def output_mask(self) -> BoolArray:
-        """servescope's output event: an OUTPUT event with text (chars > 0) or new tokens.
+    def kind_mask(self, *kinds: int) -> BoolArray:
+        mask = np.zeros(self.ev_kind.size, dtype=np.bool_)
+        for k in kinds:
+            mask |= self.ev_kind == k
+        return mask
 
-        The chat role chunk (ROLE), the usage chunk (USAGE), finish-only chunks (FINISH)
-        and OUTPUT events with neither text nor new tokens (empty deltas) are not output.
-        """
-        out: BoolArray = (self.ev_kind == OUTPUT) & ((self.ev_chars > 0)
-                                                     | (self.ev_new_tokens > 0))
+    def select(self, mask: BoolArray | None = None) -> Selection:
+        """The events where ``mask`` is true (all events for ``None``)."""
+        if mask is None:
+            return Selection(self.n_requests, None, self.ev_pos, self.ev_t_ns)
+        return Selection(self.n_requests, mask, self.ev_pos[mask], self.ev_t_ns[mask])
+
+
+class Selection:
+    """Some events of a timeline, still ordered by (request row, seq).
+
+    ``values(a)`` picks the selected entries of a per-event array ``a``. Per-request results
+    are arrays over request rows with ``-1`` (ints) or NaN (floats) for requests without a
+    selected event. Gaps are between consecutive selected events of the same request; each
+    gap belongs to its later event, so ``values(a)[sel.later]`` aligns with ``gap_ns``.
+    """
+
+    __slots__ = ("_mask", "_start_idx", "later", "n_requests", "pos", "starts", "t_ns")
+
+    def __init__(self, n_requests: int, mask: BoolArray | None, pos: IntArray,
+                 t_ns: IntArray) -> None:
+        self.n_requests = n_requests
+        self._mask = mask
+        self.pos = pos
+        self.t_ns = t_ns
+        self.starts = _segment_starts(pos)
+        self.later: BoolArray = ~self.starts
+        self._start_idx = np.flatnonzero(self.starts)
+
+    def values(self, per_event: IntArray) -> IntArray:
+        return per_event if self._mask is None else per_event[self._mask]
+
+    def subset(self, mask: BoolArray) -> Selection:
+        """The selected events where ``mask`` (over this selection) is true."""
+        if self._mask is None:
+            full = mask
+        else:
+            full = self._mask.copy()
+            full[full] = mask
+        return Selection(self.n_requests, full, self.pos[mask], self.t_ns[mask])
+
+    def first(self, values: IntArray | None = None) -> IntArray:
+        """Per request: the first selected event's time (or entry of ``values``)."""
+        src = self.t_ns if values is None else values
+        out = np.full(self.n_requests, UNKNOWN, dtype=np.int64)
+        out[self.pos[self._start_idx]] = src[self._start_idx]
         return out
 
-    def kind_mask(self, *kinds: int) -> BoolArray:
-        return np.isin(self.ev_kind, np.asarray(kinds, dtype=np.int64))
+    def last(self) -> IntArray:
+        out = np.full(self.n_requests, UNKNOWN, dtype=np.int64)
+        if self.pos.size:
+            end_idx = np.append(self._start_idx[1:] - 1, self.pos.size - 1)
+            out[self.pos[end_idx]] = self.t_ns[end_idx]
+        return out
+
+    def count(self) -> IntArray:
+        out = np.zeros(self.n_requests, dtype=np.int64)
+        out[self.pos[self._start_idx]] = np.diff(np.append(self._start_idx, self.pos.size))
+        return out
+
+    def gap_ns(self) -> IntArray:
+        if self.pos.size == 0:
+            return np.empty(0, dtype=np.int64)
+        return (self.t_ns[1:] - self.t_ns[:-1])[self.later[1:]]
+
+    def gap_pos(self) -> IntArray:
+        return self.pos[self.later]
 
 
 def int_column(requests: pd.DataFrame, name: str) -> IntArray:
@@ -118,103 +181,78 @@ def build_timeline(run: RunData) -> Timeline:
     if dup.any():
         raise RunDirError(f"request_id {int(sorted_ids[1:][dup][0])} appears more than once "
                           f"in {run.path}; per-request metrics need unique ids")
-    ev_rid = np.asarray(events["request_id"].to_numpy(), dtype=np.int64)
-    warnings: list[str] = []
-    if sorted_ids.size:
-        idx = np.minimum(np.searchsorted(sorted_ids, ev_rid), sorted_ids.size - 1)
-        found: BoolArray = sorted_ids[idx] == ev_rid
-        pos = order[idx].astype(np.int64)
-    else:
-        found = np.zeros(ev_rid.size, dtype=np.bool_)
-        pos = np.zeros(ev_rid.size, dtype=np.int64)
-    if not found.all():
-        warnings.append(f"{int((~found).sum())} events belong to no request and were ignored")
-    seq = np.asarray(events["seq"].to_numpy(), dtype=np.int64)[found]
-    pos = pos[found]
 
     def col(name: str) -> IntArray:
-        values: IntArray = np.asarray(events[name].to_numpy(), dtype=np.int64)
-        return values[found]
+        return np.asarray(events[name].to_numpy(), dtype=np.int64)
 
-    t_ns, kind, chars, cum = col("t_ns"), col("kind"), col("chars"), col("tokens_cum")
+    pos, found = _event_rows(col("request_id"), sorted_ids, order)
+    seq, t_ns, kind, chars, cum = (col(c) for c in ("seq", "t_ns", "kind", "chars",
+                                                    "tokens_cum"))
+    warnings: list[str] = []
+    if found is not None:
+        warnings.append(f"{int((~found).sum())} events belong to no request and were ignored")
+        pos, seq, t_ns, kind, chars, cum = (a[found] for a in (pos, seq, t_ns, kind, chars,
+                                                               cum))
     if pos.size > 1:
         in_order = (pos[1:] > pos[:-1]) | ((pos[1:] == pos[:-1]) & (seq[1:] >= seq[:-1]))
         if not in_order.all():
             o = np.lexsort((seq, pos))
             pos, t_ns, kind, chars, cum = pos[o], t_ns[o], kind[o], chars[o], cum[o]
-    return Timeline(requests, pos, t_ns, kind, chars, cum, _new_tokens(pos, cum),
-                    tuple(warnings))
+    new = _new_tokens(pos, cum)
+    output = (kind == OUTPUT) & ((chars > 0) | (new > 0))
+    return Timeline(requests, pos, t_ns, kind, chars, cum, new, output, tuple(warnings))
+
+
+def _event_rows(ev_rid: IntArray, sorted_ids: IntArray,
+                order: IntArray) -> tuple[IntArray, BoolArray | None]:
+    """Request row of each event, and which events have a request (``None``: all do).
+
+    Events come in runs of one request id; each run is looked up once.
+    """
+    if ev_rid.size == 0:
+        return np.empty(0, dtype=np.int64), None
+    run_starts = np.append(0, np.flatnonzero(ev_rid[1:] != ev_rid[:-1]) + 1)
+    lengths = np.diff(np.append(run_starts, ev_rid.size))
+    run_ids = ev_rid[run_starts]
+    if sorted_ids.size == 0:
+        return np.zeros(ev_rid.size, dtype=np.int64), np.zeros(ev_rid.size, dtype=np.bool_)
+    idx = np.minimum(np.searchsorted(sorted_ids, run_ids), sorted_ids.size - 1)
+    run_found = sorted_ids[idx] == run_ids
+    pos = np.repeat(order[idx].astype(np.int64), lengths)
+    return pos, None if run_found.all() else np.repeat(run_found, lengths)
 
 
 def _new_tokens(pos: IntArray, cum: IntArray) -> IntArray:
     """Per event: ``cum`` minus the running max of earlier ``cum`` in its request; -1 if none.
 
-    The group-wise running max is one ``maximum.accumulate`` over values offset by
-    ``pos * (max + 1)``, which keeps every request's values above all earlier requests'.
+    Usually counts never decrease within a request and the running max is the previous
+    count; otherwise the group-wise running max is one ``maximum.accumulate`` over values
+    offset by ``pos * (max + 1)``, which keeps every request above all earlier ones.
     """
-    if pos.size == 0:
-        return np.empty(0, dtype=np.int64)
-    known = cum >= 0
-    c0 = np.where(known, cum, 0)
-    offset = pos * (int(c0.max()) + 1)
-    running = np.maximum.accumulate(c0 + offset) - offset
-    prev = np.empty_like(running)
-    prev[0] = 0
-    prev[1:] = running[:-1]
-    prev[_segment_starts(pos)] = 0
-    return np.where(known, np.maximum(c0 - prev, 0), UNKNOWN)
+    if pos.size == 0 or int(cum.max()) < 0:
+        return np.full(pos.size, UNKNOWN, dtype=np.int64)
+    starts = _segment_starts(pos)
+    c0 = np.maximum(cum, 0)
+    step = np.empty_like(c0)
+    step[0] = c0[0]
+    np.subtract(c0[1:], c0[:-1], out=step[1:])
+    step[starts] = c0[starts]
+    if (step < 0).any():
+        offset = pos * (int(c0.max()) + 1)
+        running = np.maximum.accumulate(c0 + offset) - offset
+        step[1:] = c0[1:] - running[:-1]
+        step[starts] = c0[starts]
+        np.maximum(step, 0, out=step)
+    step[cum < 0] = UNKNOWN
+    return step
 
 
 def _segment_starts(pos: IntArray) -> BoolArray:
     starts = np.empty(pos.size, dtype=np.bool_)
     if pos.size:
         starts[0] = True
-        starts[1:] = pos[1:] != pos[:-1]
+        np.not_equal(pos[1:], pos[:-1], out=starts[1:])
     return starts
-
-
-def first_last(tl: Timeline, mask: BoolArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """Per request row: (first time, last time, count, event index of the first) of ``mask``.
-
-    Times and indices are ``-1`` for requests with no selected event.
-    """
-    n = tl.n_requests
-    idx = np.flatnonzero(mask)
-    p = tl.ev_pos[idx]
-    first = np.full(n, UNKNOWN, dtype=np.int64)
-    last = np.full(n, UNKNOWN, dtype=np.int64)
-    first_idx = np.full(n, UNKNOWN, dtype=np.int64)
-    starts = _segment_starts(p)
-    ends = np.empty_like(starts)
-    if p.size:
-        ends[:-1] = starts[1:]
-        ends[-1] = True
-    first[p[starts]] = tl.ev_t_ns[idx[starts]]
-    first_idx[p[starts]] = idx[starts]
-    last[p[ends]] = tl.ev_t_ns[idx[ends]]
-    count = np.bincount(p, minlength=n).astype(np.int64)
-    return first, last, count, first_idx
-
-
-@dataclass(frozen=True, slots=True)
-class Gaps:
-    """Gaps between consecutive selected events of the same request.
-
-    ``gap_ns[i]`` ends at event ``event_idx[i]`` of request row ``pos[i]``; sorted by row.
-    """
-
-    gap_ns: IntArray
-    pos: IntArray
-    event_idx: IntArray
-
-
-def gaps(tl: Timeline, mask: BoolArray) -> Gaps:
-    idx = np.flatnonzero(mask)
-    p = tl.ev_pos[idx]
-    same = p[1:] == p[:-1]
-    later = idx[1:][same]
-    earlier = idx[:-1][same]
-    return Gaps(tl.ev_t_ns[later] - tl.ev_t_ns[earlier], p[1:][same], later)
 
 
 def segment_max(values: FloatArray, pos: IntArray, n: int) -> FloatArray:
@@ -227,5 +265,9 @@ def segment_max(values: FloatArray, pos: IntArray, n: int) -> FloatArray:
 
 
 def segment_sum(values: FloatArray | IntArray, pos: IntArray, n: int) -> FloatArray:
-    """Per request row: sum of ``values`` (0 where it has none)."""
-    return np.bincount(pos, weights=values.astype(np.float64), minlength=n).astype(np.float64)
+    """Per request row: sum of ``values`` (sorted by ``pos``); 0 where it has none."""
+    out = np.zeros(n)
+    if pos.size:
+        starts = np.flatnonzero(_segment_starts(pos))
+        out[pos[starts]] = np.add.reduceat(values, starts)
+    return out

@@ -17,7 +17,7 @@ from profiler.rundir.reader import RunData, load_run
 from profiler.rundir.tables import finalize_tables
 
 MS = 1_000_000
-T0 = 9_000_000_000_000_000  # above 2**53 ns: float64 would lose nanoseconds here
+T0 = 2**53 + 123_456_789  # above 2**53 ns: float64 timestamps would lose nanoseconds
 
 Event = tuple[float, EventKind, int, int]  # (t_ms, kind, chars, tokens_cum)
 
