@@ -55,9 +55,8 @@ def build_shared_prefix(
     out_lens = spec.output_len_or_default().sample(rng, n)
     sessions = []
     for i, g in enumerate(order):
-        suffix, _ = synth.fit(in_lens[i], prefixes[g], prefix_ids[g])
-        prompt = prefixes[g] + suffix
-        turn = Turn(prompt, len(tok.encode(prompt)), out_lens[i])
+        suffix, added = synth.fit(in_lens[i], prefixes[g], prefix_ids[g])
+        turn = Turn(prefixes[g] + suffix, len(prefix_ids[g]) + added, out_lens[i])
         sessions.append(Session(i, (turn,), group_id=g, prompt_tokens_source=tok.source))
     return sessions
 

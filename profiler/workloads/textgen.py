@@ -4,8 +4,10 @@ Random token ids rarely survive ``decode`` then ``encode`` unchanged (neighbours
 split), so :meth:`PromptSynth.fit` re-encodes, trims or pads with fresh random ids, and
 checks again, for a bounded number of rounds. With a ``context`` (a shared prefix, the
 previous trace block) it also keeps the context's own tokens intact: the new text must not
-merge into the context's last token. The returned count is what the tokenizer says, never
-the target taken on trust.
+merge into the context's last token. A long context is searched against its last
+:data:`WINDOW_CHARS` characters only (tokenization is local to a few words), then verified
+once against the whole context, and searched again in full if that check fails. The returned
+count is what the tokenizer says, never the target taken on trust.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import numpy as np
 
 from profiler.workloads.tokenizer import Tokenizer
 
-__all__ = ["PromptSynth"]
+__all__ = ["WINDOW_CHARS", "PromptSynth"]
+
+WINDOW_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -37,12 +41,25 @@ class PromptSynth:
     ) -> tuple[str, int]:
         """Text ``s`` with ``encode(context + s) == encode(context) + (n new tokens)``.
 
-        Returns ``(s, count)``, ``count`` being the new tokens ``s`` really adds; it equals
-        ``n`` unless the bounded search failed, in which case the closest text found is
-        returned. ``context_ids`` may pass ``encode(context)`` when the caller has it.
+        Returns ``(s, count)`` with ``count == len(encode(context + s)) -
+        len(encode(context))`` exactly; it equals ``n`` unless the bounded search failed, in
+        which case the closest text found is returned. ``context_ids`` may pass
+        ``encode(context)`` when the caller has it.
         """
         if n <= 0:
             return "", 0
+        if len(context) > WINDOW_CHARS:
+            text, _ = self._fit(n, context[-WINDOW_CHARS:], None)
+            full = list(context_ids) if context_ids is not None else self.tok.encode(context)
+            enc = self.tok.encode(context + text)
+            if enc[: len(full)] == full and len(enc) - len(full) == n:
+                return text, n
+            return self._fit(n, context, full)
+        return self._fit(n, context, context_ids)
+
+    def _fit(
+        self, n: int, context: str, context_ids: Sequence[int] | None
+    ) -> tuple[str, int]:
         ctx_ids = list(context_ids) if context_ids is not None else self.tok.encode(context)
         k = len(ctx_ids)
         ids = self._random_ids(n)

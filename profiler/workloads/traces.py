@@ -31,7 +31,7 @@ from profiler.workloads.errors import WorkloadError
 from profiler.workloads.files import read_bytes
 from profiler.workloads.sessions import Session, Turn
 from profiler.workloads.spec import DatasetSpec
-from profiler.workloads.textgen import PromptSynth
+from profiler.workloads.textgen import WINDOW_CHARS, PromptSynth
 from profiler.workloads.tokenizer import Tokenizer
 
 __all__ = ["TraceRow", "build_trace", "parse_datetime_ns", "read_trace"]
@@ -173,8 +173,9 @@ class _BlockPrompts:
 
     def prompt(self, n_tokens: int, hash_ids: Sequence[int]) -> str:
         """Blocks of ``block_size`` tokens (the last one partial); block ``j`` is the text of
-        ``(hash_ids[j], its token count)``, made on first use as a continuation of the block
-        before it so the boundary does not merge; blocks beyond ``hash_ids`` are unique."""
+        ``(hash_ids[j], its token count)``, made on first use as a continuation of the end of
+        the block before it so the boundary does not merge; blocks beyond ``hash_ids`` are
+        unique. The caller counts the whole prompt's tokens."""
         parts: list[str] = []
         prev = ""
         for j, start in enumerate(range(0, n_tokens, self.block_size)):
@@ -182,7 +183,7 @@ class _BlockPrompts:
             key = (hash_ids[j], size) if j < len(hash_ids) else None
             piece = self.blocks.get(key) if key is not None else None
             if piece is None:
-                piece, _ = self.synth.fit(size, prev)
+                piece, _ = self.synth.fit(size, prev[-WINDOW_CHARS:])
                 if key is not None:
                     self.blocks[key] = piece
             parts.append(piece)
