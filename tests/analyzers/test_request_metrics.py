@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analyzers.request_metrics import REQUEST_METRIC_COLUMNS, request_metrics
 from analyzers.summary import summarize
 from profiler.records import Outcome
+from profiler.rundir.layout import RunDirError
 from tests.analyzers._rundir import MS, T0, finish, out, request, role, usage, write_run
 
 
@@ -116,3 +118,9 @@ def test_requests_out_of_id_order_and_events_per_request(tmp_path):
     assert np.array_equal(df["request_id"].to_numpy(), [3, 5, 9])
     assert np.array_equal(df["ttft_ns"].to_numpy(), [10 * MS] * 3)
     assert np.array_equal(df["e2e_ns"].to_numpy(), [13 * MS, 15 * MS, 19 * MS])
+
+
+def test_duplicate_request_ids_are_refused(tmp_path):
+    recs = [request(7, 0.0, [out(1)], done_ms=2), request(7, 0.0, [out(1)], done_ms=2)]
+    with pytest.raises(RunDirError, match="request_id 7 appears more than once"):
+        request_metrics(write_run(tmp_path, recs))
