@@ -11,6 +11,7 @@ import pytest
 from profiler.workloads.datasets import build_sessions
 from profiler.workloads.sessions import Session, TokenCountSource
 from profiler.workloads.spec import DatasetSpec, LengthDist
+from profiler.workloads.textgen import WINDOW_CHARS, PromptSynth
 from profiler.workloads.tokenizer import HFTokenizer, Tokenizer, WordsTokenizer
 
 TARGETS = (1, 2, 3, 7, 16, 64, 250)
@@ -111,7 +112,7 @@ def test_shared_prefix_groups_share_exactly_the_prefix_tokens(
     which: str, request: pytest.FixtureRequest
 ) -> None:
     tok: Tokenizer = WordsTokenizer() if which == "words" else request.getfixturevalue(which)
-    prefix_len, n, groups = 60, 60, 4
+    prefix_len, n, groups = 150, 60, 4  # a prefix longer than textgen.WINDOW_CHARS
     spec = DatasetSpec("shared_prefix", num_groups=groups, prefix_len=prefix_len,
                        input_len=LengthDist.uniform(1, 30))
     sessions = build_sessions(spec, n, 2, tokenizer=tok)
@@ -124,6 +125,7 @@ def test_shared_prefix_groups_share_exactly_the_prefix_tokens(
         prefixes.setdefault(s.group_id, ids[:prefix_len])
         assert ids[:prefix_len] == prefixes[s.group_id]
         suffix_lens.append(len(ids) - prefix_len)
+    assert min(len(s.turns[0].prompt) for s in sessions) > WINDOW_CHARS
     assert sorted(prefixes) == list(range(groups))
     assert len({tuple(p) for p in prefixes.values()}) == groups  # groups differ
     assert min(suffix_lens) >= 1
@@ -160,3 +162,30 @@ def test_multi_turn_conversations(bpe: HFTokenizer) -> None:
     assert all(len(bpe.encode(t.prompt)) == t.prompt_tokens for t in all_turns)
     assert sum(t.prompt_tokens == 12 for t in all_turns) >= 0.98 * len(all_turns)
     assert len({t.prompt for t in all_turns}) == len(all_turns)
+
+
+class _MarkedTokenizer(_PairTokenizer):
+    """Words count double in a text that starts with "!": a context effect far outside the
+    window that the final check against the whole context must catch."""
+
+    shadow = 1_000_000  # the second token of a doubled word; decodes to nothing
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._words.encode(text)
+        if not text.startswith("!"):
+            return ids
+        return [i for w in ids for i in (w, w + self.shadow)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._words.decode([i for i in ids if i < self.shadow])
+
+
+def test_long_context_is_verified_against_the_whole_context() -> None:
+    tok = _MarkedTokenizer()
+    context = "!" + " the" * 200
+    assert len(context) > WINDOW_CHARS
+    synth = PromptSynth(tok, np.random.default_rng(0))
+    text, count = synth.fit(10, context)
+    assert count == 10
+    assert len(tok.encode(context + text)) - len(tok.encode(context)) == 10
+    assert len(text.split()) == 5  # the window alone would have given 10 words
