@@ -23,6 +23,7 @@ batch of ``events_per_write`` events shares one write); ``record_truth=False`` (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import struct
@@ -175,10 +176,6 @@ class RefServer:
             if not req.stream:
                 return await self._nonstream(call)
             return await self._stream(call)
-        except ConnectionError:
-            if rec is not None:
-                rec.ended = "client_gone"
-            raise
         finally:
             if rec is not None:
                 if rec.t_done_ns < 0:
@@ -196,8 +193,9 @@ class RefServer:
             rec.status = status
             rec.t_headers_ns = _now_ns()
             rec.ended = "fault"
-        await resp.prepare(request)
-        await resp.write_eof()
+        with contextlib.suppress(ConnectionError):  # a client that left needs no answer
+            await resp.prepare(request)
+            await resp.write_eof()
         return resp
 
     async def _wait_for_disconnect(self, request: web.Request) -> None:
@@ -260,8 +258,11 @@ class RefServer:
             if rec is not None:
                 rec.ended = "fault"
             return partial
-        await resp.prepare(request)
-        await resp.write_eof()
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+        except ConnectionError:
+            return resp  # the client went away; the truth says "client_gone"
         if rec is not None:
             rec.ended = "complete"
         return resp
@@ -318,22 +319,32 @@ class RefServer:
         resp = web.StreamResponse(status=200, headers=_SSE_HEADERS)
         if call.header_id:
             resp.headers["x-request-id"] = call.header_id
-        await resp.prepare(request)
-        if rec is not None:
-            rec.status = 200
-            rec.t_headers_ns = _now_ns()
-        if framing.after_headers:
-            await resp.write(framing.after_headers)
+        try:
+            await resp.prepare(request)
+            if rec is not None:
+                rec.status = 200
+                rec.t_headers_ns = _now_ns()
+            await self._write_stream(call, resp, enc)
+        except ConnectionError:  # the client went away; nothing to tell it
+            if rec is not None:
+                rec.ended = "client_gone"
+        return resp
+
+    async def _write_stream(self, call: _Call, resp: web.StreamResponse, enc: ChunkEncoder) -> None:
+        rec, sched = call.rec, call.req.schedule
+        faults = sched.faults
+        if enc.framing.after_headers:
+            await resp.write(enc.framing.after_headers)
         split_gap_ns = round(sched.split_gap_ms * 1e6) if "split_writes" in faults else -1
         per_write = sched.effective_events_per_write
         batch: list[_Event] = []
-        for ev in self._events(req, enc, call.t_recv_ns):
+        for ev in self._events(call.req, enc, call.t_recv_ns):
             if ev.kind == "fault":
                 if batch:
                     await self._flush(resp, batch, rec, split_gap_ns)
                 await self.sleeper.sleep_until(ev.t_sched_ns)
                 await self._fire(call, resp, enc, ev.t_sched_ns)
-                return resp
+                return
             batch.append(ev)
             if len(batch) >= per_write:
                 await self._flush(resp, batch, rec, split_gap_ns)
@@ -344,7 +355,6 @@ class RefServer:
         if rec is not None:
             rec.t_done_ns = _now_ns()
             rec.ended = "complete"
-        return resp
 
     async def _flush(
         self,

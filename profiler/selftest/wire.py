@@ -92,11 +92,11 @@ class ChunkEncoder:
         "_content_head",
         "_continuous",
         "_end",
-        "_framing",
         "_head",
         "_mid",
         "_prompt",
         "chat",
+        "framing",
     )
 
     def __init__(
@@ -112,7 +112,7 @@ class ChunkEncoder:
     ) -> None:
         self.chat = endpoint == "chat"
         obj = b"chat.completion.chunk" if self.chat else b"text_completion"
-        self._framing = framing
+        self.framing = framing
         self._prompt = prompt_tokens
         self._continuous = continuous_usage
         self._head = b'%b%b{"id":%b,"object":"%b","created":%d,"model":%b,"choices":' % (
@@ -172,15 +172,15 @@ class ChunkEncoder:
 
     def done(self) -> bytes:
         """The ``[DONE]`` sentinel."""
-        return self._framing.before_event + self._framing.done
+        return self.framing.before_event + self.framing.done
 
     def error(self, message: str, code: int = 500) -> bytes:
         """An error event inside the stream, as vLLM sends it."""
         return b"%b%b%b%b" % (
-            self._framing.before_event,
-            self._framing.data_prefix,
+            self.framing.before_event,
+            self.framing.data_prefix,
             error_body(message, code),
-            self._framing.json_end,
+            self.framing.json_end,
         )
 
 

@@ -18,6 +18,7 @@ class RawResponse:
     chunks: list[bytes] = field(default_factory=list)  # one HTTP chunk per server write
     complete: bool = True  # the terminating zero-size chunk (or full Content-Length) arrived
     error: str = ""  # "reset" when the connection was reset
+    reads: int = 0  # socket reads that returned data
 
 
 def _dechunk(data: bytes) -> tuple[list[bytes], bool]:
@@ -58,10 +59,12 @@ async def raw_post(
     await writer.drain()
     data = b""
     error = ""
+    reads = 0
     try:
         async with asyncio.timeout(timeout_s):
             while chunk := await reader.read(65536):
                 data += chunk
+                reads += 1
     except ConnectionResetError:
         error = "reset"
     finally:
@@ -72,9 +75,9 @@ async def raw_post(
     hdrs = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
     if hdrs.get("transfer-encoding") == "chunked":
         chunks, complete = _dechunk(rest)
-        return RawResponse(status, hdrs, b"".join(chunks), chunks, complete, error)
+        return RawResponse(status, hdrs, b"".join(chunks), chunks, complete, error, reads)
     complete = len(rest) == int(hdrs.get("content-length", len(rest)))
-    return RawResponse(status, hdrs, rest, [rest], complete, error)
+    return RawResponse(status, hdrs, rest, [rest], complete, error, reads)
 
 
 def sse_blocks(body: bytes) -> list[list[bytes]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 import pytest
@@ -154,3 +156,21 @@ async def test_bad_requests_get_400_with_openai_error(ref, body):
     assert err["type"] == "BadRequestError"
     assert err["code"] == 400
     assert err["message"]
+
+
+async def test_client_leaving_mid_stream_is_recorded_quietly(ref, caplog):
+    body = completions_body(50, servescope_ref={"itl_ms": 2})
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(ref.url + COMPLETIONS, json=body, headers={"x-request-id": "gone"}) as r,
+    ):
+        await r.content.readuntil(b"\n\n")
+        r.close()  # drop the connection after the first event
+    rec = ref.state.truth.records("gone")[0]
+    for _ in range(100):
+        if rec.ended:
+            break
+        await asyncio.sleep(0.01)
+    assert rec.ended == "client_gone"
+    assert 1 <= rec.kinds.count("output") < 50
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
