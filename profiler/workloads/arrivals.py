@@ -34,6 +34,8 @@ def arrival_offsets_ns(spec: ArrivalSpec, n: int, seed: int) -> list[int]:
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise WorkloadError(f"n must be an integer >= 0, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise WorkloadError(f"seed must be an integer >= 0, got {seed!r}")
     if spec.kind == "closed":
         raise WorkloadError("closed-loop arrivals have no schedule: each slot starts its next "
                             "session when the previous one ends")

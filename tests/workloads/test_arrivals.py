@@ -61,6 +61,8 @@ def test_closed_and_trace_have_no_schedule() -> None:
     assert arrival_offsets_ns(ArrivalSpec("poisson", rate_per_s=1.0), 0, 0) == []
     with pytest.raises(WorkloadError, match="n must be an integer >= 0"):
         arrival_offsets_ns(ArrivalSpec("poisson", rate_per_s=1.0), -1, 0)
+    with pytest.raises(WorkloadError, match="seed must be an integer >= 0"):
+        arrival_offsets_ns(ArrivalSpec("poisson", rate_per_s=1.0), 3, -2)
 
 
 @pytest.mark.parametrize(
