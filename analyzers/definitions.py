@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFINITIONS",
     "Definition",
+    "DefinitionInput",
     "UnknownDefinitionError",
     "definition_samples",
     "definition_table",
@@ -51,8 +52,12 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class _Input:
-    """What every definition reads: the timeline, our per-request metrics, the selection."""
+class DefinitionInput:
+    """What a definition reads.
+
+    The timeline, its ITL samples, our per-request metrics (rows = request-table rows) and
+    ``selected``, the request rows that count.
+    """
 
     tl: Timeline
     itl: ITLSamples
@@ -71,7 +76,7 @@ class _Input:
         return gap[self.selected[pos]].astype(np.float64)
 
 
-Compute = Callable[[_Input], dict[str, FloatArray]]
+Compute = Callable[[DefinitionInput], dict[str, FloatArray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ def _ratio(num: FloatArray, den: IntArray, valid: BoolArray) -> FloatArray:
     return out
 
 
-def _servescope(x: _Input) -> dict[str, FloatArray]:
+def _servescope(x: DefinitionInput) -> dict[str, FloatArray]:
     m, sel = x.metrics, x.selected
     return {
         "ttft_ns": m["ttft_ns"].to_numpy()[sel],
@@ -106,7 +111,7 @@ def _servescope(x: _Input) -> dict[str, FloatArray]:
     }
 
 
-def _vllm(x: _Input) -> dict[str, FloatArray]:
+def _vllm(x: DefinitionInput) -> dict[str, FloatArray]:
     # An output chunk: any OUTPUT event (empty text included) or finish chunk; not the
     # chat role chunk, the usage chunk or [DONE].
     chunks = x.tl.select(x.tl.kind_mask(OUTPUT, FINISH))
@@ -126,7 +131,7 @@ def _content(tl: Timeline) -> BoolArray:
     return mask
 
 
-def _aiperf(x: _Input) -> dict[str, FloatArray]:
+def _aiperf(x: DefinitionInput) -> dict[str, FloatArray]:
     tl = x.tl
     content = tl.select(_content(tl))
     first, last = content.first(), content.last()
@@ -145,7 +150,7 @@ def _aiperf(x: _Input) -> dict[str, FloatArray]:
     }
 
 
-def _guidellm(x: _Input) -> dict[str, FloatArray]:
+def _guidellm(x: DefinitionInput) -> dict[str, FloatArray]:
     tl = x.tl
     content = tl.select(_content(tl))
     first, last, iterations = content.first(), content.last(), content.count()
@@ -220,7 +225,8 @@ def definition_samples(run: RunData | Timeline, name: str, *,
                 & (metrics["phase"].to_numpy() == "measure"))
     if step is not None:
         selected &= metrics["step"].to_numpy() == step
-    return definition.compute(_Input(tl, itl, metrics, np.asarray(selected, dtype=np.bool_)))
+    rows = np.asarray(selected, dtype=np.bool_)
+    return definition.compute(DefinitionInput(tl, itl, metrics, rows))
 
 
 def definition_table(run: RunData | Timeline, name: str, *,

@@ -96,16 +96,16 @@ def itl_samples(source: RunData | Timeline) -> ITLSamples:
     tl = as_timeline(source)
     n = tl.n_requests
     out = tl.select(tl.ev_output)
+    n_out = out.count()
 
     ev_gap, ev_pos = out.gap_ns(), out.gap_pos()
-    ev_count = out.count() - (out.count() > 0)
+    ev_count = np.maximum(n_out - 1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ev_mean = segment_sum(ev_gap, ev_pos, n) / ev_count
     ev_vals = ev_gap.astype(np.float64)
 
     # A request uses per-chunk counts only if every output event of it carries one.
     new = out.values(tl.ev_new_tokens)
-    n_out = out.count()
     n_unknown = np.bincount(out.pos[new < 0], minlength=n)
     chunk_mode = (n_unknown == 0) & (n_out > 0)
     source_col = np.where(n_out == 0, TOKENS_NONE,
