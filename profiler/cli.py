@@ -66,6 +66,8 @@ Turns = Annotated[str, typer.Option(help="multi_turn: turns per conversation",
 ThinkTime = Annotated[float, typer.Option(help="multi_turn: seconds between turns",
                                           rich_help_panel=_W)]
 TimeScale = Annotated[float, typer.Option(help="trace: replay speed-up", rich_help_panel=_W)]
+MultiTurn = Annotated[bool, typer.Option("--multi-turn", help="sharegpt: keep every human turn "
+                                         "of a conversation", rich_help_panel=_W)]
 ChunkUsage = Annotated[bool, typer.Option("--per-chunk-usage/--no-per-chunk-usage",
                                           help="Ask for usage on every event (exact tokens "
                                           "per event)", rich_help_panel=_W)]
@@ -95,7 +97,8 @@ def attach(
     duration: Duration = None, warmup_requests: WarmupReq = 0, warmup_s: WarmupS = 0.0,
     sweep: Sweep = None, seed: Seed = 0, workers: Workers = 1, groups: Groups = 8,
     prefix_len: PrefixLen = 512, turns: Turns = "fixed:3", think_time: ThinkTime = 0.0,
-    time_scale: TimeScale = 1.0, per_chunk_usage: ChunkUsage = True,
+    time_scale: TimeScale = 1.0, multi_turn: MultiTurn = False,
+    per_chunk_usage: ChunkUsage = True,
     ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
     stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
 ) -> None:
@@ -107,7 +110,7 @@ def attach(
         requests=requests, duration=duration, warmup_requests=warmup_requests,
         warmup_s=warmup_s, sweep=sweep, seed=seed, workers=workers, groups=groups,
         prefix_len=prefix_len, turns=turns, think_time=think_time, time_scale=time_scale,
-        per_chunk_usage=per_chunk_usage, ignore_eos=ignore_eos,
+        multi_turn=multi_turn, per_chunk_usage=per_chunk_usage, ignore_eos=ignore_eos,
         request_timeout=request_timeout, stall_timeout=stall_timeout, api_key_env=api_key_env,
     )
     from profiler.commands import attach_command

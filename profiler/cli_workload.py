@@ -41,6 +41,7 @@ class WorkloadOptions:
     turns: str = "fixed:3"
     think_time: float = 0.0
     time_scale: float = 1.0
+    multi_turn: bool = False
     per_chunk_usage: bool = True
     ignore_eos: bool = True
     request_timeout: float = 600.0
@@ -71,7 +72,8 @@ class WorkloadOptions:
             output_len=LengthDist.parse(self.output_len) if self.output_len else None,
             num_groups=self.groups, prefix_len=self.prefix_len,
             turns=LengthDist.parse(self.turns), think_time_s=self.think_time,
-            multi_turn=self.dataset == "multi_turn", time_scale=self.time_scale,
+            multi_turn=self.multi_turn or self.dataset == "multi_turn",
+            time_scale=self.time_scale,
         )
         target = Target(
             base_url=base_url, model=model, endpoint=self.endpoint,  # type: ignore[arg-type]
@@ -79,7 +81,14 @@ class WorkloadOptions:
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
         )
-        requests = self.requests if (self.requests or self.duration) else 100
+        requests = self.requests
+        if requests is None and self.duration is None:
+            if self.dataset == "trace" and self.dataset_path:
+                from profiler.workloads.traces import read_trace
+
+                requests = len(read_trace(self.dataset_path)[1])  # the whole trace
+            else:
+                requests = 100
         return LoadConfig(
             target=target, dataset=dataset, arrival=arrival, out_dir=out,
             num_requests=requests, duration_s=self.duration,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from profiler.cli_workload import WorkloadOptions
 
-__all__ = ["attach_command", "summarize_command"]
+if TYPE_CHECKING:
+    from analyzers.goodput import SLO
+
+__all__ = ["attach_command", "parse_slo", "selftest_command", "summarize_command"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -59,13 +63,34 @@ def summarize_command(run: Path, definitions: str, slo: str | None) -> int:
     return EXIT_OK
 
 
+def parse_slo(text: str) -> SLO:
+    """``ttft:200,itl:50,tpot:40,e2e:2000`` (milliseconds) → :class:`SLO`."""
+    from analyzers.goodput import SLO
+
+    keys = {"ttft": "ttft_ms", "itl": "itl_ms", "tpot": "tpot_ms", "e2e": "e2e_ms"}
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, num = part.partition(":")
+        key = keys.get(name.strip().lower())
+        if not sep or key is None:
+            raise ValueError(f"SLO {part!r}: expected NAME:MS with NAME one of "
+                             f"{', '.join(keys)} (e.g. ttft:200,tpot:40)")
+        try:
+            values[key] = float(num)
+        except ValueError:
+            raise ValueError(f"SLO {part!r}: {num!r} is not a number of milliseconds") from None
+    if not values:
+        raise ValueError("--slo is empty; e.g. --slo ttft:200,tpot:40")
+    return SLO(**values)
+
+
 def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
-    from analyzers.summary import SLO, summarize
+    from analyzers.summary import summarize
     from profiler.rundir.reader import load_run
     from reports.terminal import print_definitions, print_summary
 
+    parsed = parse_slo(slo) if slo else None
     data = load_run(run)
-    parsed = SLO.parse(slo) if slo else None
     summary = summarize(data, parsed)
     console = Console()
     print_summary(console, data, summary)

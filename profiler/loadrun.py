@@ -96,11 +96,11 @@ def prepare_run_dir(out_dir: Path) -> Path:
 def _step_arrivals(cfg: LoadConfig) -> list[ArrivalSpec]:
     if not cfg.sweep:
         return [cfg.arrival]
-    key = "concurrency" if cfg.arrival.kind == "closed" else "rate_per_s"
     if cfg.arrival.kind == "trace":
         raise WorkloadError("a trace replay cannot be swept; use --time-scale instead")
-    return [dataclasses.replace(cfg.arrival, **{key: (int(v) if key == "concurrency" else v)})
-            for v in cfg.sweep]
+    if cfg.arrival.kind == "closed":
+        return [dataclasses.replace(cfg.arrival, concurrency=int(v)) for v in cfg.sweep]
+    return [dataclasses.replace(cfg.arrival, rate_per_s=v) for v in cfg.sweep]
 
 
 def _sessions_needed(cfg: LoadConfig, arrival: ArrivalSpec) -> int:
