@@ -25,18 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
-import struct
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import orjson
 from aiohttp import web
 
-from profiler.selftest.request import RequestError, StreamRequest, parse_request
+from profiler.selftest.request import RequestError, parse_request
 from profiler.selftest.schedule import RefSchedule
+from profiler.selftest.streaming import Call, Streamer, abort_with_rst
 from profiler.selftest.timing import DEFAULT_SPIN_NS, DeadlineSleeper
 from profiler.selftest.truth import DEFAULT_TRUTH_CAPACITY, TruthRecord, TruthStore
 from profiler.selftest.wire import (
@@ -45,7 +41,6 @@ from profiler.selftest.wire import (
     event_text,
     framing_for,
     nonstream_body,
-    split_points,
 )
 
 __all__ = ["DEFAULT_MODEL", "URL_PREFIX", "RefServer", "make_app", "refserver_key"]
@@ -54,29 +49,7 @@ DEFAULT_MODEL = "ref"
 URL_PREFIX = "REFSERVER_URL="  # serve.py prints it before the URL; process.py looks for it
 _now_ns = time.monotonic_ns
 _HTTP_FAULTS = {"http_500": 500, "http_429": 429, "http_400": 400}
-_STALL_POLL_S = 0.02
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
-
-
-class _Event(NamedTuple):
-    kind: str  # "role", "output", "usage", "done", or "fault" (a fault fires here)
-    data: bytes
-    tokens: int
-    chars: int
-    t_sched_ns: int
-
-
-@dataclass(slots=True)
-class _Call:
-    """One request in flight."""
-
-    request: web.Request
-    req: StreamRequest
-    rec: TruthRecord | None
-    response_id: str
-    model: str
-    t_recv_ns: int
-    header_id: str | None
 
 
 class RefServer:
@@ -98,6 +71,7 @@ class RefServer:
         self._ids = itertools.count(1)
         self.created = int(time.time())
         self.closing = asyncio.Event()  # set on shutdown: stalled requests let go
+        self.streamer = Streamer(self.sleeper, self.closing)
 
     async def on_shutdown(self, _app: web.Application) -> None:
         self.closing.set()
@@ -166,7 +140,7 @@ class RefServer:
             rec.continuous_usage = req.continuous_usage
             self.truth.add(rec)
         prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
-        call = _Call(
+        call = Call(
             request, req, rec, f"{prefix}{serial:016x}", req.model or self.model, t_recv, header_id
         )
         try:
@@ -198,17 +172,9 @@ class RefServer:
             await resp.write_eof()
         return resp
 
-    async def _wait_for_disconnect(self, request: web.Request) -> None:
-        """Hold the request until its client closes the connection or the server stops."""
-        while not self.closing.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            await asyncio.sleep(_STALL_POLL_S)
-
     # ---- non-streamed -------------------------------------------------------------------
 
-    async def _nonstream(self, call: _Call) -> web.StreamResponse:
+    async def _nonstream(self, call: Call) -> web.StreamResponse:
         request, req, rec, t_recv = call.request, call.req, call.rec, call.t_recv_ns
         sched = req.schedule
         n_events = len(sched.event_tokens(req.output_tokens))
@@ -216,15 +182,15 @@ class RefServer:
         itl_ns = round(sched.itl_ms * 1e6)
         fault = sched.terminal_fault
         if fault is not None:
+            if rec is not None:
+                rec.ended = "fault"
             await self.sleeper.sleep_until(first_ns + min(sched.fault_after, n_events - 1) * itl_ns)
             if fault == "stall":
-                await self._wait_for_disconnect(request)
+                await self.streamer.wait_for_disconnect(request)
                 return web.Response(status=204)  # seen only if the server shuts down
             if fault == "reset":
-                _abort_with_rst(request)
-                if rec is not None:
-                    rec.ended = "fault"
-                return web.Response(status=204)
+                abort_with_rst(request)
+                return web.Response(status=204)  # never sent: the connection is gone
             if fault.startswith("error_event"):
                 return await self._http_fault(request, rec, 500)
         t_done_sched = first_ns + (n_events - 1) * itl_ns
@@ -255,8 +221,6 @@ class RefServer:
             await partial.write(body[: len(body) // 2])
             if request.transport is not None:
                 request.transport.close()
-            if rec is not None:
-                rec.ended = "fault"
             return partial
         try:
             await resp.prepare(request)
@@ -269,40 +233,7 @@ class RefServer:
 
     # ---- streamed -----------------------------------------------------------------------
 
-    def _events(self, req: StreamRequest, enc: ChunkEncoder, t_recv: int) -> Iterator[_Event]:
-        """The planned events in order, ending early with a "fault" pseudo-event."""
-        sched = req.schedule
-        first_ns = t_recv + round(sched.ttft_ms * 1e6)
-        itl_ns = round(sched.itl_ms * 1e6)
-        fault = sched.terminal_fault
-        fault_at = sched.fault_after if fault is not None else -1
-        utf8 = bool(sched.faults & {"partial_utf8", "split_writes"})
-        sizes = sched.event_tokens(req.output_tokens)
-        last = len(sizes) - 1
-        if enc.chat:
-            role_ns = first_ns
-            if sched.role_delay_ms is not None:
-                role_ns = t_recv + round(sched.role_delay_ms * 1e6)
-            yield _Event("role", enc.role(), 0, 0, role_ns)
-        t = first_ns
-        tok = 0
-        for k, size in enumerate(sizes):
-            t = first_ns + k * itl_ns
-            if k == fault_at:
-                yield _Event("fault", b"", 0, 0, t)
-                return
-            text = event_text(tok, size, utf8)
-            tok += size
-            finish = req.finish_reason if k == last else None
-            yield _Event("output", enc.content(text, tok, finish), size, len(text), t)
-        if fault is not None:
-            yield _Event("fault", b"", 0, 0, t)
-            return
-        if req.include_usage and "no_usage" not in sched.faults:
-            yield _Event("usage", enc.usage(tok), 0, 0, t)
-        yield _Event("done", enc.done(), 0, 0, t)
-
-    async def _stream(self, call: _Call) -> web.StreamResponse:
+    async def _stream(self, call: Call) -> web.StreamResponse:
         request, req, rec = call.request, call.req, call.rec
         sched = req.schedule
         faults = sched.faults
@@ -324,113 +255,17 @@ class RefServer:
             if rec is not None:
                 rec.status = 200
                 rec.t_headers_ns = _now_ns()
-            await self._write_stream(call, resp, enc)
+            await self.streamer.write_stream(call, resp, enc)
         except ConnectionError:  # the client went away; nothing to tell it
             if rec is not None:
                 rec.ended = "client_gone"
         return resp
-
-    async def _write_stream(self, call: _Call, resp: web.StreamResponse, enc: ChunkEncoder) -> None:
-        rec, sched = call.rec, call.req.schedule
-        faults = sched.faults
-        if enc.framing.after_headers:
-            await resp.write(enc.framing.after_headers)
-        split_gap_ns = round(sched.split_gap_ms * 1e6) if "split_writes" in faults else -1
-        per_write = sched.effective_events_per_write
-        batch: list[_Event] = []
-        for ev in self._events(call.req, enc, call.t_recv_ns):
-            if ev.kind == "fault":
-                if batch:
-                    await self._flush(resp, batch, rec, split_gap_ns)
-                await self.sleeper.sleep_until(ev.t_sched_ns)
-                await self._fire(call, resp, enc, ev.t_sched_ns)
-                return
-            batch.append(ev)
-            if len(batch) >= per_write:
-                await self._flush(resp, batch, rec, split_gap_ns)
-                batch = []
-        if batch:
-            await self._flush(resp, batch, rec, split_gap_ns)
-        await resp.write_eof()
-        if rec is not None:
-            rec.t_done_ns = _now_ns()
-            rec.ended = "complete"
-
-    async def _flush(
-        self,
-        resp: web.StreamResponse,
-        batch: list[_Event],
-        rec: TruthRecord | None,
-        split_gap_ns: int,
-    ) -> None:
-        """Write ``batch`` in one write at the deadline of its last event."""
-        await self.sleeper.sleep_until(batch[-1].t_sched_ns)
-        t = _now_ns()
-        data = batch[0].data if len(batch) == 1 else b"".join(ev.data for ev in batch)
-        if rec is not None:
-            for ev in batch:
-                rec.add_event(ev.kind, t, ev.t_sched_ns, tokens=ev.tokens, chars=ev.chars)
-        if split_gap_ns < 0:
-            await resp.write(data)
-            return
-        start = 0
-        pieces: list[int] = []
-        for cut in [*split_points(data), len(data)]:
-            if pieces:
-                await self.sleeper.sleep_until(_now_ns() + split_gap_ns)
-            await resp.write(data[start:cut])
-            pieces.append(cut - start)
-            start = cut
-        if rec is not None:
-            rec.pieces.append(pieces)
-
-    async def _fire(
-        self, call: _Call, resp: web.StreamResponse, enc: ChunkEncoder, t_sched: int
-    ) -> None:
-        """The terminal fault of a stream, at its deadline."""
-        request, rec = call.request, call.rec
-        fault = call.req.schedule.terminal_fault
-        if rec is not None:
-            rec.ended = "fault"
-        if fault in ("error_event", "error_event_done"):
-            t = _now_ns()
-            data = enc.error("refserver injected fault: error_event", 500)
-            if rec is not None:
-                rec.add_event("error", t, t_sched)
-            if fault == "error_event_done":
-                if rec is not None:
-                    rec.add_event("done", t, t_sched)
-                data += enc.done()
-            await resp.write(data)
-            await resp.write_eof()
-        elif fault == "truncate":
-            await resp.write_eof()
-        elif fault == "reset":
-            _abort_with_rst(request)
-        elif fault == "stall":
-            await self._wait_for_disconnect(request)
-        if rec is not None:
-            rec.t_done_ns = _now_ns()
 
 
 def _json_error(status: int, message: str) -> web.Response:
     return web.Response(
         status=status, body=error_body(message, status), content_type="application/json"
     )
-
-
-def _abort_with_rst(request: web.Request) -> None:
-    """Abort the connection so the peer gets a TCP RST, not an orderly FIN."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass  # the abort below still closes the connection, with a FIN
-    transport.abort()
 
 
 refserver_key = web.AppKey("refserver", RefServer)
