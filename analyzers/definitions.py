@@ -133,12 +133,15 @@ def _content(tl: Timeline) -> BoolArray:
 
 def _aiperf(x: DefinitionInput) -> dict[str, FloatArray]:
     tl = x.tl
-    content = tl.select(_content(tl))
+    is_content = _content(tl)
+    content = tl.select(is_content)
     first, last = content.first(), content.last()
     send, osl = x.col("t_send_ns"), x.col("output_tokens")
-    # Tokens received up to and including the first content response, from per-chunk
-    # usage; unknown (-1) falls back to one, as AIPerf does without --per-chunk-usage.
-    fct = content.first(content.values(tl.ev_tokens_cum))
+    # first_chunk_tokens: the cumulative count on the first content response that carries
+    # per-chunk usage (AIPerf's first_content_chunk_completion_tokens); none (-1) falls
+    # back to one, as AIPerf does without --per-chunk-usage.
+    counted = tl.select(is_content & (tl.ev_tokens_cum >= 0))
+    fct = counted.first(counted.values(tl.ev_tokens_cum))
     decode = np.where(fct > 0, osl - fct, osl - 1)
     decode = np.where(decode < 1, osl - 1, decode)  # inconsistent count: AIPerf's fallback
     return {
@@ -158,7 +161,10 @@ def _guidellm(x: DefinitionInput) -> dict[str, FloatArray]:
     # Without server usage GuideLLM counts one token per content iteration.
     n = np.where(x.metrics["output_tokens_source"].to_numpy() == OUTPUT_EVENTS, iterations,
                  x.col("output_tokens"))
-    end = int_column(tl.requests, "t_end_ns")
+    # GuideLLM 0.8 stops reading at [DONE] and stamps request_end; without one, the end of
+    # the stream.
+    done, closed = int_column(tl.requests, "t_done_ns"), int_column(tl.requests, "t_end_ns")
+    end = np.where(done >= 0, done, closed)
     return {
         "time_to_first_token_ns": x.per_request(interval_ns(first, send)),
         "inter_token_latency_ns": x.per_request(_ratio(interval_ns(last, first), n - 1, n > 1)),
@@ -193,7 +199,7 @@ _GUIDELLM = Definition("guidellm", "GuideLLM", MappingProxyType({
     "time_to_first_token_ns": "first token iteration (text) - start",
     "inter_token_latency_ns": "(last_token - first_token) / (N - 1), N > 1",
     "time_per_output_token_ns": "(last_token - start) / N, TTFT included",
-    "request_latency_ns": "end of the stream - start",
+    "request_latency_ns": "end of the stream ([DONE], else the stream closing) - start",
 }), _guidellm)
 
 DEFINITIONS: Mapping[str, Definition] = MappingProxyType(

@@ -70,7 +70,13 @@ def test_guidellm_on_two_token_chunks(two_token_chunks):
     assert got["time_to_first_token_ns"] == [20.0]
     assert got["inter_token_latency_ns"] == [4.0]  # (40 - 20) / (6 - 1)
     assert got["time_per_output_token_ns"] == [pytest.approx(40 / 6)]  # (40 - 0) / 6
-    assert got["request_latency_ns"] == [48.0]  # end of the stream
+    assert got["request_latency_ns"] == [47.0]  # GuideLLM stops reading at [DONE]
+
+
+def test_guidellm_request_latency_without_done_runs_to_the_stream_end(tmp_path):
+    rec = request(1, 0.0, [out(20), out(30)], end_ms=60, completion_tokens=2)
+    got = _ms(definition_samples(write_run(tmp_path, [rec]), "guidellm"))
+    assert got["request_latency_ns"] == [60.0]
 
 
 def test_aiperf_without_chunk_usage_assumes_one_token_first(tmp_path):
