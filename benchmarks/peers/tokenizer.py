@@ -19,18 +19,19 @@ from pathlib import Path
 __all__ = ["ensure_tokenizer"]
 
 _SPECIALS = ("<|endoftext|>", "<|pad|>")
-_WORDS = (
+_TEXT = (
     "the a an of to and in is was for on that with as by at from it this be are model token "
     "server request stream latency metric cache client event second core ceiling profile "
     "hello world user assistant system answer question one two three four five six seven "
     "eight nine ten red green blue fast slow time first last data"
-).split()
+)
 
 
 def _corpus(n_lines: int = 20_000, seed: int = 0) -> Iterator[str]:
     rnd = random.Random(seed)
+    words = _TEXT.split()
     for _ in range(n_lines):
-        line = " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(3, 20)))
+        line = " ".join(rnd.choice(words) for _ in range(rnd.randint(3, 20)))
         if rnd.random() < 0.3:
             line += f" {rnd.randint(0, 99_999)}"
         yield line.capitalize() + rnd.choice(".?!,")
