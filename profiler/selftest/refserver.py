@@ -8,16 +8,29 @@ false), ``GET /v1/models``, ``GET /health``, ``GET /_truth`` (JSON list of
 that request. Responses follow vLLM's bytes (see :mod:`profiler.selftest.wire`); the
 schedule and the faults are described in :mod:`profiler.selftest.schedule`.
 
-Accuracy (measured on the 2-core dev VM, server in its own process under uvloop, client in
-another, default 1.5 ms spin; ``tests/selftest/test_timing.py`` re-measures it):
-the first content event is written 10-30 µs after its deadline at the median, under
-~100 µs at p99; inter-event deadlines hold to the same few tens of µs because deadlines
-are absolute. With ``spin_ns=0`` (no busy-wait) events are ~0.1-1.1 ms late instead.
-The truth reports what was done, so any lateness shows in ``t_event_ns - t_sched_ns``.
+Accuracy, measured on the 2-core dev VM while it was otherwise idle (server in its own
+process, client in another, 160 requests at 16 streams, ttft 10 ms, itl 2 ms; re-measured
+by ``tests/selftest/test_timing.py``), as truth minus schedule:
 
-Cost: per event one small bytes build from pre-encoded pieces and one socket write (a
-batch of ``events_per_write`` events shares one write); ``record_truth=False`` (the CLI's
-``--no-truth``) drops the per-event bookkeeping for ceiling runs.
+====================  ================  =================  ===========================
+loop, spin            TTFT p50 / p99    TTFT max           every event p50 / p99
+====================  ================  =================  ===========================
+uvloop, 1.5 ms        4 µs / 6-25 µs    30 µs              4 µs / 180 µs
+asyncio, 1.5 ms       9 µs / 44 µs      57 µs              10 µs / 200 µs
+uvloop, no spin       200 µs / 1.2 ms   1.5 ms             230 µs / 1.2 ms
+====================  ================  =================  ===========================
+
+The event p99 comes from ``[DONE]``/usage, which share the last content event's deadline
+and so go out one write (~20-150 µs) after it. When other processes oversubscribe the CPUs
+the OS deschedules the server for milliseconds and the errors grow accordingly; the truth
+records what was done, so lateness always shows in ``t_event_ns - t_sched_ns``. The spin
+costs CPU: with many streams the spinner keeps one core busy (``spin_ns=0`` to avoid it).
+
+Cost: per event one bytes build from pre-encoded pieces (~1.5 µs) and one socket write of
+one HTTP chunk; with ``itl_ms=0`` and no truth one process emits about 125 k events/s at
+``events_per_write=1`` and about 330 k events/s at 16 (one CPU core, measured with
+:func:`~profiler.selftest.drain.drain`). Truth recording costs little; ``record_truth=False``
+(the CLI's ``--no-truth``) drops it for ceiling runs.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import itertools
 import time
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from profiler.selftest.request import RequestError, parse_request
 from profiler.selftest.schedule import RefSchedule
@@ -250,6 +263,8 @@ class RefServer:
         resp = web.StreamResponse(status=200, headers=_SSE_HEADERS)
         if call.header_id:
             resp.headers["x-request-id"] = call.header_id
+        if request.version >= HttpVersion11:
+            resp.enable_chunked_encoding()  # as aiohttp would; lets the streamer write chunks
         try:
             await resp.prepare(request)
             if rec is not None:

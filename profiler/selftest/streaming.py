@@ -26,6 +26,7 @@ __all__ = ["Call", "Event", "Streamer", "abort_with_rst", "plan_events"]
 
 _now_ns = time.monotonic_ns
 _STALL_POLL_S = 0.02
+_HIGH_WATER = 1 << 16
 
 
 class Event(NamedTuple):
@@ -112,37 +113,37 @@ class Streamer:
         for ev in plan_events(call.req, enc, call.t_recv_ns):
             if ev.kind == "fault":
                 if batch:
-                    await self._flush(resp, batch, rec, split_gap_ns)
+                    await self._flush(call, resp, batch, split_gap_ns)
                 await self.sleeper.sleep_until(ev.t_sched_ns)
                 await self._fire(call, resp, enc, ev.t_sched_ns)
                 return
             batch.append(ev)
             if len(batch) >= per_write:
-                await self._flush(resp, batch, rec, split_gap_ns)
+                await self._flush(call, resp, batch, split_gap_ns)
                 batch = []
         if batch:
-            await self._flush(resp, batch, rec, split_gap_ns)
+            await self._flush(call, resp, batch, split_gap_ns)
         await resp.write_eof()
         if rec is not None:
             rec.t_done_ns = _now_ns()
             rec.ended = "complete"
 
     async def _flush(
-        self,
-        resp: web.StreamResponse,
-        batch: list[Event],
-        rec: TruthRecord | None,
-        split_gap_ns: int,
+        self, call: Call, resp: web.StreamResponse, batch: list[Event], split_gap_ns: int
     ) -> None:
         """Write ``batch`` in one write at the deadline of its last event."""
         await self.sleeper.sleep_until(batch[-1].t_sched_ns)
         t = _now_ns()
         data = batch[0].data if len(batch) == 1 else b"".join(ev.data for ev in batch)
+        rec = call.rec
         if rec is not None:
             for ev in batch:
                 rec.add_event(ev.kind, t, ev.t_sched_ns, tokens=ev.tokens, chars=ev.chars)
         if split_gap_ns < 0:
-            await resp.write(data)
+            if resp.chunked:
+                await _write_chunk(call.request, data)
+            else:
+                await resp.write(data)
             return
         start = 0
         pieces: list[int] = []
@@ -182,6 +183,20 @@ class Streamer:
             await self.wait_for_disconnect(request)
         if rec is not None:
             rec.t_done_ns = _now_ns()
+
+
+async def _write_chunk(request: web.Request, data: bytes) -> None:
+    """One HTTP/1.1 chunk straight to the transport, with aiohttp's own backpressure.
+
+    Equivalent on the wire to ``StreamResponse.write`` on a chunked response (headers are
+    already out, nothing is compressed) at about three quarters of its CPU cost per event.
+    """
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client closed the connection")
+    transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+    if transport.get_write_buffer_size() > _HIGH_WATER:
+        await request.writer.drain()
 
 
 def abort_with_rst(request: web.Request) -> None:

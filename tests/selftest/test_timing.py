@@ -2,10 +2,11 @@
 
 The numbers are printed (``pytest -s``) so they can be reported. On an idle 2-core machine
 TTFT error is a few µs at p50 and tens of µs at p99; the strict bounds below (p50 < 0.5 ms,
-p99 < 2 ms) hold there. When the host is oversubscribed (1-minute load average above the
-CPU count, e.g. other jobs benchmarking beside us) the OS deschedules the server for
-milliseconds and no user-space server can keep to a schedule, so the bounds are loosened
-and the test says so; the truth stays honest either way (it records what was done).
+p99 < 2 ms) hold there. When the host is oversubscribed during the measurement (more
+runnable tasks than CPUs in over 1 % of 2 ms samples of ``/proc/stat``, e.g. other jobs
+benchmarking beside us) the OS deschedules the server for milliseconds and no user-space
+server can keep to a schedule, so the bounds are loosened and the test says so; the truth
+stays honest either way (it records what was done).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import itertools
 import os
 import statistics
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,8 +84,34 @@ def test_truth_is_monotonic_and_never_early(server):
         assert rec["ended"] == "complete"
 
 
-def _oversubscribed() -> bool:
-    return os.getloadavg()[0] > (os.cpu_count() or 1)
+class _RunQueueSampler:
+    """Fraction of 2 ms samples in which more tasks were runnable than there are CPUs."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.samples = 0
+        self.over = 0
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        cpus = os.cpu_count() or 1
+        while not self._stop.wait(0.002):
+            with open("/proc/stat", encoding="ascii") as f:
+                running = next(int(ln.split()[1]) for ln in f if ln.startswith("procs_running"))
+            self.samples += 1
+            self.over += running - 1 > cpus  # minus this sampler thread itself
+
+    def __enter__(self) -> _RunQueueSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def fraction(self) -> float:
+        return self.over / self.samples if self.samples else 0.0
 
 
 def test_schedule_accuracy(server):
@@ -92,9 +120,10 @@ def test_schedule_accuracy(server):
     p50_us, p99_us = 500, 2000
     for _attempt in range(3):  # retries: a neighbour's burst can spoil a single run
         server.reset()
-        asyncio.run(_run(server.url))
+        with _RunQueueSampler() as sampler:
+            asyncio.run(_run(server.url))
         ttft_err, event_err = _errors(server.truth())
-        busy = _oversubscribed()
+        busy = sampler.fraction > 0.01
         if busy:
             p50_us, p99_us = 5000, 50000
         if _pct(ttft_err, 0.99) < p99_us and _pct(event_err, 0.99) < p99_us:
@@ -104,7 +133,7 @@ def test_schedule_accuracy(server):
         f"p99 {_pct(ttft_err, 0.99):.0f} µs, max {max(ttft_err) / 1e3:.0f} µs; "
         f"all events: p50 {_pct(event_err, 0.5):.0f} µs, p99 {_pct(event_err, 0.99):.0f} µs, "
         f"mean {statistics.fmean(event_err) / 1e3:.0f} µs (n={len(event_err)}); "
-        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"run queue above {os.cpu_count()} CPUs in {sampler.fraction:.1%} of samples"
         + (" - OVERSUBSCRIBED, loose bounds" if busy else "")
     )
     assert _pct(ttft_err, 0.5) < p50_us
