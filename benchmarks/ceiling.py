@@ -151,7 +151,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=_ROOT / f"benchmarks/results/ceiling-{today}.json")
     p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"of {', '.join(RUNNERS)}")
     p.add_argument("--concurrency", default="64,256", help="comma-separated stream counts")
-    p.add_argument("--requests", type=int, default=4000, help="requests per cell")
+    p.add_argument("--requests", type=int, default=5000, help="requests per cell")
     p.add_argument("--output-tokens", type=int, default=256, help="tokens (events) per request")
     p.add_argument("--input-tokens", type=int, default=16, help="prompt tokens")
     p.add_argument(

@@ -15,9 +15,10 @@ Definitions (one each):
 - ``events_per_s`` / ``requests_per_s``: events and completed requests over ``duration_s``.
 - ``cpu_window_s``: CPU seconds of the tool's whole process tree inside the benchmark window
   (sampled from /proc, see :mod:`benchmarks.peers.proctree`); ``cpu_us_per_event`` =
-  ``cpu_window_s`` / ``events``. ``cpu_total_s`` is the whole run, start-up included
-  (max of ``getrusage(RUSAGE_CHILDREN)`` and the /proc tree), ``cpu_total_us_per_event``
-  its share per event.
+  ``cpu_window_s`` / ``events``. ``cpu_total_s`` is the whole run, start-up included: the
+  larger of ``getrusage(RUSAGE_CHILDREN)`` (``cpu_rusage_s``) and the /proc tree
+  (``cpu_tree_s``); ``cpu_total_us_per_event`` is its share per event.
+- ``client_cores_used``: ``cpu_window_s`` / window length (how many cores the tool kept busy).
 - ``server_cpu_util``: the reference server's CPU seconds in the window / window length; near
   1.0 the single-threaded server, not the client, was the bottleneck.
 """
@@ -135,6 +136,7 @@ class CellResult:
     cpu_total_s: float = 0.0
     cpu_total_us_per_event: float = 0.0
     cpu_rusage_s: float = 0.0
+    cpu_tree_s: float = 0.0
     client_cores_used: float = 0.0  # cpu_window_s / window
     max_processes: int = 0
     server_cpu_window_s: float = 0.0
@@ -244,6 +246,7 @@ def error_result(
         outer_wall_s=run.outer_wall_s if run else 0.0,
         cpu_total_s=run.cpu_total_s if run else 0.0,
         cpu_rusage_s=run.cpu_rusage_s if run else 0.0,
+        cpu_tree_s=run.client.total_s if run else 0.0,
         error=error,
         command=run.argv if run else (),
         artifacts=str(spec.work_dir),
@@ -296,6 +299,7 @@ def make_result(
         cpu_total_s=run.cpu_total_s,
         cpu_total_us_per_event=run.cpu_total_s / events * 1e6 if events else 0.0,
         cpu_rusage_s=run.cpu_rusage_s,
+        cpu_tree_s=run.client.total_s,
         client_cores_used=cpu_window / window_s,
         max_processes=run.client.max_processes,
         server_cpu_window_s=server_cpu,
