@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import orjson
@@ -174,3 +175,35 @@ async def test_client_leaving_mid_stream_is_recorded_quietly(ref, caplog):
     assert rec.ended == "client_gone"
     assert 1 <= rec.kinds.count("output") < 50
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_slow_reader_gets_every_event_in_order(ref):
+    """Backpressure: a server at itl 0 must wait for a slow client, not drop or reorder."""
+    tokens = 20_000
+    body = completions_body(tokens, servescope_ref={"itl_ms": 0, "output_tokens": tokens})
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(ref.url + COMPLETIONS, json=body) as r,
+    ):
+        parts: list[bytes] = []
+        while chunk := await r.content.read(65536):
+            parts.append(chunk)
+            if len(parts) < 40:  # dawdle at first so the server's buffers fill up
+                await asyncio.sleep(0.002)
+    data = b"".join(parts)
+    texts = re.findall(rb'"text":"([^"]*)"', data)
+    assert texts == [b" t%d" % i for i in range(tokens)]
+    assert data.endswith(b"data: [DONE]\n\n")
+
+
+async def test_http10_client_gets_an_unchunked_stream(ref):
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(ref.url.rsplit(":", 1)[1]))
+    payload = orjson.dumps(completions_body(3))
+    writer.write(
+        b"POST /v1/completions HTTP/1.0\r\nContent-Length: %d\r\n\r\n%b" % (len(payload), payload)
+    )
+    raw = await reader.read(-1)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"chunked" not in head.lower()
+    assert len(sse_json(body)) == 4
