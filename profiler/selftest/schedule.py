@@ -47,6 +47,13 @@ format variants — a well-formed stream written in an unusual but legal way:
       non-ASCII), ``split_gap_ms`` apart; needs ``events_per_write = 1``.
   ``coalesce``: at least 4 events per write (``events_per_write`` if larger).
   ``partial_utf8``: token text with "é", "中", "🙂", vLLM's "\\ufffd" and empty deltas.
+
+Non-streamed requests answer with one JSON body when their last token is due. Faults there:
+``http_*`` as above; ``error_event``/``error_event_done`` become an HTTP 500 error body at the
+fault's deadline; ``reset`` aborts before any response byte; ``truncate`` announces the whole
+body's Content-Length, sends half and closes; ``stall`` never answers; ``no_usage`` omits
+``usage``; format variants do not apply (``partial_utf8``/``split_writes`` still pick the
+non-ASCII token text).
 """
 
 from __future__ import annotations

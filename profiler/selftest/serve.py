@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest=f.name,
             type=_TYPES[str(f.type)],
             default=None,
-            help=f"{FIELD_HELP[f.name]} (default {f.default})",
+            help=FIELD_HELP[f.name] + ("" if f.default is None else f" (default {f.default})"),
         )
     return parser
 
