@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -46,6 +47,11 @@ async def run_in_process(job: WorkerJob, stats: DriveStats | None = None,
     """Drive one shard in this process; SIGINT/SIGTERM cancel it cleanly (in-flight
     requests are written as cancelled) instead of killing the process mid-write."""
     stats = stats if stats is not None else DriveStats()
+    # Everything allocated so far (imports, the workload) is long-lived: move it out of the
+    # collector's reach, so a full collection during the run does not walk it and stall
+    # the event loop (that showed up as 5 ms gaps in every stream at once).
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(_drive_and_publish(job, stats, counters))
     for sig in (signal.SIGINT, signal.SIGTERM):
