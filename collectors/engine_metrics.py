@@ -1,0 +1,491 @@
+"""Engine metrics scraper: reads the engine's metrics endpoints on a fixed schedule.
+
+Each endpoint is read at absolute deadlines ``t0 + k * interval`` (no drift; a tick missed
+because the previous read overran is skipped and counted), with an aiohttp timeout shorter
+than the interval. Every attempt is recorded with its real ``t_start_ns``/``t_end_ns``
+(monotonic) and outcome, and appended at once as one JSON line (one ``os.write`` on an
+``O_APPEND`` descriptor, like :mod:`collectors.timeline`) to ``RUN/engine/metrics.jsonl``;
+:func:`finalize` turns the journal into ``metrics.parquet`` and ``scrapes.parquet``
+(schema in :mod:`collectors.engine_tables`).
+
+A failed scrape (refused, timeout, HTTP error, unparseable body) is a recorded outcome, never
+an exception: nothing here raises into the run. Error texts are redacted.
+
+Cost: parsing is prometheus_client's parser (~30 µs per sample on a 2-core VM, i.e. ~13 ms for
+a 52 KB vLLM page with ``_created`` lines dropped), done on the scraper's event loop. Each
+scrape's parse-and-write CPU time is recorded (``cpu_ns``). Sharing a loop with the load
+client would delay its reads by that much once per interval: run the scraper in its own
+process (:mod:`collectors.engine_scrape_process`) when it runs beside the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from collectors.engine_tables import (
+    METRICS_JOURNAL,
+    SCRAPER_FILE,
+    engine_dir,
+    finalize_engine_tables,
+)
+from profiler.clock import now_ns
+from profiler.engines.base import MetricsFormat
+from profiler.engines.extensions import MetricsEndpoint
+from profiler.engines.trtllm import ITER_PREFIX
+from profiler.redact import redact_text
+
+__all__ = [
+    "MetricSample",
+    "MetricsScraper",
+    "ScrapeOutcome",
+    "ScrapeResult",
+    "ScrapeStats",
+    "finalize",
+    "parse_body",
+    "parse_prometheus",
+    "parse_trtllm_json",
+    "scrape_once",
+]
+
+_NS = 1_000_000_000
+_ERROR_CHARS = 300
+_SORT = orjson.OPT_SORT_KEYS
+
+
+class ScrapeOutcome(StrEnum):
+    OK = "ok"
+    CONNECTION_ERROR = "connection_error"  # refused, reset, DNS
+    TIMEOUT = "timeout"
+    HTTP_ERROR = "http_error"  # any status but 200
+    PARSE_ERROR = "parse_error"  # 200 with a body that is not the expected format
+    ABSENT = "absent"  # an optional endpoint answered 404: not enabled, asked no more
+    ERROR = "error"  # anything else (recorded, never raised)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    family: str
+    type: str
+    sample: str
+    labels: str  # JSON object, keys sorted
+    value: float
+
+    def row(self) -> tuple[str, str, str, str, float]:
+        return (self.family, self.type, self.sample, self.labels, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeResult:
+    endpoint: str  # URL, user info and secrets redacted
+    format: MetricsFormat
+    tag: str  # "" for scheduled scrapes, e.g. "before"/"after" for snapshots
+    t_sched_ns: int  # the deadline it was scheduled for (-1 for snapshots)
+    t_start_ns: int
+    t_end_ns: int
+    ok: bool
+    status: int  # HTTP status, -1 without an answer
+    outcome: ScrapeOutcome
+    error: str
+    body_bytes: int
+    cpu_ns: int  # CPU time of parsing + journaling this scrape (this thread)
+    n_entries: int  # TensorRT-LLM JSON: iteration-stat entries drained
+    samples: tuple[MetricSample, ...] = ()
+
+    def journal_line(self) -> bytes:
+        return orjson.dumps({
+            "endpoint": self.endpoint, "format": self.format, "tag": self.tag,
+            "t_sched_ns": self.t_sched_ns, "t_start_ns": self.t_start_ns,
+            "t_end_ns": self.t_end_ns, "ok": self.ok, "status": self.status,
+            "outcome": self.outcome.value, "error": self.error, "body_bytes": self.body_bytes,
+            "cpu_ns": self.cpu_ns, "n_entries": self.n_entries,
+            "samples": [s.row() for s in self.samples],
+        }) + b"\n"
+
+
+@dataclass(slots=True)
+class ScrapeStats:
+    """Counts over a scraper's life, for the run's summary and warnings."""
+
+    scrapes: int = 0
+    ok: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    skipped_ticks: int = 0
+    journal_errors: int = 0
+    cpu_ns_total: int = 0
+    cpu_ns_max: int = 0
+
+    @property
+    def failed(self) -> int:
+        return self.scrapes - self.ok
+
+    def add(self, result: ScrapeResult) -> None:
+        self.scrapes += 1
+        self.ok += result.ok
+        key = result.outcome.value
+        self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
+        self.cpu_ns_total += result.cpu_ns
+        self.cpu_ns_max = max(self.cpu_ns_max, result.cpu_ns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scrapes": self.scrapes, "ok": self.ok, "failed": self.failed,
+                "by_outcome": dict(self.by_outcome), "skipped_ticks": self.skipped_ticks,
+                "journal_errors": self.journal_errors, "cpu_ns_total": self.cpu_ns_total,
+                "cpu_ns_max": self.cpu_ns_max}
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _metric_name(line: str) -> str:
+    if line.startswith("#"):
+        parts = line.split(" ", 3)
+        return parts[2] if len(parts) > 2 and parts[1] in ("HELP", "TYPE") else ""
+    return line.split("{", 1)[0].split(" ", 1)[0]
+
+
+def _without_created(text: str) -> str:
+    """Drop ``*_created`` lines (counter/histogram creation times, one gauge family each in
+    the text format) before parsing: a fifth of vLLM's page, of no use to servescope."""
+    return "\n".join(ln for ln in text.split("\n") if not _metric_name(ln).endswith("_created"))
+
+
+def _labels_json(labels: Mapping[str, str]) -> str:
+    return orjson.dumps(labels, option=_SORT).decode() if labels else "{}"
+
+
+def parse_prometheus(text: str, keep_created: bool = False) -> list[MetricSample]:
+    """Samples of a Prometheus text exposition, parsed by prometheus_client. Raises
+    ValueError on a body that is not Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    if not keep_created:
+        text = _without_created(text)
+    out: list[MetricSample] = []
+    try:
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                out.append(MetricSample(fam.name, fam.type, s.name, _labels_json(s.labels),
+                                        float(s.value)))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ValueError(f"not Prometheus text: {exc}") from exc
+    return out
+
+
+def _flatten(prefix: str, obj: Any, out: list[tuple[str, float]]) -> None:
+    if isinstance(obj, bool | int | float):
+        out.append((prefix, float(obj)))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _flatten(f"{prefix}.{i}", v, out)
+    # strings and nulls carry no number
+
+
+def parse_trtllm_json(body: bytes) -> tuple[list[MetricSample], int]:
+    """TensorRT-LLM ``/metrics``: a JSON list of iteration-stat dicts. Each numeric field
+    becomes a sample ``trtllm_iter:<dotted.path>`` whose labels are the entry's own ``iter``
+    and ``timestamp``. Returns (samples, entries). Raises ValueError on anything else."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError(f"expected a JSON list of iteration stats, got {type(data).__name__}")
+    out: list[MetricSample] = []
+    for item in data:
+        entry = item
+        if isinstance(item, str | bytes):  # some versions queue stats as JSON strings
+            try:
+                entry = orjson.loads(item)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"iteration stat is not JSON: {exc}") from exc
+        if not isinstance(entry, dict):
+            raise ValueError(f"iteration stat is a {type(entry).__name__}, not an object")
+        labels: dict[str, str] = {}
+        if entry.get("iter") is not None:
+            labels["iter"] = str(entry["iter"])
+        if isinstance(entry.get("timestamp"), str):
+            labels["timestamp"] = entry["timestamp"]
+        lab = _labels_json(labels)
+        fields: list[tuple[str, float]] = []
+        _flatten("", entry, fields)
+        out.extend(MetricSample(ITER_PREFIX + k, "trtllm_iter", ITER_PREFIX + k, lab, v)
+                   for k, v in fields)
+    return out, len(data)
+
+
+def parse_body(fmt: MetricsFormat, body: bytes,
+               keep_created: bool = False) -> tuple[list[MetricSample], int]:
+    """(samples, entries) of a metrics body in ``fmt``; ValueError when it does not parse."""
+    if fmt == "trtllm_json":
+        return parse_trtllm_json(body)
+    if fmt == "prometheus":
+        return parse_prometheus(body.decode("utf-8", errors="replace"), keep_created), 0
+    raise ValueError(f"no parser for metrics format {fmt!r}")
+
+
+# ---------------------------------------------------------------------------- one scrape
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def _safe_url(url: str) -> str:
+    return redact_text(_USERINFO.sub("", url))
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact_text(text)[:_ERROR_CHARS]
+
+
+def _classify(exc: BaseException) -> ScrapeOutcome:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ScrapeOutcome.TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError | OSError):
+        return ScrapeOutcome.CONNECTION_ERROR
+    return ScrapeOutcome.ERROR
+
+
+async def _fetch(session: aiohttp.ClientSession, url: str, timeout_s: float,
+                 headers: Mapping[str, str] | None) -> tuple[int, bytes]:
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with session.get(url, timeout=timeout, headers=headers) as resp:
+        return resp.status, await resp.read()
+
+
+def _result(ep: MetricsEndpoint, tag: str, t_sched: int, t0: int, **kw: Any) -> ScrapeResult:
+    base: dict[str, Any] = {"status": -1, "error": "", "body_bytes": 0, "cpu_ns": 0,
+                            "n_entries": 0, "samples": ()}
+    base.update(kw)
+    return ScrapeResult(endpoint=_safe_url(ep.url), format=ep.format, tag=tag,
+                        t_sched_ns=t_sched, t_start_ns=t0, **base)
+
+
+async def _scrape(session: aiohttp.ClientSession, ep: MetricsEndpoint, *, timeout_s: float,
+                  headers: Mapping[str, str] | None, tag: str, t_sched_ns: int,
+                  keep_created: bool) -> ScrapeResult:
+    t0 = now_ns()
+    try:
+        status, body = await _fetch(session, ep.url, timeout_s, headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never raised
+        return _result(ep, tag, t_sched_ns, t0, t_end_ns=now_ns(), ok=False,
+                       outcome=_classify(exc), error=_error_text(exc))
+    t1 = now_ns()
+    if status != 200:
+        outcome = (ScrapeOutcome.ABSENT if status == 404 and ep.optional
+                   else ScrapeOutcome.HTTP_ERROR)
+        text = redact_text(body[:_ERROR_CHARS].decode("utf-8", errors="replace"))
+        return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=False, status=status,
+                       outcome=outcome, error=f"HTTP {status}: {text}".strip(),
+                       body_bytes=len(body))
+    c0 = time.thread_time_ns()
+    try:
+        samples, entries = parse_body(ep.format, body, keep_created)
+    except ValueError as exc:
+        return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=False, status=status,
+                       outcome=ScrapeOutcome.PARSE_ERROR, error=_error_text(exc),
+                       body_bytes=len(body), cpu_ns=time.thread_time_ns() - c0)
+    return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=True, status=status,
+                   outcome=ScrapeOutcome.OK, body_bytes=len(body), n_entries=entries,
+                   samples=tuple(samples), cpu_ns=time.thread_time_ns() - c0)
+
+
+async def scrape_once(endpoint: MetricsEndpoint, *, timeout_s: float = 5.0,
+                      session: aiohttp.ClientSession | None = None,
+                      headers: Mapping[str, str] | None = None, tag: str = "snapshot",
+                      keep_created: bool = False) -> ScrapeResult:
+    """One scrape, recorded as a result (never raises for a failed scrape). Nothing is
+    journaled: use :meth:`MetricsScraper.snapshot` for that."""
+    if session is not None:
+        return await _scrape(session, endpoint, timeout_s=timeout_s, headers=headers,
+                             tag=tag, t_sched_ns=-1, keep_created=keep_created)
+    async with aiohttp.ClientSession() as own:
+        return await _scrape(own, endpoint, timeout_s=timeout_s, headers=headers, tag=tag,
+                             t_sched_ns=-1, keep_created=keep_created)
+
+
+# ---------------------------------------------------------------------------- the scraper
+
+
+class MetricsScraper:
+    """Scrapes ``endpoints`` every ``interval_s`` into ``RUN/engine/metrics.jsonl``.
+
+    Use as an async context manager; ``snapshot(tag)`` scrapes every endpoint once (before
+    and after the workload), ``run()`` scrapes on schedule until ``stop()``. An endpoint's
+    ``min_interval_s`` stretches its own interval to a multiple of ``interval_s``.
+    """
+
+    def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
+                 interval_s: float = 1.0, timeout_s: float | None = None,
+                 headers: Mapping[str, str] | None = None, keep_created: bool = False,
+                 on_result: Callable[[ScrapeResult], None] | None = None) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        timeout = 0.8 * interval_s if timeout_s is None else timeout_s
+        if not 0 < timeout < interval_s:
+            raise ValueError(f"timeout_s ({timeout}) must be positive and shorter than "
+                             f"interval_s ({interval_s})")
+        self.run_dir = Path(run_dir)
+        self.endpoints = tuple(endpoints)
+        self.interval_s = interval_s
+        self.timeout_s = timeout
+        self.keep_created = keep_created
+        self.stats = ScrapeStats()
+        self._headers = dict(headers) if headers else None
+        self._on_result = on_result
+        self._session: aiohttp.ClientSession | None = None
+        self._stop = asyncio.Event()
+        self._fd = -1
+
+    # -- lifecycle
+    async def __aenter__(self) -> MetricsScraper:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def open(self) -> None:
+        if self._fd >= 0:
+            return
+        edir = engine_dir(self.run_dir)
+        edir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(edir / METRICS_JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                           0o644)
+        settings = {"interval_s": self.interval_s, "timeout_s": self.timeout_s,
+                    "keep_created": self.keep_created,
+                    "endpoints": [{**ep.to_json(), "url": _safe_url(ep.url)}
+                                  for ep in self.endpoints]}
+        with contextlib.suppress(OSError):
+            (edir / SCRAPER_FILE).write_bytes(orjson.dumps(settings, option=_SORT))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the scrapes in flight (none is cut short)."""
+        self._stop.set()
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit_per_host=2))
+        return self._session
+
+    def _timeout_for(self, ep: MetricsEndpoint) -> float:
+        every = self._every(ep) * self.interval_s
+        return max(self.timeout_s, 0.8 * every) if every > self.interval_s else self.timeout_s
+
+    def _every(self, ep: MetricsEndpoint) -> int:
+        return max(1, -(-round(ep.min_interval_s * 1000) // round(self.interval_s * 1000)))
+
+    # -- recording
+    def _record(self, result: ScrapeResult) -> None:
+        self.stats.add(result)
+        if self._fd >= 0:
+            c0 = time.thread_time_ns()
+            try:
+                os.write(self._fd, result.journal_line())
+            except (OSError, TypeError, ValueError):
+                self.stats.journal_errors += 1
+            self.stats.cpu_ns_total += time.thread_time_ns() - c0
+        if self._on_result is not None:
+            try:
+                self._on_result(result)
+            except Exception:  # noqa: BLE001 - a display callback must not stop scraping
+                self.stats.by_outcome["callback_error"] = (
+                    self.stats.by_outcome.get("callback_error", 0) + 1)
+
+    async def _one(self, ep: MetricsEndpoint, tag: str, t_sched_ns: int) -> ScrapeResult:
+        try:
+            result = await _scrape(self._sess(), ep, timeout_s=self._timeout_for(ep),
+                                   headers=self._headers, tag=tag, t_sched_ns=t_sched_ns,
+                                   keep_created=self.keep_created)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence: record, go on
+            t = now_ns()
+            result = _result(ep, tag, t_sched_ns, t, t_end_ns=t, ok=False,
+                             outcome=ScrapeOutcome.ERROR, error=_error_text(exc))
+        self._record(result)
+        return result
+
+    # -- public scraping
+    async def snapshot(self, tag: str) -> list[ScrapeResult]:
+        """Scrape every endpoint once now and journal the results under ``tag``."""
+        self.open()
+        return list(await asyncio.gather(*(self._one(ep, tag, -1) for ep in self.endpoints)))
+
+    async def run(self, max_ticks: int | None = None) -> ScrapeStats:
+        """Scrape on schedule until :meth:`stop` (or ``max_ticks`` ticks per endpoint)."""
+        self.open()
+        t0 = now_ns()
+        tasks = [asyncio.create_task(self._loop(ep, t0, max_ticks)) for ep in self.endpoints]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return self.stats
+
+    async def _sleep_until(self, deadline_ns: int) -> bool:
+        """Wait for the deadline; False if stopped meanwhile."""
+        delay = (deadline_ns - now_ns()) / _NS
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return not self._stop.is_set()
+
+    async def _loop(self, ep: MetricsEndpoint, t0: int, max_ticks: int | None) -> None:
+        step = self._every(ep) * round(self.interval_s * _NS)
+        k = 0
+        while max_ticks is None or k < max_ticks:
+            deadline = t0 + k * step
+            if not await self._sleep_until(deadline):
+                return
+            result = await self._one(ep, "", deadline)
+            if result.outcome is ScrapeOutcome.ABSENT:
+                return
+            k += 1
+            late = now_ns() - (t0 + k * step)
+            if late > 0:  # this scrape overran the next deadline: skip, never bunch up
+                missed = late // step + 1
+                self.stats.skipped_ticks += missed
+                k += missed
+
+
+def finalize(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
+    """``engine/metrics.jsonl`` → ``engine/metrics.parquet`` + ``engine/scrapes.parquet``."""
+    return finalize_engine_tables(run_dir, keep_journal)
+
+
+def samples_by_name(samples: Iterable[MetricSample]) -> dict[str, list[MetricSample]]:
+    """Group samples by sample name (handy in tests and live views)."""
+    out: dict[str, list[MetricSample]] = {}
+    for s in samples:
+        out.setdefault(s.sample, []).append(s)
+    return out
