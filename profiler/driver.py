@@ -196,9 +196,13 @@ class _Dispatcher:
 
 
 async def _sleep_until(t_ns: int) -> None:
-    delay = (t_ns - now_ns()) / _NS
-    if delay > 0:
-        await asyncio.sleep(delay)
+    """Return at ``t_ns`` or just after, never before: event-loop timers have millisecond
+    granularity and can fire early, so the last millisecond is spent yielding."""
+    while True:
+        remaining = t_ns - now_ns()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(remaining / _NS if remaining > 1_500_000 else 0)
 
 
 async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
