@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from collectors.timeline import TimelineRecorder
+from profiler.client import timed
 from profiler.client.stream import send_request
 from profiler.client.target import Target
 from profiler.clock import now_ns
@@ -62,6 +63,7 @@ class DriveStats:
     in_flight: int = 0
     recent_ttft_ns: deque[int] = field(default_factory=lambda: deque(maxlen=512))
     outcomes: dict[str, int] = field(default_factory=dict)
+    exact_arrival_times: bool = False  # socket-read timestamps (see profiler.client.timed)
 
 
 class _Dispatcher:
@@ -214,6 +216,7 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
     limit = shard.concurrency if shard.offsets_ns is None else (shard.max_in_flight or 0)
     connector = aiohttp.TCPConnector(limit=max(limit, 0), ttl_dns_cache=None,
                                      force_close=False, enable_cleanup_closed=True)
+    stats.exact_arrival_times = timed.install(connector)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
                                      auto_decompress=False, trust_env=False) as http:
         d = _Dispatcher(shard=shard, target=target, session=http, recorder=recorder,

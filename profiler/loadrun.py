@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler import aio
+from profiler.client import timed
 from profiler.client.target import Target
 from profiler.clock import now_ns, take_anchor
 from profiler.driver import DriveStats, Shard
@@ -170,7 +171,9 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         target={"url": cfg.target.base_url, "model": cfg.target.model,
                 "endpoint": cfg.target.endpoint, "stream": cfg.target.stream,
                 "per_chunk_usage": cfg.target.per_chunk_usage},
-        workers=cfg.workers, extra=dict(manifest_extra or {}),
+        workers=cfg.workers,
+        extra={"client": {"timestamps": "socket_read" if timed.available()
+                          else "coroutine_wakeup"}, **(manifest_extra or {})},
     )
     write_manifest(run_dir, manifest)
     status = "complete"

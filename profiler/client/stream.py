@@ -15,6 +15,7 @@ import orjson
 
 from profiler.client.sse import SSEParser
 from profiler.client.target import Target
+from profiler.client.timed import ArrivalClock
 from profiler.clock import now_ns
 from profiler.records import UNKNOWN, EventKind, Outcome, RequestRecord
 from profiler.redact import redact_text
@@ -180,13 +181,19 @@ async def send_request(
 async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink) -> None:
     parser = SSEParser()
     content = resp.content
+    clock = ArrivalClock(resp)
     while True:
         chunk = await content.readany()
         t = now_ns()
         if not chunk:
             break
-        for payload in parser.feed(chunk):
-            sink.add(payload, t)
+        if not clock.exact:
+            for payload in parser.feed(chunk):
+                sink.add(payload, t)
+            continue
+        for t_arrival, piece in clock.slices(chunk, t):
+            for payload in parser.feed(piece):
+                sink.add(payload, t_arrival)
     for payload in parser.flush():
         sink.add(payload, now_ns())
     rec = sink.rec

@@ -1,0 +1,44 @@
+"""The client's timing against the reference server's own timestamps (same CLOCK_MONOTONIC):
+TTFT and ITL within 1 ms of the truth at p99 with 64 concurrent streams, and per-token ITL
+right when the server sends several tokens per event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from analyzers.itl import itl_samples
+from profiler.calibration import measure_accuracy
+from profiler.rundir.reader import load_run
+from profiler.selftest.schedule import RefSchedule
+
+_MS = 1_000_000
+
+
+def test_ttft_and_itl_within_1ms_of_truth_at_64_streams(tmp_path: Path) -> None:
+    sched = RefSchedule(ttft_ms=20, itl_ms=5, output_tokens=64)
+    r = measure_accuracy(tmp_path / "acc", concurrency=64, requests=256, schedule=sched,
+                         server_args=("--spin-us", "0"))
+    assert r.requests_matched == 256
+    assert r.event_count_mismatches == 0
+    assert r.abs_ttft_error_ns.p99 < 1 * _MS, r.abs_ttft_error_ns
+    assert r.abs_itl_error_ns.p99 < 1 * _MS, r.abs_itl_error_ns
+    assert r.itl_error_ns.count == 256 * 63
+
+
+def test_per_token_itl_with_several_tokens_per_event(tmp_path: Path) -> None:
+    # 4 tokens per event every 8 ms: 2 ms per token, not 8 ms and not three zeros
+    sched = RefSchedule(ttft_ms=10, itl_ms=8, output_tokens=32, tokens_per_event=4)
+    r = measure_accuracy(tmp_path / "acc", concurrency=8, requests=32, schedule=sched,
+                         server_args=("--spin-us", "0"))
+    assert r.requests_matched == 32
+    itl = itl_samples(load_run(tmp_path / "acc"))
+    per_token = itl.per_token_ns / _MS
+    per_event = itl.per_event_ns / _MS
+    assert len(per_event) == 32 * 7  # 8 events per request, 7 gaps
+    # 7 gaps x 4 tokens each; the 3 extra tokens of the first event have no gap
+    assert len(per_token) == 32 * 7 * 4
+    assert abs(float(np.median(per_token)) - 2.0) < 0.1
+    assert abs(float(np.median(per_event)) - 8.0) < 0.4
+    assert float(np.min(per_token)) > 0.5  # no zero gaps
