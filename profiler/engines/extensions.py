@@ -24,6 +24,7 @@ __all__ = [
     "MetricsEndpoint",
     "derived_signals",
     "engine_manifest_entry",
+    "histogram_labels",
     "histogram_scale",
     "launch_of",
     "launch_warnings",
@@ -93,6 +94,11 @@ class EngineAdapterExt(EngineAdapter, Protocol):
         ...
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        """Family → label filter applied by default (SGLang: rank-0 schedulers only)."""
+        ...
+
+    @property
     def notes(self) -> Mapping[str, str]:
         """Signal or histogram name → how the engine defines it (shown beside the number)."""
         ...
@@ -138,6 +144,11 @@ def derived_signals(adapter: EngineAdapter) -> Mapping[Signal, DerivedSignal]:
 def histogram_scale(adapter: EngineAdapter) -> Mapping[str, float]:
     ext = _ext(adapter)
     return ext.histogram_scale if ext is not None else _EMPTY
+
+
+def histogram_labels(adapter: EngineAdapter) -> Mapping[str, Mapping[str, str]]:
+    ext = _ext(adapter)
+    return ext.histogram_labels if ext is not None else _EMPTY
 
 
 def metric_notes(adapter: EngineAdapter) -> Mapping[str, str]:

@@ -78,5 +78,9 @@ class OpenAIGenericAdapter:
         return MappingProxyType({})
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        return MappingProxyType({})
+
+    @property
     def notes(self) -> Mapping[str, str]:
         return MappingProxyType({})

@@ -166,5 +166,10 @@ class SglangAdapter:
         return MappingProxyType({})
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        # the queue-time histogram is observed by each reporting scheduler
+        return MappingProxyType({"sglang:queue_time_seconds": _SCHED})
+
+    @property
     def notes(self) -> Mapping[str, str]:
         return _NOTES

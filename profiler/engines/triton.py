@@ -146,5 +146,9 @@ class TritonAdapter:
         return MappingProxyType({_FIRST_RESPONSE: 0.001})
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        return MappingProxyType({})
+
+    @property
     def notes(self) -> Mapping[str, str]:
         return _NOTES

@@ -178,5 +178,9 @@ class TrtllmAdapter:
         return MappingProxyType({})
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        return MappingProxyType({})
+
+    @property
     def notes(self) -> Mapping[str, str]:
         return _NOTES

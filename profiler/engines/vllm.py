@@ -160,5 +160,9 @@ class VllmAdapter:
         return MappingProxyType({})
 
     @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        return MappingProxyType({})
+
+    @property
     def notes(self) -> Mapping[str, str]:
         return _NOTES
