@@ -144,6 +144,15 @@ class ScrapeStats:
                 "journal_errors": self.journal_errors, "cpu_ns_total": self.cpu_ns_total,
                 "cpu_ns_max": self.cpu_ns_max}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScrapeStats:
+        return cls(scrapes=int(data.get("scrapes", 0)), ok=int(data.get("ok", 0)),
+                   by_outcome={str(k): int(v) for k, v in dict(data.get("by_outcome", {})).items()},
+                   skipped_ticks=int(data.get("skipped_ticks", 0)),
+                   journal_errors=int(data.get("journal_errors", 0)),
+                   cpu_ns_total=int(data.get("cpu_ns_total", 0)),
+                   cpu_ns_max=int(data.get("cpu_ns_max", 0)))
+
 
 # ---------------------------------------------------------------------------- parsing
 

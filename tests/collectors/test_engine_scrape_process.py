@@ -1,0 +1,53 @@
+"""The scraper in its own process, journaling into the run directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from collectors.engine_metrics import finalize
+from collectors.engine_scrape_process import ScraperProcess
+from collectors.engine_tables import read_engine_tables
+from profiler.engines.extensions import MetricsEndpoint
+from tests.collectors._server import Route, free_port, scripted_server
+
+VLLM = (Path(__file__).parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom").read_bytes()
+
+
+async def test_child_process_scrapes_and_stops(tmp_path):
+    route = Route(VLLM)
+    async with scripted_server({"/metrics": route}) as srv:
+        proc = ScraperProcess(tmp_path, [MetricsEndpoint(srv.url(), "prometheus")],
+                              interval_s=0.1)
+        assert await asyncio.to_thread(proc.start)
+        assert proc.pid is not None
+        assert proc.pid != os.getpid()
+        await asyncio.sleep(0.6)
+        stats = await asyncio.to_thread(proc.stop)
+    assert proc.error == ""
+    assert stats.ok >= 4
+    assert stats.ok == stats.scrapes
+    assert stats.cpu_ns_total > 0
+    assert len(route.hits_ns) == stats.scrapes
+    finalize(tmp_path)
+    tables = read_engine_tables(tmp_path)
+    assert tables is not None
+    assert len(tables.scrapes) == stats.scrapes
+    assert tables.scrapes["ok"].all()
+
+
+async def test_child_survives_a_dead_server(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    proc = ScraperProcess(tmp_path, [MetricsEndpoint(url, "prometheus")], interval_s=0.1)
+    assert await asyncio.to_thread(proc.start)
+    await asyncio.sleep(0.35)
+    stats = await asyncio.to_thread(proc.stop)
+    assert proc.error == ""
+    assert stats.scrapes >= 2
+    assert stats.by_outcome == {"connection_error": stats.scrapes}
+
+
+def test_stop_without_start_is_harmless(tmp_path):
+    proc = ScraperProcess(tmp_path, [MetricsEndpoint("http://127.0.0.1:1/m", "prometheus")])
+    assert proc.stop().scrapes == 0
