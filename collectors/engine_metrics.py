@@ -11,11 +11,11 @@ than the interval. Every attempt is recorded with its real ``t_start_ns``/``t_en
 A failed scrape (refused, timeout, HTTP error, unparseable body) is a recorded outcome, never
 an exception: nothing here raises into the run. Error texts are redacted.
 
-Cost: parsing is prometheus_client's parser (~30 µs per sample on a 2-core VM, i.e. ~13 ms for
-a 52 KB vLLM page with ``_created`` lines dropped), done on the scraper's event loop. Each
-scrape's parse-and-write CPU time is recorded (``cpu_ns``). Sharing a loop with the load
-client would delay its reads by that much once per interval: run the scraper in its own
-process (:mod:`collectors.engine_scrape_process`) when it runs beside the client.
+Cost (measured, docs/engines.md): on a 2-vCPU VM a scrape of the real 52 KB vLLM page costs
+~15.7 ms of CPU, ~14.9 ms of it prometheus_client's parser plus the journal write (the parse
+is recorded per scrape as ``cpu_ns``). Sharing an event loop with the load client would delay
+its stream reads by that much once per interval: beside the client, run the scraper in its own
+process (:mod:`collectors.engine_scrape_process`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class ScrapeResult:
     outcome: ScrapeOutcome
     error: str
     body_bytes: int
-    cpu_ns: int  # CPU time of parsing + journaling this scrape (this thread)
+    cpu_ns: int  # CPU time spent parsing this scrape's body (this thread)
     n_entries: int  # TensorRT-LLM JSON: iteration-stat entries drained
     samples: tuple[MetricSample, ...] = ()
 

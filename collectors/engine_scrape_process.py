@@ -1,6 +1,6 @@
 """Run the metrics scraper in a process of its own.
 
-Parsing a 52 KB vLLM page costs ~13 ms of CPU (prometheus_client's parser). On the load
+Parsing a 52 KB vLLM page costs ~15 ms of CPU (prometheus_client's parser, 2-vCPU VM). On the load
 client's event loop that would delay its stream reads by as much once per interval, so beside
 the client the scraper runs in a child process (``spawn``: no inherited event loop or threads),
 which journals to the same ``RUN/engine/metrics.jsonl``. The child ignores SIGINT: Ctrl-C is the
