@@ -15,9 +15,9 @@ by ``tests/selftest/test_timing.py``), as truth minus schedule:
 ====================  ================  =================  ===========================
 loop, spin            TTFT p50 / p99    TTFT max           every event p50 / p99
 ====================  ================  =================  ===========================
-uvloop, 1.5 ms        4 µs / 6-25 µs    30 µs              4 µs / 180 µs
-asyncio, 1.5 ms       9 µs / 44 µs      57 µs              10 µs / 200 µs
-uvloop, no spin       200 µs / 1.2 ms   1.5 ms             230 µs / 1.2 ms
+uvloop, 1.5 ms        4 µs / 6-25 µs    30 µs              4 µs / 180-360 µs
+asyncio, 1.5 ms       9 µs / 40 µs      57 µs              10 µs / 200-260 µs
+uvloop, no spin       200 µs / 1.0 ms   1.5 ms             200 µs / 1.1 ms
 ====================  ================  =================  ===========================
 
 The event p99 comes from ``[DONE]``/usage, which share the last content event's deadline
@@ -27,10 +27,11 @@ records what was done, so lateness always shows in ``t_event_ns - t_sched_ns``. 
 costs CPU: with many streams the spinner keeps one core busy (``spin_ns=0`` to avoid it).
 
 Cost: per event one bytes build from pre-encoded pieces (~1.5 µs) and one socket write of
-one HTTP chunk; with ``itl_ms=0`` and no truth one process emits about 125 k events/s at
-``events_per_write=1`` and about 330 k events/s at 16 (one CPU core, measured with
-:func:`~profiler.selftest.drain.drain`). Truth recording costs little; ``record_truth=False``
-(the CLI's ``--no-truth``) drops it for ceiling runs.
+one HTTP chunk, ~10 µs of CPU in all. With ``itl_ms=0`` one process (one core, measured with
+:func:`~profiler.selftest.drain.drain` from another process, 2000-token streams) emits
+about 105 k events/s at ``events_per_write=1`` and 310 k events/s at 16 without truth, and
+about 90 k and 270 k events/s with truth; ``record_truth=False`` (the CLI's ``--no-truth``)
+is for ceiling runs.
 """
 
 from __future__ import annotations
