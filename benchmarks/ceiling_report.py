@@ -14,7 +14,7 @@ __all__ = ["markdown_table", "result_document", "write_outputs"]
 
 _HEADER = (
     "| tool | streams | requests/s | events/s | CPU µs/event (window) | CPU µs/event (whole run) "
-    "| client cores | server CPU | duration s | outer wall s | completed | errors |"
+    "| client cores | server CPU | other CPU | duration s | outer wall s | completed | errors |"
 )
 
 
@@ -26,7 +26,8 @@ def _row(c: CellResult) -> str:
     return (
         f"| {c.tool} | {c.concurrency} | {c.requests_per_s:,.0f} | {c.events_per_s:,.0f} "
         f"| {c.cpu_us_per_event:.1f} | {c.cpu_total_us_per_event:.1f} "
-        f"| {c.client_cores_used:.2f} | {server} | {c.duration_s:.2f} | {c.outer_wall_s:.1f} "
+        f"| {c.client_cores_used:.2f} | {server} | {c.other_cpu_util:.2f} "
+        f"| {c.duration_s:.2f} | {c.outer_wall_s:.1f} "
         f"| {c.completed}/{c.requests_planned} | {errors} |"
     )
 

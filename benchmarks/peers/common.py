@@ -21,6 +21,9 @@ Definitions (one each):
 - ``client_cores_used``: ``cpu_window_s`` / window length (how many cores the tool kept busy).
 - ``server_cpu_util``: the reference server's CPU seconds in the window / window length; near
   1.0 the single-threaded server, not the client, was the bottleneck.
+- ``other_cpu_util``: the machine's busy CPU in the window (``/proc/stat``) minus the tool's
+  and the server's, in cores: kernel work charged to no process (loopback softirq), this
+  harness (~2 % of a core), and anything else running on the machine.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from benchmarks.peers.proctree import CpuSeries, TreeSampler
+from benchmarks.peers.proctree import MACHINE, CpuSeries, TreeSampler
 
 __all__ = [
     "CellResult",
@@ -94,6 +97,7 @@ class ProcessRun:
     cpu_rusage_s: float
     client: CpuSeries
     server: CpuSeries
+    machine: CpuSeries
     lines: tuple[tuple[int, str], ...]  # (monotonic ns when read, stdout/stderr line)
 
     @property
@@ -142,6 +146,7 @@ class CellResult:
     server_cpu_window_s: float = 0.0
     server_cpu_util: float = 0.0
     server_bound: bool = False
+    other_cpu_util: float = 0.0  # machine busy - tool - server, in the window (cores)
     error: str | None = None
     notes: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
@@ -218,6 +223,7 @@ def run_measured(
         cpu_rusage_s=_children_cpu_s() - rusage0,
         client=series["client"],
         server=series["server"],
+        machine=series[MACHINE],
         lines=tuple(lines),
     )
 
@@ -305,6 +311,7 @@ def make_result(
         server_cpu_window_s=server_cpu,
         server_cpu_util=server_util,
         server_bound=server_util >= _SERVER_BOUND_UTIL,
+        other_cpu_util=(run.machine.between(w0, w1) - cpu_window - server_cpu) / window_s,
         error=None if report.completed else "no request completed",
         notes=tuple(notes),
         command=run.argv,

@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuSeries", "TreeSampler", "read_proc_stats"]
+__all__ = ["MACHINE", "CpuSeries", "TreeSampler", "machine_busy_s", "read_proc_stats"]
+
+MACHINE = "machine"  # the series of all CPUs' busy time, beside the watched trees
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _PROC = Path("/proc")
@@ -65,6 +67,15 @@ def read_proc_stats() -> dict[int, _Stat]:
         if stat is not None:
             stats[stat.pid] = stat
     return stats
+
+
+def machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine since boot (``/proc/stat``: all but idle, iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest is in user.
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / _TICKS_PER_S
 
 
 def _descendants(stats: dict[int, _Stat], root: int) -> list[_Stat]:
@@ -119,7 +130,7 @@ class TreeSampler:
         self._interval_s = interval_s
         self._seen: dict[str, dict[tuple[int, int], int]] = {name: {} for name in roots}
         self._t: list[int] = []
-        self._cpu: dict[str, list[float]] = {name: [] for name in roots}
+        self._cpu: dict[str, list[float]] = {name: [] for name in (*roots, MACHINE)}
         self._nproc: dict[str, int] = dict.fromkeys(roots, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
@@ -133,6 +144,7 @@ class TreeSampler:
         """Take one sample now (also called by the thread)."""
         stats = read_proc_stats()
         t = time.monotonic_ns()
+        self._cpu[MACHINE].append(machine_busy_s())
         for name, root in self._roots.items():
             seen = self._seen[name]
             tree = _descendants(stats, root)
@@ -147,11 +159,12 @@ class TreeSampler:
             self.sample()
 
     def stop(self) -> dict[str, CpuSeries]:
-        """Stop sampling (after one last sample) and return each tree's series."""
+        """Stop sampling (after one last sample); each tree's series and ``MACHINE``'s."""
         self._stop.set()
         self._thread.join()
         self.sample()
         t = tuple(self._t)
         return {
-            name: CpuSeries(t, tuple(self._cpu[name]), self._nproc[name]) for name in self._roots
+            name: CpuSeries(t, tuple(cpu), self._nproc.get(name, 0))
+            for name, cpu in self._cpu.items()
         }
