@@ -7,10 +7,12 @@ the project venv) or ``.venv/bin/python -m benchmarks.ceiling``. See client_ceil
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import time
 import urllib.request
@@ -21,13 +23,22 @@ from typing import Any
 from benchmarks.ceiling_report import write_outputs
 from benchmarks.peers import RUNNERS, lookup
 from benchmarks.peers.common import CellResult, CellSpec
+from benchmarks.peers.proctree import wait_for_quiet
 from benchmarks.peers.tokenizer import ensure_tokenizer
 
 __all__ = ["main", "run_cell"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_TOOLS = ("null", "servescope", "servescope-w2", "vllm", "aiperf", "guidellm")
+DEFAULT_TOOLS = (
+    "null",
+    "servescope",
+    "servescope-w2",
+    "vllm",
+    "aiperf",
+    "aiperf-w4",
+    "guidellm",
+)
 _SERVER_CPU = 0  # with --pin: the server's CPU; tools get the others
 
 
@@ -56,6 +67,9 @@ def run_cell(tool: str, concurrency: int, args: argparse.Namespace, tokenizer: P
     work = args.work_dir / f"c{concurrency}" / tool
     work.mkdir(parents=True, exist_ok=True)
     client_cpus = None
+    background, waited = wait_for_quiet(args.quiet_cores, args.quiet_wait)
+    if background > args.quiet_cores:
+        print(f"    machine still busy ({background:.2f} cores) after {waited:.0f} s", flush=True)
     try:
         server = start_refserver(extra_args=_server_args(args.output_tokens))
     except RefServerError as exc:
@@ -83,14 +97,19 @@ def run_cell(tool: str, concurrency: int, args: argparse.Namespace, tokenizer: P
             result = CellResult(tool, concurrency, args.requests, error=f"runner: {exc!r}")
         if server.process.poll() is not None:
             result = _with_error(result, f"reference server died: {server.stderr_text()[-500:]}")
-    return result
+    notes = result.notes
+    if background > args.quiet_cores:
+        notes += (f"machine busy {background:.2f} cores just before the cell (others' work)",)
+    return dataclasses.replace(result, background_cpu_before=background, notes=notes)
 
 
 def _with_error(result: CellResult, error: str) -> CellResult:
-    import dataclasses
-
     joined = error if result.error is None else f"{result.error}; {error}"
     return dataclasses.replace(result, error=joined)
+
+
+def _sigterm_as_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def _venv_version(python: Path, dist: str) -> str | None:
@@ -159,6 +178,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     p.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.25,
+        help="before each cell, wait until the machine is this idle (busy cores over 2 s)",
+    )
+    p.add_argument("--quiet-wait", type=float, default=300.0, help="seconds to wait for quiet")
+    p.add_argument(
         "--work-dir", type=Path, default=None, help="tool artifacts (default .bench/ceiling/TIME)"
     )
     args = p.parse_args(argv)
@@ -176,6 +202,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     tokenizer = ensure_tokenizer(_ROOT / ".bench" / "tokenizer")
     meta: dict[str, Any] = {
         "benchmark": "client ingestion ceiling",

@@ -13,8 +13,9 @@ from benchmarks.peers.common import CellResult
 __all__ = ["markdown_table", "result_document", "write_outputs"]
 
 _HEADER = (
-    "| tool | streams | requests/s | events/s | CPU µs/event (window) | CPU µs/event (whole run) "
-    "| client cores | server CPU | other CPU | duration s | outer wall s | completed | errors |"
+    "| tool | streams | in flight | requests/s | events/s "
+    "| CPU µs/event (window) | CPU µs/event (whole run) | client cores | server CPU "
+    "| other CPU | duration s | outer wall s | completed | errors |"
 )
 
 
@@ -23,8 +24,10 @@ def _row(c: CellResult) -> str:
     if c.error:
         errors += f" ({c.error.splitlines()[0][:80]})"
     server = f"{c.server_cpu_util:.0%}" + (" ⚠" if c.server_bound else "")
+    in_flight = "–" if c.mean_in_flight is None else f"{c.mean_in_flight:.0f}"
     return (
-        f"| {c.tool} | {c.concurrency} | {c.requests_per_s:,.0f} | {c.events_per_s:,.0f} "
+        f"| {c.tool} | {c.concurrency} | {in_flight} "
+        f"| {c.requests_per_s:,.0f} | {c.events_per_s:,.0f} "
         f"| {c.cpu_us_per_event:.1f} | {c.cpu_total_us_per_event:.1f} "
         f"| {c.client_cores_used:.2f} | {server} | {c.other_cpu_util:.2f} "
         f"| {c.duration_s:.2f} | {c.outer_wall_s:.1f} "

@@ -22,6 +22,7 @@ RUNNERS: dict[str, Runner] = {
     "servescope-w2": lambda spec: servescope.run_workers(spec, 2),
     "vllm": vllm_bench.run,
     "aiperf": aiperf.run,
+    "aiperf-w4": lambda spec: aiperf.run_workers(spec, 4),
     "guidellm": guidellm.run,
 }
 

@@ -12,6 +12,9 @@ Definitions (one each):
   this is ground truth); ``tool_output_tokens`` is the tool's own count, for checking.
 - ``duration_s``: the benchmark phase as the tool itself reports it; ``outer_wall_s``: the
   whole process, start-up and reporting included.
+- ``mean_in_flight``: time-averaged requests in flight = sum of request latencies (the tool's
+  own per-request start and end) / ``duration_s``; below the target concurrency the tool
+  did not keep that many streams open.
 - ``events_per_s`` / ``requests_per_s``: events and completed requests over ``duration_s``.
 - ``cpu_window_s``: CPU seconds of the tool's whole process tree inside the benchmark window
   (sampled from /proc, see :mod:`benchmarks.peers.proctree`); ``cpu_us_per_event`` =
@@ -83,6 +86,7 @@ class ToolReport:
     window_mono_ns: tuple[int, int] | None  # benchmark phase on CLOCK_MONOTONIC
     tool_output_tokens: int | None = None
     tool_content_events: int | None = None
+    busy_s: float | None = None  # sum of request latencies (send to end) over the run
     notes: tuple[str, ...] = ()
 
 
@@ -133,6 +137,7 @@ class CellResult:
     tool_content_events: int | None = None
     duration_s: float = 0.0
     outer_wall_s: float = 0.0
+    mean_in_flight: float | None = None
     requests_per_s: float = 0.0
     events_per_s: float = 0.0
     cpu_window_s: float = 0.0
@@ -146,6 +151,7 @@ class CellResult:
     server_cpu_window_s: float = 0.0
     server_cpu_util: float = 0.0
     server_bound: bool = False
+    background_cpu_before: float | None = None  # machine busy cores just before the cell
     other_cpu_util: float = 0.0  # machine busy - tool - server, in the window (cores)
     error: str | None = None
     notes: tuple[str, ...] = ()
@@ -212,6 +218,10 @@ def run_measured(
     except subprocess.TimeoutExpired:
         returncode = None
         _kill_group(proc)
+    except BaseException:  # Ctrl-C / SIGTERM of the harness: take the tool down with it
+        _kill_group(proc)
+        sampler.stop()
+        raise
     t1 = time.monotonic_ns()
     series = sampler.stop()
     reader.join(timeout=5.0)
@@ -298,6 +308,7 @@ def make_result(
         tool_content_events=report.tool_content_events,
         duration_s=duration,
         outer_wall_s=run.outer_wall_s,
+        mean_in_flight=None if report.busy_s is None else report.busy_s / duration,
         requests_per_s=report.completed / duration,
         events_per_s=events / duration,
         cpu_window_s=cpu_window,

@@ -60,6 +60,11 @@ def parse_benchmarks(path: Path) -> tuple[ToolReport, dict[str, object]]:
         int(r["info"]["timings"].get("token_iterations") or 0)
         for r in bench["requests"]["successful"]
     )
+    busy = sum(
+        float(r["request_end_time"]) - float(r["request_start_time"])
+        for r in (*bench["requests"]["successful"], *bench["requests"]["errored"])
+        if r.get("request_end_time") and r.get("request_start_time")
+    )
     t0 = wall_to_mono_ns(int(float(sched["measure_start_time"]) * 1e9))
     t1 = wall_to_mono_ns(int(float(sched["measure_end_time"]) * 1e9))
     strategy = bench["config"]["strategy"]
@@ -71,6 +76,7 @@ def parse_benchmarks(path: Path) -> tuple[ToolReport, dict[str, object]]:
         window_mono_ns=(t0, t1),
         tool_output_tokens=int(tokens),
         tool_content_events=events,
+        busy_s=busy,
         notes=notes,
     )
     concurrency = bench["metrics"].get("request_concurrency", {}).get("successful", {})

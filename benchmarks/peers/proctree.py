@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MACHINE", "CpuSeries", "TreeSampler", "machine_busy_s", "read_proc_stats"]
+__all__ = [
+    "MACHINE",
+    "CpuSeries",
+    "TreeSampler",
+    "machine_busy_s",
+    "read_proc_stats",
+    "wait_for_quiet",
+]
 
 MACHINE = "machine"  # the series of all CPUs' busy time, beside the watched trees
 
@@ -76,6 +83,23 @@ def machine_busy_s() -> float:
     # user nice system idle iowait irq softirq steal guest guest_nice; guest is in user.
     busy = sum(fields[:8]) - fields[3] - fields[4]
     return busy / _TICKS_PER_S
+
+
+def wait_for_quiet(
+    max_busy_cores: float, timeout_s: float, probe_s: float = 2.0
+) -> tuple[float, float]:
+    """Wait until the machine's busy CPU over ``probe_s`` is at most ``max_busy_cores``.
+
+    Returns (busy cores in the last probe, seconds waited); gives up after ``timeout_s``.
+    """
+    t0 = time.monotonic()
+    while True:
+        b0 = machine_busy_s()
+        time.sleep(probe_s)
+        busy = (machine_busy_s() - b0) / probe_s
+        waited = time.monotonic() - t0
+        if busy <= max_busy_cores or waited >= timeout_s:
+            return busy, waited
 
 
 def _descendants(stats: dict[int, _Stat], root: int) -> list[_Stat]:

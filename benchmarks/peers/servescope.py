@@ -46,6 +46,7 @@ def parse_run_dir(run_dir: Path) -> ToolReport:
     )
     req = req.filter(pc.equal(req["phase"], "measure"))
     ok = req.filter(pc.equal(req["outcome"], "success"))
+    busy_ns = pc.sum(pc.subtract(req["t_end_ns"], req["t_send_ns"])).as_py()
     t0 = int(pc.min(req["t_send_ns"]).as_py())
     t1 = int(pc.max(req["t_end_ns"]).as_py())
     kinds = pq.read_table(run_dir / "events.parquet", columns=["kind"])["kind"]
@@ -58,6 +59,7 @@ def parse_run_dir(run_dir: Path) -> ToolReport:
         window_mono_ns=(t0, t1),
         tool_output_tokens=int(usage or 0),
         tool_content_events=content_events,
+        busy_s=int(busy_ns or 0) / 1e9,
     )
 
 

@@ -62,6 +62,7 @@ def run(spec: CellSpec) -> CellResult:
             duration_s=duration,
             window_mono_ns=None if start is None else (start, start + int(duration * 1e9)),
             tool_output_tokens=int(result["total_output_tokens"]),
+            busy_s=float(sum(result.get("latencies") or ())) or None,
         )
         extra = {"vllm_max_concurrent_requests": result.get("max_concurrent_requests")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
