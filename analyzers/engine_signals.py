@@ -90,13 +90,19 @@ def _families(adapter: EngineAdapter) -> set[str]:
     return names
 
 
+def _iter(labels: Mapping[str, str]) -> int:
+    try:
+        return int(labels.get("iter", -1))
+    except ValueError:
+        return -1
+
+
 def _prepare(metrics: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     """The rows of ``names`` with parsed labels and a snapshot key."""
     df = metrics[metrics["sample"].isin(set(names))].copy()
     df["lab"] = [orjson.loads(x) for x in df["labels"]]
-    iters = [int(d.get("iter", -1)) if t == _ITER else -1 for d, t in zip(df["lab"], df["type"],
-                                                                           strict=True)]
-    df["iter"] = iters
+    df["iter"] = [_iter(d) if t == _ITER else -1
+                  for d, t in zip(df["lab"], df["type"], strict=True)]
     df["snap"] = list(zip(df["scrape"], df["iter"], strict=True))
     return df
 
