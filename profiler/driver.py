@@ -207,6 +207,17 @@ async def _sleep_until(t_ns: int) -> None:
         await asyncio.sleep(remaining / _NS if remaining > 1_500_000 else 0)
 
 
+async def _prime(http: aiohttp.ClientSession, target: Target) -> None:
+    """One throwaway GET before the clock starts: the first request through aiohttp
+    imports modules and builds an SSL context (~0.3 s on a small machine), which would
+    otherwise stall every stream of the run's first second. Its result does not matter."""
+    url = target.base_url.rstrip("/").removesuffix("/v1") + "/v1/models"
+    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+        async with http.get(url, headers=target.headers("servescope-prime"),
+                            timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            await resp.read()
+
+
 async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
                 stats: DriveStats | None = None,
                 on_record: Callable[[RequestRecord], None] | None = None) -> DriveStats:
@@ -219,6 +230,13 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
     stats.exact_arrival_times = timed.install(connector)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
                                      auto_decompress=False, trust_env=False) as http:
+        await _prime(http, target)
+        if shard.t0_ns <= 0:  # no common start given: start now
+            shard.t0_ns = now_ns()
+            if shard.stop_at_ns is not None:
+                shard.stop_at_ns += shard.t0_ns
+            if shard.warmup_until_ns is not None:
+                shard.warmup_until_ns += shard.t0_ns
         d = _Dispatcher(shard=shard, target=target, session=http, recorder=recorder,
                         stats=stats, on_record=on_record)
         main = d.open_loop() if shard.offsets_ns is not None else d.closed_loop()

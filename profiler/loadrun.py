@@ -15,7 +15,7 @@ from typing import Any
 from profiler import aio
 from profiler.client import timed
 from profiler.client.target import Target
-from profiler.clock import now_ns, take_anchor
+from profiler.clock import take_anchor
 from profiler.driver import DriveStats, Shard
 from profiler.redact import redact_argv
 from profiler.rundir.layout import RunDirError
@@ -209,11 +209,7 @@ def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Pro
               on_progress: Callable[[Progress], None] | None) -> bool:
     if cfg.workers == 1:
         shard = shards[0]
-        t0 = now_ns() + 20_000_000
-        shard.t0_ns = t0
-        shard.stop_at_ns = None if shard.stop_at_ns is None else t0 + shard.stop_at_ns
-        if shard.warmup_until_ns is not None:
-            shard.warmup_until_ns += t0
+        shard.t0_ns = 0  # drive() starts the clock once the client is primed
         stats = DriveStats()
         job = WorkerJob(shard, cfg.target, run_dir)
         try:

@@ -101,7 +101,7 @@ def _worker_entry(job: WorkerJob, ready: Any, start: Any, counters: Any) -> None
         aio.run(run_in_process(job, counters=counters))
 
 
-def run_workers(jobs: list[WorkerJob], lead_ns: int = 200_000_000,
+def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
                 on_tick: Any = None, tick_s: float = 0.5) -> bool:
     """Run one job per process. In each job, ``stop_at_ns`` and ``warmup_until_ns`` are
     offsets from the common start (the parent fixes ``t0`` once every worker is ready).
