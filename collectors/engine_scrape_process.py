@@ -12,13 +12,13 @@ dies is reported in ``error`` and the returned stats.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import signal
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ class _Config:
     keep_created: bool = False
 
 
-def _child(cfg: _Config, stop: Event, conn: Connection) -> None:
+def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def main() -> dict[str, Any]:
@@ -48,8 +48,13 @@ def _child(cfg: _Config, stop: Event, conn: Connection) -> None:
                                   keep_created=cfg.keep_created) as scraper:
 
             def watch() -> None:
-                stop.wait()
-                loop.call_soon_threadsafe(scraper.stop)
+                # a pipe, not an Event: a multiprocessing Event whose waiting thread died
+                # with this process (e.g. every endpoint was absent and run() returned)
+                # blocks the parent's set() forever
+                with contextlib.suppress(EOFError, OSError):
+                    stop.recv()
+                with contextlib.suppress(RuntimeError):  # loop already closed
+                    loop.call_soon_threadsafe(scraper.stop)
 
             threading.Thread(target=watch, name="scraper-stop", daemon=True).start()
             conn.send(("ready", None))
@@ -75,9 +80,9 @@ class ScraperProcess:
         self._cfg = _Config(Path(run_dir), tuple(endpoints), interval_s, timeout_s,
                             dict(headers or {}), keep_created)
         ctx = mp.get_context("spawn")
-        self._stop = ctx.Event()
+        stop_recv, self._stop = ctx.Pipe(duplex=False)
         self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(self._cfg, self._stop, send),
+        self._proc = ctx.Process(target=_child, args=(self._cfg, stop_recv, send),
                                  name="servescope-scraper", daemon=True)
         self._send = send
         self.error = ""
@@ -112,7 +117,8 @@ class ScraperProcess:
         stats = ScrapeStats()
         if self._proc.pid is None:
             return stats
-        self._stop.set()
+        with contextlib.suppress(OSError):  # the child may have exited already
+            self._stop.send(None)
         try:
             if self._recv.poll(timeout_s):
                 kind, payload = self._recv.recv()

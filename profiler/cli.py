@@ -87,9 +87,30 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="vllm | sglang | trtllm | triton | openai (default: recognized from the "
+    "command, or for attach from the /metrics names)", rich_help_panel="Engine")]
+MetricsInterval = Annotated[float, typer.Option(help="Seconds between engine metric scrapes",
+                                                rich_help_panel="Engine")]
+NoMetrics = Annotated[bool, typer.Option("--no-metrics", help="Do not scrape engine metrics",
+                                         rich_help_panel="Engine")]
+
+
+def _workload(values: dict[str, object]) -> WorkloadOptions:
+    """The WorkloadOptions fields out of a command's parameters."""
+    from dataclasses import fields
+
+    return WorkloadOptions(**{f.name: values[f.name] for f in fields(WorkloadOptions)
+                              if f.name in values})  # type: ignore[arg-type]
+
+
 @app.command()
 def attach(
-    url: Url, out: Out = None, model: Model = None, endpoint: EndpointOpt = "completions",
+    url: Url, out: Out = None, engine: EngineOpt = None,
+    metrics_interval: MetricsInterval = 1.0, no_metrics: NoMetrics = False,
+    pid: Annotated[int | None, typer.Option(help="The server's PID (recorded, for CPU "
+                                            "profiling)", rich_help_panel="Engine")] = None,
+    model: Model = None, endpoint: EndpointOpt = "completions",
     dataset: Dataset = "synthetic", dataset_path: DatasetPath = None,
     tokenizer: Tokenizer = None, input_len: InputLen = "fixed:128",
     output_len: OutputLen = None, concurrency: Concurrency = None, rate: Rate = None,
@@ -103,19 +124,49 @@ def attach(
     stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
-    opts = WorkloadOptions(
-        model=model, endpoint=endpoint, dataset=dataset, dataset_path=dataset_path,
-        tokenizer=tokenizer, input_len=input_len, output_len=output_len,
-        concurrency=concurrency, rate=rate, arrival=arrival, burstiness=burstiness,
-        requests=requests, duration=duration, warmup_requests=warmup_requests,
-        warmup_s=warmup_s, sweep=sweep, seed=seed, workers=workers, groups=groups,
-        prefix_len=prefix_len, turns=turns, think_time=think_time, time_scale=time_scale,
-        multi_turn=multi_turn, per_chunk_usage=per_chunk_usage, ignore_eos=ignore_eos,
-        request_timeout=request_timeout, stall_timeout=stall_timeout, api_key_env=api_key_env,
-    )
     from profiler.commands import attach_command
+    from profiler.engine_run import EngineOptions
 
-    code = attach_command(url, opts, out or default_run_dir("attach"), sys.argv)
+    eopts = EngineOptions(engine=engine, metrics_interval_s=metrics_interval,
+                          scrape=not no_metrics)
+    code = attach_command(url, _workload(locals()), eopts, out or default_run_dir("attach"),
+                          sys.argv, pid=pid)
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    command: Annotated[list[str], typer.Argument(
+        help="The serving command, after --, e.g. -- vllm serve MODEL --port 8000",
+        show_default=False)],
+    out: Out = None, engine: EngineOpt = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Where the server answers (default: from the command's flags)",
+        rich_help_panel="Engine")] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness",
+                                                 rich_help_panel="Engine")] = 900.0,
+    metrics_interval: MetricsInterval = 1.0, no_metrics: NoMetrics = False,
+    model: Model = None, endpoint: EndpointOpt = "completions",
+    dataset: Dataset = "synthetic", dataset_path: DatasetPath = None,
+    tokenizer: Tokenizer = None, input_len: InputLen = "fixed:128",
+    output_len: OutputLen = None, concurrency: Concurrency = None, rate: Rate = None,
+    arrival: Arrival = "poisson", burstiness: Burstiness = 1.0, requests: Requests = None,
+    duration: Duration = None, warmup_requests: WarmupReq = 0, warmup_s: WarmupS = 0.0,
+    sweep: Sweep = None, seed: Seed = 0, workers: Workers = 1, groups: Groups = 8,
+    prefix_len: PrefixLen = 512, turns: Turns = "fixed:3", think_time: ThinkTime = 0.0,
+    time_scale: TimeScale = 1.0, multi_turn: MultiTurn = False,
+    per_chunk_usage: ChunkUsage = True,
+    ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
+    stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+) -> None:
+    """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
+    from profiler.commands import run_command
+    from profiler.engine_run import EngineOptions
+
+    eopts = EngineOptions(engine=engine, url=url, ready_timeout_s=ready_timeout,
+                          metrics_interval_s=metrics_interval, scrape=not no_metrics)
+    code = run_command(command, _workload(locals()), eopts, out or default_run_dir("run"),
+                       sys.argv)
     raise typer.Exit(code)
 
 

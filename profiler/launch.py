@@ -8,12 +8,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from profiler.procs import alive, descendants, proc_title
 from profiler.redact import redact_text
@@ -63,10 +65,13 @@ class EngineProcess:
     """One serving command, in its own session and process group, logs to files."""
 
     def __init__(self, argv: Sequence[str], log_dir: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                 redactor: Callable[[str], str] | None = None) -> None:
         if not argv:
             raise ValueError("no serving command given (put it after --)")
         self.argv = list(argv)
+        self._redact = redactor or redact_text
+        self._pumps: list[threading.Thread] = []
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = log_dir / "stdout.log"
         self.stderr_path = log_dir / "stderr.log"
@@ -83,15 +88,33 @@ class EngineProcess:
         return self.proc.pid
 
     def start(self) -> None:
-        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            try:
-                self.proc = subprocess.Popen(  # no shell: argv is executed as given
-                    self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                    env=self._env, cwd=self._cwd, start_new_session=True,
-                )
-            except OSError as exc:
-                raise EngineExited(f"cannot start {self.argv[0]!r}: {exc}", None, "") from exc
+        try:
+            self.proc = subprocess.Popen(  # no shell: argv is executed as given
+                self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, env=self._env, cwd=self._cwd, start_new_session=True,
+            )
+        except OSError as exc:
+            raise EngineExited(f"cannot start {self.argv[0]!r}: {exc}", None, "") from exc
         self.started_ns = time.monotonic_ns()
+        for stream, path in ((self.proc.stdout, self.stdout_path),
+                             (self.proc.stderr, self.stderr_path)):
+            if stream is not None:
+                t = threading.Thread(target=self._pump, args=(stream, path), daemon=True,
+                                     name=f"engine-log-{path.stem}")
+                t.start()
+                self._pumps.append(t)
+
+    def _pump(self, stream: IO[bytes], path: Path) -> None:
+        """Copy the engine's output to ``path`` line by line, secrets removed."""
+        with path.open("ab") as out:
+            for line in iter(stream.readline, b""):
+                out.write(self._redact(line.decode("utf-8", "replace")).encode())
+                out.flush()
+        stream.close()
+
+    def join_logs(self, timeout_s: float = 5.0) -> None:
+        for t in self._pumps:
+            t.join(timeout_s)
 
     def returncode(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -157,6 +180,7 @@ class EngineProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=1)
         rep.returncode = self.proc.returncode
+        self.join_logs()
         rep.leftover_pids = [p for p in self._seen if alive(p)]
         rep.processes_seen = dict(self._seen)
         rep.seconds = time.monotonic() - t0

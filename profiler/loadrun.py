@@ -158,10 +158,12 @@ def _cap_share(cap: int | None, w: int, k: int) -> int | None:
 
 
 def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = None,
-             manifest_extra: dict[str, Any] | None = None) -> LoadResult:
+             manifest_extra: dict[str, Any] | None = None,
+             run_dir_ready: bool = False) -> LoadResult:
     """Run every step, writing as it goes; always finalizes the run directory, also on
-    Ctrl-C (status ``interrupted``) or an unexpected error (status ``failed``)."""
-    run_dir = prepare_run_dir(cfg.out_dir)
+    Ctrl-C (status ``interrupted``) or an unexpected error (status ``failed``).
+    ``run_dir_ready``: the caller created ``cfg.out_dir`` (and may have written into it)."""
+    run_dir = cfg.out_dir if run_dir_ready else prepare_run_dir(cfg.out_dir)
     anchor = take_anchor()
     steps = _step_arrivals(cfg)
     manifest = Manifest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-__all__ = ["REDACTED", "redact_argv", "redact_headers", "redact_text"]
+__all__ = ["REDACTED", "Redactor", "redact_argv", "redact_headers", "redact_text", "secrets_in"]
 
 REDACTED = "***REDACTED***"
 
@@ -55,3 +55,34 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
         k: (REDACTED if k.lower() in _SECRET_HEADERS else redact_text(v))
         for k, v in headers.items()
     }
+
+
+_SECRET_ENV = re.compile(r"(API[_-]?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+
+
+def secrets_in(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Values that must never be written: those after secret-looking flags in ``argv`` and
+    of secret-looking environment variables (at least 6 characters, to avoid masking noise)."""
+    found: list[str] = []
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if _SECRET_FLAG.match(flag):
+            v = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            found.append(v)
+    for k, v in (env or {}).items():
+        if _SECRET_ENV.search(k):
+            found.append(v)
+    return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
+
+
+class Redactor:
+    """Pattern-based redaction plus exact removal of known secret values (an engine that
+    logs its own arguments prints the API key in forms no pattern anticipates)."""
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        self.secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, REDACTED)
+        return redact_text(text)

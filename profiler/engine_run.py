@@ -1,0 +1,274 @@
+"""``servescope run -- <serving command>``: start the engine, wait until it is ready, drive
+the workload while scraping the engine's metrics, stop the whole engine, and leave a
+complete run directory — also when the engine dies, never becomes ready, or the user
+presses Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from profiler.clock import take_anchor
+from profiler.engines.base import EngineAdapter
+from profiler.engines.extensions import engine_manifest_entry, metrics_endpoints
+from profiler.engines.registry import adapter_names, detect_adapter, get_adapter
+from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
+from profiler.loadrun import LoadConfig, LoadResult, Progress, prepare_run_dir, run_load
+from profiler.redact import Redactor, redact_argv, secrets_in
+from profiler.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
+
+__all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
+           "run_engine", "sniff_engine"]
+
+ENGINE_DIR = "engine"
+
+
+class EngineRunError(RuntimeError):
+    """The run could not go on; ``run_dir`` holds what was recorded, ``tail`` the log."""
+
+    def __init__(self, msg: str, run_dir: Path, tail: str = "", code: int = 1) -> None:
+        super().__init__(msg)
+        self.run_dir = run_dir
+        self.tail = tail
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    engine: str | None = None  # adapter name; None = recognize from the command
+    url: str | None = None  # where to reach it; None = from the command's flags
+    ready_timeout_s: float = 900.0
+    metrics_interval_s: float = 1.0
+    scrape: bool = True
+    stop_grace_s: tuple[float, float, float] = (15.0, 10.0, 5.0)
+
+
+@dataclass(slots=True)
+class EngineRunResult:
+    run_dir: Path
+    status: str
+    load: LoadResult | None
+    stop: StopReport | None
+    ready_s: float
+    warnings: list[str]
+
+
+def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineAdapter, str]:
+    """The adapter and base URL for a serving command (clear errors on a miss)."""
+    adapter = get_adapter(opts.engine) if opts.engine else detect_adapter(argv)
+    if adapter is None:
+        raise ValueError(
+            f"cannot tell which engine {' '.join(argv[:3])!r}… starts; pass --engine NAME "
+            f"(one of: {', '.join(adapter_names())}) and --url if it is not on the default "
+            "port")
+    if opts.url:
+        return adapter, opts.url.rstrip("/")
+    host, port = adapter.address(argv)
+    return adapter, f"http://{host}:{port}"
+
+
+def _write_failure(run_dir: Path, manifest: Manifest, status: str, error: dict[str, Any]
+                   ) -> None:
+    manifest.status = status
+    manifest.ended_wall_ns = time.time_ns()
+    manifest.extra.setdefault("engine", {})["error"] = error
+    write_manifest(run_dir, manifest)
+
+
+class _Watchdog:
+    """Interrupts the main thread (as Ctrl-C would) when the engine exits mid-run, so the
+    load stops at once and finalizes instead of failing request after request."""
+
+    def __init__(self, engine: EngineProcess) -> None:
+        self.engine = engine
+        self.died_with: int | None = None
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._watch, daemon=True, name="engine-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join(2)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            rc = self.engine.returncode()
+            if rc is not None:
+                self.died_with = rc
+                os.kill(os.getpid(), signal.SIGINT)  # handled exactly like the user's Ctrl-C
+                return
+
+
+def run_engine(argv: Sequence[str], opts: EngineOptions, *,
+               make_config: Callable[[str, Path], LoadConfig], out: Path,
+               command_line: Sequence[str],
+               on_progress: Callable[[Progress], None] | None = None,
+               on_status: Callable[[str], None] | None = None) -> EngineRunResult:
+    """``make_config(base_url, run_dir)`` builds the workload once the engine is ready (the
+    model name is known only then)."""
+    say = on_status or (lambda _msg: None)
+    adapter, base_url = resolve_engine(argv, opts)
+    run_dir = prepare_run_dir(out)
+    env = dict(os.environ)
+    anchor = take_anchor()
+    info = engine_manifest_entry(adapter, argv, base_url)
+    info["command"] = redact_argv(list(argv))
+    write_manifest(run_dir, Manifest(
+        run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
+        host=host_fingerprint(), command_line=redact_argv(list(command_line)), workload={},
+        seed=0, target={"url": base_url}, status="starting", extra={"engine": info},
+    ))
+    engine = EngineProcess(argv, run_dir / ENGINE_DIR, env=env,
+                           redactor=Redactor(secrets_in(argv, env)))
+    warnings: list[str] = list(info.get("warnings", []))
+    say(f"starting {adapter.name}: {' '.join(redact_argv(list(argv)))}")
+    res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
+    error: dict[str, Any] | None = None
+    try:
+        _start_and_load(engine, adapter, argv, base_url, opts, make_config, info, res,
+                        on_progress, say)
+        res.status = res.load.status if res.load is not None else "failed"
+    except EngineExited as exc:
+        error = {"kind": "exited", "returncode": exc.returncode, "message": str(exc),
+                 "log_tail": exc.tail}
+        raise EngineRunError(str(exc), run_dir, exc.tail) from exc
+    except EngineNotReady as exc:
+        error = {"kind": "not_ready", "message": str(exc), "log_tail": exc.tail}
+        raise EngineRunError(str(exc), run_dir, exc.tail) from exc
+    except KeyboardInterrupt:
+        res.status = "interrupted"
+    finally:
+        say("stopping the engine")
+        res.stop = engine.stop(opts.stop_grace_s)
+        _finish(run_dir, info, res.stop, warnings, status=res.status, error=error)
+    return res
+
+
+def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
+        engine: EngineProcess, adapter: EngineAdapter, argv: Sequence[str],
+                    base_url: str, opts: EngineOptions,
+                    make_config: Callable[[str, Path], LoadConfig], info: dict[str, Any],
+                    res: EngineRunResult, on_progress: Callable[[Progress], None] | None,
+                    say: Callable[[str], None]) -> None:
+    engine.start()
+    say(f"waiting for {base_url} to be ready (up to {opts.ready_timeout_s:g} s)")
+    res.ready_s = engine.wait_ready(base_url, adapter.readiness_paths, opts.ready_timeout_s)
+    info["ready_s"] = round(res.ready_s, 3)
+    info["processes"] = {str(k): v for k, v in engine.processes().items()}
+    say(f"ready after {res.ready_s:.1f} s; running the workload")
+    cfg = make_config(base_url, res.run_dir)
+    scraper = _start_scraper(adapter, argv, base_url, res.run_dir, opts, res.warnings)
+    try:
+        with _Watchdog(engine) as dog:
+            try:
+                res.load = run_load(cfg, on_progress=on_progress, run_dir_ready=True,
+                                    manifest_extra={"engine": info})
+            except KeyboardInterrupt:
+                if dog.died_with is None:
+                    raise
+    finally:
+        if scraper is not None:
+            info["scrapes"] = scraper.stop().to_json()
+            if scraper.error:
+                res.warnings.append(f"metrics scraper: {scraper.error}")
+    if dog.died_with is not None:
+        raise EngineExited(f"the engine exited with code {dog.died_with} during the run",
+                           dog.died_with, engine.tail())
+
+
+def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  # noqa: PLR0917
+                   run_dir: Path, opts: EngineOptions, warnings: list[str]) -> Any:
+    if not opts.scrape:
+        return None
+    from collectors.engine_scrape_process import ScraperProcess
+
+    endpoints = metrics_endpoints(adapter, argv, base_url)
+    if not endpoints:
+        warnings.append(f"{adapter.name}: no metrics endpoint; engine metrics not collected")
+        return None
+    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s)
+    if not scraper.start():
+        warnings.append(f"metrics scraper did not start: {scraper.error}")
+        return None
+    return scraper
+
+
+def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
+            warnings: list[str], *, status: str, error: dict[str, Any] | None = None) -> None:
+    """Finalize the engine tables and record the engine's end in the manifest."""
+    from collectors.engine_metrics import finalize
+
+    with contextlib.suppress(Exception):  # a run with no scrape has nothing to finalize
+        finalize(run_dir)
+    manifest = read_manifest(run_dir)
+    info = manifest.extra.setdefault("engine", {})
+    info.update({k: v for k, v in engine_info.items() if k not in info or k == "scrapes"})
+    if stop is not None:
+        info["stop"] = {"signals": stop.signals_sent, "returncode": stop.returncode,
+                        "seconds": round(stop.seconds, 3), "leftover_pids": stop.leftover_pids}
+        if stop.leftover_pids:
+            warnings.append(f"engine processes still alive after SIGKILL: {stop.leftover_pids}")
+    if error is not None:
+        info["error"] = error
+    if manifest.status in ("starting", "running") or status != "complete":
+        manifest.status = status
+    if manifest.ended_wall_ns < 0:
+        manifest.ended_wall_ns = time.time_ns()
+    manifest.warnings.extend(w for w in warnings if w not in manifest.warnings)
+    write_manifest(run_dir, manifest)
+
+
+def sniff_engine(base_url: str, timeout_s: float = 5.0) -> str:
+    """Which engine serves ``base_url``, from the metric names on its ``/metrics`` page;
+    ``openai`` (generic) when there is no page or no known prefix."""
+    import urllib.error
+    import urllib.request
+
+    prefixes = (("vllm:", "vllm"), ("sglang:", "sglang"), ("trtllm_", "trtllm"),
+                ("nv_inference_", "triton"))
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/metrics",  # noqa: S310
+                                    timeout=timeout_s) as resp:
+            text = resp.read(4 << 20).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return "openai"
+    for prefix, name in prefixes:
+        if f"\n{prefix}" in text or text.startswith(prefix) or f" {prefix}" in text:
+            return name
+    return "openai"
+
+
+def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
+                  on_progress: Callable[[Progress], None] | None = None) -> EngineRunResult:
+    """The same collection against a server servescope did not start (never stops it)."""
+    name = opts.engine or sniff_engine(base_url)
+    adapter = get_adapter(name)
+    run_dir = prepare_run_dir(config.out_dir)
+    info = engine_manifest_entry(adapter, [], base_url)
+    info["attached"] = True
+    if not opts.engine:
+        info["detected_from"] = "/metrics names" if name != "openai" else "default"
+    warnings: list[str] = []
+    res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
+    scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)
+    try:
+        res.load = run_load(config, on_progress=on_progress, run_dir_ready=True,
+                            manifest_extra={"engine": info})
+        res.status = res.load.status
+    finally:
+        if scraper is not None:
+            info["scrapes"] = scraper.stop().to_json()
+            if scraper.error:
+                warnings.append(f"metrics scraper: {scraper.error}")
+        _finish(run_dir, info, None, warnings, status=res.status)
+    return res
