@@ -58,8 +58,11 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
 
             threading.Thread(target=watch, name="scraper-stop", daemon=True).start()
             conn.send(("ready", None))
-            stats = await scraper.run()
-        return stats.to_json()
+            await scraper.run()
+            # one more scrape once the load is over, so counters and histograms cover the
+            # requests that ended after the last scheduled tick (counted in scraper.stats)
+            await scraper.snapshot("final")
+        return scraper.stats.to_json()
 
     try:
         conn.send(("stats", asyncio.run(main())))

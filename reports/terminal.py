@@ -90,6 +90,12 @@ def print_summary(console: Console, run: RunData, s: RunSummary) -> None:
     for step in s.steps:
         console.print(_headline(step))
         console.print(_latency_table(step, f"step {step.step}"))
+    from analyzers.side_by_side import engine_view
+    from reports.engine_view import print_engine_view
+
+    view = engine_view(run, s)
+    if view is not None:
+        print_engine_view(console, view)
     for w in (*run.warnings, *s.warnings):
         console.print(Text(f"warning: {w}", style="yellow"))
 

@@ -1,0 +1,57 @@
+"""Render the engine's side of a run: its signals and its histograms next to the client's."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from analyzers.side_by_side import EngineView, ServerPercentile
+
+__all__ = ["print_engine_view"]
+
+
+def _ms(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v:,.1f}"
+
+
+def _server(p: ServerPercentile | None) -> str:
+    if p is None:
+        return "–"
+    hi = "+Inf" if math.isinf(p.hi_s) else f"{p.hi_s * 1e3:g}"
+    return f"{p.value_s * 1e3:,.1f} [{p.lo_s * 1e3:g}–{hi}]"
+
+
+def print_engine_view(console: Console, view: EngineView) -> None:
+    w = view.window
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("engine", f"{view.engine}: {w.n_snapshots} scrapes every "
+              f"{w.sample_interval_s:.2f} s" + (f", {w.failed_scrapes} failed"
+                                                 if w.failed_scrapes else ""))
+    t.add_row("KV cache", f"max {w.kv_usage_max:.2%}, mean {w.kv_usage_mean:.2%}")
+    t.add_row("batch", f"running max {w.running_max:g} (mean {w.running_mean:.1f}), "
+              f"waiting max {w.waiting_max:g} (mean {w.waiting_mean:.1f})")
+    t.add_row("preemptions", f"{w.preemptions:g}")
+    if w.prefix_cache_hit_rate is not None and not math.isnan(w.prefix_cache_hit_rate):
+        t.add_row("prefix cache", f"hit rate {w.prefix_cache_hit_rate:.1%} "
+                  f"({w.prefix_cache_hits:g} of {w.prefix_cache_queries:g} looked up)")
+    console.print(t)
+    table = Table(title="client vs server, ms (server: estimate \\[its histogram bucket])",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for c in ("p50 client", "p50 server", "p99 client", "p99 server", "n"):
+        table.add_column(c, justify="right", no_wrap=True)
+    for r in view.rows:
+        table.add_row(r.metric, _ms(r.client_ms["p50"]), _server(r.server.get("p50")),
+                      _ms(r.client_ms["p99"]), _server(r.server.get("p99")),
+                      "–" if math.isnan(r.server_count) else f"{r.server_count:g}")
+    console.print(table)
+    for note in w.notes:
+        console.print(Text(f"note: {note}", style="dim"))
