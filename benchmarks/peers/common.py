@@ -285,7 +285,9 @@ def make_result(
         notes.append(f"tool counted {report.tool_content_events} content events, expected {events}")
     if report.completed + report.failed < spec.requests:
         notes.append(f"only {report.completed + report.failed} of {spec.requests} requests ended")
-    if run.returncode not in (0, None):
+    if run.returncode is None:
+        notes.append(f"killed after the {spec.timeout_s:.0f} s timeout")
+    elif run.returncode != 0:
         notes.append(f"exit status {run.returncode}")
     if report.window_mono_ns is not None:
         w0, w1 = report.window_mono_ns
