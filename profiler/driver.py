@@ -229,7 +229,8 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
                                      force_close=False, enable_cleanup_closed=True)
     stats.exact_arrival_times = timed.install(connector)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
-                                     auto_decompress=False, trust_env=False) as http:
+                                     auto_decompress=False, trust_env=False,
+                                     trace_configs=[timed.send_trace()]) as http:
         await _prime(http, target)
         if shard.t0_ns <= 0:  # no common start given: start now
             shard.t0_ns = now_ns()

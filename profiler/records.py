@@ -63,7 +63,8 @@ class RequestRecord:
     prompt_tokens_planned: int = UNKNOWN
     max_tokens: int = UNKNOWN
     t_intended_ns: int = UNKNOWN  # open-loop schedule; -1 for closed loop
-    t_send_ns: int = UNKNOWN
+    t_start_ns: int = UNKNOWN  # the client began this request (before any HTTP work)
+    t_send_ns: int = UNKNOWN  # the request body was written to the socket
     t_headers_ns: int = UNKNOWN
     t_done_ns: int = UNKNOWN  # arrival of [DONE]
     t_end_ns: int = UNKNOWN  # request finished (stream closed, error or timeout)

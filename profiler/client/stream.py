@@ -137,16 +137,20 @@ async def send_request(
 ) -> RequestRecord:
     """Send one request and record its timeline into ``rec`` (also returned).
 
-    ``rec.t_send_ns`` is taken immediately before the request is handed to aiohttp; each
-    event's time is taken when the read that completed it returned.
+    ``rec.t_start_ns``: before the request is handed to aiohttp. ``rec.t_send_ns``: when its
+    body was written to the socket (with :func:`profiler.client.timed.send_trace` on the
+    session; else equal to ``t_start_ns``). Each event's time is that of the socket read
+    that completed it (:mod:`profiler.client.timed`).
     """
     sink = _EventSink(rec, target.is_chat, keep_text)
     timeout = aiohttp.ClientTimeout(total=target.request_timeout_s,
                                     sock_read=target.stall_timeout_s)
     try:
-        rec.t_send_ns = now_ns()
+        # t_send_ns is stamped again by profiler.client.timed.send_trace when the body is on
+        # the socket (sessions made by the driver have it); this is the fallback
+        rec.t_start_ns = rec.t_send_ns = now_ns()
         async with session.post(target.url, data=body, headers=target.headers(rec.x_request_id),
-                                timeout=timeout) as resp:
+                                timeout=timeout, trace_request_ctx=rec) as resp:
             rec.t_headers_ns = now_ns()
             rec.status = resp.status
             if resp.status != 200:

@@ -25,7 +25,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from profiler.clock import now_ns
 
-__all__ = ["ArrivalClock", "TimedResponseHandler", "available", "install"]
+__all__ = ["ArrivalClock", "TimedResponseHandler", "available", "install", "send_trace"]
 
 
 class TimedResponseHandler(ResponseHandler):
@@ -110,3 +110,19 @@ class ArrivalClock:
         if pos < end:  # not seen by the protocol hook (should not happen): wake-up time
             out.append((t_wake_ns, chunk[pos - start :]))
         return out
+
+
+def send_trace() -> aiohttp.TraceConfig:
+    """A trace that stamps ``t_send_ns`` on the request's record (passed as
+    ``trace_request_ctx``) when its body has been written to the socket: the time the
+    request left the client, not the time the client began preparing it."""
+
+    async def on_sent(_session: aiohttp.ClientSession, ctx: Any,
+                      _params: aiohttp.TraceRequestChunkSentParams) -> None:
+        rec = ctx.trace_request_ctx
+        if rec is not None:
+            rec.t_send_ns = now_ns()
+
+    tc = aiohttp.TraceConfig()
+    tc.on_request_chunk_sent.append(on_sent)
+    return tc

@@ -128,7 +128,9 @@ class RefServer:
         return await self._handle(request, "chat")
 
     async def _handle(self, request: web.Request, endpoint: str) -> web.StreamResponse:
-        t_recv = _now_ns()
+        # when the request's bytes reached the server (see arrival.py), so the server's own
+        # queueing before this handler runs is not counted against the client
+        t_recv = getattr(request.protocol, "t_data_ns", 0) or _now_ns()
         serial = next(self._ids)
         header_id = request.headers.get("x-request-id")
         request_id = header_id or f"ref-{serial}"

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from profiler.selftest.arrival import timed_arrivals
 from profiler.selftest.refserver import DEFAULT_MODEL, URL_PREFIX, make_app
 from profiler.selftest.schedule import FIELD_HELP, RefSchedule
 from profiler.selftest.timing import DEFAULT_SPIN_NS
@@ -94,6 +95,7 @@ async def _serve(args: argparse.Namespace, schedule: RefSchedule) -> None:
     )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
+    timed_arrivals(runner)
     site = web.TCPSite(runner, args.host, args.port, backlog=4096)
     await site.start()
     port = runner.addresses[0][1]
