@@ -31,6 +31,7 @@ Definitions (one each):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -225,6 +226,8 @@ def run_measured(
     t1 = time.monotonic_ns()
     series = sampler.stop()
     reader.join(timeout=5.0)
+    with contextlib.suppress(OSError):  # the tool's output, for whoever reads the artifacts
+        (spec.work_dir / "tool.log").write_text("\n".join(line for _, line in lines) + "\n")
     return ProcessRun(
         argv=tuple(argv),
         returncode=returncode,
