@@ -116,7 +116,7 @@ def _vllm(x: DefinitionInput) -> dict[str, FloatArray]:
     # chat role chunk, the usage chunk or [DONE].
     chunks = x.tl.select(x.tl.kind_mask(OUTPUT, FINISH))
     first, last = chunks.first(), chunks.last()
-    send, n = x.col("t_send_ns"), x.col("output_tokens")
+    send, n = x.col("t_start_ns"), x.col("output_tokens")
     return {
         "ttft_ns": x.per_request(interval_ns(first, send)),
         "tpot_ns": x.per_request(_ratio(interval_ns(last, first), n - 1, n > 1)),
@@ -136,7 +136,7 @@ def _aiperf(x: DefinitionInput) -> dict[str, FloatArray]:
     is_content = _content(tl)
     content = tl.select(is_content)
     first, last = content.first(), content.last()
-    send, osl = x.col("t_send_ns"), x.col("output_tokens")
+    send, osl = x.col("t_start_ns"), x.col("output_tokens")
     # first_chunk_tokens: the cumulative count on the first content response that carries
     # per-chunk usage (AIPerf's first_content_chunk_completion_tokens); none (-1) falls
     # back to one, as AIPerf does without --per-chunk-usage.
@@ -157,7 +157,7 @@ def _guidellm(x: DefinitionInput) -> dict[str, FloatArray]:
     tl = x.tl
     content = tl.select(_content(tl))
     first, last, iterations = content.first(), content.last(), content.count()
-    send = x.col("t_send_ns")
+    send = x.col("t_start_ns")
     # Without server usage GuideLLM counts one token per content iteration.
     n = np.where(x.metrics["output_tokens_source"].to_numpy() == OUTPUT_EVENTS, iterations,
                  x.col("output_tokens"))

@@ -61,7 +61,8 @@ INPUT_UNKNOWN = "unknown"
 
 REQUEST_METRIC_COLUMNS: tuple[str, ...] = (
     "request_id", "phase", "step", "outcome", "endpoint",
-    "t_intended_ns", "t_send_ns", "t_first_output_ns", "t_last_output_ns", "t_last_ns",
+    "t_intended_ns", "t_start_ns", "t_send_ns", "t_first_output_ns", "t_last_output_ns",
+    "t_last_ns",
     "ttft_ns", "e2e_ns", "e2e_done_ns", "tpot_ns",
     "output_tokens", "output_tokens_source", "input_tokens", "input_tokens_source",
     "n_output_events",
@@ -85,6 +86,11 @@ def request_metrics(source: RunData | Timeline, *, itl: ITLSamples | None = None
     out = tl.select(tl.ev_output)
     first, last, n_out = out.first(), out.last(), out.count()
     send = int_column(req, "t_send_ns")
+    # when the client began the request (before any HTTP work): the peers' "start";
+    # runs written before t_start_ns existed have only t_send_ns
+    start = (int_column(req, "t_start_ns") if "t_start_ns" in req.columns
+             else send.copy())
+    start = np.where(start < 0, send, start)
     intended = int_column(req, "t_intended_ns")
 
     every = tl.select()
@@ -103,6 +109,7 @@ def request_metrics(source: RunData | Timeline, *, itl: ITLSamples | None = None
         "outcome": req["outcome"].to_numpy(),
         "endpoint": req["endpoint"].to_numpy(),
         "t_intended_ns": intended,
+        "t_start_ns": start,
         "t_send_ns": send,
         "t_first_output_ns": first,
         "t_last_output_ns": last,

@@ -20,7 +20,7 @@ from profiler.selftest.schedule import RefSchedule
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist
 
 __all__ = ["CeilingResult", "SelftestResult", "measure_accuracy", "measure_ceiling",
-           "run_selftest"]
+           "run_selftest", "spread_lengths"]
 
 REF_MODEL = "refserver"
 
@@ -47,24 +47,39 @@ class SelftestResult:
 
 
 def _config(url: str, out: Path, *, concurrency: int, requests: int | None,
-            duration_s: float | None, output_tokens: int, workers: int,
-            argv: tuple[str, ...] = ()) -> LoadConfig:
+            duration_s: float | None, output_len: LengthDist, workers: int,
+            warmup_requests: int = 0) -> LoadConfig:
     return LoadConfig(
         target=Target(base_url=url, model=REF_MODEL, endpoint="completions"),
-        dataset=DatasetSpec("synthetic", input_len=LengthDist.fixed(16),
-                            output_len=LengthDist.fixed(output_tokens)),
+        dataset=DatasetSpec("synthetic", input_len=LengthDist.fixed(16), output_len=output_len),
         arrival=ArrivalSpec("closed", concurrency=concurrency),
         out_dir=out, num_requests=requests, duration_s=duration_s, workers=workers,
-        command_line=argv,
+        warmup_requests=warmup_requests,
     )
 
 
+def spread_lengths(output_tokens: int) -> LengthDist:
+    """Output lengths uniform in [n/2, 3n/2]: streams that started together do not all end
+    together (identical lengths make every stream finish in the same millisecond, a burst
+    no real batch of requests produces every time)."""
+    lo = max(1, output_tokens // 2)
+    return LengthDist.uniform(lo, max(lo, output_tokens * 3 // 2))
+
+
 def measure_accuracy(out: Path, *, concurrency: int, requests: int, schedule: RefSchedule,
-                     workers: int = 1, server_args: tuple[str, ...] = ()) -> TruthComparison:
-    """Run ``requests`` at ``concurrency`` against a truth-recording server and compare."""
+                     workers: int = 1, server_args: tuple[str, ...] = (),
+                     output_len: LengthDist | None = None,
+                     warmup_requests: int | None = None) -> TruthComparison:
+    """Run ``requests`` at ``concurrency`` against a truth-recording server and compare.
+
+    By default one warm-up request per stream is excluded: the first requests open their
+    connections in one burst, which measures connection set-up, not streaming."""
     with start_refserver(schedule, extra_args=server_args) as server:
         cfg = _config(server.url, out, concurrency=concurrency, requests=requests,
-                      duration_s=None, output_tokens=schedule.output_tokens, workers=workers)
+                      duration_s=None, workers=workers,
+                      output_len=output_len or LengthDist.fixed(schedule.output_tokens),
+                      warmup_requests=concurrency if warmup_requests is None
+                      else warmup_requests)
         run_load(cfg)
         truth = server.truth()
     (out / "selftest_truth.json").write_text(json.dumps(truth))
@@ -77,7 +92,8 @@ def measure_ceiling(out: Path, *, concurrency: int, duration_s: float, workers: 
     sched = RefSchedule(ttft_ms=0, itl_ms=0, output_tokens=output_tokens)
     with start_refserver(sched, extra_args=["--no-truth"]) as server:
         cfg = _config(server.url, out, concurrency=concurrency, requests=None,
-                      duration_s=duration_s, output_tokens=output_tokens, workers=workers)
+                      duration_s=duration_s, output_len=LengthDist.fixed(output_tokens),
+                      workers=workers)
         cpu0 = _cpu_s(workers)
         run_load(cfg)
         cpu = _cpu_s(workers) - cpu0
@@ -107,12 +123,13 @@ def run_selftest(out: Path, *, concurrency: int = 64, requests: int = 256,
                  tokens_per_event: int = 1, ceiling_s: float = 5.0,
                  workers: int = 1) -> SelftestResult:
     out.mkdir(parents=True, exist_ok=True)
-    sched = RefSchedule(ttft_ms=ttft_ms, itl_ms=itl_ms, output_tokens=output_tokens,
+    sched = RefSchedule(ttft_ms=ttft_ms, itl_ms=itl_ms, output_tokens=output_tokens * 2,
                         tokens_per_event=tokens_per_event)
     # the server does not busy-wait for its deadlines (--spin-us 0): the truth is what it
     # actually did either way, and a spinning server would take a core from the client
     acc = measure_accuracy(out / "accuracy", concurrency=concurrency, requests=requests,
-                           schedule=sched, workers=workers, server_args=("--spin-us", "0"))
+                           schedule=sched, workers=workers, server_args=("--spin-us", "0"),
+                           output_len=spread_lengths(output_tokens))
     ceiling = None
     if ceiling_s > 0:
         ceiling = measure_ceiling(out / "ceiling", concurrency=concurrency,

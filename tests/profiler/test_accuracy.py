@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzers.itl import itl_samples
-from profiler.calibration import measure_accuracy
+from profiler.calibration import measure_accuracy, spread_lengths
 from profiler.rundir.reader import load_run
 from profiler.selftest.schedule import RefSchedule
 
@@ -17,21 +17,23 @@ _MS = 1_000_000
 
 
 def test_ttft_and_itl_within_1ms_of_truth_at_64_streams(tmp_path: Path) -> None:
-    sched = RefSchedule(ttft_ms=20, itl_ms=5, output_tokens=64)
+    # 64 streams, 5 ms between tokens, 32-96 tokens each; the first request of each stream
+    # (the connection-opening burst) is warm-up and excluded
+    sched = RefSchedule(ttft_ms=20, itl_ms=5, output_tokens=256)
     r = measure_accuracy(tmp_path / "acc", concurrency=64, requests=256, schedule=sched,
-                         server_args=("--spin-us", "0"))
-    assert r.requests_matched == 256
+                         server_args=("--spin-us", "0"), output_len=spread_lengths(64))
+    assert r.requests_matched == 256  # measured; the 64 warm-up requests come on top
     assert r.event_count_mismatches == 0
     assert r.abs_ttft_error_ns.p99 < 1 * _MS, r.abs_ttft_error_ns
     assert r.abs_itl_error_ns.p99 < 1 * _MS, r.abs_itl_error_ns
-    assert r.itl_error_ns.count == 256 * 63
+    assert r.itl_error_ns.count > 256 * 30
 
 
 def test_per_token_itl_with_several_tokens_per_event(tmp_path: Path) -> None:
     # 4 tokens per event every 8 ms: 2 ms per token, not 8 ms and not three zeros
     sched = RefSchedule(ttft_ms=10, itl_ms=8, output_tokens=32, tokens_per_event=4)
     r = measure_accuracy(tmp_path / "acc", concurrency=8, requests=32, schedule=sched,
-                         server_args=("--spin-us", "0"))
+                         server_args=("--spin-us", "0"), warmup_requests=0)
     assert r.requests_matched == 32
     itl = itl_samples(load_run(tmp_path / "acc"))
     per_token = itl.per_token_ns / _MS
