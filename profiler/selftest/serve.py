@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="busy-yield this long before each deadline for accuracy; 0 = never",
     )
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="SO_REUSEPORT: several server processes share one port (the "
+                        "kernel spreads connections), to outrun a multi-process client")
     group = parser.add_argument_group("schedule (server default; requests may override)")
     for f in dataclasses.fields(RefSchedule):
         group.add_argument(
@@ -96,7 +99,8 @@ async def _serve(args: argparse.Namespace, schedule: RefSchedule) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     timed_arrivals(runner)
-    site = web.TCPSite(runner, args.host, args.port, backlog=4096)
+    site = web.TCPSite(runner, args.host, args.port, backlog=4096,
+                       reuse_port=args.reuse_port or None)
     await site.start()
     port = runner.addresses[0][1]
     host = f"[{args.host}]" if ":" in args.host else args.host
