@@ -75,6 +75,8 @@ def engine_view(run: RunData, summary: RunSummary) -> EngineView | None:
         hist = server_histograms(run, start, None)
     except RunDirError:
         return None
+    if window.n_snapshots == 0:  # an endpoint that was absent or never answered
+        return None
     by_name = {str(h): row for h, row in hist.set_index("histogram").iterrows()} \
         if len(hist) else {}
     rows = []

@@ -48,7 +48,7 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
     from profiler.workloads.spec import WorkloadError
     from reports.live import LiveView
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         model = _model_for(opts, url)
         cfg = opts.to_config(url, model, out, argv)
@@ -85,7 +85,7 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
     from profiler.workloads.spec import WorkloadError
     from reports.live import LiveView
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         resolve_engine(command, eopts)
         opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
@@ -128,7 +128,7 @@ def summarize_command(run: Path, definitions: str, slo: str | None) -> int:
     try:
         _print_summary(run, definitions, slo)
     except (RunDirError, ValueError) as exc:
-        _err(Console(stderr=True), str(exc))
+        _err(Console(stderr=True, soft_wrap=True), str(exc))
         return EXIT_USAGE
     return EXIT_OK
 

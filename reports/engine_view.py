@@ -27,21 +27,31 @@ def _server(p: ServerPercentile | None) -> str:
     return f"{p.value_s * 1e3:,.1f} [{p.lo_s * 1e3:g}–{hi}]"
 
 
+def _v(v: float | None, fmt: str) -> str:
+    return "–" if v is None or math.isnan(v) else format(v, fmt)
+
+
 def print_engine_view(console: Console, view: EngineView) -> None:
     w = view.window
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
     t.add_row("engine", f"{view.engine}: {w.n_snapshots} scrapes every "
-              f"{w.sample_interval_s:.2f} s" + (f", {w.failed_scrapes} failed"
-                                                 if w.failed_scrapes else ""))
-    t.add_row("KV cache", f"max {w.kv_usage_max:.2%}, mean {w.kv_usage_mean:.2%}")
-    t.add_row("batch", f"running max {w.running_max:g} (mean {w.running_mean:.1f}), "
-              f"waiting max {w.waiting_max:g} (mean {w.waiting_mean:.1f})")
-    t.add_row("preemptions", f"{w.preemptions:g}")
+              f"{_v(w.sample_interval_s, '.2f')} s"
+              + (f", {w.failed_scrapes} failed" if w.failed_scrapes else ""))
+    if w.kv_usage_max is not None:
+        t.add_row("KV cache", f"max {_v(w.kv_usage_max, '.2%')}, "
+                  f"mean {_v(w.kv_usage_mean, '.2%')}")
+    if w.running_max is not None:
+        t.add_row("batch", f"running max {_v(w.running_max, 'g')} "
+                  f"(mean {_v(w.running_mean, '.1f')}), waiting max "
+                  f"{_v(w.waiting_max, 'g')} (mean {_v(w.waiting_mean, '.1f')})")
+    if w.preemptions is not None:
+        t.add_row("preemptions", _v(w.preemptions, "g"))
     if w.prefix_cache_hit_rate is not None and not math.isnan(w.prefix_cache_hit_rate):
         t.add_row("prefix cache", f"hit rate {w.prefix_cache_hit_rate:.1%} "
-                  f"({w.prefix_cache_hits:g} of {w.prefix_cache_queries:g} looked up)")
+                  f"({_v(w.prefix_cache_hits, 'g')} of {_v(w.prefix_cache_queries, 'g')} "
+                  "looked up)")
     console.print(t)
     table = Table(title="client vs server, ms (server: estimate \\[its histogram bucket])",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)

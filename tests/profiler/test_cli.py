@@ -1,0 +1,82 @@
+"""The CLI as a user runs it: exit codes, clear errors, nothing heavy on --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from profiler.rundir.reader import load_run
+from profiler.selftest.process import RefServerHandle
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "profiler.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = ("import sys, time; t = time.perf_counter(); sys.argv = ['servescope', '--help']\n"
+            "from profiler.cli import app\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('pandas', 'pyarrow', 'plotly', 'pynvml', 'torch', 'numpy',"
+            " 'aiohttp') if m in sys.modules]\n"
+            "print('HEAVY', heavy, time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("HEAVY"))
+    assert line.startswith("HEAVY []"), line
+    assert "attach" in out
+    assert "run" in out
+
+
+def test_attach_then_summarize(refserver: RefServerHandle, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = cli("attach", "--url", refserver.url, "--out", str(out), "--concurrency", "4",
+            "--requests", "20", "--input-len", "fixed:8", "--output-len", "fixed:8")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "TTFT" in r.stdout
+    run = load_run(out)
+    assert run.manifest.status == "complete"
+    assert len(run.requests) == 20
+    assert run.manifest.extra["engine"]["name"] == "openai"  # no /metrics: generic adapter
+    s = cli("summarize", str(out), "--definitions", "all", "--slo", "ttft:500,itl:100")
+    assert s.returncode == 0, s.stderr
+    assert "goodput" in s.stdout
+    assert "vllm bench serve" in s.stdout
+
+
+def test_bad_inputs_exit_2_with_a_clear_message(refserver: RefServerHandle,
+                                                tmp_path: Path) -> None:
+    r = cli("summarize", str(tmp_path / "nope"))
+    assert r.returncode == 2
+    assert "does not exist" in r.stderr
+    r = cli("summarize", str(tmp_path))
+    assert r.returncode == 2
+    assert "not a servescope run directory" in r.stderr
+    r = cli("attach", "--url", refserver.url, "--out", str(tmp_path / "a"),
+            "--input-len", "fixd:8")
+    assert r.returncode == 2
+    assert "did you mean 'fixed'" in r.stderr
+    r = cli("attach", "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2
+    assert "is the server up" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_slo_is_exit_2(refserver: RefServerHandle, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert cli("attach", "--url", refserver.url, "--out", str(out), "--requests", "3",
+               "--output-len", "fixed:4").returncode == 0
+    r = cli("summarize", str(out), "--slo", "ttft=5")
+    assert r.returncode == 2
+    assert "expected NAME:MS" in r.stderr
+
+
+def test_run_rejects_an_unknown_engine_before_starting_anything(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    r = cli("run", "--out", str(tmp_path / "r"), "--", sys.executable, "-c", "pass")
+    assert r.returncode == 2
+    assert "pass --engine" in r.stderr
+    assert time.monotonic() - t0 < 30
