@@ -22,12 +22,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.procs import alive, proc_title
+from profiler.procs import proc_title
 from profiler.rundir.tables import read_journals
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,10 +48,19 @@ def vllm_missing() -> str:
 
 def vllm_command(port: int, *extra: str) -> list[str]:
     """``vllm serve`` on the tiny model through ``env`` (as the README's manual command):
-    eager mode (no torch.compile, ~30 s start), 1 GiB of KV cache, caches under VLLM_ROOT."""
+    eager mode (no torch.compile, ~30 s start), 1 GiB of KV cache, caches under VLLM_ROOT.
+
+    ``VLLM_CPU_OMP_THREADS_BIND=0`` keeps the worker's OpenMP threads on core 0. With the
+    default binding on a 2-core machine they spin on both cores and starve the API server,
+    whose stream writer then falls behind and vLLM merges the pending deltas: measured with a
+    raw socket client at 1 stream, the whole 64-token answer often arrived in ONE read at the
+    end, and client TTFT averaged 189 ms while vLLM's own histogram said 59 ms. Bound to one
+    core, tokens stream one per read, client and server TTFT agree within a few ms, and
+    throughput is the same or better on this machine."""
     (VLLM_ROOT / "tmp").mkdir(exist_ok=True)
     return ["env", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "VLLM_NO_USAGE_STATS=1",
-            "VLLM_CPU_KVCACHE_SPACE=1", f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
+            "VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_OMP_THREADS_BIND=0",
+            f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
             f"TMPDIR={VLLM_ROOT / 'tmp'}",
             str(VLLM_BIN), "serve", str(TINY_MODEL), "--served-model-name", "tiny",
             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024",
@@ -225,14 +234,11 @@ def pid_of(processes: dict[int, str], marker: str) -> int:
 
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
-
-def still_alive(pids: Iterator[int] | Sequence[int]) -> list[int]:
-    return [p for p in pids if alive(p)]
 
 
 @dataclass

@@ -84,3 +84,18 @@ def test_unrecognized_command_is_bad_input(tmp_path, tracker):
     assert "vllm" in res.text
     assert not (tmp_path / "run").exists()  # refused before anything started
     assert tracker.live() == {}
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: profiler/commands.py prints the status "
+                   "lines with rich markup on, so '[/INST]' in the serving command raises "
+                   "MarkupError before the engine starts (and '[...]' is swallowed)")
+def test_brackets_in_the_serving_command(tmp_path, tracker):
+    """A serving command may carry brackets, e.g. a stop string ``[/INST]``: servescope must
+    treat it as text (here: exit 1 'exited with code 3', not a crash)."""
+    res, out = _run(tmp_path, tracker, [sys.executable, "-c", EXITS_AT_ONCE, "--stop",
+                                        "[/INST]"])
+    assert "MarkupError" not in res.output
+    assert res.returncode == 1, res.output
+    assert "the engine exited with code 3" in res.text
+    assert "[/INST]" in res.text  # shown as given in the "starting" line
+    assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "exited"

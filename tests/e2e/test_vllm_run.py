@@ -113,17 +113,18 @@ def test_kv_cache_usage_seen_under_load(completed):
 
 
 def test_client_and_server_ttft_agree(completed):
-    """Client TTFT = t_send (request body on the socket) → the socket read of the first
-    output event. vLLM's TTFT = frontend arrival (request parsed, before tokenization) → the
-    frontend handling the first token. So for every request client = server + d with d ≥ 0:
-    the HTTP parse before vLLM stamps arrival, plus serializing/writing the first SSE chunk
-    and the loopback read after it stops its clock. On this 2-core machine, shared by the
-    API server, EngineCore, Worker and the client, d is a few ms; TOLERANCE allows for
-    scheduling hiccups. Since client_i ≥ server_i for every request, the client's median is
-    ≥ the server's median, which lies in its bucket: client p50 ≥ bucket lo (less 1 ms of
-    timestamp granularity) and ≤ bucket hi + TOLERANCE. The histogram's sum is exact, so the
-    means are compared without bucket error."""
-    tolerance_ms = 50.0
+    """Client TTFT = t_send (request body on the socket) → the socket read that completed the
+    first output event. vLLM's TTFT = frontend arrival (request parsed, before tokenization)
+    → the frontend handling the first token (engines.md). So for every request
+    client = server + d with d ≥ 0: the HTTP parse before vLLM stamps arrival, plus turning
+    the first token into an SSE chunk, writing it and the loopback read after vLLM stopped
+    its clock. Since client_i ≥ server_i for every request, the client's median is ≥ the
+    server's, which lies in its bucket: client p50 ≥ bucket lo (less 1 ms of timestamp
+    granularity) and ≤ bucket hi + TOLERANCE_MS, the largest d we accept. Measured here
+    (worker bound to core 0, see vllm_command), d averaged 2-7 ms from 1 to 8 streams; 30 ms
+    leaves room for a busy CI machine. The histogram's sum is exact, so the means are
+    compared without any bucket error: 0 ≤ mean(client) − mean(server) ≤ TOLERANCE_MS."""
+    tolerance_ms = 30.0
     run = completed.run
     summary = summarize(run)
     assert summary.successful_requests == REQUESTS
@@ -160,8 +161,8 @@ def test_nonexistent_model_fails_with_vllm_error(tmp_path, tracker):
     run_dir = tmp_path / "run"
     argv = [("/nonexistent/model" if a == str(TINY_MODEL) else a)
             for a in vllm_command(free_port())]
-    res = run_servescope(["run", "--out", str(run_dir), "--requests", "4", "--", *argv], tracker.tag,
-                         timeout_s=180)
+    res = run_servescope(["run", "--out", str(run_dir), "--requests", "4", "--", *argv],
+                         tracker.tag, timeout_s=180)
     assert res.returncode == 1, res.output[-3000:]
     assert "the engine exited with code 1" in res.text
     assert "/nonexistent/model" in res.text  # vLLM's own error, from the log tail
