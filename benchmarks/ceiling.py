@@ -103,6 +103,47 @@ def run_cell(tool: str, concurrency: int, args: argparse.Namespace, tokenizer: P
     return dataclasses.replace(result, background_cpu_before=background, notes=notes)
 
 
+def _attempt(
+    tool: str, concurrency: int, args: argparse.Namespace, tokenizer: Path, others: list[float]
+) -> CellResult:
+    print(f"[{time.strftime('%H:%M:%S')}] {tool} @ {concurrency} ...", flush=True)
+    cell = run_cell(tool, concurrency, args, tokenizer)
+    others.append(round(cell.other_cpu_util, 3))
+    status = cell.error.splitlines()[0][:120] if cell.error else "ok"
+    print(
+        f"    {cell.events_per_s:,.0f} events/s, {cell.cpu_us_per_event:.1f} µs/event, "
+        f"server {cell.server_cpu_util:.0%}, other {cell.other_cpu_util:.2f} cores, "
+        f"{cell.outer_wall_s:.0f} s: {status}",
+        flush=True,
+    )
+    return cell
+
+
+def run_cell_retrying(
+    tool: str, concurrency: int, args: argparse.Namespace, tokenizer: Path
+) -> CellResult:
+    """Run a cell again (up to ``args.retries`` times) while others' work disturbed it.
+
+    Disturbed = more than ``args.max_other_cores`` cores busy outside the tool and the server
+    during the window (kernel loopback work alone is ~0.3 cores at 100k events/s here). The
+    least disturbed attempt is kept; every attempt's figure is recorded.
+    """
+    others: list[float] = []
+    best = cell = _attempt(tool, concurrency, args, tokenizer, others)
+    for _ in range(args.retries):
+        if cell.error is not None or cell.other_cpu_util <= args.max_other_cores:
+            break
+        print("    disturbed by other work on the machine; running it again", flush=True)
+        cell = _attempt(tool, concurrency, args, tokenizer, others)
+        if cell.error is None and cell.other_cpu_util < best.other_cpu_util:
+            best = cell
+    notes = best.notes
+    if best.other_cpu_util > args.max_other_cores:
+        notes += (f"{best.other_cpu_util:.2f} cores busy outside tool and server (disturbed)",)
+    extra = {**best.extra, "attempts_other_cpu": others}
+    return dataclasses.replace(best, notes=notes, extra=extra)
+
+
 def _with_error(result: CellResult, error: str) -> CellResult:
     joined = error if result.error is None else f"{result.error}; {error}"
     return dataclasses.replace(result, error=joined)
@@ -185,6 +226,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quiet-wait", type=float, default=300.0, help="seconds to wait for quiet")
     p.add_argument(
+        "--max-other-cores",
+        type=float,
+        default=0.5,
+        help="re-run a cell when more cores than this were busy outside tool and server",
+    )
+    p.add_argument("--retries", type=int, default=2, help="re-runs of a disturbed cell")
+    p.add_argument(
         "--work-dir", type=Path, default=None, help="tool artifacts (default .bench/ceiling/TIME)"
     )
     args = p.parse_args(argv)
@@ -225,15 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells: list[CellResult] = []
     for concurrency in args.concurrencies:
         for tool in args.tool_list:
-            print(f"[{time.strftime('%H:%M:%S')}] {tool} @ {concurrency} ...", flush=True)
-            cell = run_cell(tool, concurrency, args, tokenizer)
-            cells.append(cell)
-            status = cell.error.splitlines()[0][:120] if cell.error else "ok"
-            print(
-                f"    {cell.events_per_s:,.0f} events/s, {cell.cpu_us_per_event:.1f} µs/event, "
-                f"server {cell.server_cpu_util:.0%}, {cell.outer_wall_s:.0f} s: {status}",
-                flush=True,
-            )
+            cells.append(run_cell_retrying(tool, concurrency, args, tokenizer))
             write_outputs(args.out, cells, meta)  # partial results survive a crash
     md, md_path = write_outputs(args.out, cells, meta)
     print(md)

@@ -68,7 +68,13 @@ def parse_benchmarks(path: Path) -> tuple[ToolReport, dict[str, object]]:
     t0 = wall_to_mono_ns(int(float(sched["measure_start_time"]) * 1e9))
     t1 = wall_to_mono_ns(int(float(sched["measure_end_time"]) * 1e9))
     strategy = bench["config"]["strategy"]
-    notes = tuple(f"{w.get('code')}: {w.get('message')}" for w in bench.get("warnings", []))
+    notes = [f"{w.get('code')}: {w.get('message')}" for w in bench.get("warnings", [])]
+    listed = len(bench["requests"]["successful"])
+    if listed != int(totals["successful"]):
+        notes.append(f"benchmarks.json lists {listed} successful requests, totals say {totals}")
+    errors = {str(r["info"].get("error")) for r in bench["requests"]["errored"]}
+    if errors:
+        notes.append(f"errors: {', '.join(sorted(errors))[:300]}")
     report = ToolReport(
         completed=int(totals["successful"]),
         failed=int(totals["errored"]) + int(totals["incomplete"]),
@@ -77,7 +83,7 @@ def parse_benchmarks(path: Path) -> tuple[ToolReport, dict[str, object]]:
         tool_output_tokens=int(tokens),
         tool_content_events=events,
         busy_s=busy,
-        notes=notes,
+        notes=tuple(notes),
     )
     concurrency = bench["metrics"].get("request_concurrency", {}).get("successful", {})
     extra: dict[str, object] = {
