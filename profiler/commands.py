@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from profiler.cli_workload import WorkloadOptions
 
@@ -21,7 +22,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _err(console: Console, msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
 
 
 def _model_for(opts: WorkloadOptions, url: str) -> str:
@@ -33,9 +34,10 @@ def _model_for(opts: WorkloadOptions, url: str) -> str:
 
 
 def _report_end(console: Console, run_dir: Path, status: str, warnings: list[str]) -> None:
-    console.print(f"run directory: [bold]{run_dir}[/] ({status})")
+    console.print(f"run directory: [bold]{escape(str(run_dir))}[/] ({status})",
+                  highlight=False)
     for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
@@ -100,13 +102,14 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
         with LiveView(console, "run") as live:
             res = run_engine(command, eopts, make_config=make_config, out=out,
                              command_line=argv, on_progress=live.update,
-                             on_status=lambda m: console.print(m, highlight=False))
+                             on_status=lambda m: console.print(m, highlight=False, markup=False))
     except EngineRunError as exc:
         _err(console, str(exc))
         if exc.tail:
             console.print("[dim]last lines of the engine's log:[/]")
             console.print(exc.tail, markup=False, highlight=False)
-        console.print(f"run directory (what was recorded): {exc.run_dir}")
+        console.print(f"run directory (what was recorded): {exc.run_dir}", markup=False,
+                      highlight=False)
         return EXIT_FAIL
     except (RunDirError, DiscoveryError) as exc:
         _err(console, str(exc))
@@ -200,5 +203,5 @@ def selftest_command(*, concurrency: int, requests: int, ttft_ms: float, itl_ms:
             f"ingestion ceiling ({c.concurrency} streams, {c.workers} worker(s)): "
             f"{c.events_per_s:,.0f} events/s, {c.requests_per_s:,.1f} requests/s, "
             f"{c.client_cpu_us_per_event:.1f} µs client CPU per event, {c.errors} errors")
-    console.print(f"results: {out / 'selftest.json'}")
+    console.print(f"results: {out / 'selftest.json'}", markup=False)
     return EXIT_OK

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from profiler.loadrun import Progress
@@ -55,10 +56,10 @@ class LiveView:
     def update(self, p: Progress) -> None:
         if self._live is not None:
             t = Table.grid(padding=(0, 2))
-            t.add_row(self._line(p))
+            t.add_row(Text(self._line(p)))
             self._live.update(t)
             return
         now = time.monotonic()
         if now - self._last_log >= self.log_every_s:
             self._last_log = now
-            self.console.print(self._line(p), highlight=False)
+            self.console.print(self._line(p), highlight=False, markup=False)

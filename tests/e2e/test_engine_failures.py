@@ -86,9 +86,6 @@ def test_unrecognized_command_is_bad_input(tmp_path, tracker):
     assert tracker.live() == {}
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: profiler/commands.py prints the status "
-                   "lines with rich markup on, so '[/INST]' in the serving command raises "
-                   "MarkupError before the engine starts (and '[...]' is swallowed)")
 def test_brackets_in_the_serving_command(tmp_path, tracker):
     """A serving command may carry brackets, e.g. a stop string ``[/INST]``: servescope must
     treat it as text (here: exit 1 'exited with code 3', not a crash)."""
