@@ -18,7 +18,12 @@ from typing import Any
 from profiler.clock import take_anchor
 from profiler.engines.base import EngineAdapter
 from profiler.engines.extensions import engine_manifest_entry, metrics_endpoints
-from profiler.engines.registry import adapter_names, detect_adapter, get_adapter
+from profiler.engines.registry import (
+    adapter_names,
+    detect_adapter,
+    detect_from_metrics,
+    get_adapter,
+)
 from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
 from profiler.loadrun import LoadConfig, LoadResult, Progress, prepare_run_dir, run_load
 from profiler.redact import Redactor, redact_argv, secrets_in
@@ -229,23 +234,19 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
 
 
 def sniff_engine(base_url: str, timeout_s: float = 5.0) -> str:
-    """Which engine serves ``base_url``, from the metric names on its ``/metrics`` page;
-    ``openai`` (generic) when there is no page or no known prefix."""
+    """Which engine serves ``base_url``, from the metric families on its ``/metrics`` page
+    (each adapter's own names); ``openai`` (generic) when there is no page or no match."""
     import urllib.error
     import urllib.request
 
-    prefixes = (("vllm:", "vllm"), ("sglang:", "sglang"), ("trtllm_", "trtllm"),
-                ("nv_inference_", "triton"))
     try:
         with urllib.request.urlopen(base_url.rstrip("/") + "/metrics",  # noqa: S310
                                     timeout=timeout_s) as resp:
             text = resp.read(4 << 20).decode("utf-8", "replace")
     except (urllib.error.URLError, OSError, ValueError):
         return "openai"
-    for prefix, name in prefixes:
-        if f"\n{prefix}" in text or text.startswith(prefix) or f" {prefix}" in text:
-            return name
-    return "openai"
+    adapter = detect_from_metrics(text)
+    return adapter.name if adapter is not None else "openai"
 
 
 def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,

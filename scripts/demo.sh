@@ -15,6 +15,6 @@ out=${1:-runs/demo-$(date +%Y%m%d-%H%M%S)}
 exec .venv/bin/servescope run --out "$out" --concurrency 8 --requests 200 --warmup-requests 8 \
   --input-len uniform:32,256 --output-len fixed:128 -- \
   env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 \
-      VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT="$R/cache" TMPDIR="$R/tmp" \
+      VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_OMP_THREADS_BIND=0 VLLM_CACHE_ROOT="$R/cache" TMPDIR="$R/tmp" \
   "$R/venv/bin/vllm" serve "$R/tiny-llama" --served-model-name tiny \
       --host 127.0.0.1 --port 18000 --max-model-len 1024 --dtype bfloat16

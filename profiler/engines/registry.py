@@ -16,7 +16,8 @@ from profiler.engines.triton import TritonAdapter
 from profiler.engines.trtllm import TrtllmAdapter
 from profiler.engines.vllm import VllmAdapter
 
-__all__ = ["ADAPTERS", "UnknownEngineError", "adapter_names", "detect_adapter", "get_adapter"]
+__all__ = ["ADAPTERS", "UnknownEngineError", "adapter_names", "detect_adapter",
+           "detect_from_metrics", "get_adapter"]
 
 ADAPTERS: tuple[EngineAdapter, ...] = (
     VllmAdapter(),
@@ -57,3 +58,16 @@ def detect_adapter(argv: Sequence[str]) -> EngineAdapter | None:
         if launch is not None and (best is None or (launch.index, order) < best[:2]):
             best = (launch.index, order, adapter)
     return best[2] if best else None
+
+
+def detect_from_metrics(page: str) -> EngineAdapter | None:
+    """The adapter whose own metric families appear most often in a ``/metrics`` page
+    (attach to a server whose command servescope never saw); None if none appears."""
+    best: tuple[int, EngineAdapter] | None = None
+    for adapter in ADAPTERS:
+        families = {f for spec in adapter.signals.values() for f in spec.families}
+        families |= {f for names in adapter.histograms.values() for f in names}
+        hits = sum(1 for f in families if f in page)
+        if hits and (best is None or hits > best[0]):
+            best = (hits, adapter)
+    return best[1] if best else None
