@@ -64,8 +64,12 @@ def run_cell(tool: str, concurrency: int, args: argparse.Namespace, tokenizer: P
     """Start a fresh reference server, run one tool against it, stop the server."""
     from profiler.selftest.process import RefServerError, start_refserver
 
-    work = args.work_dir / f"c{concurrency}" / tool
-    work.mkdir(parents=True, exist_ok=True)
+    base = args.work_dir / f"c{concurrency}" / tool
+    work, k = base, 0
+    while work.exists():  # a fresh directory per attempt: never parse an earlier one's output
+        k += 1
+        work = base.with_name(f"{tool}.{k}")
+    work.mkdir(parents=True)
     client_cpus = None
     background, waited = wait_for_quiet(args.quiet_cores, args.quiet_wait)
     if background > args.quiet_cores:

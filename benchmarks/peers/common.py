@@ -58,6 +58,7 @@ __all__ = [
 
 _TAIL_LINES = 40
 _SERVER_BOUND_UTIL = 0.9
+_CLOCK_SLACK_NS = 50_000_000  # epoch-to-monotonic conversion of a tool's timestamps
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,10 @@ def make_result(
     else:  # no window from the tool: the whole process
         w0, w1 = run.t_start_ns, run.t_end_ns
         notes.append("no benchmark window from the tool: CPU window = whole process")
+    if w0 < run.t_start_ns - _CLOCK_SLACK_NS or w1 > run.t_end_ns + _CLOCK_SLACK_NS:
+        return error_result(
+            tool, spec, "the tool's window lies outside its own run (stale output?)", run
+        )
     window_s = max((w1 - w0) / 1e9, 1e-9)
     cpu_window = run.client.between(w0, w1)
     server_cpu = run.server.between(w0, w1)
