@@ -84,11 +84,35 @@ def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not raw.strip():
                 continue
             try:
-                lines.append(orjson.loads(raw))
+                line = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 warnings.append(f"{path.name}:{n}: incomplete scrape line skipped")
+                continue
+            if "body" in line:
+                _parse_deferred(line)
+            lines.append(line)
     lines.sort(key=lambda d: (d.get("t_start_ns", 0), d.get("endpoint", "")))
     return lines, warnings
+
+
+def _parse_deferred(line: dict[str, Any]) -> None:
+    """Parse a page the scraper journaled raw; a page that does not parse becomes a
+    ``parse_error`` scrape, as it would have been at scrape time."""
+    import time
+
+    from collectors.engine_parse import parse_body
+
+    body = str(line.pop("body")).encode()
+    c0 = time.thread_time_ns()
+    try:
+        samples, entries = parse_body(line.get("format", "prometheus"), body,
+                                      bool(line.pop("keep_created", False)))
+    except ValueError as exc:
+        line.update(ok=False, outcome="parse_error", error=str(exc)[:500], samples=[])
+        return
+    line["samples"] = [smp.row() for smp in samples]
+    line["n_entries"] = entries
+    line["parse_cpu_ns"] = time.thread_time_ns() - c0
 
 
 def _arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
