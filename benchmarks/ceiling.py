@@ -206,6 +206,17 @@ def _git_commit() -> str:
     return done.stdout.strip()
 
 
+def _git_dirty_paths() -> list[str]:
+    """Uncommitted changes under the client's packages (others may be editing them)."""
+    done = subprocess.run(
+        ["git", "-C", str(_ROOT), "status", "--porcelain", "--", "profiler", "collectors"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [line[3:] for line in done.stdout.splitlines()]
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     today = dt.date.today().isoformat()
     p = argparse.ArgumentParser(
@@ -262,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": _machine(),
         "versions": _versions(),
         "repo_commit": _git_commit(),
+        "repo_uncommitted_client_paths": _git_dirty_paths(),
         "settings": {
             "concurrency": args.concurrencies,
             "requests_per_cell": args.requests,

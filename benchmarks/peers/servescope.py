@@ -1,9 +1,10 @@
 """servescope's own client: ``servescope attach`` closed-loop against the reference server.
 
 Counts and window come from the run directory it writes: ``requests.parquet`` (outcome,
-``usage_completion_tokens``, ``t_send_ns``/``t_end_ns`` on CLOCK_MONOTONIC, the clock this
-harness samples CPU on) and ``events.parquet`` (content events, kind 0). Duration =
-max(``t_end_ns``) - min(``t_send_ns``) over the measured requests.
+``usage_completion_tokens``, ``t_start_ns``/``t_send_ns``/``t_end_ns`` on CLOCK_MONOTONIC,
+the clock this harness samples CPU on) and ``events.parquet`` (content events, kind 0).
+Duration = max(``t_end_ns``) - min(``t_start_ns``) over the measured requests
+(``t_send_ns`` in runs written before ``t_start_ns`` existed).
 """
 
 from __future__ import annotations
@@ -35,24 +36,30 @@ def _argv(spec: CellSpec, run_dir: Path, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
-def parse_run_dir(run_dir: Path) -> ToolReport:
-    """Counts, output tokens, content events and window of a servescope run directory."""
+def parse_run_dir(run_dir: Path) -> tuple[ToolReport, dict[str, object]]:
+    """Counts, output tokens, content events and window of a servescope run directory.
+
+    A request's slot starts at ``t_start_ns`` (the closed loop began it) where the run has
+    that column, else at ``t_send_ns``; ``t_send_ns`` - ``t_start_ns`` (body on the socket)
+    grows when the client's event loop is saturated and is reported as the send delay.
+    """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    req = pq.read_table(
-        run_dir / "requests.parquet",
-        columns=["phase", "outcome", "t_send_ns", "t_end_ns", "usage_completion_tokens"],
-    )
+    path = run_dir / "requests.parquet"
+    start_col = "t_start_ns" if "t_start_ns" in pq.read_schema(path).names else "t_send_ns"
+    cols = ["phase", "outcome", start_col, "t_send_ns", "t_end_ns", "usage_completion_tokens"]
+    req = pq.read_table(path, columns=sorted(set(cols)))
     req = req.filter(pc.equal(req["phase"], "measure"))
     ok = req.filter(pc.equal(req["outcome"], "success"))
-    busy_ns = pc.sum(pc.subtract(req["t_end_ns"], req["t_send_ns"])).as_py()
-    t0 = int(pc.min(req["t_send_ns"]).as_py())
+    busy_ns = pc.sum(pc.subtract(req["t_end_ns"], req[start_col])).as_py()
+    send_delay = pc.subtract(req["t_send_ns"], req[start_col])
+    t0 = int(pc.min(req[start_col]).as_py())
     t1 = int(pc.max(req["t_end_ns"]).as_py())
     kinds = pq.read_table(run_dir / "events.parquet", columns=["kind"])["kind"]
     content_events = int(pc.sum(pc.equal(kinds, 0)).as_py() or 0)
     usage = pc.sum(pc.max_element_wise(ok["usage_completion_tokens"], 0)).as_py()
-    return ToolReport(
+    report = ToolReport(
         completed=ok.num_rows,
         failed=req.num_rows - ok.num_rows,
         duration_s=(t1 - t0) / 1e9,
@@ -61,6 +68,13 @@ def parse_run_dir(run_dir: Path) -> ToolReport:
         tool_content_events=content_events,
         busy_s=int(busy_ns or 0) / 1e9,
     )
+    quantiles = pc.quantile(send_delay, q=[0.5, 0.99]).to_pylist()
+    extra: dict[str, object] = {
+        "servescope_slot_start": start_col,
+        "servescope_send_delay_ms_p50": quantiles[0] / 1e6,
+        "servescope_send_delay_ms_p99": quantiles[1] / 1e6,
+    }
+    return report, extra
 
 
 def run_workers(spec: CellSpec, workers: int) -> CellResult:
@@ -71,10 +85,10 @@ def run_workers(spec: CellSpec, workers: int) -> CellResult:
     run_dir = spec.work_dir / "run"
     proc = run_measured(_argv(spec, run_dir, workers), spec, cwd=spec.work_dir)
     try:
-        report = parse_run_dir(run_dir)
+        report, extra = parse_run_dir(run_dir)
     except (OSError, ValueError, TypeError) as exc:
         return error_result(tool, spec, f"{type(exc).__name__}: {exc}\n{proc.tail()}", proc)
-    return make_result(tool, spec, proc, report, extra={"workers": workers})
+    return make_result(tool, spec, proc, report, extra={"workers": workers, **extra})
 
 
 def run(spec: CellSpec) -> CellResult:
