@@ -165,7 +165,10 @@ def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
     parsed = parse_slo(slo) if slo else None
     data = load_run(run)
     summary = summarize(data, parsed)
-    console = Console()
+    import sys
+
+    # logs and pipes get 120 columns (rich's default of 80 cuts the latency table)
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     print_summary(console, data, summary)
     if definitions:
         print_definitions(console, data, definitions)
