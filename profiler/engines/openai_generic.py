@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from profiler.engines._argv import Launch, connect_host, flag_value, parse_port, strip_wrappers
+from profiler.engines._defaults import AdapterDefaults
 from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
+from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["OpenAIGenericAdapter"]
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAIGenericAdapter:
+class OpenAIGenericAdapter(AdapterDefaults):
     """A server we know only as OpenAI-compatible. Chosen by name, never detected from a
     command. Ready when ``/v1/models`` answers 200; ``/metrics`` is scraped if it exists
     (optional: asked once) and kept raw, with no canonical signal mapping."""
@@ -66,19 +67,7 @@ class OpenAIGenericAdapter:
         return MappingProxyType({})
 
     @property
-    def derived_signals(self) -> Mapping[Signal, DerivedSignal]:
-        return MappingProxyType({})
-
-    @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        return MappingProxyType({})
-
-    @property
-    def histogram_scale(self) -> Mapping[str, float]:
-        return MappingProxyType({})
-
-    @property
-    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
         return MappingProxyType({})
 
     @property

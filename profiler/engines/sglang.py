@@ -17,8 +17,9 @@ from profiler.engines._argv import (
     parse_port,
     python_module,
 )
+from profiler.engines._defaults import AdapterDefaults
 from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
+from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["SglangAdapter"]
 
@@ -83,7 +84,7 @@ def _match(argv: Sequence[str], i: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class SglangAdapter:
+class SglangAdapter(AdapterDefaults):
     """``python -m sglang.launch_server ...`` or ``sglang serve ...``.
 
     Listens on ``--host`` (default 127.0.0.1) and ``--port`` (default 30000). Readiness is
@@ -103,9 +104,6 @@ class SglangAdapter:
 
     def launch(self, argv: Sequence[str]) -> Launch | None:
         return find_launch(argv, _match)
-
-    def matches(self, argv: Sequence[str]) -> bool:
-        return self.launch(argv) is not None
 
     def address(self, argv: Sequence[str]) -> tuple[str, int]:
         launch = self.launch(argv)
@@ -154,16 +152,8 @@ class SglangAdapter:
         return _SIGNALS
 
     @property
-    def derived_signals(self) -> Mapping[Signal, DerivedSignal]:
-        return MappingProxyType({})
-
-    @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
         return _HISTOGRAMS
-
-    @property
-    def histogram_scale(self) -> Mapping[str, float]:
-        return MappingProxyType({})
 
     @property
     def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:

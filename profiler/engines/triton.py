@@ -19,6 +19,7 @@ from profiler.engines._argv import (
     url_scheme,
 )
 from profiler.engines._argv import base_url as make_base_url
+from profiler.engines._defaults import AdapterDefaults
 from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
 from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
 
@@ -60,7 +61,7 @@ def _match(argv: Sequence[str], i: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class TritonAdapter:
+class TritonAdapter(AdapterDefaults):
     """``tritonserver --model-repository ...``.
 
     HTTP on ``--http-address`` (default all interfaces) ``--http-port`` (default 8000), ready
@@ -82,9 +83,6 @@ class TritonAdapter:
 
     def launch(self, argv: Sequence[str]) -> Launch | None:
         return find_launch(argv, _match)
-
-    def matches(self, argv: Sequence[str]) -> bool:
-        return self.launch(argv) is not None
 
     def _args(self, argv: Sequence[str]) -> tuple[str, ...]:
         launch = self.launch(argv)
@@ -144,10 +142,6 @@ class TritonAdapter:
     @property
     def histogram_scale(self) -> Mapping[str, float]:
         return MappingProxyType({_FIRST_RESPONSE: 0.001})
-
-    @property
-    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
-        return MappingProxyType({})
 
     @property
     def notes(self) -> Mapping[str, str]:

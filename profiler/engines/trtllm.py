@@ -17,6 +17,7 @@ from profiler.engines._argv import (
     parse_port,
     python_module,
 )
+from profiler.engines._defaults import AdapterDefaults
 from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
 from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
 
@@ -95,7 +96,7 @@ def _match(argv: Sequence[str], i: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class TrtllmAdapter:
+class TrtllmAdapter(AdapterDefaults):
     """``trtllm-serve [serve] MODEL ...``.
 
     Listens on ``--host`` (default localhost) and ``--port`` (default 8000); ready when
@@ -115,9 +116,6 @@ class TrtllmAdapter:
 
     def launch(self, argv: Sequence[str]) -> Launch | None:
         return find_launch(argv, _match)
-
-    def matches(self, argv: Sequence[str]) -> bool:
-        return self.launch(argv) is not None
 
     def address(self, argv: Sequence[str]) -> tuple[str, int]:
         launch = self.launch(argv)
@@ -172,14 +170,6 @@ class TrtllmAdapter:
     @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
         return _HISTOGRAMS
-
-    @property
-    def histogram_scale(self) -> Mapping[str, float]:
-        return MappingProxyType({})
-
-    @property
-    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
-        return MappingProxyType({})
 
     @property
     def notes(self) -> Mapping[str, str]:

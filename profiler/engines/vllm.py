@@ -15,8 +15,9 @@ from profiler.engines._argv import (
     parse_port,
     python_module,
 )
+from profiler.engines._defaults import AdapterDefaults
 from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
+from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["VllmAdapter"]
 
@@ -85,7 +86,7 @@ def _match(argv: Sequence[str], i: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class VllmAdapter:
+class VllmAdapter(AdapterDefaults):
     """``vllm serve MODEL ...`` or ``python -m vllm.entrypoints.openai.api_server ...``.
 
     Listens on ``--host`` (default: all interfaces) and ``--port`` (default 8000); ready when
@@ -103,9 +104,6 @@ class VllmAdapter:
 
     def launch(self, argv: Sequence[str]) -> Launch | None:
         return find_launch(argv, _match)
-
-    def matches(self, argv: Sequence[str]) -> bool:
-        return self.launch(argv) is not None
 
     def address(self, argv: Sequence[str]) -> tuple[str, int]:
         launch = self.launch(argv)
@@ -148,20 +146,8 @@ class VllmAdapter:
         return _SIGNALS
 
     @property
-    def derived_signals(self) -> Mapping[Signal, DerivedSignal]:
-        return MappingProxyType({})
-
-    @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
         return _HISTOGRAMS
-
-    @property
-    def histogram_scale(self) -> Mapping[str, float]:
-        return MappingProxyType({})
-
-    @property
-    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
-        return MappingProxyType({})
 
     @property
     def notes(self) -> Mapping[str, str]:

@@ -1,0 +1,43 @@
+"""What most adapters answer the same way; an adapter overrides only what differs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from profiler.engines._argv import Launch
+from profiler.engines.base import Signal
+
+__all__ = ["AdapterDefaults"]
+
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+class _Launches(Protocol):
+    def launch(self, argv: Sequence[str]) -> Launch | None: ...
+
+
+class AdapterDefaults:
+    """Mixin for the adapter dataclasses (no state: ``__slots__ = ()``)."""
+
+    __slots__ = ()
+
+    def matches(self: _Launches, argv: Sequence[str]) -> bool:
+        return self.launch(argv) is not None
+
+    @property
+    def derived_signals(self) -> Mapping[Signal, Any]:
+        return _EMPTY
+
+    @property
+    def histogram_scale(self) -> Mapping[str, float]:
+        return _EMPTY
+
+    @property
+    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
+        return _EMPTY
+
+    @property
+    def notes(self) -> Mapping[str, str]:
+        return _EMPTY
