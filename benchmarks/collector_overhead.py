@@ -302,7 +302,7 @@ def _children_cpu_s() -> float:
 def one_run(
     mode: str, rep: int, *, url: str, engine_pid: int, work: Path, a: argparse.Namespace
 ) -> dict[str, Any]:
-    from benchmarks.peers.proctree import machine_busy_s, wait_for_quiet
+    from benchmarks.peers.proctree import TreeSampler, machine_busy_s, wait_for_quiet
 
     out = work / f"rep{rep}-{mode}"
     seed = 1000 + rep * len(MODES) + MODES.index(mode)
@@ -318,11 +318,18 @@ def one_run(
     busy_before, waited = wait_for_quiet(a.quiet_cores, a.quiet_wait)
     version = code_version()
     e0, c0, m0, t0 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s(), time.time()
-    with _Poller(url + "/metrics", a.interval if mode == "get-only" else 0) as poller:
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
+    log = work / f"rep{rep}-{mode}.log"
+    with (
+        _Poller(url + "/metrics", a.interval if mode == "get-only" else 0) as poller,
+        log.open("wb") as fh,
+    ):
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        # the client's whole tree from /proc: rusage misses children nobody waited for
+        tree = TreeSampler({"client": proc.pid}).start()
+        proc.wait()
+        client_tree = tree.stop()["client"].total_s
     wall = time.time() - t0
     e1, c1, m1 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s()
-    (work / f"rep{rep}-{mode}.log").write_bytes(proc.stdout + proc.stderr)
     row: dict[str, Any] = {
         "mode": mode,
         "rep": rep,
@@ -339,11 +346,13 @@ def one_run(
     except (OSError, ValueError, KeyError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
     engine = {k: e1.get(k, 0.0) - e0.get(k, 0.0) for k in e1}
-    client = c1 - c0
+    client = max(c1 - c0, client_tree)
     row.update(
         {
             "engine_cpu_s": engine,
             "client_cpu_s": client,
+            "client_cpu_rusage_s": c1 - c0,
+            "client_cpu_tree_s": client_tree,
             "other_cpu_cores": max(0.0, (m1 - m0) - sum(engine.values()) - client) / wall,
         }
     )
