@@ -302,7 +302,7 @@ def _children_cpu_s() -> float:
 def one_run(
     mode: str, rep: int, *, url: str, engine_pid: int, work: Path, a: argparse.Namespace
 ) -> dict[str, Any]:
-    from benchmarks.peers.proctree import TreeSampler, machine_busy_s, wait_for_quiet
+    from benchmarks.peers.proctree import MACHINE, TreeSampler, machine_busy_s, wait_for_quiet
 
     out = work / f"rep{rep}-{mode}"
     seed = 1000 + rep * len(MODES) + MODES.index(mode)
@@ -324,10 +324,11 @@ def one_run(
         log.open("wb") as fh,
     ):
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        # the client's whole tree from /proc: rusage misses children nobody waited for
-        tree = TreeSampler({"client": proc.pid}).start()
+        tree = TreeSampler({"client": proc.pid, "engine": engine_pid}).start()
         proc.wait()
-        client_tree = tree.stop()["client"].total_s
+        t_exit = time.monotonic_ns()
+        series = tree.stop()
+    client_tree = series["client"].total_s
     wall = time.time() - t0
     e1, c1, m1 = engine_cpu_s(engine_pid), _children_cpu_s(), machine_busy_s()
     row: dict[str, Any] = {
@@ -356,6 +357,14 @@ def one_run(
             "other_cpu_cores": max(0.0, (m1 - m0) - sum(engine.values()) - client) / wall,
         }
     )
+    if row.get("duration_s"):
+        # the same over the client's measured window only (the last duration_s before it
+        # exited; both tools exit within a second or two of their window's end): start-up
+        # imports, e.g. vllm bench's ~10 s, stay out
+        w0 = t_exit - int(row["duration_s"] * 1e9)
+        busy = {k: v.between(w0, t_exit) for k, v in series.items()}
+        other = busy[MACHINE] - busy["engine"] - busy["client"]
+        row["other_cpu_cores_window"] = max(0.0, other) / row["duration_s"]
     return row
 
 
@@ -380,7 +389,12 @@ METRICS = ("output_tok_per_s", "req_per_s", "ttft_p50_ms", "itl_p50_ms")
 
 def usable(r: dict[str, Any], max_other_cores: float) -> bool:
     """Finished cleanly, and nobody else used more than ``max_other_cores`` meanwhile."""
-    return r.get("returncode") == 0 and "error" not in r and r["other_cpu_cores"] <= max_other_cores
+    return r.get("returncode") == 0 and "error" not in r and _other(r) <= max_other_cores
+
+
+def _other(r: dict[str, Any]) -> float:
+    """Other processes' busy cores: over the client's window where known, else its run."""
+    return float(r.get("other_cpu_cores_window", r["other_cpu_cores"]))
 
 
 def summarize_runs(rows: Sequence[dict[str, Any]], max_other_cores: float) -> dict[str, Any]:
@@ -394,7 +408,7 @@ def summarize_runs(rows: Sequence[dict[str, Any]], max_other_cores: float) -> di
         per_mode[mode]["api_server_cpu_s"] = _stats(
             [r["engine_cpu_s"].get("api_server", 0) for r in rs]
         )
-        per_mode[mode]["other_cpu_cores"] = _stats([r["other_cpu_cores"] for r in rs])
+        per_mode[mode]["other_cpu_cores"] = _stats([_other(r) for r in rs])
     # paired with the bare run of the same rep (close in time): relative change in %
     by = {(r["rep"], r["mode"]): r for r in ok}
     vs_bare: dict[str, Any] = {}
@@ -477,7 +491,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Runs left out of the means (other load above {meta['settings']['max_other_cores']:g}"
         f" cores, or failed): {', '.join(f'rep {k} {m}' for k, m in left) or 'none'}.",
         "",
-        "Mean ± sample standard deviation over reps. Per run:",
+        "Mean ± sample standard deviation over reps. Other load: the machine's busy CPU "
+        "minus the engine's and the client's, in cores, over the client's measured window "
+        "where known (else over the whole run, start-up included). Per run:",
         "",
         "| rep | mode | output tok/s | req/s | TTFT p50 ms | ITL p50 ms | engine CPU s "
         "(api/core/worker) | client CPU s | scrapes | other cores |",
@@ -495,7 +511,7 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {r['rep']} | {r['mode']} | {r['output_tok_per_s']:,.1f} | {r['req_per_s']:.2f} | "
             f"{r['ttft_p50_ms']:.1f} | {r['itl_p50_ms']:.2f} | {e.get('api_server', 0):.2f}/"
             f"{e.get('engine_core', 0):.2f}/{e.get('worker', 0):.2f} | {r['client_cpu_s']:.2f} "
-            f"| {r.get('scrapes_ok') or '–'} | {r['other_cpu_cores']:.2f} |"
+            f"| {r.get('scrapes_ok') or '–'} | {_other(r):.2f} |"
         )
     lines += [
         "",
