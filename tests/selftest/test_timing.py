@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import os
 import statistics
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 
 from profiler.selftest.process import RefServerHandle, start_refserver
 from profiler.selftest.schedule import RefSchedule
+from tests._quiet import RunQueueSampler
 
 TTFT_MS = 10.0
 ITL_MS = 2.0
@@ -84,43 +84,13 @@ def test_truth_is_monotonic_and_never_early(server):
         assert rec["ended"] == "complete"
 
 
-class _RunQueueSampler:
-    """Fraction of 2 ms samples in which more tasks were runnable than there are CPUs."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.samples = 0
-        self.over = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        cpus = os.cpu_count() or 1
-        while not self._stop.wait(0.002):
-            with open("/proc/stat", encoding="ascii") as f:
-                running = next(int(ln.split()[1]) for ln in f if ln.startswith("procs_running"))
-            self.samples += 1
-            self.over += running - 1 > cpus  # minus this sampler thread itself
-
-    def __enter__(self) -> _RunQueueSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def fraction(self) -> float:
-        return self.over / self.samples if self.samples else 0.0
-
-
 def test_schedule_accuracy(server):
     ttft_err: list[int] = []
     event_err: list[int] = []
     p50_us, p99_us = 500, 2000
     for _attempt in range(3):  # retries: a neighbour's burst can spoil a single run
         server.reset()
-        with _RunQueueSampler() as sampler:
+        with RunQueueSampler() as sampler:
             asyncio.run(_run(server.url))
         ttft_err, event_err = _errors(server.truth())
         busy = sampler.fraction > 0.01
