@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from profiler.procs import proc_title
 from profiler.rundir.tables import read_journals
 
@@ -299,3 +301,14 @@ def stop_vllm_server(server: Server) -> dict[int, str]:
     while server.tracker.live() and time.monotonic() < deadline:
         time.sleep(0.2)
     return server.tracker.kill()
+
+
+def assert_scrapes_healthy(run_dir: Path) -> None:
+    """Every failed /metrics read in the run was a timeout (a recorded outcome on a 2-core
+    machine whose engine is busy computing), never a refused, HTTP or parse failure, and most
+    reads succeeded."""
+    scrapes = pd.read_parquet(run_dir / "engine" / "scrapes.parquet")
+    real = scrapes[scrapes["outcome"] != "absent"]
+    failed = real[~real["ok"]]
+    assert set(failed["outcome"]) <= {"timeout"}, failed[["outcome", "error"]].to_dict("records")
+    assert int(real["ok"].sum()) >= 2 * len(failed), real["outcome"].value_counts().to_dict()
