@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from profiler.engines._argv import Launch
-from profiler.engines.base import Signal
+from profiler.engines.base import Knob, Signal
 
 __all__ = ["AdapterDefaults"]
 
@@ -40,4 +40,8 @@ class AdapterDefaults:
 
     @property
     def notes(self) -> Mapping[str, str]:
+        return _EMPTY
+
+    @property
+    def tuning(self) -> Mapping[Knob, str]:
         return _EMPTY

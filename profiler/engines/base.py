@@ -16,6 +16,7 @@ from typing import Literal, Protocol, runtime_checkable
 __all__ = [
     "EngineAdapter",
     "Histogram",
+    "Knob",
     "MetricsFormat",
     "Signal",
     "SignalSpec",
@@ -37,6 +38,17 @@ class Signal(StrEnum):
     GENERATION_TOKENS_TOTAL = "generation_tokens_total"  # counter
     REQUESTS_FINISHED_TOTAL = "requests_finished_total"  # counter
     MAX_RUNNING_REQUESTS = "max_running_requests"  # gauge/config: the batch cap
+
+
+class Knob(StrEnum):
+    """Engine settings the bottleneck rules recommend changing; each adapter names its own
+    flags for them (``tuning``)."""
+
+    KV_CACHE_SIZE = "kv_cache_size"  # memory given to the KV cache
+    MAX_BATCH = "max_batch"  # most sequences running at once
+    PREFILL_CHUNK = "prefill_chunk"  # tokens per scheduler step / chunked prefill
+    PREFIX_CACHE = "prefix_cache"  # reuse of shared prompt prefixes
+    MAX_MODEL_LEN = "max_model_len"  # longest prompt + output accepted
 
 
 class Histogram(StrEnum):

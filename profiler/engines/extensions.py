@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from profiler.engines._argv import Launch
-from profiler.engines.base import EngineAdapter, MetricsFormat, Signal, SignalSpec
+from profiler.engines.base import EngineAdapter, Knob, MetricsFormat, Signal, SignalSpec
 
 __all__ = [
     "DerivedSignal",
@@ -31,6 +31,7 @@ __all__ = [
     "metric_notes",
     "metrics_endpoints",
     "metrics_url",
+    "tuning_flags",
 ]
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -96,6 +97,11 @@ class EngineAdapterExt(EngineAdapter, Protocol):
     @property
     def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
         """Family → label filter applied by default (SGLang: rank-0 schedulers only)."""
+        ...
+
+    @property
+    def tuning(self) -> Mapping[Knob, str]:
+        """How to change each :class:`Knob` on this engine, in its own flag names."""
         ...
 
     @property
@@ -167,3 +173,9 @@ def engine_manifest_entry(adapter: EngineAdapter, argv: Sequence[str],
         "metrics": [ep.to_json() for ep in metrics_endpoints(adapter, argv, base_url)],
         "warnings": list(launch_warnings(adapter, argv)),
     }
+
+
+def tuning_flags(adapter: EngineAdapter) -> Mapping[Knob, str]:
+    """The adapter's flag advice per knob (empty for an adapter without any)."""
+    ext = _ext(adapter)
+    return ext.tuning if ext is not None else _EMPTY

@@ -18,7 +18,7 @@ from profiler.engines._argv import (
     python_module,
 )
 from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
+from profiler.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
 from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["SglangAdapter"]
@@ -81,6 +81,17 @@ def _match(argv: Sequence[str], i: int) -> int | None:
     if mod is not None and mod[0] in _SERVER_MODULES:
         return mod[1]
     return None
+
+
+_TUNING: Mapping[Knob, str] = MappingProxyType({
+    Knob.KV_CACHE_SIZE: "give the KV cache more memory: raise --mem-fraction-static, or "
+                        "--kv-cache-dtype fp8_e5m2",
+    Knob.MAX_BATCH: "raise --max-running-requests",
+    Knob.PREFILL_CHUNK: "lower --chunked-prefill-size (smaller prefill chunks per step)",
+    Knob.PREFIX_CACHE: "keep the radix cache on (remove --disable-radix-cache) and use "
+                       "--schedule-policy lpm so requests sharing a prefix run together",
+    Knob.MAX_MODEL_LEN: "raise --context-length, or send shorter prompts / smaller max_tokens",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +170,10 @@ class SglangAdapter(AdapterDefaults):
     def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
         # the queue-time histogram is observed by each reporting scheduler
         return MappingProxyType({"sglang:queue_time_seconds": _SCHED})
+
+    @property
+    def tuning(self) -> Mapping[Knob, str]:
+        return _TUNING
 
     @property
     def notes(self) -> Mapping[str, str]:

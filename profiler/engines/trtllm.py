@@ -18,7 +18,7 @@ from profiler.engines._argv import (
     python_module,
 )
 from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
+from profiler.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
 from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
 
 __all__ = ["ITER_PREFIX", "TrtllmAdapter"]
@@ -93,6 +93,18 @@ def _match(argv: Sequence[str], i: int) -> int | None:
     if j < len(argv) and argv[j] in _OTHER_SUBCOMMANDS:
         return None
     return j  # ``trtllm-serve MODEL ...``: serve is the default command
+
+
+_TUNING: Mapping[Knob, str] = MappingProxyType({
+    Knob.KV_CACHE_SIZE: "give the KV cache more memory: raise "
+                        "--kv_cache_free_gpu_memory_fraction",
+    Knob.MAX_BATCH: "raise --max_batch_size",
+    Knob.PREFILL_CHUNK: "lower --max_num_tokens and enable chunked prefill "
+                        "(enable_chunked_prefill: true in --extra_llm_api_options)",
+    Knob.PREFIX_CACHE: "enable KV block reuse (kv_cache_config: enable_block_reuse: true in "
+                       "--extra_llm_api_options)",
+    Knob.MAX_MODEL_LEN: "raise --max_seq_len, or send shorter prompts / smaller max_tokens",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +182,10 @@ class TrtllmAdapter(AdapterDefaults):
     @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
         return _HISTOGRAMS
+
+    @property
+    def tuning(self) -> Mapping[Knob, str]:
+        return _TUNING
 
     @property
     def notes(self) -> Mapping[str, str]:

@@ -16,7 +16,7 @@ from profiler.engines._argv import (
     python_module,
 )
 from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
+from profiler.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
 from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["VllmAdapter"]
@@ -85,6 +85,21 @@ def _match(argv: Sequence[str], i: int) -> int | None:
     return None
 
 
+_TUNING: Mapping[Knob, str] = MappingProxyType({
+    Knob.KV_CACHE_SIZE: "give the KV cache more memory: raise --gpu-memory-utilization (GPU), "
+                        "VLLM_CPU_KVCACHE_SPACE (GiB, vLLM-CPU), or drop "
+                        "--num-gpu-blocks-override; --kv-cache-dtype fp8 halves its size per token",
+    Knob.MAX_BATCH: "raise --max-num-seqs (sequences running at once)",
+    Knob.PREFILL_CHUNK: "lower --max-num-batched-tokens (smaller prefill chunks per step), or "
+                        "limit concurrent long prefills with --max-num-partial-prefills and "
+                        "--long-prefill-token-threshold",
+    Knob.PREFIX_CACHE: "enable prefix caching (--enable-prefix-caching; remove "
+                       "--no-enable-prefix-caching) and keep shared prefixes identical and at "
+                       "the start of the prompt",
+    Knob.MAX_MODEL_LEN: "raise --max-model-len, or send shorter prompts / smaller max_tokens",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class VllmAdapter(AdapterDefaults):
     """``vllm serve MODEL ...`` or ``python -m vllm.entrypoints.openai.api_server ...``.
@@ -148,6 +163,10 @@ class VllmAdapter(AdapterDefaults):
     @property
     def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
         return _HISTOGRAMS
+
+    @property
+    def tuning(self) -> Mapping[Knob, str]:
+        return _TUNING
 
     @property
     def notes(self) -> Mapping[str, str]:
