@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -59,6 +60,28 @@ def log_tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return redact_text("\n".join(text.splitlines()[-lines:]))
+
+
+_EXC_LINE = re.compile(r"\b([A-Z]\w*(?:Error|Exception|Exit))\b: (\S.*)$")
+_ADVICE = re.compile(r"\b(WARNING|WARN|INFO|DEBUG)\b")  # a log line that only mentions one
+_GENERIC = ("EngineDeadError", "SystemExit", "KeyboardInterrupt", "CancelledError")
+
+
+def error_causes(texts: Sequence[str], limit: int = 3) -> list[str]:
+    """The exception messages (``ValueError: ...``) found in the log texts, most specific
+    first: an engine's launcher usually re-raises a worker's real error as a generic one
+    ("Engine core initialization failed"), so messages that occur earliest in the logs come
+    first and generic wrappers last. Each at most once, logging prefixes removed."""
+    found: list[str] = []
+    for text in texts:
+        for line in text.splitlines():
+            m = _EXC_LINE.search(line)
+            if m and not _ADVICE.search(line[:m.start()]):
+                msg = f"{m.group(1)}: {m.group(2).strip()}"[:400]
+                if msg not in found:
+                    found.append(msg)
+    found.sort(key=lambda m: (m.split(":", 1)[0] in _GENERIC or "failed" in m.lower()))
+    return found[:limit]
 
 
 class EngineProcess:
@@ -120,8 +143,14 @@ class EngineProcess:
         return None if self.proc is None else self.proc.poll()
 
     def tail(self, lines: int = 40) -> str:
-        parts = [log_tail(self.stderr_path, lines), log_tail(self.stdout_path, lines // 2)]
-        return "\n".join(p for p in parts if p)
+        """The likely cause (exception messages from either log: engines log theirs to
+        stdout or stderr) above the last lines of both logs."""
+        err, out = log_tail(self.stderr_path, 400), log_tail(self.stdout_path, 400)
+        causes = error_causes([out, err])
+        head = [f"cause: {c}" for c in causes]
+        parts = ["\n".join(out.splitlines()[-(lines // 2):]),
+                 "\n".join(err.splitlines()[-lines:])]
+        return "\n".join([*head, *(p for p in parts if p)])
 
     def check_alive(self) -> None:
         rc = self.returncode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
     status = "complete"
     progress = Progress(steps=len(steps))
     first_index = 0
+    client_steps: list[dict[str, int]] = []
+    manifest.extra["client"]["steps"] = client_steps
     try:
         for step, arrival in enumerate(steps):
             sessions = build_sessions(cfg.dataset, _sessions_needed(cfg, arrival),
@@ -188,7 +191,9 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
             progress.step = step
             progress.planned = cfg.num_requests
             shards = _shards(cfg, arrival, sessions, step, first_index)
+            usage0 = _client_usage()
             ok = _run_step(cfg, shards, run_dir, progress, on_progress)
+            client_steps.append(_step_usage(step, cfg.workers, usage0, _client_usage()))
             first_index += 10**9  # ids of the next step never collide with this one
             if not ok:
                 status = "interrupted"
@@ -205,6 +210,23 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         manifest.warnings.extend(warnings)
         write_manifest(run_dir, manifest)
     return LoadResult(run_dir, status, n, manifest.warnings)
+
+
+def _client_usage() -> tuple[int, int]:
+    """(monotonic ns, CPU ns of this process and its reaped children: the client workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return time.monotonic_ns(), round(cpu_s * 1e9)
+
+
+def _step_usage(step: int, workers: int, before: tuple[int, int],
+                after: tuple[int, int]) -> dict[str, int]:
+    """The client's CPU use during one step. With workers, their CPU is counted once they
+    are reaped (at the end of the step), so the step's total is right. Engines started by
+    ``run`` are children too, but are reaped only when stopped, after the last step."""
+    return {"step": step, "workers": workers, "wall_ns": after[0] - before[0],
+            "cpu_ns": after[1] - before[1]}
 
 
 def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Progress,
