@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +80,23 @@ def _annotate(run_dir: Path, values: dict[str, object]) -> None:
     write_manifest(run_dir, m)
 
 
+def model_tokenizer(command: Sequence[str]) -> Path | None:
+    """The ``tokenizer.json`` of a local model directory named in the serving command (as a
+    positional argument or a flag's value), if there is exactly one such directory."""
+    found: list[Path] = []
+    for tok in command[1:]:
+        value = tok.partition("=")[2] if tok.startswith("-") and "=" in tok else tok
+        if not value or value.startswith("-") or "/" not in value:
+            continue
+        path = Path(value) / "tokenizer.json"
+        try:
+            if path.is_file() and path not in found:
+                found.append(path)
+        except OSError:
+            continue
+    return found[0] if len(found) == 1 else None
+
+
 def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
                 argv: list[str]) -> int:
     from profiler.client.discovery import DiscoveryError
@@ -88,6 +107,11 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
     from reports.live import LiveView
 
     console = Console(stderr=True, soft_wrap=True)
+    if opts.tokenizer is None and (tok := model_tokenizer(command)):
+        # prompt lengths in the served model's own tokens, not whitespace words
+        opts = dataclasses.replace(opts, tokenizer=str(tok))
+        console.print(f"tokenizer: {tok} (the served model's; --tokenizer overrides)",
+                      markup=False, highlight=False)
     try:
         resolve_engine(command, eopts)
         opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now

@@ -173,7 +173,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         workload=_workload_json(cfg, steps), seed=cfg.seed,
         target={"url": cfg.target.base_url, "model": cfg.target.model,
                 "endpoint": cfg.target.endpoint, "stream": cfg.target.stream,
-                "per_chunk_usage": cfg.target.per_chunk_usage},
+                "per_chunk_usage": cfg.target.per_chunk_usage,
+                "ignore_eos": cfg.target.ignore_eos},
         workers=cfg.workers,
         extra={"client": {"timestamps": "socket_read" if timed.available()
                           else "coroutine_wakeup"}, **(manifest_extra or {})},

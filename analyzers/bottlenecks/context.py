@@ -1,0 +1,175 @@
+"""What every bottleneck rule looks at, computed once per run: :class:`RuleContext`.
+
+The **window** the rules judge is the steady-state window of the run's measured requests
+(:mod:`analyzers.steady_state`; the first step's for a sweep is not special: sweeps are judged
+over their whole load) when one was found, else the whole load. Engine gauges are the
+scrapes inside that window; engine counters are differenced across it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from analyzers.itl import ITLSamples, itl_samples
+from analyzers.request_metrics import request_metrics
+from analyzers.steady_state import SteadyWindow, steady_window
+from analyzers.timeline import Timeline, build_timeline
+from profiler.engines.base import EngineAdapter, Knob, Signal
+from profiler.engines.extensions import launch_of, tuning_flags
+from profiler.engines.registry import get_adapter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analyzers.engine_signals import EngineWindow
+    from profiler.rundir.reader import RunData
+
+__all__ = ["RuleContext", "build_context"]
+
+_GENERIC_KNOB = {
+    Knob.KV_CACHE_SIZE: "give the engine's KV cache more memory",
+    Knob.MAX_BATCH: "raise the engine's limit on sequences running at once",
+    Knob.PREFILL_CHUNK: "make the engine prefill long prompts in smaller chunks",
+    Knob.PREFIX_CACHE: "enable the engine's prefix cache",
+    Knob.MAX_MODEL_LEN: "raise the engine's maximum context length, or send shorter requests",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    run: RunData
+    timeline: Timeline
+    metrics: pd.DataFrame  # request_metrics, every request
+    measured: pd.DataFrame  # phase == "measure"
+    ok: pd.DataFrame  # measured and successful
+    itl: ITLSamples
+    window: SteadyWindow  # what the rules judge (whole load when no steady state)
+    adapter: EngineAdapter | None
+    engine_args: tuple[str, ...]  # the engine's own flags (empty when attached)
+    attached: bool
+    signals: pd.DataFrame | None  # t_ns, signal, value (None: no engine metrics)
+    engine: EngineWindow | None  # engine signals summarized over the window
+    histograms: pd.DataFrame  # server histograms over the window (may be empty)
+    workload: Mapping[str, Any]
+
+    @property
+    def start_ns(self) -> int:
+        return self.window.start_ns
+
+    @property
+    def end_ns(self) -> int:
+        return self.window.end_ns
+
+    def action(self, knob: Knob) -> str:
+        """How to turn ``knob`` on this run's engine, in its own flag names."""
+        if self.adapter is not None:
+            text = tuning_flags(self.adapter).get(knob)
+            if text:
+                return f"{self.adapter.name}: {text}"
+        return _GENERIC_KNOB[knob]
+
+    def histogram_mean_s(self, name: str) -> float:
+        """Mean of a server histogram over the window (NaN if the engine has none)."""
+        h = self.histograms
+        rows = h[h["histogram"] == name]
+        return float(rows["mean_s"].iloc[0]) if len(rows) else math.nan
+
+    def gauge(self, signal: Signal) -> tuple[np.ndarray, np.ndarray]:
+        """(t_ns, value) of a gauge's snapshots inside the window (empty arrays if none)."""
+        if self.signals is None:
+            return np.empty(0, np.int64), np.empty(0)
+        s = self.signals
+        rows = s[(s["signal"] == signal.value) & (s["t_ns"] >= self.start_ns)
+                 & (s["t_ns"] <= self.end_ns)].sort_values("t_ns")
+        return rows["t_ns"].to_numpy(np.int64), rows["value"].to_numpy(np.float64)
+
+    def counter_steps(self, signal: Signal) -> tuple[np.ndarray, np.ndarray]:
+        """(t_ns, increase since the previous snapshot) of a counter over the window, the
+        first snapshot at or before the window start being the baseline."""
+        if self.signals is None:
+            return np.empty(0, np.int64), np.empty(0)
+        s = self.signals
+        rows = s[(s["signal"] == signal.value) & (s["t_ns"] <= self.end_ns)].sort_values("t_ns")
+        t, v = rows["t_ns"].to_numpy(np.int64), rows["value"].to_numpy(np.float64)
+        base = np.searchsorted(t, self.start_ns, side="right") - 1
+        t, v = t[max(base, 0):], v[max(base, 0):]
+        if t.size < 2:
+            return np.empty(0, np.int64), np.empty(0)
+        return t[1:], np.maximum(np.diff(v), 0.0)
+
+    def requests_overlapping(self, t0_ns: np.ndarray, t1_ns: np.ndarray) -> np.ndarray:
+        """Ids of measured requests in flight (send..last) during any [t0, t1] interval."""
+        send = self.measured["t_send_ns"].to_numpy(np.int64)
+        last = self.measured["t_last_ns"].to_numpy(np.int64)
+        hit = np.zeros(send.size, dtype=np.bool_)
+        for a, b in zip(t0_ns, t1_ns, strict=True):
+            hit |= (send <= b) & (last >= a)
+        return self.measured["request_id"].to_numpy()[hit]
+
+
+def _engine_args(run: RunData, adapter: EngineAdapter | None) -> tuple[str, ...]:
+    eng = run.manifest.extra.get("engine", {})
+    argv: Sequence[str] = eng.get("command") or ()
+    if adapter is None or not argv:
+        return ()
+    launch = launch_of(adapter, argv)
+    return tuple(launch.args) if launch is not None else ()
+
+
+def build_context(run: RunData) -> RuleContext:
+    from analyzers.engine_signals import engine_signals, engine_window
+    from analyzers.server_histograms import server_histograms
+    from profiler.rundir.layout import RunDirError
+
+    tl = build_timeline(run)
+    itl = itl_samples(tl)
+    metrics = request_metrics(tl, itl=itl)
+    measured = metrics[metrics["phase"].to_numpy() == "measure"]
+    ok = measured[measured["outcome"].to_numpy() == "success"]
+    steps = np.unique(measured["step"].to_numpy())
+    if steps.size > 1:  # a sweep: judge the whole load (each step has its own steady state)
+        window = _whole(measured)
+    else:
+        window = steady_window(measured, step=int(steps[0]) if steps.size else 0)
+    eng = run.manifest.extra.get("engine", {})
+    adapter: EngineAdapter | None = None
+    if eng.get("name"):
+        try:
+            adapter = get_adapter(str(eng["name"]))
+        except ValueError:
+            adapter = None
+    signals = engine = None
+    hist = _empty_hist()
+    if adapter is not None and (run.path / "engine").is_dir():
+        try:
+            signals = engine_signals(run, adapter)
+            engine = engine_window(run, window.start_ns, window.end_ns, adapter)
+            hist = server_histograms(run, window.start_ns, window.end_ns, adapter=adapter)
+        except RunDirError:
+            signals = engine = None
+    return RuleContext(
+        run=run, timeline=tl, metrics=metrics, measured=measured, ok=ok, itl=itl,
+        window=window, adapter=adapter, engine_args=_engine_args(run, adapter),
+        attached=bool(eng.get("attached", False)), signals=signals, engine=engine,
+        histograms=hist, workload=run.manifest.workload)
+
+
+def _whole(measured: pd.DataFrame) -> SteadyWindow:
+    send = measured["t_send_ns"].to_numpy(np.int64)
+    last = measured["t_last_ns"].to_numpy(np.int64)
+    send = send[send >= 0]
+    t0, t1 = (int(send.min()), int(last.max())) if send.size else (-1, -1)
+    ids = tuple(int(i) for i in measured["request_id"].to_numpy())
+    return SteadyWindow(-1, False, t0, t1, t0, t1, 0, 0, 0.0, len(ids), len(ids), 0, 0,
+                        len(ids), ids, "a sweep: the rules judge the whole load")
+
+
+def _empty_hist() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["histogram", "family", "count", "sum_s", "mean_s"])
