@@ -1,0 +1,68 @@
+"""Synthetic runs with latency distributions the test chooses, written through the real
+writer (``tests/analyzers/_rundir.py``), for compare / gate / history tests.
+
+Request ``i`` is sent at ``i * gap_ms``; its first token arrives ``ttft_ms[i]`` later and each
+of its other ``tokens - 1`` tokens ``itl_ms[i]`` after the previous one, one token per event
+with per-chunk usage. So TTFT, ITL and E2E percentiles, error counts and throughput are known
+exactly from the arrays the test passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profiler.records import Outcome, RequestRecord
+from profiler.rundir.reader import RunData
+from tests.analyzers._rundir import out, request, write_run
+
+
+def lognormal_ms(n: int, median_ms: float, sigma: float, seed: int) -> np.ndarray:
+    return median_ms * np.random.default_rng(seed).lognormal(0.0, sigma, n)
+
+
+def records(ttft_ms: Sequence[float], itl_ms: Sequence[float], *, tokens: int = 8,
+            gap_ms: float = 10.0, failed: Sequence[int] = (),
+            lag_ms: Sequence[float] | None = None) -> list[RequestRecord]:
+    recs = []
+    failed_set = set(failed)
+    for i, (ttft, itl) in enumerate(zip(ttft_ms, itl_ms, strict=True)):
+        send = i * gap_ms + (lag_ms[i] if lag_ms is not None else 0.0)
+        intended = i * gap_ms if lag_ms is not None else None
+        if i in failed_set:
+            recs.append(request(i, send, [], end_ms=send + 1.0, outcome=Outcome.HTTP_ERROR,
+                                intended_ms=intended))
+            continue
+        evs = [out(send + ttft + j * itl, cum=j + 1) for j in range(tokens)]
+        last = evs[-1][0]
+        recs.append(request(i, send, evs, done_ms=last + 0.1, completion_tokens=tokens,
+                            prompt_tokens=16, intended_ms=intended))
+    return recs
+
+
+def synthetic_run(root: Path, name: str, ttft_ms: Sequence[float],
+                  itl_ms: Sequence[float] | float = 5.0, *, tokens: int = 8,
+                  gap_ms: float = 10.0, failed: Sequence[int] = (),
+                  lag_ms: Sequence[float] | None = None, status: str | None = None,
+                  manifest: dict[str, Any] | None = None) -> RunData:
+    """Write the run ``root/name``; ``manifest`` entries overwrite the manifest's JSON."""
+    itl = [float(itl_ms)] * len(ttft_ms) if isinstance(itl_ms, int | float) else list(itl_ms)
+    recs = records(ttft_ms, itl, tokens=tokens, gap_ms=gap_ms, failed=failed, lag_ms=lag_ms)
+    run = write_run(root, recs, name=name)
+    if status is not None or manifest:
+        edit_manifest(run.path, {**({"status": status} if status else {}), **(manifest or {})})
+    return run
+
+
+def edit_manifest(run_dir: Path, values: dict[str, Any]) -> None:
+    path = run_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(values)
+    path.write_text(json.dumps(data))
+
+
+__all__ = ["edit_manifest", "lognormal_ms", "records", "synthetic_run"]
