@@ -18,7 +18,7 @@ from profiler.engines.base import Knob, Signal
 
 __all__ = ["batch_cap_queueing", "kv_cache_saturation", "prefix_cache_low"]
 
-KV_FULL_FRAC = 0.90  # KV-cache usage at or above this is "full"
+KV_FULL_FRAC = 0.85  # KV-cache usage at or above this is "nearly full" (block granularity)
 BATCH_WAITING_FRAC = 0.30  # waiting > 0 in at least this share of the window's snapshots
 BATCH_AT_CAP_FRAC = 0.50  # ...and running at the cap in at least this share of those
 PREFIX_LOW_RATIO = 0.5  # hit rate below half of what the workload's sharing allows

@@ -1,0 +1,81 @@
+"""One run, analysed: the steady-state window, percentiles with bootstrap confidence
+intervals, throughput in steady state, the TTFT/E2E decomposition, the sweep curve and the
+bottleneck findings. Data only (:class:`RunAnalysis`); reports render it.
+
+- Percentile CIs are over the **steady-state** successful requests (the whole load when no
+  steady state was found; ``steady.found`` says which): per-request TTFT, TPOT and E2E, and
+  per-token ITL resampled by request (its samples within one request are correlated).
+- Steady-state throughput counts the successful requests that **ended** inside the window,
+  and their output tokens, over the window's length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analyzers.bootstrap import Interval, percentile_cis
+from analyzers.bottlenecks import build_context, find_bottlenecks
+from analyzers.decompose import Decomposition, decompose
+from analyzers.findings import Finding
+from analyzers.goodput import SLO
+from analyzers.steady_state import SteadyWindow
+from analyzers.summary import RunSummary, summarize
+from analyzers.sweep import SweepCurve, sweep_curve
+
+if TYPE_CHECKING:
+    from profiler.rundir.reader import RunData
+
+__all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_run"]
+
+CI_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RunAnalysis:
+    summary: RunSummary  # the whole run (all measured requests)
+    steady: SteadyWindow
+    steady_request_throughput_per_s: float
+    steady_output_token_throughput_per_s: float
+    # metric ("ttft_ns", "tpot_ns", "e2e_ns", "itl_per_token_ns") → percentile → interval
+    percentile_cis: Mapping[str, Mapping[float, Interval]]
+    decomposition: tuple[Decomposition, ...]
+    sweep: SweepCurve | None
+    findings: tuple[Finding, ...]
+
+
+def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000,
+                seed: int = 0) -> RunAnalysis:
+    summary = summarize(run, slo)
+    ctx = build_context(run)
+    steady = ctx.window
+    ok = ctx.ok
+    in_steady = ok[np.isin(ok["request_id"].to_numpy(), np.asarray(steady.steady_ids))]
+    cis: dict[str, Mapping[float, Interval]] = {}
+    for col in ("ttft_ns", "tpot_ns", "e2e_ns"):
+        cis[col] = percentile_cis(in_steady[col].to_numpy(np.float64), CI_PERCENTILES,
+                                  n_resamples=n_resamples, seed=seed)
+    rows = np.zeros(len(ctx.metrics), dtype=np.bool_)
+    rows[in_steady.index.to_numpy()] = True
+    itl_rows = ctx.itl.per_token_row
+    pick = rows[itl_rows]
+    cis["itl_per_token_ns"] = percentile_cis(
+        ctx.itl.per_token_ns[pick], CI_PERCENTILES, n_resamples=n_resamples, seed=seed,
+        clusters=itl_rows[pick])
+    window_s = steady.window_ns / 1e9 if steady.window_ns > 0 else math.nan
+    ended = ok["t_last_ns"].to_numpy(np.int64)
+    inside = (ended >= steady.start_ns) & (ended <= steady.end_ns)
+    return RunAnalysis(
+        summary=summary, steady=steady,
+        steady_request_throughput_per_s=float(inside.sum()) / window_s,
+        steady_output_token_throughput_per_s=float(
+            ok["output_tokens"].to_numpy()[inside].sum()) / window_s,
+        percentile_cis=cis,
+        decomposition=decompose(in_steady, ctx.histograms),
+        sweep=sweep_curve(summary, run.manifest.workload, slo),
+        findings=tuple(find_bottlenecks(ctx)),
+    )
