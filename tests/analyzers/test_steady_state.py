@@ -77,5 +77,7 @@ def test_nothing_sent(tmp_path: Path):
     recs = [request(0, 0.0, [], outcome=Outcome.CONNECTION_ERROR)]
     recs[0].t_send_ns = -1
     w = steady_window(request_metrics(write_run(tmp_path, recs)))
-    assert not w.found and w.steady_requests == 0 and w.reason == "no request was sent"
+    assert not w.found
+    assert w.steady_requests == 0
+    assert w.reason == "no request was sent"
     assert np.isnan(w.in_flight_median) or w.in_flight_median == 0.0

@@ -49,7 +49,8 @@ def test_decomposition_adds_up():
     parts = {p.name: p.mean_ns / 1e6 for p in e2e.parts}
     assert parts == pytest.approx({"queue": 100, "prefill": 150, "decode": 600,
                                    "engine other": 50, "transport and client": 100})
-    assert ttft.notes == () and e2e.notes == ()
+    assert ttft.notes == ()
+    assert e2e.notes == ()
 
 
 def test_decomposition_says_what_is_missing_and_mismatched():
