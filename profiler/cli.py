@@ -186,6 +186,21 @@ def summarize(
 
 
 @app.command()
+def analyze(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    slo: Annotated[str | None, typer.Option(
+        help="Goodput SLOs in ms, e.g. ttft:200,itl:50,tpot:40,e2e:2000")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the analysis "
+                                                  "as JSON to this file")] = None,
+) -> None:
+    """Find bottlenecks: steady state, percentiles with confidence intervals, where TTFT and
+    E2E go, the sweep's knee, and findings with evidence and the engine flag to change."""
+    from profiler.commands import analyze_command
+
+    raise typer.Exit(analyze_command(run, slo, json_out))
+
+
+@app.command()
 def selftest(
     concurrency: Annotated[int, typer.Option(help="Concurrent streams")] = 64,
     requests: Annotated[int, typer.Option(help="Requests for the accuracy check")] = 256,

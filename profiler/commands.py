@@ -160,6 +160,35 @@ def summarize_command(run: Path, definitions: str, slo: str | None) -> int:
     return EXIT_OK
 
 
+def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
+    """Steady state, CIs, decomposition, sweep and bottleneck findings of a run directory."""
+    import json
+
+    from analyzers.run_analysis import analyze_run
+    from profiler.rundir.layout import RunDirError
+    from profiler.rundir.reader import load_run
+    from reports.analysis_view import analysis_json, print_analysis
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        parsed = parse_slo(slo) if slo else None
+        data = load_run(run)
+        if data.requests.empty:
+            raise RunDirError(f"{run} has no requests: nothing to analyse")
+        result = analyze_run(data, parsed)
+    except (RunDirError, ValueError) as exc:
+        _err(err, str(exc))
+        return EXIT_USAGE
+    import sys
+
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    print_analysis(console, result)
+    if json_out is not None:
+        json_out.write_text(json.dumps(analysis_json(result), indent=1, allow_nan=False))
+        console.print(f"analysis: {json_out}", markup=False, highlight=False)
+    return EXIT_OK
+
+
 def parse_slo(text: str) -> SLO:
     """``ttft:200,itl:50,tpot:40,e2e:2000`` (milliseconds) → :class:`SLO`."""
     from analyzers.goodput import SLO

@@ -1,0 +1,121 @@
+"""Terminal rendering of :class:`analyzers.run_analysis.RunAnalysis` (and its JSON form).
+
+Every string that came from the engine or the run (error messages, flags) is printed with
+markup disabled, so a hostile message cannot restyle the terminal output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from analyzers.findings import Finding, Severity
+from analyzers.run_analysis import RunAnalysis
+
+__all__ = ["analysis_json", "print_analysis"]
+
+_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+_NAMES = {"ttft_ns": "TTFT", "itl_per_token_ns": "ITL/token", "tpot_ns": "TPOT", "e2e_ns": "E2E"}
+
+
+def _ms(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v / 1e6:,.1f}"
+
+
+def print_finding(console: Console, f: Finding) -> None:
+    head = Text()
+    head.append(f"[{f.severity.value}] ", style=_STYLE[f.severity])
+    head.append(f.title, style="bold")
+    console.print(head)
+    console.print(Text(f"  {f.summary}"))
+    ev = ", ".join(f"{e.name}={e.value:.4g}" for e in f.evidence if not math.isnan(e.value))
+    console.print(Text(f"  evidence: {ev}", style="dim"))
+    console.print(Text(f"  window: {(f.window_end_ns - f.window_start_ns) / 1e9:.2f} s; "
+                       f"requests affected: {f.requests_affected}"
+                       + (f" (e.g. ids {', '.join(map(str, f.request_ids[:5]))})"
+                          if f.request_ids else ""), style="dim"))
+    for a in f.actions:
+        console.print(Text(f"  → {a}", style="green"))
+
+
+def print_analysis(console: Console, a: RunAnalysis) -> None:
+    w = a.steady
+    console.print(Text(
+        ("steady state: " if w.found else "no steady state: ")
+        + f"{w.window_ns / 1e9:.2f} s, {w.steady_requests} of {w.measured_requests} requests"
+        + f" ({w.reason})"))
+    if w.found:
+        console.print(f"steady throughput: {a.steady_request_throughput_per_s:.2f} req/s, "
+                      f"{a.steady_output_token_throughput_per_s:,.1f} output tok/s")
+    t = Table(title="percentiles with 95 % bootstrap confidence intervals (ms)")
+    t.add_column("metric")
+    for q in (50, 90, 99):
+        t.add_column(f"p{q}", justify="right")
+    t.add_column("n", justify="right")
+    for key, cis in a.percentile_cis.items():
+        cells = []
+        for q in (50.0, 90.0, 99.0):
+            i = cis[q]
+            cells.append(f"{_ms(i.estimate)} [{_ms(i.low)}–{_ms(i.high)}]")
+        t.add_row(_NAMES.get(key, key), *cells, str(next(iter(cis.values())).n))
+    console.print(t)
+    for d in a.decomposition:
+        parts = ", ".join(f"{p.name} {p.mean_ns / 1e6:,.1f} ms ({p.share:.0%})" for p in d.parts)
+        console.print(Text(f"{d.latency.upper()} mean {d.client_mean_ns / 1e6:,.1f} ms = {parts}"))
+        for n in d.notes:
+            console.print(Text(f"  note: {n}", style="dim"))
+    if a.sweep is not None:
+        _print_sweep(console, a)
+    if not a.findings:
+        console.print("[green]no bottleneck found by the rules[/]")
+    for f in a.findings:
+        print_finding(console, f)
+
+
+def _print_sweep(console: Console, a: RunAnalysis) -> None:
+    sw = a.sweep
+    if sw is None:
+        return
+    t = Table(title="sweep: throughput vs latency")
+    for col in ("step", "offered", "req/s", "out tok/s", "TTFT p99", "E2E p99", "errors",
+                "SLO met"):
+        t.add_column(col, justify="right")
+    for p in sw.points:
+        mark = (" knee" if p.step == sw.knee_step else "") + (
+            " max-goodput" if p.step == sw.max_goodput_step else "")
+        t.add_row(f"{p.step}{mark}", f"{p.offered:g} {p.offered_unit}",
+                  f"{p.request_throughput_per_s:.2f}", f"{p.output_token_throughput_per_s:,.1f}",
+                  _ms(p.ttft_p99_ns), _ms(p.e2e_p99_ns), f"{p.error_rate:.1%}",
+                  "–" if p.slo_attainment is None else f"{p.slo_attainment:.0%}")
+    console.print(t)
+    for n in sw.notes:
+        console.print(Text(f"  note: {n}", style="dim"))
+
+
+def analysis_json(a: RunAnalysis) -> dict[str, Any]:
+    """The analysis as JSON-ready data (NaN becomes null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return {
+        "steady": clean(dataclasses.asdict(a.steady) | {"steady_ids": len(a.steady.steady_ids)}),
+        "steady_request_throughput_per_s": clean(a.steady_request_throughput_per_s),
+        "steady_output_token_throughput_per_s": clean(a.steady_output_token_throughput_per_s),
+        "percentile_cis": clean({k: {str(q): dataclasses.asdict(i) for q, i in v.items()}
+                                 for k, v in a.percentile_cis.items()}),
+        "decomposition": clean([dataclasses.asdict(d) for d in a.decomposition]),
+        "sweep": clean(dataclasses.asdict(a.sweep)) if a.sweep is not None else None,
+        "findings": clean([f.to_json() for f in a.findings]),
+    }
