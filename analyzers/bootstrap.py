@@ -147,7 +147,7 @@ def _method(samples: Sequence[_Sample], qs: Sequence[float], q: float) -> str:
         kind += f" ({'/'.join(str(s.n_clusters) for s in samples)} clusters)"
     tail = min(s.n for s in samples) * (1 - max(q, 100 - q) / 100)
     if tail < 5:
-        kind += f"; only {tail:.1f} samples beyond p{q:g}: interval too narrow"
+        kind += f"; only {tail:.3g} samples beyond p{q:g}: interval too narrow"
     del qs
     return kind
 

@@ -1,0 +1,235 @@
+"""The regression gate: a candidate run checked against a baseline run and a budgets file.
+
+:func:`run_gate` returns a :class:`GateResult` whose ``exit_code`` is **0** (every budget
+holds), **1** (at least one budget breached) or **2** (the input cannot be judged: a run
+that cannot be read, is not complete, is empty, has too few requests, too many errors, or a
+client that fell behind its schedule, or a budgeted metric that one of the runs lacks).
+Validity outranks regression: a broken run's numbers prove nothing either way.
+
+**When a budget is breached.** An absolute limit (``<= X``, ``>= X``) is checked on the
+candidate's value. A relative budget ``B`` (the worsening allowed) is breached only when the
+**whole confidence interval** of the change is beyond it: for a lower-is-better metric when the
+CI's low end is above ``+B``, for a higher-is-better one when its high end is below ``−B``. So a
+change the run's own noise could explain never fails the gate. When the point estimate is
+beyond ``B`` but the CI reaches back inside, the budget is ``uncertain``: reported, not failed
+(more requests narrow the CI). The intervals are simultaneous over the file's relative
+budgets (Bonferroni: each at ``1 − (1 − confidence) / m``), so with ``m`` budgets the chance
+that noise alone breaches any of them stays below ``(1 − confidence) / 2``.
+
+A baseline store is a directory of run directories; its baseline is the newest complete run
+(by ``started_wall_ns``), never the candidate itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from analyzers.bootstrap import Interval
+from analyzers.budgets import Budget, BudgetFile, BudgetKind, Validity
+from analyzers.compare import CompareSettings, Comparison, RunRef, compare_samples
+from analyzers.metric_catalog import Direction
+from analyzers.run_samples import RunSamples, run_samples
+from profiler.rundir.layout import RunDirError
+
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_PASS",
+    "EXIT_REGRESSION",
+    "BudgetResult",
+    "BudgetStatus",
+    "GateResult",
+    "ValidityIssue",
+    "check_validity",
+    "evaluate_budget",
+    "latest_baseline",
+    "run_gate",
+]
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_INVALID = 0, 1, 2
+_MIN_TAIL_RESAMPLES = 10  # resamples beyond each end of a CI, at least
+
+
+class BudgetStatus(StrEnum):
+    PASS = "pass"  # noqa: S105 - a status, not a password
+    BREACH = "breach"
+    UNCERTAIN = "uncertain"  # point estimate beyond the budget, CI not wholly: not failed
+    MISSING = "missing"  # the metric is not measured in both runs: invalid input
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetResult:
+    budget: Budget
+    status: BudgetStatus
+    baseline: float
+    candidate: float
+    change: Interval | None  # relative budgets: the change and its CI
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidityIssue:
+    run: str  # "baseline" or "candidate"
+    check: str  # unreadable, status, empty, requests, errors, schedule
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    budgets_path: str
+    baseline: RunRef | None
+    candidate: RunRef | None
+    results: tuple[BudgetResult, ...]
+    issues: tuple[ValidityIssue, ...]
+    comparison: Comparison | None
+    confidence: float  # of each relative budget's interval (after Bonferroni)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def exit_code(self) -> int:
+        if self.issues or any(r.status is BudgetStatus.MISSING for r in self.results):
+            return EXIT_INVALID
+        if any(r.status is BudgetStatus.BREACH for r in self.results):
+            return EXIT_REGRESSION
+        return EXIT_PASS
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_PASS: "pass", EXIT_REGRESSION: "regression",
+                EXIT_INVALID: "invalid"}[self.exit_code]
+
+    def breaches(self) -> tuple[BudgetResult, ...]:
+        return tuple(r for r in self.results if r.status is BudgetStatus.BREACH)
+
+
+def latest_baseline(store: str | Path, *, exclude: str | Path | None = None) -> Path:
+    """The newest complete run directory in ``store`` (by ``started_wall_ns``), other than
+    ``exclude``. RunDirError when the store is missing or holds none."""
+    from profiler.rundir.manifest import read_manifest
+
+    root = Path(store)
+    if not root.is_dir():
+        raise RunDirError(f"baseline store {root} does not exist or is not a directory")
+    skip = Path(exclude).resolve() if exclude is not None else None
+    best: tuple[int, Path] | None = None
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if skip is not None and d.resolve() == skip:
+            continue
+        try:
+            m = read_manifest(d)
+        except RunDirError:
+            continue
+        if m.status == "complete" and (best is None or m.started_wall_ns > best[0]):
+            best = (m.started_wall_ns, d)
+    if best is None:
+        raise RunDirError(f"baseline store {root} holds no complete run directory")
+    return best[1]
+
+
+def check_validity(s: RunSamples, v: Validity, role: str) -> list[ValidityIssue]:
+    """Why ``s`` cannot be judged (empty list: it can)."""
+    out: list[ValidityIssue] = []
+    status = s.run.manifest.status
+    if v.require_complete and status != "complete":
+        out.append(ValidityIssue(role, "status", f"the {role} run's status is {status!r}, not "
+                                 "'complete'"))
+    sm = s.summary
+    if sm.measured_requests == 0:
+        out.append(ValidityIssue(role, "empty", f"the {role} run has no measured requests"))
+        return out
+    if sm.measured_requests < v.min_requests:
+        out.append(ValidityIssue(role, "requests", f"the {role} run has {sm.measured_requests}"
+                                 f" measured requests, fewer than min_requests = "
+                                 f"{v.min_requests}"))
+    if sm.error_rate > v.max_error_rate_frac:
+        out.append(ValidityIssue(role, "errors", f"the {role} run's error rate is "
+                                 f"{sm.error_rate:.1%}, above max_error_rate = "
+                                 f"{v.max_error_rate_frac:.1%}"))
+    lag = sm.latency.schedule_lag_ns
+    if lag is not None and lag.count and lag.p99 / 1e6 > v.max_schedule_lag_p99_ms:
+        out.append(ValidityIssue(role, "schedule", f"the {role} run's client fell behind its "
+                                 f"schedule: p99 lag {lag.p99 / 1e6:.1f} ms, above "
+                                 f"max_schedule_lag_p99_ms = {v.max_schedule_lag_p99_ms:g}"))
+    return out
+
+
+def evaluate_budget(b: Budget, comparison: Comparison) -> BudgetResult:
+    """One budget against the comparison (module doc: the breach rule)."""
+    try:
+        m = comparison.metric(b.metric)
+    except KeyError:
+        return BudgetResult(b, BudgetStatus.MISSING, math.nan, math.nan, None,
+                            f"{b.metric} is not measured in both runs")
+    if b.kind is not BudgetKind.RELATIVE:
+        value = m.candidate
+        if math.isnan(value):
+            return BudgetResult(b, BudgetStatus.MISSING, m.baseline, value, None,
+                                f"the candidate has no {b.metric}")
+        ok = value <= b.limit if b.kind is BudgetKind.MAX else value >= b.limit
+        return BudgetResult(b, BudgetStatus.PASS if ok else BudgetStatus.BREACH, m.baseline,
+                            value, None, "" if ok else f"{b.metric} is beyond {b.text}")
+    ch = m.change
+    if math.isnan(ch.estimate):
+        return BudgetResult(b, BudgetStatus.MISSING, m.baseline, m.candidate, ch,
+                            f"no relative change: {ch.method}")
+    sign = 1.0 if m.spec.direction is Direction.LOWER else -1.0
+    worse_est = sign * ch.estimate  # > 0: worse
+    lo, hi = ch.low, ch.high
+    least_worse = sign * (lo if sign > 0 else hi)  # the CI end nearest to "better"
+    if not math.isnan(least_worse) and least_worse > b.limit:
+        status, msg = BudgetStatus.BREACH, f"the whole {ch.confidence:.1%} CI is beyond {b.text}"
+    elif worse_est > b.limit:
+        status = BudgetStatus.UNCERTAIN
+        msg = (f"the change is beyond {b.text} but its {ch.confidence:.1%} CI reaches back "
+               "inside: not failed (more requests narrow the CI)"
+               if not math.isnan(least_worse) else f"no interval ({ch.method}): not failed")
+    else:
+        status, msg = BudgetStatus.PASS, ""
+    return BudgetResult(b, status, m.baseline, m.candidate, ch, msg)
+
+
+def _load(path: Path, budgets: BudgetFile, role: str, n_slices: int
+          ) -> tuple[RunSamples | None, list[ValidityIssue]]:
+    try:
+        s = run_samples(path, budgets.slo, n_slices=n_slices)
+    except RunDirError as exc:
+        return None, [ValidityIssue(role, "unreadable", str(exc))]
+    return s, check_validity(s, budgets.validity, role)
+
+
+def run_gate(candidate: str | Path, budgets: BudgetFile, *, baseline: str | Path | None = None,
+             baseline_store: str | Path | None = None) -> GateResult:
+    """Check ``candidate`` against ``baseline`` (a run directory) or the latest complete run
+    in ``baseline_store``. Unreadable or invalid runs come back as ``issues`` (exit code 2),
+    not exceptions, so a report can still be written."""
+    if (baseline is None) == (baseline_store is None):
+        raise ValueError("give exactly one of a baseline run or a baseline store")
+    settings = budgets.settings
+    n_rel = sum(1 for b in budgets.budgets if b.kind is BudgetKind.RELATIVE)
+    confidence = 1 - (1 - settings.confidence) / max(n_rel, 1)
+    resamples = max(settings.n_resamples,
+                    math.ceil(_MIN_TAIL_RESAMPLES / ((1 - confidence) / 2)))
+    cfg = CompareSettings(confidence=confidence, n_resamples=resamples, seed=settings.seed)
+    notes: list[str] = []
+    issues: list[ValidityIssue] = []
+    base_path: Path | None = Path(baseline) if baseline is not None else None
+    if baseline_store is not None:
+        try:
+            base_path = latest_baseline(baseline_store, exclude=candidate)
+            notes.append(f"baseline: {base_path} (newest complete run in {baseline_store})")
+        except RunDirError as exc:
+            issues.append(ValidityIssue("baseline", "unreadable", str(exc)))
+    a, a_issues = _load(base_path, budgets, "baseline", cfg.n_slices) if base_path \
+        else (None, [])
+    b, b_issues = _load(Path(candidate), budgets, "candidate", cfg.n_slices)
+    issues += a_issues + b_issues
+    refs = (RunRef.of(a) if a else None, RunRef.of(b) if b else None)
+    if a is None or b is None or issues:
+        return GateResult(budgets.path, *refs, (), tuple(issues), None, confidence,
+                          tuple(notes))
+    metrics = list(dict.fromkeys(bu.metric for bu in budgets.budgets))
+    comparison = compare_samples(a, b, settings=cfg, metrics=metrics)
+    results = tuple(evaluate_budget(bu, comparison) for bu in budgets.budgets)
+    return GateResult(budgets.path, *refs, results, (), comparison, confidence, tuple(notes))

@@ -1,0 +1,194 @@
+"""``compare``, ``gate`` and ``gate --history`` as plain functions returning an exit code.
+
+Exit codes: ``compare`` 0 (whatever it found) or 2; ``gate`` 0 pass, 1 regression, 2 invalid
+input or an invalid run; history 0, 1 (a metric regressed) or 2. Every error a user can cause
+(a missing run, a newer schema, a budgets typo, an unknown metric, an unwritable output) is one
+line on stderr and exit code 2, never a traceback: an uncaught exception would exit with 1,
+which CI would read as a regression, so even an unexpected one is reported as exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from analyzers.goodput import SLO
+
+__all__ = ["compare_command", "gate_command", "history_command", "parse_fraction"]
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _stdout() -> Console:
+    # logs and pipes get 120 columns (rich's default of 80 cuts the tables)
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+def _err(msg: str) -> None:
+    _stderr().print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+
+
+def parse_fraction(text: str, what: str = "--min-effect") -> float:
+    """``"5%"`` or ``"0.05"`` → 0.05."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*", text)
+    if not m:
+        raise ValueError(f"{what} {text!r}: expected a percentage like 5% or a fraction "
+                         "like 0.05")
+    value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+    if value >= 1 and not m.group(2):
+        raise ValueError(f"{what} {text!r}: a fraction must be below 1 (did you mean "
+                         f"{text}%?)")
+    return value
+
+
+def _slo(text: str | None) -> SLO | None:
+    from profiler.commands import parse_slo
+
+    return parse_slo(text) if text else None
+
+
+def _metrics(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ValueError("--metrics is empty; e.g. --metrics ttft_p99,output_throughput")
+    from analyzers.metric_catalog import get_metric
+
+    for n in names:
+        get_metric(n)  # UnknownMetricError lists the valid names
+    return names
+
+
+def _guard(body: Callable[[], int]) -> int:
+    """Run ``body``; any error becomes one line on stderr and exit code 2."""
+    from analyzers.budgets import BudgetError
+    from profiler.rundir.layout import RunDirError
+
+    try:
+        return body()
+    except (RunDirError, BudgetError, ValueError, OSError) as exc:
+        _err(str(exc))
+    except Exception as exc:  # noqa: BLE001 - exit 1 would read as "regression"
+        _err(f"internal error ({type(exc).__name__}: {exc}); please report it")
+    return EXIT_USAGE
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.write_text(text, encoding="utf-8")
+
+
+def _write_json(path: Path | None, obj: object) -> None:
+    if path is not None:
+        from reports.jsonable import to_jsonable
+
+        path.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n", encoding="utf-8")
+
+
+def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
+                    min_effect: str = "5%", confidence: float = 0.95,
+                    correction: str = "holm", metrics: str | None = None,
+                    json_out: Path | None = None, markdown_out: Path | None = None) -> int:
+    """Print the comparison of ``candidate`` against ``baseline``; exit 0 (or 2 on error)."""
+
+    def body() -> int:
+        from analyzers.compare import CompareSettings, compare_runs
+        from analyzers.significance import Correction
+        from reports.compare_terminal import print_comparison
+        from reports.markdown import comparison_markdown
+
+        try:
+            corr = Correction(correction.lower())
+        except ValueError:
+            raise ValueError(f"--correction {correction!r}: use holm or bh") from None
+        settings = CompareSettings(confidence=confidence, correction=corr,
+                                   min_effect_frac=parse_fraction(min_effect))
+        result = compare_runs(baseline, candidate, slo=_slo(slo), settings=settings,
+                              metrics=_metrics(metrics))
+        print_comparison(_stdout(), result)
+        _write_json(json_out, result)
+        _write(markdown_out, comparison_markdown(result))
+        return EXIT_OK
+
+    return _guard(body)
+
+
+def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None,
+                 baseline_store: Path | None = None, junit: Path | None = None,
+                 markdown: Path | None = None, json_out: Path | None = None) -> int:
+    """Check ``candidate`` against a baseline run (or the newest complete run of a store)
+    under ``budgets``; exit 0 pass, 1 regression, 2 invalid. The Markdown summary is also
+    appended to ``$GITHUB_STEP_SUMMARY`` when that is set."""
+
+    def body() -> int:
+        from analyzers.budgets import load_budgets
+        from analyzers.gate import run_gate
+        from reports.compare_terminal import print_gate
+        from reports.junit import gate_junit, write_junit
+        from reports.markdown import append_step_summary, gate_markdown
+
+        if (baseline is None) == (baseline_store is None):
+            raise ValueError("give a baseline: --baseline RUN or --baseline-store DIR "
+                             "(exactly one)")
+        spec = load_budgets(budgets)
+        result = run_gate(candidate, spec, baseline=baseline, baseline_store=baseline_store)
+        print_gate(_stdout(), result)
+        md = gate_markdown(result)
+        _write(markdown, md)
+        append_step_summary(md)
+        if junit is not None:
+            write_junit(junit, gate_junit(result))
+        _write_json(json_out, result)
+        return result.exit_code
+
+    return _guard(body)
+
+
+def history_command(runs: Sequence[Path], *, metrics: str | None = None,
+                    min_effect: str = "5%", alpha: float = 0.05, slo: str | None = None,
+                    junit: Path | None = None, markdown: Path | None = None,
+                    json_out: Path | None = None) -> int:
+    """Change points and drift over ``runs`` (run directories and/or stores of them); exit 1
+    when a metric regressed, 2 with fewer than 4 usable runs or on error."""
+
+    def body() -> int:
+        from analyzers.history import DEFAULT_HISTORY_METRICS, run_history
+        from reports.compare_terminal import print_history
+        from reports.junit import history_junit, write_junit
+        from reports.markdown import append_step_summary, history_markdown
+
+        if not runs:
+            raise ValueError("--history needs run directories or a directory of runs")
+        if not 0 < alpha < 1:
+            raise ValueError(f"--alpha must be in (0, 1), not {alpha}")
+        names = _metrics(metrics) or list(DEFAULT_HISTORY_METRICS)
+        parsed = _slo(slo)
+        if parsed is not None and metrics is None:
+            names += ["goodput_frac"]
+        result = run_history(runs, metrics=names, slo=parsed, alpha=alpha,
+                             min_effect_frac=parse_fraction(min_effect))
+        print_history(_stdout(), result)
+        md = history_markdown(result)
+        _write(markdown, md)
+        append_step_summary(md)
+        if junit is not None:
+            write_junit(junit, history_junit(result))
+        _write_json(json_out, result)
+        if result.exit_code == EXIT_USAGE:
+            _err(f"{len(result.runs)} usable runs; history mode needs at least 4")
+        return result.exit_code
+
+    return _guard(body)
