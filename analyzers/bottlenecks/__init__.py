@@ -43,7 +43,7 @@ def find_bottlenecks(ctx: RuleContext) -> list[Finding]:
     for name, rule in RULES.items():
         try:
             f = rule(ctx)
-        except Exception as exc:  # a rule bug must not hide the other findings
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other findings
             f = Finding(rule=name, severity=Severity.INFO, title=f"rule {name} failed",
                         summary=f"{type(exc).__name__}: {exc}", evidence=(),
                         window_start_ns=ctx.start_ns, window_end_ns=ctx.end_ns,

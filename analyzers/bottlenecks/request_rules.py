@@ -17,7 +17,8 @@ __all__ = ["client_behind", "engine_errors", "output_mismatch", "prefill_interfe
 STALL_FACTOR = 5.0  # an event gap of ≥ 5× the median gap is a stall
 STALL_MIN_NS = 20_000_000  # ...and at least 20 ms
 STALL_SHARE = 0.15  # stalls (beyond the median gap) ≥ 15 % of all decode time
-STALL_OVERLAP = 0.7  # ≥ 70 % of stalls happen while another request is in prefill
+PREFILL_LIFT = 2.0  # stalls overlap prefills ≥ 2× as often as ordinary gaps do
+PREFILL_P = 0.01  # ...and Fisher's exact test agrees (one-sided)
 LONG_PROMPT_RATIO = 1.5  # prompts prefilling during stalls ≥ 1.5× the median prompt
 LAG_P99_NS = 10_000_000  # open-loop schedule lag p99 above 10 ms
 CPU_BUSY_FRAC = 0.9  # a client worker busy ≥ 90 % of a core
@@ -42,53 +43,94 @@ def _stalls(ctx: RuleContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return t_end - gap.astype(np.int64), t_end, gap, row, med
 
 
+def _union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint, sorted union of the intervals [starts, ends]."""
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    run_end = np.maximum.accumulate(e)
+    new = np.ones(s.size, dtype=np.bool_)
+    new[1:] = s[1:] > run_end[:-1]
+    idx = np.flatnonzero(new)
+    return s[idx], np.maximum.reduceat(e, idx) if idx.size else e[:0]
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray, us: np.ndarray, ue: np.ndarray) -> np.ndarray:
+    """For each gap [a, b]: does it intersect the union of intervals (us, ue)?"""
+    if us.size == 0:
+        return np.zeros(a.size, dtype=np.bool_)
+    k = np.searchsorted(ue, a, side="right")  # first union interval ending after a
+    k_ok = k < us.size
+    out = np.zeros(a.size, dtype=np.bool_)
+    out[k_ok] = us[k[k_ok]] < b[k_ok]
+    return out
+
+
 def prefill_interference(ctx: RuleContext) -> Finding | None:
     """Decode stalls (long gaps between a stream's tokens) that line up with other requests'
     prefills, long prompts above all: the engine runs a big prefill in the same step as the
-    decodes, and every running stream waits for it."""
+    decodes, and every running stream waits for it.
+
+    "Line up" is tested, not assumed: a gap overlaps a prefill when another request was
+    between its send and its first token during the gap (the client's view of prefill, queue
+    included). Stalls must overlap prefills clearly more often than ordinary gaps do (at least
+    :data:`PREFILL_LIFT` times as often, Fisher's exact test p < :data:`PREFILL_P`): on a busy
+    machine streams also stall together for reasons that have nothing to do with prefill (CPU
+    contention, garbage collection), and a queue that always holds a request makes every gap
+    "overlap" one; neither is this finding.
+    """
+    from scipy.stats import fisher_exact
+
     t0, t1, gap, row, med = _stalls(ctx)
     if gap.size < 20 or not med > 0:
         return None
     threshold = max(STALL_FACTOR * med, STALL_MIN_NS)
     stall = gap >= threshold
-    if not stall.any():
+    if not stall.any() or stall.all():
         return None
     stall_share = float((gap[stall] - med).sum() / gap.sum())
     m = ctx.measured
     send = m["t_send_ns"].to_numpy(np.int64)
     first = m["t_first_output_ns"].to_numpy(np.int64)
+    has = (send >= 0) & (first > 0)
+    us, ue = _union(send[has], first[has])
+    # a gap starts after its own request's first token, so its own prefill never overlaps it
+    over = _overlaps(t0, t1, us, ue)
+    p_stall, p_other = float(over[stall].mean()), float(over[~stall].mean())
+    lift = p_stall / p_other if p_other > 0 else math.inf
+    table = [[int(over[stall].sum()), int((~over[stall]).sum())],
+             [int(over[~stall].sum()), int((~over[~stall]).sum())]]
+    p_value = float(fisher_exact(table, alternative="greater").pvalue)
+    if stall_share < STALL_SHARE or lift < PREFILL_LIFT or p_value >= PREFILL_P:
+        return None
     prompt = m["input_tokens"].to_numpy(np.float64)
-    ids = m["request_id"].to_numpy()
-    own = ctx.metrics["request_id"].to_numpy()[row[stall]]
-    overlap = np.zeros(int(stall.sum()), dtype=np.bool_)
     prefilling: list[float] = []
-    for i, (a, b, me) in enumerate(zip(t0[stall], t1[stall], own, strict=True)):
-        inside = (send < b) & (first > a) & (ids != me) & (first > 0)
-        if inside.any():
-            overlap[i] = True
-            prefilling.extend(prompt[inside][prompt[inside] > 0].tolist())
-    overlap_frac = float(overlap.mean())
+    for a, b in list(zip(t0[stall & over], t1[stall & over], strict=True))[:2000]:
+        inside = has & (send < b) & (first > a) & (prompt > 0)
+        prefilling.extend(prompt[inside].tolist())
     med_prompt = float(np.median(prompt[prompt > 0])) if (prompt > 0).any() else math.nan
     stall_prompt = float(np.median(prefilling)) if prefilling else math.nan
-    if stall_share < STALL_SHARE or overlap_frac < STALL_OVERLAP:
-        return None
     long_prompts = stall_prompt >= LONG_PROMPT_RATIO * med_prompt
-    affected = np.unique(own)
-    severity = Severity.CRITICAL if stall_share >= 0.3 else Severity.WARNING
+    affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[stall & over]])
+    lined_up = stall_share * p_stall  # share of decode time in stalls during prefills
+    severity = Severity.CRITICAL if lined_up >= 0.3 else Severity.WARNING
     return Finding(
         rule="prefill_interference", severity=severity,
         title="Prefills stall running streams" + (" (long prompts)" if long_prompts else ""),
         summary=(f"{int(stall.sum())} gaps of ≥ {threshold / 1e6:.0f} ms between tokens "
                  f"(median gap {med / 1e6:.1f} ms) cost {stall_share:.0%} of decode time; "
-                 f"{overlap_frac:.0%} of them happened while another request was in prefill, "
-                 f"whose prompts had a median of {stall_prompt:.0f} tokens (all prompts: "
+                 f"{p_stall:.0%} of them overlapped another request's prefill, against "
+                 f"{p_other:.0%} of ordinary gaps ({lift:.1f}×, p = {p_value:.1g}); the prompts "
+                 f"being prefilled had a median of {stall_prompt:.0f} tokens (all prompts: "
                  f"{med_prompt:.0f})."),
         evidence=(
             Evidence("stalls", float(stall.sum())),
             Evidence("stall_threshold_ms", threshold / 1e6),
             Evidence("median_gap_ms", med / 1e6),
             Evidence("stall_share_of_decode_frac", stall_share),
-            Evidence("stalls_during_prefill_frac", overlap_frac),
+            Evidence("stalls_during_prefill_frac", p_stall),
+            Evidence("gaps_during_prefill_frac", p_other, "ordinary (non-stall) gaps"),
+            Evidence("prefill_lift", lift),
+            Evidence("fisher_p", p_value, "one-sided: stalls overlap prefills more often"),
             Evidence("prefill_prompt_median_tokens", stall_prompt,
                      "prompts being prefilled during the stalls"),
             Evidence("prompt_median_tokens", med_prompt),
