@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
+from collectors.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
 from profiler.records import Outcome, RequestRecord
-from profiler.rundir.reader import RunData
-from tests.analyzers._rundir import out, request, write_run
+from profiler.rundir.reader import RunData, load_run
+from tests.analyzers._rundir import ns, out, request, write_run
 
 
 def lognormal_ms(n: int, median_ms: float, sigma: float, seed: int) -> np.ndarray:
@@ -55,6 +57,7 @@ def synthetic_run(root: Path, name: str, ttft_ms: Sequence[float],
     run = write_run(root, recs, name=name)
     if status is not None or manifest:
         edit_manifest(run.path, {**({"status": status} if status else {}), **(manifest or {})})
+        return load_run(run.path)
     return run
 
 
@@ -65,4 +68,39 @@ def edit_manifest(run_dir: Path, values: dict[str, Any]) -> None:
     path.write_text(json.dumps(data))
 
 
-__all__ = ["edit_manifest", "lognormal_ms", "records", "synthetic_run"]
+def vllm_page(*, ttft_buckets: dict[float, int], kv_usage: float, preemptions: int) -> bytes:
+    """A vLLM /metrics page: a TTFT histogram with the given cumulative bucket counts (the
+    +Inf bucket equals the largest), a KV-usage gauge and the preemption counter."""
+    lines = ["# TYPE vllm:time_to_first_token_seconds histogram"]
+    total = max(ttft_buckets.values(), default=0)
+    for le, c in sorted(ttft_buckets.items()):
+        lines.append(f'vllm:time_to_first_token_seconds_bucket{{le="{le:g}"}} {c}')
+    lines += [f'vllm:time_to_first_token_seconds_bucket{{le="+Inf"}} {total}',
+              f"vllm:time_to_first_token_seconds_sum {0.05 * total}",
+              f"vllm:time_to_first_token_seconds_count {total}",
+              "# TYPE vllm:kv_cache_usage_perc gauge",
+              f"vllm:kv_cache_usage_perc {kv_usage}",
+              "# TYPE vllm:num_preemptions_total counter",
+              f"vllm:num_preemptions_total {preemptions}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def add_engine(run: RunData, pages: Sequence[tuple[float, bytes]]) -> RunData:
+    """Give a run an engine (vLLM adapter) whose scrapes ended at the given times (ms on the
+    run's clock, as the requests' times) with the given pages."""
+    edit_manifest(run.path, {"extra": {"engine": {"name": "vllm"}}})
+    edir = engine_dir(run.path)
+    edir.mkdir()
+    with (edir / METRICS_JOURNAL).open("wb") as fh:
+        for t_ms, body in pages:
+            samples, entries = parse_body("prometheus", body)
+            t_end = ns(t_ms)
+            fh.write(ScrapeResult("http://127.0.0.1:8000/metrics", "prometheus", "",
+                                  t_end - 5_000_000, t_end - 5_000_000, t_end, True, 200,
+                                  ScrapeOutcome.OK, "", len(body), 0, entries,
+                                  tuple(samples)).journal_line())
+    finalize_engine_tables(run.path)
+    return load_run(run.path)
+
+
+__all__ = ["add_engine", "vllm_page", "edit_manifest", "lognormal_ms", "records", "synthetic_run"]
