@@ -137,6 +137,7 @@ def parse_json(path: Path, text: str, what: str, *, line: int) -> Any:
     except json.JSONDecodeError as exc:
         at = f"line {line}, column {exc.colno}" if line else (
             f"line {exc.lineno}, column {exc.colno}")
-        cut = exc.pos >= len(text.rstrip()) - 1
+        # the parser stopped at the very end, or inside a string that never closed
+        cut = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
         expected = f"{what} (the file ends early: truncated?)" if cut else what
         raise ImportFormatError(path, at, expected, found=exc.msg, has_found=True) from None
