@@ -9,7 +9,14 @@ from analyzers.definitions import DEFINITIONS, definition_table
 from analyzers.run_analysis import analyze_run
 from analyzers.summary import summarize
 from profiler.rundir.reader import load_run
-from tests.importers._peers import AIPERF_FAULTS, GUIDELLM_FAULTS, VLLM_FAULTS, imported
+from tests.importers._peers import (
+    AIPERF_FAULTS,
+    GUIDELLM_FAULTS,
+    GUIDELLM_OK,
+    VLLM_FAULTS,
+    VLLM_OK,
+    imported,
+)
 
 
 @pytest.mark.parametrize("source", [VLLM_FAULTS, AIPERF_FAULTS, GUIDELLM_FAULTS],
@@ -37,3 +44,24 @@ def test_two_tools_runs_against_one_server_can_be_compared(tmp_path):
     names = {m.spec.name for m in cmp.metrics}
     assert "ttft_p50" in names
     assert load_run(tmp_path / "vllm").manifest.extra["imported"]["tool"] == "vllm bench serve"
+
+
+def test_an_imported_run_can_be_gated_against_another(tmp_path):
+    """The gate reads imports like recorded runs: vLLM's and GuideLLM's captures of one
+    schedule pass a loose TTFT budget; GuideLLM's faulty capture (7 of 12 reset) breaks an
+    error-rate limit."""
+    from analyzers.budgets import parse_budgets
+    from analyzers.gate import run_gate
+
+    imported(VLLM_OK, tmp_path, name="base")
+    imported(GUIDELLM_OK, tmp_path, name="cand")
+    imported(GUIDELLM_FAULTS, tmp_path, name="faulty")
+    loose = parse_budgets('[budgets]\nttft_p50 = "+50%"\n\n[validity]\nmin_requests = 5\n')
+    result = run_gate(tmp_path / "cand", loose, baseline=tmp_path / "base")
+    assert result.issues == ()
+    assert result.exit_code == 0
+    strict = parse_budgets('[budgets]\nerror_rate = "<= 10%"\n\n'
+                           '[validity]\nmin_requests = 5\nmax_error_rate = "90%"\n')
+    result = run_gate(tmp_path / "faulty", strict, baseline=tmp_path / "base")
+    assert result.issues == ()
+    assert result.exit_code == 1
