@@ -19,6 +19,7 @@ from typing import Any
 from profiler.clock import ClockAnchor
 from profiler.importers import aiperf_summary
 from profiler.importers.base import ImportedRun
+from profiler.importers.conversations import ConversationIds
 from profiler.importers.fields import Where, parse_json
 from profiler.importers.outcomes import classify_error, error_text
 from profiler.importers.timeconv import spread_chars
@@ -37,7 +38,7 @@ class _Tally:
     latency_mismatch: int = 0
     traced: int = 0
     workers: dict[str, int] = field(default_factory=dict)
-    conversations: dict[str, int] = field(default_factory=dict)
+    conversations: ConversationIds = field(default_factory=ConversationIds)
 
 
 def _metric(metrics: dict[str, Any], name: str, w: Where) -> Any:
@@ -104,7 +105,7 @@ def _record(request_id: int, line: dict[str, Any], w: Where, endpoint: str,
             tally: _Tally) -> RequestRecord:
     meta = w.dict_(line, "metadata")
     wm = w.at("metadata")
-    metrics = w.obj(line.get("metrics") or {})
+    metrics = w.at("metrics").obj(line.get("metrics") or {})
     t_start = wm.int_(meta, "request_start_ns")
     t_end = wm.int_(meta, "request_end_ns")
     outcome, status, err = _outcome(meta, line.get("error"), w, tally)
@@ -124,7 +125,7 @@ def _record(request_id: int, line: dict[str, Any], w: Where, endpoint: str,
         request_id=request_id,
         worker_id=_index(tally.workers, str(meta.get("worker_id", ""))),
         phase="warmup" if meta.get("benchmark_phase") == "warmup" else "measure",
-        conversation_id=_index(tally.conversations, conv) if conv else -1, turn=turn,
+        conversation_id=tally.conversations.of(conv), turn=turn,
         x_request_id=wm.opt_str(meta, "x_request_id") or "", endpoint=endpoint,
         prompt_tokens_planned=_or_unknown(_tokens(metrics, "input_sequence_length", w)),
         t_start_ns=t_start, t_send_ns=t_send,
@@ -193,6 +194,7 @@ class AiperfImporter:
             if "metadata" not in line:
                 raise w.at("metadata").fail(f"{_WHAT}: this key to be present")
             records.append(_record(n - 1, line, w, summary.endpoint, tally))
+        ConversationIds.finish(records)
         starts = [r.t_start_ns for r in records]
         ends = [r.t_end_ns for r in records]
         first = min(starts)

@@ -18,6 +18,7 @@ from typing import Any
 
 from profiler.clock import ClockAnchor
 from profiler.importers.base import ImportedRun
+from profiler.importers.conversations import ConversationIds
 from profiler.importers.fields import Where, load_json, sub
 from profiler.importers.guidellm_summary import benchmark_aggregates, step_window
 from profiler.importers.outcomes import classify_error, error_text
@@ -38,7 +39,7 @@ class _Tally:
     unrecognized: int = 0
     no_start: int = 0
     outside: int = 0
-    conversations: dict[str, int] = field(default_factory=dict)
+    conversations: ConversationIds = field(default_factory=ConversationIds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +118,7 @@ def _record(rid: int, r: dict[str, Any], w: Where, step: _Step, *, fixed: Outcom
         request_id=step.index * _STEP_IDS + rid,
         worker_id=w.at("info").opt_int(info, "scheduler_process_id") or 0, phase=phase,
         step=step.index, turn=turn,
-        conversation_id=tally.conversations.setdefault(conv, len(tally.conversations))
-        if conv and turn > 0 else -1,
+        conversation_id=tally.conversations.of(conv),
         x_request_id=w.opt_str(r, "request_id") or "", endpoint=step.endpoint,
         t_intended_ns=targeted if step.open_loop and targeted is not None else -1,
         t_start_ns=t_start, t_send_ns=t_start, t_end_ns=max(t_end, t_start),
@@ -195,6 +195,7 @@ class GuidellmImporter:
                         records.append(rec)
         if not records:
             raise w.at("benchmarks").fail("at least one request with a start time")
+        ConversationIds.finish(records)
         first = min(r.t_start_ns for r in records)
         aggregates = [benchmark_aggregates(w.at("benchmarks").at(s).obj(b))
                       for s, b in enumerate(benches)]

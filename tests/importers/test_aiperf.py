@@ -7,6 +7,7 @@ records' values; ``definition_table(run, "aiperf")`` computes the same from the 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,17 @@ def test_without_the_summary_file_the_import_goes_on_and_says_so(tmp_path):
     assert len(run.requests) == 30
     assert run.manifest.extra["imported"]["version"] == "unknown"
     assert any("profile_export_aiperf.json" in w for w in run.manifest.warnings)
+
+
+def test_conversations_are_numbered_only_in_multi_turn_runs(tmp_path):
+    run = imported(AIPERF_OK, tmp_path)
+    assert (run.requests["conversation_id"] == -1).all()  # one session per request
+    lines = jsonl(AIPERF_OK)
+    lines[1]["metadata"]["conversation_id"] = lines[0]["metadata"]["conversation_id"]
+    lines[1]["metadata"]["turn_index"] = 1
+    src = tmp_path / "multi" / "profile_export.jsonl"
+    src.parent.mkdir()
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    req = imported(src, tmp_path, name="multi-run").requests.set_index("request_id")
+    assert list(req["conversation_id"][:3]) == [0, 0, 1]
+    assert list(req["turn"][:3]) == [0, 1, 0]
