@@ -148,9 +148,17 @@ def _endpoint(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     fmt = str(backend.get("request_format") or "")
     endpoint = "chat" if "chat" in fmt else ("completions" if fmt else "")
     target = {"url": str(backend.get("target") or ""), "model": str(backend.get("model") or ""),
-              "endpoint": fmt, "stream": True, "per_chunk_usage": True,
+              # GuideLLM asks for per-chunk usage but keeps none of it
+              "endpoint": fmt, "stream": True, "per_chunk_usage": False,
               "backend": str(backend.get("kind") or "")}
     return endpoint, target
+
+
+def _seed(value: object) -> int:
+    """``config.spec.seed``: an integer, or ``{"kind": "static", "value": 42}``."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 class GuidellmImporter:
@@ -210,7 +218,7 @@ class GuidellmImporter:
             workload={"profile": spec.get("profile"), "data": spec.get("data"),
                       "constraints": spec.get("constraints"),
                       "strategies": [a.get("strategy") for a in aggregates]},
-            seed=spec["seed"] if isinstance(spec.get("seed"), int) else -1,
+            seed=_seed(spec.get("seed")),
             workers=max((int(a.get("worker_count") or 1) for a in aggregates), default=1),
             host={"python": meta.get("python_version", "unknown"),
                   "os": meta.get("platform", "unknown")},

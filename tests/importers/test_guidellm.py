@@ -124,6 +124,7 @@ def test_manifest_records_version_target_and_aggregates(tmp_path):
     assert run.manifest.target["url"] == "http://127.0.0.1:18731"
     assert run.manifest.workers == bench["config"]["strategy"]["worker_count"]
     assert run.manifest.host.python == "3.11.7"
+    assert run.manifest.seed == 42  # config.spec.seed = {"kind": "static", "value": 42}
 
 
 def test_each_benchmark_of_a_sweep_is_a_step(tmp_path):
