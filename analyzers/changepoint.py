@@ -8,7 +8,8 @@ statistic); ``T`` is its maximum over ``k``. Its p-value is the share of random 
 the same values whose ``T`` is at least as large (``scipy.stats.permutation_test``; exact
 for ``m ≤ 7``): if the order of the runs does not matter, no split stands out. A significant
 split whose relative shift is at least ``min_effect`` is a change point; both halves are then
-searched the same way.
+searched the same way. A shift that came and went in the middle of a short series has no
+single split that stands out and is not reported: the gate cares about where the series ends.
 
 **Drift: Kendall's tau and the Theil–Sen slope** (``scipy.stats.kendalltau``,
 ``scipy.stats.theilslopes``) of the values against the run index: a monotone trend, however
@@ -90,7 +91,7 @@ def cusum_test(x: Sequence[float] | _FloatArray, *, min_segment: int = 2,
     m = arr.size
     if m < 2 * min_segment or np.ptp(arr) == 0:
         return -1, math.nan
-    t_obs, k = _cusum(arr, min_segment)
+    k = _cusum(arr, min_segment)[1]
 
     def stat(v: _FloatArray, order: _FloatArray, axis: int = -1) -> _FloatArray:
         del axis
@@ -100,7 +101,6 @@ def cusum_test(x: Sequence[float] | _FloatArray, *, min_segment: int = 2,
     res = permutation_test((arr, np.arange(m, dtype=np.float64)), stat,
                            permutation_type="pairings", vectorized=True,
                            n_resamples=n_permutations, alternative="greater", rng=seed)
-    del t_obs
     return int(k), float(res.pvalue)
 
 
@@ -117,7 +117,7 @@ def _trend(x: _FloatArray, relative: bool) -> Trend | None:
     return Trend(slope, total_eff, float(kendalltau(t, x).pvalue))
 
 
-def detect_changes(values: Sequence[float], *, relative: bool = True, alpha: float = 0.05,
+def detect_changes(values: npt.ArrayLike, *, relative: bool = True, alpha: float = 0.05,
                    min_effect: float = 0.05, min_segment: int = 2,
                    n_permutations: int = 2000, seed: int = 0) -> SeriesChanges:
     """Change points and trend of ``values`` (NaN runs are dropped; indices refer to the

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
 from collectors.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
@@ -23,18 +24,23 @@ from profiler.rundir.reader import RunData, load_run
 from tests.analyzers._rundir import ns, out, request, write_run
 
 
-def lognormal_ms(n: int, median_ms: float, sigma: float, seed: int) -> np.ndarray:
+def lognormal_ms(n: int, median_ms: float, sigma: float, seed: int) -> npt.NDArray[np.float64]:
     return median_ms * np.random.default_rng(seed).lognormal(0.0, sigma, n)
 
 
-def records(ttft_ms: Sequence[float], itl_ms: Sequence[float], *, tokens: int = 8,
+def _floats(x: npt.ArrayLike) -> list[float]:
+    return [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
+
+
+def records(ttft_ms: npt.ArrayLike, itl_ms: npt.ArrayLike, *, tokens: int = 8,
             gap_ms: float = 10.0, failed: Sequence[int] = (),
-            lag_ms: Sequence[float] | None = None) -> list[RequestRecord]:
+            lag_ms: npt.ArrayLike | None = None) -> list[RequestRecord]:
     recs = []
     failed_set = set(failed)
-    for i, (ttft, itl) in enumerate(zip(ttft_ms, itl_ms, strict=True)):
-        send = i * gap_ms + (lag_ms[i] if lag_ms is not None else 0.0)
-        intended = i * gap_ms if lag_ms is not None else None
+    lags = _floats(lag_ms) if lag_ms is not None else None
+    for i, (ttft, itl) in enumerate(zip(_floats(ttft_ms), _floats(itl_ms), strict=True)):
+        send = i * gap_ms + (lags[i] if lags is not None else 0.0)
+        intended = i * gap_ms if lags is not None else None
         if i in failed_set:
             recs.append(request(i, send, [], end_ms=send + 1.0, outcome=Outcome.HTTP_ERROR,
                                 intended_ms=intended))
@@ -46,13 +52,17 @@ def records(ttft_ms: Sequence[float], itl_ms: Sequence[float], *, tokens: int = 
     return recs
 
 
-def synthetic_run(root: Path, name: str, ttft_ms: Sequence[float],
-                  itl_ms: Sequence[float] | float = 5.0, *, tokens: int = 8,
+def synthetic_run(root: Path, name: str, ttft_ms: npt.ArrayLike,
+                  itl_ms: npt.ArrayLike = 5.0, *, tokens: int = 8,
                   gap_ms: float = 10.0, failed: Sequence[int] = (),
-                  lag_ms: Sequence[float] | None = None, status: str | None = None,
+                  lag_ms: npt.ArrayLike | None = None, status: str | None = None,
                   manifest: dict[str, Any] | None = None) -> RunData:
-    """Write the run ``root/name``; ``manifest`` entries overwrite the manifest's JSON."""
-    itl = [float(itl_ms)] * len(ttft_ms) if isinstance(itl_ms, int | float) else list(itl_ms)
+    """Write the run ``root/name``; ``manifest`` entries overwrite the manifest's JSON.
+    A scalar ``itl_ms`` applies to every request."""
+    n = len(_floats(ttft_ms))
+    itl = _floats(itl_ms)
+    if len(itl) == 1 and n != 1:
+        itl = itl * n
     recs = records(ttft_ms, itl, tokens=tokens, gap_ms=gap_ms, failed=failed, lag_ms=lag_ms)
     run = write_run(root, recs, name=name)
     if status is not None or manifest:
@@ -103,4 +113,4 @@ def add_engine(run: RunData, pages: Sequence[tuple[float, bytes]]) -> RunData:
     return load_run(run.path)
 
 
-__all__ = ["add_engine", "vllm_page", "edit_manifest", "lognormal_ms", "records", "synthetic_run"]
+__all__ = ["add_engine", "edit_manifest", "lognormal_ms", "records", "synthetic_run", "vllm_page"]

@@ -21,16 +21,16 @@ QS = (50.0, 90.0, 99.0)
 
 
 @pytest.mark.parametrize("clustered", [False, True])
-def test_resample_percentiles_equal_numpy_on_the_materialized_resample(clustered):
+def test_resample_percentiles_equal_numpy_on_the_materialized_resample(clustered: bool) -> None:
     rng = np.random.default_rng(3)
     values = rng.exponential(size=257)
     labels = rng.integers(0, 40, size=values.size) if clustered else None
     s = _prepare(values, labels)
     drawn = rng.integers(0, s.n_clusters, size=(7, s.n_clusters))
     got = _weighted_percentiles(s, drawn, (0.0, 12.5, *QS, 100.0))
-    _, inverse = np.unique(labels, return_inverse=True) if clustered else (None, None)
     for r in range(drawn.shape[0]):
-        if clustered:
+        if labels is not None:
+            inverse = np.unique(labels, return_inverse=True)[1]
             sample = np.concatenate([values[inverse == c] for c in drawn[r]])
         else:
             sample = np.sort(values)[drawn[r]]

@@ -4,6 +4,8 @@ breach on a real slowdown, and exit code 2 for every kind of input that cannot b
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,10 +16,12 @@ from analyzers.gate import (
     EXIT_PASS,
     EXIT_REGRESSION,
     BudgetStatus,
+    GateResult,
     latest_baseline,
     run_gate,
 )
 from profiler.rundir.layout import RunDirError
+from profiler.rundir.reader import RunData
 from tests.analyzers._gate_runs import edit_manifest, lognormal_ms, synthetic_run
 
 N = 400
@@ -32,12 +36,13 @@ error_rate = "<= 1%"
 """)
 
 
-def _run(root, name, seed=1, scale=1.0, n=N, **kw):
+def _run(root: Path, name: str, seed: int = 1, scale: float = 1.0, n: int = N,
+         **kw: Any) -> RunData:
     return synthetic_run(root, name, lognormal_ms(n, 50, 0.4, seed) * scale,
                          lognormal_ms(n, 5, 0.2, seed + 100) * scale, **kw)
 
 
-def _status(result):
+def _status(result: GateResult) -> dict[tuple[str, str], BudgetStatus]:
     return {(r.budget.metric, r.budget.text): r.status for r in result.results}
 
 
@@ -121,7 +126,7 @@ def test_intervals_are_simultaneous_over_the_relative_budgets(tmp_path):
 # ---------------------------------------------------------------- invalid input: exit 2
 
 
-def _issues(g):
+def _issues(g: GateResult) -> set[tuple[str, str]]:
     return {(i.run, i.check) for i in g.issues}
 
 
