@@ -54,8 +54,8 @@ def print_analysis(console: Console, a: RunAnalysis) -> None:
                       f"{a.steady_output_token_throughput_per_s:,.1f} output tok/s")
     t = Table(title="percentiles with 95 % bootstrap confidence intervals (ms)")
     t.add_column("metric")
-    for q in (50, 90, 99):
-        t.add_column(f"p{q}", justify="right")
+    for pct in (50, 90, 99):
+        t.add_column(f"p{pct}", justify="right")
     t.add_column("n", justify="right")
     for key, cis in a.percentile_cis.items():
         cells = []

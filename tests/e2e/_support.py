@@ -135,10 +135,12 @@ class CliResult:
         return " ".join(self.output.split())
 
 
-def run_servescope(args: Sequence[str], tag: str, timeout_s: float) -> CliResult:
-    """Run the CLI to its end in a session of its own; on timeout kill its group."""
+def run_servescope(args: Sequence[str], tag: str, timeout_s: float,
+                   wrapper: Sequence[str] = ()) -> CliResult:
+    """Run the CLI to its end in a session of its own; on timeout kill its group.
+    ``wrapper`` goes in front of it (e.g. ``taskset -c 0``)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(servescope_argv(*args), cwd=REPO, env=tagged_env(tag),
+    proc = subprocess.Popen([*wrapper, *servescope_argv(*args)], cwd=REPO, env=tagged_env(tag),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -11,6 +11,7 @@ assertions check each finding's evidence against the run's own raw data.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,11 @@ def server(tmp_path_factory) -> Iterator[Server]:
     assert stop_vllm_server(srv) == {}, "vLLM needed SIGKILL to stop"
 
 
-def _attach(server: Server, out: Path, tracker: Tracker, *workload: str) -> RunData:
+def _attach(server: Server, out: Path, tracker: Tracker, *workload: str,
+            wrapper: tuple[str, ...] = ()) -> RunData:
     res = run_servescope(["attach", "--url", server.url, "--out", str(out), "--tokenizer",
                           TOKENIZER, "--metrics-interval", "0.5", *workload], tracker.tag,
-                         timeout_s=300)
+                         timeout_s=300, wrapper=wrapper)
     assert res.returncode == 0, res.output[-3000:]
     return load_run(out)
 
@@ -143,6 +145,22 @@ def test_long_prompts_stall_decodes(server, tmp_path):
     assert f.value("prefill_prompt_median_tokens") > f.value("prompt_median_tokens")
     assert f.value("stalls") >= 1
     assert any("--max-num-batched-tokens" in a for a in f.actions)
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_client_sharing_the_engines_core_falls_behind(server, tmp_path):
+    # the client pinned to core 0, where the engine's OpenMP thread spins while it computes
+    # (vllm_command binds it there): a co-located load generator, a common real mistake
+    run = _attach(server, tmp_path / "run", Tracker(), "--rate", "40", "--duration", "6",
+                  "--input-len", "fixed:16", "--output-len", "fixed:16",
+                  wrapper=("taskset", "-c", "0"))
+    f = _findings(run)["client_behind"]
+    sent = run.requests[run.requests["t_send_ns"] > 0]
+    lag = (sent["t_send_ns"] - sent["t_intended_ns"]).to_numpy() / 1e6
+    assert f.value("schedule_lag_p99_ms") == pytest.approx(np.percentile(lag, 99), rel=1e-9)
+    assert f.value("schedule_lag_p99_ms") > 10
+    assert f.value("late_request_frac") == pytest.approx(float((lag > 10).mean()), rel=1e-9)
+    assert any("--workers" in a for a in f.actions)
 
 
 def test_batch_cap(tmp_path):
