@@ -200,6 +200,20 @@ def analyze(
     raise typer.Exit(analyze_command(run, slo, json_out))
 
 
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="vllm bench serve result JSON, AIPerf "
+                                           "profile_export.jsonl or GuideLLM benchmarks.json")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create")],
+    tool: Annotated[str | None, typer.Option(
+        help="vllm-bench | aiperf | guidellm (default: recognized from the file)")] = None,
+) -> None:
+    """Turn another tool's results into a run directory, for analyze, compare and gate."""
+    from profiler.commands_import import import_command
+
+    raise typer.Exit(import_command(source, out, tool))
+
+
 @app.command()
 def selftest(
     concurrency: Annotated[int, typer.Option(help="Concurrent streams")] = 64,
