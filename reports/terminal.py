@@ -96,7 +96,8 @@ def print_summary(console: Console, run: RunData, s: RunSummary) -> None:
     view = engine_view(run, s)
     if view is not None:
         print_engine_view(console, view)
-    for w in (*run.warnings, *s.warnings):
+    # the manifest's warnings (written while recording or importing), then the analysis'
+    for w in dict.fromkeys((*run.manifest.warnings, *s.warnings)):
         console.print(Text(f"warning: {w}", style="yellow"))
 
 
