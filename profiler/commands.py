@@ -69,6 +69,7 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
         _annotate(res.run_dir, {"server_pid": pid})
     _report_end(console, res.run_dir, res.status, res.warnings)
     _print_summary(res.run_dir, "", None)
+    _print_findings(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -146,6 +147,7 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
                          if res.stop.leftover_pids else "; no process left"))
     if res.load is not None:
         _print_summary(res.run_dir, "", None)
+        _print_findings(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -208,6 +210,31 @@ def parse_slo(text: str) -> SLO:
     if not values:
         raise ValueError("--slo is empty; e.g. --slo ttft:200,tpot:40")
     return SLO(**values)
+
+
+def _print_findings(run: Path) -> None:
+    """The bottleneck findings at the end of a run. An analysis error is reported and the run
+    keeps its exit code: everything recorded is already on disk."""
+    import sys
+
+    from analyzers.bottlenecks import build_context, find_bottlenecks
+    from profiler.rundir.reader import load_run
+    from reports.analysis_view import print_finding
+
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    try:
+        data = load_run(run)
+        if data.requests.empty:
+            return
+        findings = find_bottlenecks(build_context(data))
+    except Exception as exc:  # noqa: BLE001 - never lose a recorded run to an analysis bug
+        console.print(f"[yellow]warning: the bottleneck analysis failed: {escape(str(exc))}[/]")
+        return
+    if not findings:
+        console.print("[green]bottlenecks: none found by the rules[/]")
+    for f in findings:
+        print_finding(console, f)
+    console.print(f"details: servescope analyze {run}", markup=False, highlight=False)
 
 
 def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
