@@ -123,6 +123,9 @@ def _settings(m: Manifest) -> dict[str, Any]:
     out.update(flatten(host, "host"))
     out.update(flatten(m.workload, "workload"))
     for section, value in m.extra.items():
+        if section == "client" and isinstance(value, Mapping):
+            # per-step CPU and wall time are measurements of this run, not settings
+            value = {k: v for k, v in value.items() if k != "steps"}
         if section != "engine":
             out.update(flatten(value, section))
     engine = m.extra.get("engine")

@@ -200,6 +200,72 @@ def analyze(
     raise typer.Exit(analyze_command(run, slo, json_out))
 
 
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline run directory (A)")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate run directory (B)")],
+    slo: Annotated[str | None, typer.Option(
+        help="Goodput SLOs in ms, e.g. ttft:200,tpot:40")] = None,
+    min_effect: Annotated[str, typer.Option(
+        help="Smallest change that counts, e.g. 5%")] = "5%",
+    confidence: Annotated[float, typer.Option(help="Confidence of the intervals")] = 0.95,
+    correction: Annotated[str, typer.Option(
+        help="Multiple-testing correction: holm | bh")] = "holm",
+    metrics: Annotated[str | None, typer.Option(
+        help="Only these metrics, comma-separated (e.g. ttft_p99,output_throughput)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON")
+                        ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown table")] = None,
+) -> None:
+    """Compare two runs: per metric, the change with its confidence interval, a rank test,
+    a noise-aware verdict, engine-side metrics, and what differs between the manifests."""
+    from profiler.commands_compare import compare_command
+
+    raise typer.Exit(compare_command(
+        baseline, candidate, slo=slo, min_effect=min_effect, confidence=confidence,
+        correction=correction, metrics=metrics, json_out=json_out, markdown_out=markdown))
+
+
+@app.command()
+def gate(
+    candidate: Annotated[list[Path] | None, typer.Argument(
+        help="Candidate run directory (with --history: runs or directories of runs)")] = None,
+    budgets: Annotated[Path | None, typer.Option(help="Budgets file (TOML)")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline run directory")] = None,
+    baseline_store: Annotated[Path | None, typer.Option(
+        help="Directory of runs: the newest complete one is the baseline")] = None,
+    history: Annotated[bool, typer.Option(
+        "--history", help="Look for change points and drift over a series of runs")] = False,
+    metrics: Annotated[str | None, typer.Option(help="--history: metrics to follow")] = None,
+    min_effect: Annotated[str, typer.Option(help="--history: smallest change that counts")
+                          ] = "5%",
+    alpha: Annotated[float, typer.Option(help="--history: significance level")] = 0.05,
+    slo: Annotated[str | None, typer.Option(help="--history: goodput SLOs in ms")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write the Markdown summary here "
+                                                  "(also appended to $GITHUB_STEP_SUMMARY)")
+                        ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON")
+                        ] = None,
+) -> None:
+    """Fail CI on a regression: exit 0 pass, 1 regression, 2 invalid input or invalid run."""
+    from profiler.commands import EXIT_USAGE
+    from profiler.commands_compare import gate_command, history_command
+
+    runs = candidate or []
+    if history:
+        raise typer.Exit(history_command(runs, metrics=metrics, min_effect=min_effect,
+                                         alpha=alpha, slo=slo, junit=junit,
+                                         markdown=markdown, json_out=json_out))
+    if len(runs) != 1 or budgets is None:
+        typer.echo("error: gate needs --budgets FILE and one candidate run directory "
+                   "(or --history RUN...)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(gate_command(runs[0], budgets=budgets, baseline=baseline,
+                                  baseline_store=baseline_store, junit=junit,
+                                  markdown=markdown, json_out=json_out))
+
+
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="vllm bench serve result JSON, AIPerf "

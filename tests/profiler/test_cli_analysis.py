@@ -60,3 +60,27 @@ def test_analyze_an_empty_run_exits_2(tmp_path: Path):
     res = runner.invoke(app, ["analyze", str(run.path)])
     assert res.exit_code == 2
     assert "has no requests" in res.output
+
+
+def test_gate_and_compare_through_the_cli(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    src = str(PEERS / "vllm-bench" / "vllm_bench_serve.json")
+    for d in (a, b):
+        assert runner.invoke(app, ["import", src, "--out", str(d)]).exit_code == 0
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[budgets]\nttft_p99 = "+10%"\nerror_rate = "<= 1%"\n')
+    junit = tmp_path / "gate.xml"
+    res = runner.invoke(app, ["gate", "--budgets", str(budgets), "--baseline", str(a),
+                              str(b), "--junit", str(junit)])
+    assert res.exit_code == 0, res.output  # the same file twice: no regression
+    assert "<testsuite" in junit.read_text()
+    res = runner.invoke(app, ["compare", str(a), str(b)])
+    assert res.exit_code == 0, res.output
+    # usage mistakes are exit 2 with a message, not a traceback
+    res = runner.invoke(app, ["gate", str(b)])
+    assert res.exit_code == 2
+    assert "--budgets" in res.output
+    budgets.write_text('[budgets]\nttft_p999 = "+10%"\n')
+    res = runner.invoke(app, ["gate", "--budgets", str(budgets), "--baseline", str(a), str(b)])
+    assert res.exit_code == 2
+    assert "did you mean ttft_p99" in res.output.replace("\n", " ")
