@@ -65,3 +65,38 @@ def test_decomposition_says_what_is_missing_and_mismatched():
     ttft, _ = decompose(ok, hist)
     assert any("engine counted 20 requests" in n for n in ttft.notes)
     assert not math.isnan(ttft.parts[-1].share)
+
+
+def test_sweep_curve_max_goodput_and_highest_load_meeting_the_slo(tmp_path):
+    """Three rate steps; latency grows with load: TTFT 20/60/300 ms. SLO TTFT <= 100 ms:
+    steps 0 and 1 meet it for every request, step 2 for none."""
+    from analyzers.goodput import SLO
+    from analyzers.summary import summarize
+    from analyzers.sweep import sweep_curve
+    from tests.analyzers._rundir import out, request, write_run
+
+    recs, rid = [], 0
+    for step, (rate, ttft) in enumerate([(10, 20.0), (20, 60.0), (40, 300.0)]):
+        for k in range(rate):  # one second of arrivals at `rate`
+            t = 10_000.0 * step + 1000.0 * k / rate
+            r = request(rid, t, [out(t + ttft), out(t + ttft + 10)], done_ms=t + ttft + 10,
+                        completion_tokens=2)
+            r.step = step
+            recs.append(r)
+            rid += 1
+    run = write_run(tmp_path, recs)
+    workload = {"steps": [{"kind": "poisson", "rate_per_s": r} for r in (10, 20, 40)]}
+    slo = SLO(ttft_ms=100)
+    curve = sweep_curve(summarize(run, slo), workload, slo)
+    assert curve is not None
+    assert [p.offered for p in curve.points] == [10, 20, 40]
+    assert [p.slo_attainment for p in curve.points] == [1.0, 1.0, 0.0]
+    assert curve.highest_load_meeting_slo_step == 1
+    assert curve.max_goodput_step == 1  # step 2 has more requests but none is good
+    assert [p.ttft_p50_ns / 1e6 for p in curve.points] == pytest.approx([20, 60, 300])
+    # E2E p99 30/70/310 ms against 10/20/40 req/s: scaled, the middle point lies 0.19 below
+    # the chord, so latency takes off after step 1
+    assert curve.knee_step == 1
+    assert curve.notes == ()
+    with pytest.raises(ValueError, match="knee latency"):
+        sweep_curve(summarize(run), workload, knee_latency="ttft_p42")
