@@ -22,7 +22,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from analyzers.goodput import SLO
 
-__all__ = ["compare_command", "gate_command", "history_command", "parse_fraction"]
+__all__ = ["compare_command", "gate_command", "gate_entry", "history_command", "parse_fraction"]
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 
@@ -192,3 +192,35 @@ def history_command(runs: Sequence[Path], *, metrics: str | None = None,
         return result.exit_code
 
     return _guard(body)
+
+
+def gate_entry(runs: Sequence[Path], *, history: bool = False, budgets: Path | None = None,
+               baseline: Path | None = None, baseline_store: Path | None = None,
+               junit: Path | None = None, markdown: Path | None = None,
+               json_out: Path | None = None, metrics: str | None = None,
+               min_effect: str = "5%", alpha: float = 0.05, slo: str | None = None) -> int:
+    """``servescope gate`` in one call: ``--history RUN_OR_DIR...`` runs
+    :func:`history_command`, otherwise one CANDIDATE is gated with :func:`gate_command`.
+    Options that do not belong to the chosen mode are a usage error (exit 2)."""
+    if history:
+        wrong = [n for n, v in (("--budgets", budgets), ("--baseline", baseline),
+                                ("--baseline-store", baseline_store)) if v is not None]
+        if wrong:
+            _err(f"{', '.join(wrong)} cannot be used with --history")
+            return EXIT_USAGE
+        return history_command(runs, metrics=metrics, min_effect=min_effect, alpha=alpha,
+                               slo=slo, junit=junit, markdown=markdown, json_out=json_out)
+    wrong = [n for n, v in (("--metrics", metrics), ("--slo", slo)) if v is not None]
+    if wrong:
+        _err(f"{', '.join(wrong)} belong to --history; the gate takes them from the budgets "
+             "file ([budgets], [slo])")
+        return EXIT_USAGE
+    if budgets is None:
+        _err("--budgets FILE is required (or --history to look for change points)")
+        return EXIT_USAGE
+    if len(runs) != 1:
+        _err(f"give one candidate run directory, not {len(runs)}")
+        return EXIT_USAGE
+    return gate_command(runs[0], budgets=budgets, baseline=baseline,
+                        baseline_store=baseline_store, junit=junit, markdown=markdown,
+                        json_out=json_out)

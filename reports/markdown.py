@@ -81,7 +81,7 @@ def comparison_markdown(c: Comparison, *, title: str = "servescope compare") -> 
         f"{counts[Verdict.REGRESSED]} regressed, {counts[Verdict.IMPROVED]} improved, "
         f"{counts[Verdict.UNCHANGED]} unchanged, {counts[Verdict.INCONCLUSIVE]} inconclusive. "
         f"CI {s.confidence:.0%}, minimum effect {s.min_effect_frac:.0%} "
-        f"({s.min_effect_points * 100:g} pp for rates of requests), {s.correction.value} "
+        f"({s.min_effect_points * 100:g} pp for proportions), {s.correction.value} "
         f"correction at α = {s.alpha:g}.", "",
         *_table(("metric", "baseline", "candidate", "change", "CI", "p (adj.)", "verdict",
                  "note"), (_metric_row(m) for m in c.metrics)), "",

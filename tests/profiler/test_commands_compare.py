@@ -12,6 +12,7 @@ import pytest
 from profiler.commands_compare import (
     compare_command,
     gate_command,
+    gate_entry,
     history_command,
     parse_fraction,
 )
@@ -203,3 +204,24 @@ def test_parse_fraction():
     assert parse_fraction(" 12.5 % ") == pytest.approx(0.125)
     with pytest.raises(ValueError, match="did you mean"):
         parse_fraction("5")
+
+
+def test_gate_entry_dispatches_and_rejects_mixed_modes(runs, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert gate_entry([runs / "slow"], budgets=runs / "budgets.toml", baseline=runs / "a") == 1
+    assert gate_entry([runs / "b"], budgets=runs / "budgets.toml", baseline=runs / "a") == 0
+    capsys.readouterr()
+    for kwargs, text in (
+        ({"history": True, "budgets": runs / "budgets.toml"}, "cannot be used with --history"),
+        ({"metrics": "ttft_p50", "budgets": runs / "budgets.toml", "baseline": runs / "a"},
+         "belong to --history"),
+        ({"baseline": runs / "a"}, "--budgets FILE is required"),
+    ):
+        assert gate_entry([runs / "b"], **kwargs) == 2
+        assert text in _one_line_error(capsys.readouterr().err)
+    assert gate_entry([runs / "a", runs / "b"], budgets=runs / "budgets.toml",
+                      baseline=runs / "a") == 2
+    assert "one candidate" in capsys.readouterr().err
+    # dispatched to history: a, b and slow are three runs, one short of a history
+    assert gate_entry([runs], history=True, metrics="ttft_p50") == 2
+    assert "3 usable runs; history mode needs at least 4" in capsys.readouterr().err
