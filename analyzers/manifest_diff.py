@@ -123,11 +123,12 @@ def _settings(m: Manifest) -> dict[str, Any]:
     out.update(flatten(host, "host"))
     out.update(flatten(m.workload, "workload"))
     for section, value in m.extra.items():
+        kept = value
         if section == "client" and isinstance(value, Mapping):
             # per-step CPU and wall time are measurements of this run, not settings
-            value = {k: v for k, v in value.items() if k != "steps"}
+            kept = {k: v for k, v in value.items() if k != "steps"}
         if section != "engine":
-            out.update(flatten(value, section))
+            out.update(flatten(kept, section))
     engine = m.extra.get("engine")
     if isinstance(engine, Mapping):
         out.update(flatten({k: v for k, v in engine.items() if k not in _ENGINE_VOLATILE},

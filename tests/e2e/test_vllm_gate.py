@@ -12,9 +12,8 @@ interval of the change is beyond it, and the budgets here (+60 % latency, −40 
 are far outside that noise, while C's slowdown is far beyond them (measured: TTFT p50 ×5 and
 more, E2E p50 ×2 and more).
 
-Until the CLI wires ``servescope gate``, the gate is called in process through
-``profiler.commands_compare.gate_command``; the subprocess form is
-``run_servescope(["gate", "--budgets", B, "--baseline", A, "--junit", J, CANDIDATE], ...)``.
+The gate runs as a user runs it: ``servescope gate --budgets B --baseline A --junit J C`` in a
+subprocess.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from analyzers.compare import Verdict, compare_runs
-from profiler.commands_compare import gate_command
 from tests.collectors._server import free_port
 from tests.e2e._support import Tracker, engine_sessions, run_servescope, vllm_command, vllm_missing
 
@@ -89,23 +87,23 @@ def _failed(junit: Path) -> set[str]:
     return {str(c.get("name")) for c in suite.iter("testcase") if c.find("failure") is not None}
 
 
-def test_two_runs_of_one_configuration_pass(runs: Runs, capsys: pytest.CaptureFixture[str]):
-    junit = runs.root / "same.xml"
-    code = gate_command(runs.b, budgets=runs.budgets, baseline=runs.a, junit=junit,
-                        markdown=runs.root / "same.md")
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert _failed(junit) == set()
+def _gate(runs: Runs, candidate: Path, name: str, tracker: Tracker) -> int:
+    res = run_servescope(["gate", "--budgets", str(runs.budgets), "--baseline", str(runs.a),
+                          "--junit", str(runs.root / f"{name}.xml"), "--markdown",
+                          str(runs.root / f"{name}.md"), str(candidate)],
+                         tracker.tag, timeout_s=120)
+    assert "Traceback" not in res.output, res.output
+    return res.returncode
 
 
-def test_slowed_configuration_fails_naming_ttft_and_e2e(runs: Runs,
-                                                        capsys: pytest.CaptureFixture[str]):
-    junit = runs.root / "slow.xml"
-    code = gate_command(runs.slow, budgets=runs.budgets, baseline=runs.a, junit=junit,
-                        markdown=runs.root / "slow.md")
-    out = capsys.readouterr().out
-    assert code == 1, out
-    failed = _failed(junit)
+def test_two_runs_of_one_configuration_pass(runs: Runs, tracker: Tracker):
+    assert _gate(runs, runs.b, "same", tracker) == 0
+    assert _failed(runs.root / "same.xml") == set()
+
+
+def test_slowed_configuration_fails_naming_ttft_and_e2e(runs: Runs, tracker: Tracker):
+    assert _gate(runs, runs.slow, "slow", tracker) == 1
+    failed = _failed(runs.root / "slow.xml")
     assert {"ttft_p50 +60%", "e2e_p50 +60%"} <= failed, failed
     assert "error_rate <= 1%" not in failed
     md = (runs.root / "slow.md").read_text()
