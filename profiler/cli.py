@@ -249,21 +249,12 @@ def gate(
                         ] = None,
 ) -> None:
     """Fail CI on a regression: exit 0 pass, 1 regression, 2 invalid input or invalid run."""
-    from profiler.commands import EXIT_USAGE
-    from profiler.commands_compare import gate_command, history_command
+    from profiler.commands_compare import gate_entry
 
-    runs = candidate or []
-    if history:
-        raise typer.Exit(history_command(runs, metrics=metrics, min_effect=min_effect,
-                                         alpha=alpha, slo=slo, junit=junit,
-                                         markdown=markdown, json_out=json_out))
-    if len(runs) != 1 or budgets is None:
-        typer.echo("error: gate needs --budgets FILE and one candidate run directory "
-                   "(or --history RUN...)", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    raise typer.Exit(gate_command(runs[0], budgets=budgets, baseline=baseline,
-                                  baseline_store=baseline_store, junit=junit,
-                                  markdown=markdown, json_out=json_out))
+    raise typer.Exit(gate_entry(
+        candidate or [], history=history, budgets=budgets, baseline=baseline,
+        baseline_store=baseline_store, junit=junit, markdown=markdown, json_out=json_out,
+        metrics=metrics, min_effect=min_effect, alpha=alpha, slo=slo))
 
 
 @app.command("import")
