@@ -170,6 +170,8 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
     res.ready_s = engine.wait_ready(base_url, adapter.readiness_paths, opts.ready_timeout_s)
     info["ready_s"] = round(res.ready_s, 3)
     info["processes"] = {str(k): v for k, v in engine.processes().items()}
+    if (version := engine_version(base_url)) is not None:
+        info["version"] = version
     say(f"ready after {res.ready_s:.1f} s; running the workload")
     cfg = make_config(base_url, res.run_dir)
     scraper = _start_scraper(adapter, argv, base_url, res.run_dir, opts, res.warnings)
@@ -249,6 +251,22 @@ def sniff_engine(base_url: str, timeout_s: float = 5.0) -> str:
     return adapter.name if adapter is not None else "openai"
 
 
+def engine_version(base_url: str, timeout_s: float = 2.0) -> str | None:
+    """The engine's version from ``GET /version`` (vLLM and TensorRT-LLM answer
+    ``{"version": ...}``), or None when it has no such endpoint or answers something else."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/version",  # noqa: S310 - http(s) URL we were given
+                                    timeout=timeout_s) as resp:
+            data = json.loads(resp.read(65536))
+    except (OSError, ValueError):
+        return None
+    version = data.get("version") if isinstance(data, dict) else None
+    return str(version)[:100] if isinstance(version, str | int | float) else None
+
+
 def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
                   on_progress: Callable[[Progress], None] | None = None) -> EngineRunResult:
     """The same collection against a server servescope did not start (never stops it)."""
@@ -259,6 +277,8 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     info["attached"] = True
     if not opts.engine:
         info["detected_from"] = "/metrics names" if name != "openai" else "default"
+    if (version := engine_version(base_url)) is not None:
+        info["version"] = version
     warnings: list[str] = []
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)

@@ -83,6 +83,7 @@ def test_exit_zero_and_complete_run_directory(completed):
     assert int(scrapes["ok"].sum()) >= 2
     engine = run.manifest.extra["engine"]
     assert engine["name"] == "vllm"
+    assert str(engine["version"]).startswith("0.32")  # GET /version of the running engine
     assert engine["ready_s"] > 0
     titles = list(engine["processes"].values())
     assert any(" serve " in t for t in titles), titles
