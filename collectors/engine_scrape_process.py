@@ -22,7 +22,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from collectors.engine_metrics import MetricsScraper, ScrapeStats
+from collectors.engine_metrics import MetricsScraper, ScrapeResult, ScrapeStats
+from collectors.live_gauges import LiveGauges
 from profiler.engines.extensions import MetricsEndpoint
 
 __all__ = ["ScraperProcess"]
@@ -36,6 +37,7 @@ class _Config:
     timeout_s: float | None
     headers: dict[str, str] = field(default_factory=dict)
     keep_created: bool = False
+    live: LiveGauges | None = None  # a few gauges shared with the parent's live view
 
 
 def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
@@ -43,9 +45,17 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        live = cfg.live
+
+        def on_result(r: ScrapeResult) -> None:
+            if live is not None and r.ok and r.body:
+                live.update_from_page(r.body)
+
         async with MetricsScraper(cfg.run_dir, cfg.endpoints, interval_s=cfg.interval_s,
                                   timeout_s=cfg.timeout_s, headers=cfg.headers or None,
-                                  keep_created=cfg.keep_created) as scraper:
+                                  keep_created=cfg.keep_created,
+                                  on_result=on_result if live is not None else None
+                                  ) as scraper:
 
             def watch() -> None:
                 # a pipe, not an Event: a multiprocessing Event whose waiting thread died
@@ -77,11 +87,13 @@ class ScraperProcess:
 
     def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
                  interval_s: float = 1.0, timeout_s: float | None = None,
-                 headers: Mapping[str, str] | None = None, keep_created: bool = False) -> None:
+                 headers: Mapping[str, str] | None = None, keep_created: bool = False,
+                 live: LiveGauges | None = None) -> None:
         # validate here, in the parent, with the scraper's own rules
         MetricsScraper(run_dir, endpoints, interval_s=interval_s, timeout_s=timeout_s)
         self._cfg = _Config(Path(run_dir), tuple(endpoints), interval_s, timeout_s,
-                            dict(headers or {}), keep_created)
+                            dict(headers or {}), keep_created, live)
+        self.live = live
         ctx = mp.get_context("spawn")
         stop_recv, self._stop = ctx.Pipe(duplex=False)
         self._recv, send = ctx.Pipe(duplex=False)

@@ -8,6 +8,7 @@ processes (worker ``w`` of ``W`` uses ``w, w+W, w+2W, …``) so merged runs have
 from __future__ import annotations
 
 import asyncio
+import itertools
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -62,6 +63,8 @@ class DriveStats:
     errors: int = 0
     in_flight: int = 0
     recent_ttft_ns: deque[int] = field(default_factory=lambda: deque(maxlen=512))
+    recent_itl_ns: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+    output_tokens: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     exact_arrival_times: bool = False  # socket-read timestamps (see profiler.client.timed)
 
@@ -135,7 +138,12 @@ class _Dispatcher:
             if rec.outcome != Outcome.SUCCESS.value:
                 st.errors += 1
             elif rec.ev_t_ns:
-                st.recent_ttft_ns.append(rec.ev_t_ns[0] - rec.t_send_ns)
+                ev = rec.ev_t_ns
+                st.recent_ttft_ns.append(ev[0] - rec.t_send_ns)
+                # live view only (the run's ITL is computed from the recorded events)
+                st.recent_itl_ns.extend(b - a for a, b in itertools.pairwise(ev[-65:]))
+                st.output_tokens += (rec.usage_completion_tokens
+                                     if rec.usage_completion_tokens >= 0 else len(ev))
             if not keep_text:
                 rec.output_text = None
             self.recorder.write(rec)

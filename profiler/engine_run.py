@@ -178,7 +178,8 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
     try:
         with _Watchdog(engine) as dog:
             try:
-                res.load = run_load(cfg, on_progress=on_progress, run_dir_ready=True,
+                res.load = run_load(cfg, on_progress=_with_gauges(on_progress, scraper),
+                                    run_dir_ready=True,
                                     manifest_extra={"engine": info})
             except KeyboardInterrupt:
                 if dog.died_with is None:
@@ -193,6 +194,21 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
                            dog.died_with, engine.tail())
 
 
+def _with_gauges(on_progress: Callable[[Progress], None] | None,
+                 scraper: Any) -> Callable[[Progress], None] | None:
+    """The progress callback, with the scraper's latest live engine gauges filled in."""
+    live = getattr(scraper, "live", None)
+    if on_progress is None or live is None:
+        return on_progress
+    cb = on_progress
+
+    def update(p: Progress) -> None:
+        p.engine = {k.value: v for k, v in live.values().items()}
+        cb(p)
+
+    return update
+
+
 def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  # noqa: PLR0917
                    run_dir: Path, opts: EngineOptions, warnings: list[str]) -> Any:
     if not opts.scrape:
@@ -203,7 +219,11 @@ def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  
     if not endpoints:
         warnings.append(f"{adapter.name}: no metrics endpoint; engine metrics not collected")
         return None
-    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s)
+    from collectors.live_gauges import LiveGauges, live_families
+
+    live = (LiveGauges(live_families(adapter))
+            if all(ep.format == "prometheus" for ep in endpoints) else None)
+    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live)
     if not scraper.start():
         warnings.append(f"metrics scraper did not start: {scraper.error}")
         return None
@@ -283,7 +303,8 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)
     try:
-        res.load = run_load(config, on_progress=on_progress, run_dir_ready=True,
+        res.load = run_load(config, on_progress=_with_gauges(on_progress, scraper),
+                            run_dir_ready=True,
                             manifest_extra={"engine": info})
         res.status = res.load.status
     finally:

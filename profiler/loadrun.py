@@ -77,6 +77,9 @@ class Progress:
     in_flight: int = 0
     planned: int | None = None
     recent_ttft_ns: list[int] = field(default_factory=list)
+    recent_itl_ns: list[int] = field(default_factory=list)
+    output_tokens: int = 0
+    engine: dict[str, float] = field(default_factory=dict)  # live gauges: signal → value
 
 
 @dataclass(slots=True)
@@ -267,6 +270,8 @@ async def _with_ticks(job: WorkerJob, stats: DriveStats, progress: Progress,
             progress.sent, progress.done = stats.sent, stats.done
             progress.errors, progress.in_flight = stats.errors, stats.in_flight
             progress.recent_ttft_ns = list(stats.recent_ttft_ns)
+            progress.recent_itl_ns = list(stats.recent_itl_ns)
+            progress.output_tokens = stats.output_tokens
             on_progress(progress)
             await asyncio.sleep(0.5)
 

@@ -1,7 +1,15 @@
-"""Live progress while a run goes on: a rich live panel on a terminal, plain log lines in CI."""
+"""Live progress while a run goes on: a rich panel on a terminal, plain log lines in CI.
+
+Shows requests done (of planned) and in flight, errors, request and output-token throughput,
+TTFT and ITL percentiles of the most recent requests (the last 512 TTFTs, the last 4,096
+gaps between events: a moving view, not the run's statistics, which come from the recorded
+events afterwards), and the engine's KV-cache usage, running and waiting requests from the
+latest scrape. With several client workers only the counts are live.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -13,14 +21,45 @@ from rich.text import Text
 if TYPE_CHECKING:
     from profiler.loadrun import Progress
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "live_fields"]
 
 
-def _p(values_ns: list[int], q: float) -> float:
+def _p_ms(values_ns: list[int], q: float) -> float:
     if not values_ns:
-        return float("nan")
+        return math.nan
     s = sorted(values_ns)
     return s[min(len(s) - 1, int(q * len(s)))] / 1e6
+
+
+def _f(v: float, fmt: str) -> str:
+    return "–" if v is None or math.isnan(v) else format(v, fmt)
+
+
+def live_fields(p: Progress, elapsed_s: float) -> dict[str, str]:
+    """The live numbers as label → text (what both the panel and the log line show)."""
+    planned = f"/{p.planned}" if p.planned else ""
+    rate = p.done / elapsed_s if elapsed_s > 0 else math.nan
+    tok = p.output_tokens / elapsed_s if elapsed_s > 0 else math.nan
+    eng = p.engine
+    kv = eng.get("kv_cache_usage_frac", math.nan)
+    out = {
+        "done": f"{p.done}{planned}",
+        "in flight": str(p.in_flight),
+        "errors": str(p.errors),
+        "req/s": _f(rate, ".1f"),
+        "out tok/s": _f(tok, ",.0f") if p.output_tokens else "–",
+        "TTFT p50/p99 ms": f"{_f(_p_ms(p.recent_ttft_ns, 0.5), '.1f')}/"
+                           f"{_f(_p_ms(p.recent_ttft_ns, 0.99), '.1f')}",
+        "ITL p50/p99 ms": f"{_f(_p_ms(p.recent_itl_ns, 0.5), '.1f')}/"
+                          f"{_f(_p_ms(p.recent_itl_ns, 0.99), '.1f')}",
+    }
+    if eng:
+        out["KV cache"] = _f(100 * kv, ".1f") + ("%" if not math.isnan(kv) else "")
+        out["running/waiting"] = (f"{_f(eng.get('requests_running', math.nan), '.0f')}/"
+                                  f"{_f(eng.get('requests_waiting', math.nan), '.0f')}")
+    if p.steps > 1:
+        out = {"step": f"{p.step + 1}/{p.steps}", **out}
+    return out
 
 
 class LiveView:
@@ -44,22 +83,20 @@ class LiveView:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
-    def _line(self, p: Progress) -> str:
-        planned = f"/{p.planned}" if p.planned else ""
-        step = f" step {p.step + 1}/{p.steps}" if p.steps > 1 else ""
-        el = time.monotonic() - self._t0
-        return (f"{self.label}{step}: {p.done}{planned} done, {p.in_flight} in flight, "
-                f"{p.errors} errors, {p.done / el if el > 0 else 0:.1f} req/s, "
-                f"TTFT p50 {_p(p.recent_ttft_ns, 0.5):.1f} ms p99 "
-                f"{_p(p.recent_ttft_ns, 0.99):.1f} ms (recent)")
+    def line(self, p: Progress) -> str:
+        fields = live_fields(p, time.monotonic() - self._t0)
+        return f"{self.label}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
 
     def update(self, p: Progress) -> None:
         if self._live is not None:
-            t = Table.grid(padding=(0, 2))
-            t.add_row(Text(self._line(p)))
+            fields = live_fields(p, time.monotonic() - self._t0)
+            t = Table(title=Text(self.label), title_justify="left", show_edge=False)
+            for k in fields:
+                t.add_column(k, justify="right")
+            t.add_row(*fields.values())
             self._live.update(t)
             return
         now = time.monotonic()
         if now - self._last_log >= self.log_every_s:
             self._last_log = now
-            self.console.print(self._line(p), highlight=False, markup=False)
+            self.console.print(self.line(p), highlight=False, markup=False)

