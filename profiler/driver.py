@@ -8,8 +8,8 @@ processes (worker ``w`` of ``W`` uses ``w, w+W, w+2W, …``) so merged runs have
 from __future__ import annotations
 
 import asyncio
-import itertools
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
