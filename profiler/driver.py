@@ -26,6 +26,9 @@ from profiler.workloads.sessions import Session
 
 __all__ = ["DriveStats", "Shard", "drive"]
 
+_REFUSED = Outcome.CONNECTION_ERROR.value
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.01, 1.0
+
 _NS = 1_000_000_000
 
 
@@ -95,7 +98,8 @@ class _Dispatcher:
             return "warmup"
         return "measure"
 
-    async def run_session(self, sess: Session, intended_ns: int) -> None:
+    async def run_session(self, sess: Session, intended_ns: int) -> str:
+        """Run every turn of ``sess``; the outcome of the last request sent."""
         self.sessions_started += 1
         phase = self._phase()
         keep_text = len(sess.turns) > 1
@@ -120,10 +124,11 @@ class _Dispatcher:
             body = self.target.body(prompt, turn.max_tokens)
             await self._send(rec, body, keep_text)
             if rec.outcome != Outcome.SUCCESS.value:
-                return  # a conversation does not go on after a failed turn
+                return rec.outcome  # a conversation does not go on after a failed turn
             answer = rec.output_text or ""
             history.append({"role": "assistant", "content": answer})
             prior_text = prompt + answer if isinstance(prompt, str) else ""
+        return Outcome.SUCCESS.value
 
     async def _send(self, rec: RequestRecord, body: bytes, keep_text: bool) -> None:
         st = self.stats
@@ -164,10 +169,17 @@ class _Dispatcher:
 
         async def slot() -> None:
             nonlocal taken
+            backoff_s = 0.0
             while taken < limit and not self._stopped():
                 sess = pool[taken % len(pool)]
                 taken += 1
-                await self.run_session(sess, UNKNOWN)
+                if await self.run_session(sess, UNKNOWN) == _REFUSED:
+                    # the server is not there (died, restarting): wait 10 ms, doubling up to
+                    # 1 s, rather than flooding the run with failed connections
+                    backoff_s = min(_BACKOFF_MAX_S, max(_BACKOFF_MIN_S, 2 * backoff_s))
+                    await asyncio.sleep(backoff_s)
+                else:
+                    backoff_s = 0.0
 
         await _sleep_until(s.t0_ns)
         await asyncio.gather(*(slot() for _ in range(s.concurrency)))

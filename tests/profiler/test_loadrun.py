@@ -139,3 +139,15 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         cfg("http://127.0.0.1:9", tmp_path, num_requests=None)
     with pytest.raises(WorkloadError, match="workers"):
         dataclasses.replace(cfg("http://127.0.0.1:9", tmp_path), workers=0)
+
+
+def test_closed_loop_backs_off_when_the_server_is_gone(tmp_path: Path) -> None:
+    """Nothing listens: each slot waits 10 ms, doubling up to 1 s, after a refused connection
+    instead of flooding the run (without it: thousands of connection errors a second)."""
+    c = cfg("http://127.0.0.1:9", tmp_path / "run", num_requests=None, duration_s=2.0,
+            arrival=ArrivalSpec("closed", concurrency=2))
+    res = run_load(c)
+    req = load_run(res.run_dir).requests
+    assert set(req["outcome"]) == {"connection_error"}
+    # per slot in 2 s: waits of 0.01+0.02+...+0.64 (1.27 s) then 1 s: at most ~9 attempts
+    assert 2 <= len(req) <= 2 * 10
