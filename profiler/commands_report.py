@@ -1,0 +1,80 @@
+"""``servescope report RUN [RUN_B] -o report.html`` and the report ``run``/``attach`` write.
+
+:func:`report_command` returns an exit code: 0, or 2 with one line on stderr for anything
+it cannot report on (a missing or unreadable run directory, a newer schema, a run without
+requests, an output it cannot write; an unexpected error too, never a traceback).
+:func:`write_run_report` is the library call that writes ``RUN/report.html``; it raises
+:class:`~profiler.rundir.layout.RunDirError` (or ``OSError``) and leaves the choice of what
+to do to its caller.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from analyzers.goodput import SLO
+
+__all__ = ["REPORT_FILE", "build_report", "report_command", "write_run_report"]
+
+EXIT_OK, EXIT_USAGE = 0, 2
+REPORT_FILE = "report.html"
+
+
+def build_report(run: Path, run_b: Path | None = None, *, include_text: bool = False,
+                 slo: SLO | None = None) -> str:
+    """The report's HTML: of ``run`` alone, or ``run`` (A, baseline) against ``run_b`` (B)."""
+    from analyzers.compare import compare_runs
+    from profiler.rundir.reader import load_run
+    from reports.html import ab_report_html, gather_run, run_report_html
+
+    a = gather_run(load_run(run), slo, include_text=include_text)
+    if run_b is None:
+        return run_report_html(a)
+    b = gather_run(load_run(run_b), slo, include_text=include_text)
+    return ab_report_html(a, b, compare_runs(run, run_b, slo=slo))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` under a temporary name, then rename: never a half-written report."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` (the report of that run) and return its path."""
+    path = Path(run_dir) / REPORT_FILE
+    _write(path, build_report(Path(run_dir)))
+    return path
+
+
+def report_command(run: Path, run_b: Path | None, out: Path, *, include_text: bool = False,
+                   slo: str | None = None) -> int:
+    """Write the HTML report of ``run`` (or of ``run`` against ``run_b``) to ``out``."""
+    from profiler.commands import parse_slo
+    from profiler.rundir.layout import RunDirError
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        html = build_report(run, run_b, include_text=include_text,
+                            slo=parse_slo(slo) if slo else None)
+        _write(out, html)
+    except (RunDirError, ValueError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line and exit 2, never a traceback
+        err.print(f"[bold red]error:[/] internal error ({escape(type(exc).__name__)}: "
+                  f"{escape(str(exc))}); please report it", highlight=False)
+        return EXIT_USAGE
+    size = out.stat().st_size
+    err.print(f"report: {out} ({size / 1e6:.1f} MB)", markup=False, highlight=False)
+    return EXIT_OK
