@@ -14,8 +14,9 @@ from reports.html.figspec import Figure
 from tests.reports._html_runs import GAP_MS, ITL_MS, KV, PREEMPTIONS, TTFT_MS, N, known_run
 
 
-def _trace(fig: Figure, name: str) -> dict[str, Any]:
-    found = [t for t in fig["data"] if t.get("name") == name]
+def _trace(fig: Figure | None, name: str) -> dict[str, Any]:
+    assert fig is not None
+    found: list[dict[str, Any]] = [t for t in fig["data"] if t.get("name") == name]
     assert len(found) == 1, [t.get("name") for t in fig["data"]]
     return found[0]
 
@@ -49,7 +50,7 @@ def test_cdf_traces_are_the_exact_ecdfs(figs):
 def _panel_axis(fig: Figure, title: str) -> str:
     for key, ax in fig["layout"].items():
         if key.startswith("yaxis") and ax["title"]["text"] == title:
-            return "y" + key.removeprefix("yaxis")
+            return "y" + str(key).removeprefix("yaxis")
     raise AssertionError(f"no panel {title!r}")
 
 
@@ -95,7 +96,9 @@ def test_timeline_engine_panels(figs):
 
 def test_timeline_without_engine_has_client_panels_only(tmp_path):
     figs = run_figures(gather_run(known_run(tmp_path, engine=False), n_resamples=100))
-    titles = {v["title"]["text"] for k, v in figs["timeline"]["layout"].items()
+    tl = figs["timeline"]
+    assert tl is not None
+    titles = {v["title"]["text"] for k, v in tl["layout"].items()
               if k.startswith("yaxis")}
     assert titles == {"requests/s", "in flight (client)", "TTFT (ms)", "ITL (ms)"}
     assert figs["decomposition"] is None
