@@ -96,9 +96,11 @@ def ab_headline(a: RunAnalysis, b: RunAnalysis, c: Comparison) -> str:
 def _goodput_card(sa: RunSummary, sb: RunSummary, c: Comparison) -> str:
     if sa.goodput is None or sb.goodput is None:
         return card("Goodput", '<span class="na">no SLO given</span>', DEFINITIONS["goodput"])
-    return card("Goodput", _value_pair(sa.goodput.good_requests_per_s,
-                                       sb.goodput.good_requests_per_s, "req/s"),
-                DEFINITIONS["goodput"], _metric_verdict(c, "goodput"))
+    slo = ", ".join(f"{k.removesuffix('_ms')} ≤ {v:g} ms"
+                    for k, v in sa.goodput.slo.given().items())
+    value = (_value_pair(sa.goodput.good_requests_per_s, sb.goodput.good_requests_per_s,
+                         "req/s") + f"<br><span class='unit'>meeting {esc(slo)}</span>")
+    return card("Goodput", value, DEFINITIONS["goodput"], _metric_verdict(c, "goodput"))
 
 
 def changes_table(c: Comparison) -> str:
