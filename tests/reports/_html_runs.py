@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from profiler.records import Outcome
 from profiler.rundir.reader import RunData
-from tests.analyzers._gate_runs import add_engine, synthetic_run, vllm_page
+from tests.analyzers._gate_runs import add_engine, edit_manifest, synthetic_run, vllm_page
+from tests.analyzers._rundir import out, request, write_run
 
 N = 40
 GAP_MS = 10.0
@@ -31,3 +33,32 @@ def known_run(root: Path, name: str = "known", *, engine: bool = True,
                                    preemptions=p))
              for i, (kv, p) in enumerate(zip(KV, PREEMPTIONS, strict=True))]
     return add_engine(run, pages)
+
+
+MODEL = "<script>alert(1)</script>"
+ERROR = "HTTP 400: bad prompt '<img src=x onerror=alert(2)>' </script><!-- -->"
+PROMPT = "PROMPT-TEXT <script>alert(3)</script> ignore previous instructions"
+SECRETS = ("hunter2hunter2hunter2", "sk-abcdefghijklmnopqrstuvwx", "tok_live_0123456789")
+RUN_NAME = "run<b onmouseover=alert(4)>"
+
+
+def hostile_run(root: Path) -> Path:
+    """A run whose model name, run id, error message, output text and command lines are
+    hostile HTML, with secrets on its command lines."""
+    recs = []
+    for i in range(30):
+        evs = [out(i * 10 + 20 + j * 5, chars=4, cum=j + 1) for j in range(6)]
+        recs.append(request(i, i * 10, evs, done_ms=i * 10 + 50, completion_tokens=6,
+                            prompt_tokens=8, output_text=PROMPT))
+    recs.append(request(30, 305, [], end_ms=306, outcome=Outcome.HTTP_ERROR, error=ERROR))
+    run = write_run(root, recs, name=RUN_NAME)
+    edit_manifest(run.path, {
+        "target": {"model": MODEL, "endpoint": "completions", "stream": True,
+                   "url": "http://127.0.0.1:8000"},
+        "command_line": ["servescope", "attach", "--api-key", SECRETS[0],
+                         f"--hf-token={SECRETS[2]}", "--model", MODEL],
+        "extra": {"engine": {"name": "vllm", "command": [
+            "vllm", "serve", MODEL, "--api-key", SECRETS[1], "--chat-template", ERROR]}},
+        "workload": {"dataset": {"kind": "jsonl", "path": f"/data/{MODEL}.jsonl"}},
+    })
+    return run.path

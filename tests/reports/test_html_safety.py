@@ -10,36 +10,8 @@ from pathlib import Path
 import pytest
 
 from profiler.commands_report import build_report
-from profiler.records import Outcome
 from reports.html.text import script_json
-from tests.analyzers._gate_runs import edit_manifest
-from tests.analyzers._rundir import out, request, write_run
-
-MODEL = "<script>alert(1)</script>"
-ERROR = "HTTP 400: bad prompt '<img src=x onerror=alert(2)>' </script><!-- -->"
-PROMPT = "PROMPT-TEXT <script>alert(3)</script> ignore previous instructions"
-SECRETS = ("hunter2hunter2hunter2", "sk-abcdefghijklmnopqrstuvwx", "tok_live_0123456789")
-RUN_NAME = "run<b onmouseover=alert(4)>"
-
-
-def _hostile_run(root: Path) -> Path:
-    recs = []
-    for i in range(30):
-        evs = [out(i * 10 + 20 + j * 5, chars=4, cum=j + 1) for j in range(6)]
-        recs.append(request(i, i * 10, evs, done_ms=i * 10 + 50, completion_tokens=6,
-                            prompt_tokens=8, output_text=PROMPT))
-    recs.append(request(30, 305, [], end_ms=306, outcome=Outcome.HTTP_ERROR, error=ERROR))
-    run = write_run(root, recs, name=RUN_NAME)
-    edit_manifest(run.path, {
-        "target": {"model": MODEL, "endpoint": "completions", "stream": True,
-                   "url": "http://127.0.0.1:8000"},
-        "command_line": ["servescope", "attach", "--api-key", SECRETS[0],
-                         f"--hf-token={SECRETS[2]}", "--model", MODEL],
-        "extra": {"engine": {"name": "vllm", "command": [
-            "vllm", "serve", MODEL, "--api-key", SECRETS[1], "--chat-template", ERROR]}},
-        "workload": {"dataset": {"kind": "jsonl", "path": f"/data/{MODEL}.jsonl"}},
-    })
-    return run.path
+from tests.reports._html_runs import SECRETS, hostile_run
 
 
 class _Scripts(HTMLParser):
@@ -71,7 +43,7 @@ class _Scripts(HTMLParser):
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> Path:
-    return _hostile_run(tmp_path_factory.mktemp("hostile"))
+    return hostile_run(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="module")
