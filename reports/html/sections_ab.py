@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from analyzers.compare import Comparison, MetricComparison, Verdict
+from analyzers.metric_catalog import Kind
 from analyzers.run_analysis import RunAnalysis
 from analyzers.summary import RunSummary
 from profiler.redact import redact_text
@@ -32,6 +33,20 @@ def _line(m: MetricComparison) -> str:
             f"<span class='ci'>{esc(fmt_interval(m.spec, m.change))}</span>")
 
 
+_CLIENT = (Kind.PERCENTILE, Kind.RATE, Kind.PROPORTION)
+
+
+def _listing(what: str, ms: tuple[MetricComparison, ...]) -> str:
+    """Client metrics with their change and interval; the engine's own ones by name."""
+    client = [m for m in ms if m.spec.kind in _CLIENT]
+    engine = [m for m in ms if m.spec.kind not in _CLIENT]
+    text = "; ".join(_line(m) for m in client)
+    if engine:
+        names = ", ".join(esc(m.spec.label) for m in engine)
+        text += ("; " if text else "") + f"<span class='ci'>engine side: {names}</span>"
+    return f"<div>{what}: {text}</div>"
+
+
 def ab_verdict(c: Comparison) -> str:
     """The answer first: which metrics got worse or better beyond the minimum effect, and
     how many could not be told apart."""
@@ -41,11 +56,8 @@ def ab_verdict(c: Comparison) -> str:
     head = ("B is worse" if worse and not better else "B is better" if better and not worse
             else "Mixed: B is better in some metrics and worse in others" if worse
             else "No change that matters could be shown")
-    parts = []
-    if worse:
-        parts.append("<div>Regressed: " + "; ".join(_line(m) for m in worse) + "</div>")
-    if better:
-        parts.append("<div>Improved: " + "; ".join(_line(m) for m in better) + "</div>")
+    parts = [_listing(what, ms) for what, ms in (("Regressed", worse), ("Improved", better))
+             if ms]
     tally = ", ".join(f"{counts[v]} {v.value}" for v in Verdict if counts[v])
     t = c.settings.min_effect_frac
     return (f'<div class="banner {cls}"><div class="kicker">A/B verdict</div><b>{esc(head)}'
