@@ -20,7 +20,7 @@ __all__ = ["batch_cap_queueing", "kv_cache_saturation", "prefix_cache_low"]
 
 KV_FULL_FRAC = 0.85  # KV-cache usage at or above this is "nearly full" (block granularity)
 BATCH_WAITING_FRAC = 0.30  # waiting > 0 in at least this share of the window's snapshots
-BATCH_AT_CAP_FRAC = 0.50  # ...and running at the cap in at least this share of those
+BATCH_AT_CAP_FRAC = 0.50  # ...and running at the cap (± one slot) in this share of those
 PREFIX_LOW_RATIO = 0.5  # hit rate below half of what the workload's sharing allows
 
 
@@ -112,11 +112,13 @@ def batch_cap_queueing(ctx: RuleContext) -> Finding | None:
     if queued.mean() < BATCH_WAITING_FRAC:
         return None
     cap, cap_source = _batch_cap(ctx, running)
-    at_cap = running[queued] >= cap
+    # the gauge is read between scheduler steps, when a finished sequence's slot may not be
+    # refilled yet: "at the cap" allows one free slot (or 10 % of a large cap)
+    slack = max(1.0, round(0.1 * cap))
+    at_cap = running[queued] >= cap - slack
     _, kv = ctx.gauge(Signal.KV_CACHE_USAGE_FRAC)
     kv_max = float(kv.max()) if kv.size else math.nan
-    # The gauge is sampled between scheduler steps: a running count at cap in half of the
-    # queued snapshots (not all) is a cap; KV full instead is the KV rule's case.
+    # KV full instead is the KV rule's case
     if at_cap.mean() < BATCH_AT_CAP_FRAC or (kv.size and kv_max >= KV_FULL_FRAC):
         return None
     queue_ms = 1e3 * ctx.histogram_mean_s("server_queue_s")
@@ -143,7 +145,7 @@ def batch_cap_queueing(ctx: RuleContext) -> Finding | None:
             Evidence("waiting_mean", float(waiting[queued].mean())),
             Evidence("waiting_max", float(waiting.max())),
             Evidence("running_at_cap_frac", float(at_cap.mean()),
-                     "of the snapshots with requests waiting"),
+                     f"of the snapshots with requests waiting, running ≥ cap − {slack:.0f}"),
             Evidence("running_max", float(running.max())),
             Evidence("kv_usage_max_frac", kv_max),
             Evidence("server_queue_mean_ms", queue_ms),

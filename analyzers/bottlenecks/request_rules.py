@@ -17,9 +17,8 @@ __all__ = ["client_behind", "engine_errors", "output_mismatch", "prefill_interfe
 STALL_FACTOR = 5.0  # an event gap of ≥ 5× the median gap is a stall
 STALL_MIN_NS = 20_000_000  # ...and at least 20 ms
 STALL_SHARE = 0.15  # stalls (beyond the median gap) ≥ 15 % of all decode time
-PREFILL_LIFT = 2.0  # stalls overlap prefills ≥ 2× as often as ordinary gaps do
+PREFILL_LIFT = 2.0  # gaps during long prefills are stalls ≥ 2× as often as during short ones
 PREFILL_P = 0.01  # ...and Fisher's exact test agrees (one-sided)
-LONG_PROMPT_RATIO = 1.5  # prompts prefilling during stalls ≥ 1.5× the median prompt
 LAG_P99_NS = 10_000_000  # open-loop schedule lag p99 above 10 ms
 CPU_BUSY_FRAC = 0.9  # a client worker busy ≥ 90 % of a core
 ERROR_CRITICAL_FRAC = 0.05
@@ -69,17 +68,20 @@ def _overlaps(a: np.ndarray, b: np.ndarray, us: np.ndarray, ue: np.ndarray) -> n
 
 
 def prefill_interference(ctx: RuleContext) -> Finding | None:
-    """Decode stalls (long gaps between a stream's tokens) that line up with other requests'
-    prefills, long prompts above all: the engine runs a big prefill in the same step as the
+    """Decode stalls (long gaps between a stream's tokens) that line up with the prefill of
+    other requests' **long** prompts: the engine runs a big prefill in the same step as the
     decodes, and every running stream waits for it.
 
-    "Line up" is tested, not assumed: a gap overlaps a prefill when another request was
-    between its send and its first token during the gap (the client's view of prefill, queue
-    included). Stalls must overlap prefills clearly more often than ordinary gaps do (at least
-    :data:`PREFILL_LIFT` times as often, Fisher's exact test p < :data:`PREFILL_P`): on a busy
-    machine streams also stall together for reasons that have nothing to do with prefill (CPU
-    contention, garbage collection), and a queue that always holds a request makes every gap
-    "overlap" one; neither is this finding.
+    Tested, not assumed. Every gap between two output events of a successful request is
+    classed by what else was in prefill meanwhile (another request between its send and its
+    first token): a prompt longer than the run's median prompt (*long*), only shorter ones
+    (*short*), or none. The rule fires when stalls cost ≥ :data:`STALL_SHARE` of decode time
+    and a gap during a long prefill is a stall at least :data:`PREFILL_LIFT` times as often as
+    a gap during a short one (one-sided Fisher exact test, p < :data:`PREFILL_P`). Comparing
+    long with short prefills, not prefill with none, separates the prompt's cost from what
+    every arrival costs on a busy machine (tokenization, scheduling, CPU contention), which
+    also makes streams stall together. With every prompt the same length the client cannot
+    tell the two apart, and the rule says nothing.
     """
     from scipy.stats import fisher_exact
 
@@ -88,55 +90,62 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
         return None
     threshold = max(STALL_FACTOR * med, STALL_MIN_NS)
     stall = gap >= threshold
-    if not stall.any() or stall.all():
+    if not stall.any():
         return None
     stall_share = float((gap[stall] - med).sum() / gap.sum())
     m = ctx.measured
     send = m["t_send_ns"].to_numpy(np.int64)
     first = m["t_first_output_ns"].to_numpy(np.int64)
-    has = (send >= 0) & (first > 0)
-    us, ue = _union(send[has], first[has])
+    prompt = m["input_tokens"].to_numpy(np.float64)
+    has = (send >= 0) & (first > 0) & (prompt > 0)
+    if not has.any():
+        return None
+    med_prompt = float(np.median(prompt[has]))
+    long_ = has & (prompt > med_prompt)
+    short = has & (prompt <= med_prompt)
+    if not long_.any() or not short.any():
+        return None
     # a gap starts after its own request's first token, so its own prefill never overlaps it
-    over = _overlaps(t0, t1, us, ue)
-    p_stall, p_other = float(over[stall].mean()), float(over[~stall].mean())
-    lift = p_stall / p_other if p_other > 0 else math.inf
-    table = [[int(over[stall].sum()), int((~over[stall]).sum())],
-             [int(over[~stall].sum()), int((~over[~stall]).sum())]]
+    in_long = _overlaps(t0, t1, *_union(send[long_], first[long_]))
+    in_short = _overlaps(t0, t1, *_union(send[short], first[short])) & ~in_long
+    n_long, n_short = int(in_long.sum()), int(in_short.sum())
+    if n_long == 0 or n_short == 0:
+        return None
+    p_long, p_short = float(stall[in_long].mean()), float(stall[in_short].mean())
+    lift = p_long / p_short if p_short > 0 else math.inf
+    table = [[int(stall[in_long].sum()), n_long - int(stall[in_long].sum())],
+             [int(stall[in_short].sum()), n_short - int(stall[in_short].sum())]]
     p_value = float(fisher_exact(table, alternative="greater").pvalue)
     if stall_share < STALL_SHARE or lift < PREFILL_LIFT or p_value >= PREFILL_P:
         return None
-    prompt = m["input_tokens"].to_numpy(np.float64)
-    prefilling: list[float] = []
-    for a, b in list(zip(t0[stall & over], t1[stall & over], strict=True))[:2000]:
-        inside = has & (send < b) & (first > a) & (prompt > 0)
-        prefilling.extend(prompt[inside].tolist())
-    med_prompt = float(np.median(prompt[prompt > 0])) if (prompt > 0).any() else math.nan
-    stall_prompt = float(np.median(prefilling)) if prefilling else math.nan
-    long_prompts = stall_prompt >= LONG_PROMPT_RATIO * med_prompt
-    affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[stall & over]])
-    lined_up = stall_share * p_stall  # share of decode time in stalls during prefills
+    long_stall = stall & in_long
+    affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[long_stall]])
+    lined_up = float((gap[long_stall] - med).sum() / gap.sum())  # decode time lost to them
     severity = Severity.CRITICAL if lined_up >= 0.3 else Severity.WARNING
     return Finding(
         rule="prefill_interference", severity=severity,
-        title="Prefills stall running streams" + (" (long prompts)" if long_prompts else ""),
+        title="Long prompts' prefills stall running streams",
         summary=(f"{int(stall.sum())} gaps of ≥ {threshold / 1e6:.0f} ms between tokens "
-                 f"(median gap {med / 1e6:.1f} ms) cost {stall_share:.0%} of decode time; "
-                 f"{p_stall:.0%} of them overlapped another request's prefill, against "
-                 f"{p_other:.0%} of ordinary gaps ({lift:.1f}×, p = {p_value:.1g}); the prompts "
-                 f"being prefilled had a median of {stall_prompt:.0f} tokens (all prompts: "
-                 f"{med_prompt:.0f})."),
+                 f"(median gap {med / 1e6:.1f} ms) cost {stall_share:.0%} of decode time. "
+                 f"While a prompt longer than the median ({med_prompt:.0f} tokens) was in "
+                 f"prefill, {p_long:.1%} of gaps were stalls, against {p_short:.1%} during "
+                 f"shorter prompts' prefills ({lift:.1f}×, p = {p_value:.1g}); stalls during "
+                 f"long prefills cost {lined_up:.0%} of decode time."),
         evidence=(
             Evidence("stalls", float(stall.sum())),
             Evidence("stall_threshold_ms", threshold / 1e6),
             Evidence("median_gap_ms", med / 1e6),
             Evidence("stall_share_of_decode_frac", stall_share),
-            Evidence("stalls_during_prefill_frac", p_stall),
-            Evidence("gaps_during_prefill_frac", p_other, "ordinary (non-stall) gaps"),
+            Evidence("long_prefill_stall_frac", p_long,
+                     "gaps that were stalls, while a longer-than-median prompt was in prefill"),
+            Evidence("short_prefill_stall_frac", p_short,
+                     "gaps that were stalls, while only shorter prompts were in prefill"),
             Evidence("prefill_lift", lift),
-            Evidence("fisher_p", p_value, "one-sided: stalls overlap prefills more often"),
-            Evidence("prefill_prompt_median_tokens", stall_prompt,
-                     "prompts being prefilled during the stalls"),
+            Evidence("fisher_p", p_value, "one-sided: stalls more frequent in long prefills"),
+            Evidence("gaps_during_long_prefill", float(n_long)),
+            Evidence("gaps_during_short_prefill", float(n_short)),
             Evidence("prompt_median_tokens", med_prompt),
+            Evidence("long_prefill_stall_share_of_decode_frac", lined_up),
             Evidence("stall_max_ms", float(gap[stall].max()) / 1e6),
         ),
         window_start_ns=ctx.start_ns, window_end_ns=ctx.end_ns,
