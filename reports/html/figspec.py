@@ -18,7 +18,7 @@ import numpy.typing as npt
 from reports.html.text import plot_text
 
 __all__ = ["RUN_COLORS", "Figure", "axis_title", "base_layout", "figure", "nums", "run_name",
-           "secs"]
+           "secs", "wrap"]
 
 Figure = dict[str, Any]
 
@@ -54,14 +54,29 @@ def axis_title(text: str) -> dict[str, Any]:
     return {"text": text, "font": {"size": 11}}
 
 
-def base_layout(title: str, note: str, height: int) -> dict[str, Any]:
-    """Layout shared by every figure: the title with the data note under it."""
-    sub = f"<br><span style='font-size:11px;color:#666'>{plot_text(note)}</span>" if note else ""
+def wrap(note: str, width: int = 150) -> list[str]:
+    """``note`` in lines of at most about ``width`` characters, broken after "; "."""
+    lines: list[str] = []
+    for part in note.split("; "):
+        if lines and len(lines[-1]) + len(part) + 2 <= width:
+            lines[-1] += "; " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def base_layout(title: str, note: str, height: int, top_extra: int = 0) -> dict[str, Any]:
+    """Layout shared by every figure: the title with the data note under it (wrapped)."""
+    lines = wrap(note) if note else []
+    sub = "".join(f"<br><span style='font-size:11px;color:#666'>{plot_text(line)}</span>"
+                  for line in lines)
+    top = 55 + 16 * len(lines) + top_extra
     return {
         "title": {"text": f"{plot_text(title)}{sub}", "x": 0.0, "xanchor": "left",
+                  "y": 1.0, "yanchor": "top", "pad": {"t": 22},
                   "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 70, "r": 20, "t": 70 if note else 45, "b": 45},
+        "height": height + top,
+        "margin": {"l": 70, "r": 20, "t": top, "b": 45},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#fafafa",
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",

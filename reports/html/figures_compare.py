@@ -60,7 +60,7 @@ def sweep_figure(runs: Sequence[RunInputs]) -> Figure | None:
     if not data:
         return None
     note = "one point per sweep step (its own window); " + "; ".join(notes)
-    layout = base_layout("Throughput vs latency (sweep)", note, 440)
+    layout = base_layout("Throughput vs latency (sweep)", note, 400)
     layout.update(xaxis={"title": axis_title("achieved output tokens/s"), "rangemode": "tozero"},
                   yaxis={"title": axis_title("latency (ms)"), "rangemode": "tozero"})
     return figure("fig-sweep", data, layout, note)
@@ -93,7 +93,7 @@ def changes_figure(c: Comparison) -> Figure | None:
     note = (f"change of B against A with its {c.settings.confidence:.0%} interval; the grey "
             f"band is ±{t:g} % (smaller changes do not matter); latency: lower is better, "
             "throughput: higher is better")
-    layout = base_layout("What changed: B against A", note, 140 + 24 * len(rows))
+    layout = base_layout("What changed: B against A", note, 100 + 24 * len(rows))
     layout.update(
         xaxis={"title": axis_title("change (%)"), "zeroline": True, "zerolinecolor": "#444",
                "ticksuffix": " %"},

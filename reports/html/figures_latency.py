@@ -91,16 +91,15 @@ def cdf_figure(runs: Sequence[RunInputs]) -> Figure:
             + "; ".join(counts)
             + (f"; each curve drawn at ≤ {CDF_MAX_POINTS} of its exact steps, denser in "
                "the tail" if sampled else ""))
-    layout = base_layout("Latency distributions (CDF)", note, 560)
+    layout = base_layout("Latency distributions (CDF)", note, 500, top_extra=25)
     layout.update(axes, annotations=annotations, shapes=shapes, updatemenus=[_log_toggle()])
-    layout["margin"]["t"] = 95
     return figure("fig-cdf", data, layout, note)
 
 
 def _log_toggle() -> dict[str, Any]:
     axes = ["xaxis", "xaxis2", "xaxis3", "xaxis4"]
     return {
-        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.13,
+        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.07,
         "yanchor": "bottom", "showactive": True, "font": {"size": 11},
         "buttons": [
             {"label": "linear x", "method": "relayout",
@@ -140,7 +139,7 @@ def decomposition_figure(runs: Sequence[RunInputs]) -> Figure | None:
     note = ("means over the steady-state window (means add up, percentiles do not), from the "
             "engine's own histograms; transport and client = client mean − server mean")
     layout = base_layout("Where the time goes (mean TTFT and E2E)", note,
-                         150 + 45 * len(bars))
+                         100 + 45 * len(bars))
     layout.update({"barmode": "relative",
                    "xaxis": {"title": axis_title("mean latency (ms)")},
                    "yaxis": {"autorange": "reversed", "automargin": True}})

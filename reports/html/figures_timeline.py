@@ -267,13 +267,13 @@ def timeline_figure(runs: Sequence[RunInputs]) -> Figure:
     if any(r.analysis.steady.found for r in runs):
         notes.append("shaded: the steady-state window")
     note = "; ".join(notes)
-    layout = base_layout("Timeline", note, 90 + _PANEL_PX * n) | layout
+    layout = base_layout("Timeline", note, 110 + _PANEL_PX * n) | layout
     layout["xaxis"] = {"anchor": f"y{last}", "domain": [0, 1], "title": axis_title(
         "seconds since the first measured send"), "range": [0, span_ns / 1e9]}
     layout.update(hovermode="x unified", hoversubplots="axis", barmode="overlay",
                   shapes=_steady_shapes(runs), legend={"orientation": "h", "y": -0.5 / n,
                                                        "font": {"size": 11}})
-    layout["margin"].update(t=100, b=110)
+    layout["margin"].update(b=110)
     return figure("fig-timeline", data, layout, note)
 
 
