@@ -91,9 +91,9 @@ def ab_report_html(a: RunInputs, b: RunInputs, c: Comparison) -> str:
         f"<h1>servescope A/B report: {esc(a.label)} → {esc(b.label)}</h1>"
         f'<p class="what"><b>A (baseline)</b>: {esc(what_was_run(a.manifest))}</p>'
         f'<p class="what"><b>B (candidate)</b>: {esc(what_was_run(b.manifest))}</p>'
-        + AB.ab_verdict(c)
+        + AB.ab_verdict(c) + warn
         + "<h2>What changed in the setup</h2>" + AB.manifest_changes(c)
-        + "<h2>How fast, A → B</h2>" + AB.ab_headline(a.analysis, b.analysis, c) + warn
+        + "<h2>How fast, A → B</h2>" + AB.ab_headline(a.analysis, b.analysis, c)
         + "<h2>Does it matter</h2>" + plot_div(figs["changes"]) + AB.changes_table(c)
         + "<h2>Latency distributions</h2>" + plot_div(figs["cdf"])
         + "<h2>Over time</h2>" + plot_div(figs["timeline"])
