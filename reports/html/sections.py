@@ -159,7 +159,8 @@ def errors_table(errors: Sequence[ErrorGroup]) -> str:
     if not errors:
         return ""
     rows = [[esc(e.outcome), esc(e.status if e.status >= 0 else "–"), f"{e.count:,}",
-             f'<span class="msg">{esc(short(e.message, 300))}</span>'] for e in errors]
+             f'<span class="msg">{esc(redact_text(short(e.message, 300)))}</span>']
+            for e in errors]
     return ("<h3>Failed requests</h3>"
             + table(["outcome", "HTTP", "count", "message (as the server sent it)"], rows))
 
