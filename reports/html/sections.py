@@ -20,15 +20,33 @@ from reports.html.describe import engine_name, started_text
 from reports.html.inputs import ErrorGroup
 from reports.html.text import DEFINITIONS, esc, fmt_ms, fmt_num, fmt_pct, redacted_command, short
 
-__all__ = ["HEADLINE", "card", "ci_table", "definitions_list", "environment", "errors_table",
-           "finding_block", "headline_cards", "outputs_block", "problem_banner", "table",
-           "warnings_block"]
+__all__ = [
+    "HEADLINE",
+    "card",
+    "ci_table",
+    "definitions_list",
+    "environment",
+    "errors_table",
+    "finding_block",
+    "headline_cards",
+    "outputs_block",
+    "problem_banner",
+    "safe",
+    "table",
+    "warnings_block",
+]
 
 _CI_NAMES = {"ttft_ns": "TTFT", "itl_per_token_ns": "ITL (per token)", "tpot_ns": "TPOT",
              "e2e_ns": "E2E"}
 # (key of DEFINITIONS, label, LatencySummary field)
 HEADLINE = (("ttft", "TTFT", "ttft_ns"), ("itl", "ITL", "itl_per_token_ns"),
             ("tpot", "TPOT", "tpot_ns"), ("e2e", "E2E latency", "e2e_ns"))
+
+
+def safe(text: object) -> str:
+    """Text from the run (messages, flags, findings quoting them): secrets masked again,
+    then escaped."""
+    return esc(redact_text(str(text)))
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
@@ -87,10 +105,10 @@ def problem_banner(findings: Sequence[Finding]) -> str:
                 'batch cap, prefill interference, prefix cache, client, errors, output '
                 'length).</div>')
     more = len(findings) - 1
-    action = f"<div>→ {esc(top.actions[0])}</div>" if top.actions else ""
+    action = f"<div>→ {safe(top.actions[0])}</div>" if top.actions else ""
     return (f'<div class="banner {_SEV_CLASS[top.severity]}"><div class="kicker">Biggest '
-            f'problem ({esc(top.severity.value)})</div><b>{esc(top.title)}</b>'
-            f"<div>{esc(top.summary)}</div>{action}"
+            f'problem ({esc(top.severity.value)})</div><b>{safe(top.title)}</b>'
+            f"<div>{safe(top.summary)}</div>{action}"
             + (f'<div class="more">{more} more finding{"s" * (more != 1)} below.</div>'
                if more > 0 else "") + "</div>")
 
@@ -109,15 +127,15 @@ def _ev_value(name: str, v: float) -> str:
 
 def finding_block(f: Finding) -> str:
     ev = table(["evidence", "value", "detail"],
-               [[esc(e.name), esc(_ev_value(e.name, e.value)), esc(short(e.detail, 300))]
+               [[esc(e.name), esc(_ev_value(e.name, e.value)), safe(short(e.detail, 300))]
                 for e in f.evidence], "evidence")
     ids = (f" (e.g. request ids {esc(', '.join(map(str, f.request_ids[:10])))})"
            if f.request_ids else "")
-    actions = "".join(f"<li>{esc(a)}</li>" for a in f.actions)
+    actions = "".join(f"<li>{safe(a)}</li>" for a in f.actions)
     window = (f.window_end_ns - f.window_start_ns) / 1e9
     return (f'<div class="finding {_SEV_CLASS[f.severity]}"><div class="ftitle">'
-            f'<span class="sev">{esc(f.severity.value)}</span> {esc(f.title)} '
-            f'<span class="rule">{esc(f.rule)}</span></div><p>{esc(f.summary)}</p>{ev}'
+            f'<span class="sev">{esc(f.severity.value)}</span> {safe(f.title)} '
+            f'<span class="rule">{esc(f.rule)}</span></div><p>{safe(f.summary)}</p>{ev}'
             f'<p class="meta">window {window:.2f} s; requests affected: '
             f"{f.requests_affected}{ids}</p>"
             + (f'<div class="actions">What to change:<ul>{actions}</ul></div>' if actions
@@ -151,7 +169,7 @@ def ci_table(a: RunAnalysis) -> str:
 def warnings_block(warnings: Sequence[str]) -> str:
     if not warnings:
         return ""
-    items = "".join(f"<li>{esc(w)}</li>" for w in dict.fromkeys(warnings))
+    items = "".join(f"<li>{safe(w)}</li>" for w in dict.fromkeys(warnings))
     return f'<div class="warnings"><b>Caveats about these numbers</b><ul>{items}</ul></div>'
 
 
@@ -159,7 +177,7 @@ def errors_table(errors: Sequence[ErrorGroup]) -> str:
     if not errors:
         return ""
     rows = [[esc(e.outcome), esc(e.status if e.status >= 0 else "–"), f"{e.count:,}",
-             f'<span class="msg">{esc(redact_text(short(e.message, 300)))}</span>']
+             f'<span class="msg">{safe(short(e.message, 300))}</span>']
             for e in errors]
     return ("<h3>Failed requests</h3>"
             + table(["outcome", "HTTP", "count", "message (as the server sent it)"], rows))
@@ -175,7 +193,7 @@ def outputs_block(outputs: Sequence[tuple[int, str]]) -> str:
 
 
 def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
-    return [[esc(k), f"<code>{esc(redact_text(short(str(v), 400)))}</code>"]
+    return [[esc(k), f"<code>{safe(short(str(v), 400))}</code>"]
             for k, v in d.items() if v not in (None, "", [], {})]
 
 

@@ -36,9 +36,11 @@ def known_run(root: Path, name: str = "known", *, engine: bool = True,
 
 
 MODEL = "<script>alert(1)</script>"
-ERROR = "HTTP 400: bad prompt '<img src=x onerror=alert(2)>' </script><!-- -->"
+ERROR = ("HTTP 400: bad prompt '<img src=x onerror=alert(2)>' </script><!-- --> "
+         "Authorization: Bearer abcdefghijklmnop0123")
 PROMPT = "PROMPT-TEXT <script>alert(3)</script> ignore previous instructions"
-SECRETS = ("hunter2hunter2hunter2", "sk-abcdefghijklmnopqrstuvwx", "tok_live_0123456789")
+SECRETS = ("hunter2hunter2hunter2", "sk-abcdefghijklmnopqrstuvwx", "tok_live_0123456789",
+           "abcdefghijklmnop0123")
 RUN_NAME = "run<b onmouseover=alert(4)>"
 
 
