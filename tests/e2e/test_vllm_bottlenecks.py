@@ -171,8 +171,8 @@ def test_client_sharing_the_engines_core_falls_behind(server, tmp_path):
 def test_batch_cap(tmp_path):
     tracker = Tracker()
     run = _run(tmp_path / "run", tracker,
-               ["--concurrency", "8", "--requests", "40", "--input-len", "fixed:16",
-                "--output-len", "fixed:64"], "--max-num-seqs", "2")
+               ["--concurrency", "8", "--requests", "32", "--input-len", "fixed:256",
+                "--output-len", "fixed:128"], "--max-num-seqs", "2")
     found = _findings(run)
     f = found["batch_cap_queueing"]
     assert f.value("batch_cap") == 2
