@@ -201,6 +201,26 @@ def analyze(
 
 
 @app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory (A)")],
+    run_b: Annotated[Path | None, typer.Argument(help="Second run (B) for an A/B report")
+                     ] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="HTML file to write (default: RUN/report.html, or "
+        "RUN_B/report-ab.html)")] = None,
+    slo: Annotated[str | None, typer.Option(
+        help="Goodput SLOs in ms, e.g. ttft:200,tpot:40")] = None,
+    include_text: Annotated[bool, typer.Option(
+        help="Include prompts and outputs kept in the run (off: never shown)")] = False,
+) -> None:
+    """Write one self-contained HTML report (works offline) of a run, or of A against B."""
+    from profiler.commands_report import report_command
+
+    target = out or (run_b / "report-ab.html" if run_b is not None else run / "report.html")
+    raise typer.Exit(report_command(run, run_b, target, include_text=include_text, slo=slo))
+
+
+@app.command()
 def compare(
     baseline: Annotated[Path, typer.Argument(help="Baseline run directory (A)")],
     candidate: Annotated[Path, typer.Argument(help="Candidate run directory (B)")],

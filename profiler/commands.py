@@ -70,6 +70,7 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
     _report_end(console, res.run_dir, res.status, res.warnings)
     _print_summary(res.run_dir, "", None)
     _print_findings(res.run_dir)
+    _write_report(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -148,6 +149,7 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
     if res.load is not None:
         _print_summary(res.run_dir, "", None)
         _print_findings(res.run_dir)
+        _write_report(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -235,6 +237,21 @@ def _print_findings(run: Path) -> None:
     for f in findings:
         print_finding(console, f)
     console.print(f"details: servescope analyze {run}", markup=False, highlight=False)
+
+
+def _write_report(run: Path) -> None:
+    """``report.html`` in the run directory; a failure is a warning (the run is on disk)."""
+    import sys
+
+    from profiler.commands_report import write_run_report
+
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    try:
+        path = write_run_report(run)
+    except Exception as exc:  # noqa: BLE001 - never lose a recorded run to a report bug
+        console.print(f"[yellow]warning: the HTML report failed: {escape(str(exc))}[/]")
+        return
+    console.print(f"report: {path}", markup=False, highlight=False)
 
 
 def _print_summary(run: Path, definitions: str, slo: str | None) -> None:

@@ -84,3 +84,21 @@ def test_gate_and_compare_through_the_cli(tmp_path: Path):
     res = runner.invoke(app, ["gate", "--budgets", str(budgets), "--baseline", str(a), str(b)])
     assert res.exit_code == 2
     assert "did you mean ttft_p99" in res.output.replace("\n", " ")
+
+
+def test_report_single_and_ab(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    src = str(PEERS / "vllm-bench" / "vllm_bench_serve.json")
+    for d in (a, b):
+        assert runner.invoke(app, ["import", src, "--out", str(d)]).exit_code == 0
+    res = runner.invoke(app, ["report", str(a)])
+    assert res.exit_code == 0, res.output
+    html = (a / "report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "cdn.plot.ly" not in html  # plotly is inlined: the file works offline
+    out = tmp_path / "ab.html"
+    res = runner.invoke(app, ["report", str(a), str(b), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 0
+    res = runner.invoke(app, ["report", str(tmp_path / "missing")])
+    assert res.exit_code == 2
