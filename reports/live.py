@@ -71,7 +71,7 @@ class LiveView:
         self.log_every_s = log_every_s
         self._live: Live | None = None
         self._last_log = 0.0
-        self._t0 = time.monotonic()
+        self._t0: float | None = None  # the first request sent (not the engine's start-up)
 
     def __enter__(self) -> LiveView:
         if self.console.is_terminal:
@@ -83,13 +83,18 @@ class LiveView:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
+    def _elapsed(self, p: Progress) -> float:
+        if self._t0 is None and (p.sent or p.done):
+            self._t0 = time.monotonic()
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+
     def line(self, p: Progress) -> str:
-        fields = live_fields(p, time.monotonic() - self._t0)
+        fields = live_fields(p, self._elapsed(p))
         return f"{self.label}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
 
     def update(self, p: Progress) -> None:
         if self._live is not None:
-            fields = live_fields(p, time.monotonic() - self._t0)
+            fields = live_fields(p, self._elapsed(p))
             t = Table(title=Text(self.label), title_justify="left", show_edge=False)
             for k in fields:
                 t.add_column(k, justify="right")
