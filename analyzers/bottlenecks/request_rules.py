@@ -16,7 +16,7 @@ __all__ = ["client_behind", "engine_errors", "output_mismatch", "prefill_interfe
 
 STALL_FACTOR = 5.0  # an event gap of ≥ 5× the median gap is a stall
 STALL_MIN_NS = 20_000_000  # ...and at least 20 ms
-STALL_SHARE = 0.15  # stalls (beyond the median gap) ≥ 15 % of all decode time
+STALL_SHARE = 0.10  # stalls during long prefills (beyond the median gap) ≥ 10 % of decode time
 PREFILL_LIFT = 2.0  # gaps during long prefills are stalls ≥ 2× as often as during short ones
 PREFILL_P = 0.01  # ...and Fisher's exact test agrees (one-sided)
 LAG_P99_NS = 10_000_000  # open-loop schedule lag p99 above 10 ms
@@ -75,10 +75,10 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
     Tested, not assumed. Every gap between two output events of a successful request is
     classed by what else was in prefill meanwhile (another request between its send and its
     first token): a prompt longer than the run's median prompt (*long*), only shorter ones
-    (*short*), or none. The rule fires when stalls cost ≥ :data:`STALL_SHARE` of decode time
-    and a gap during a long prefill is a stall at least :data:`PREFILL_LIFT` times as often as
-    a gap during a short one (one-sided Fisher exact test, p < :data:`PREFILL_P`). Comparing
-    long with short prefills, not prefill with none, separates the prompt's cost from what
+    (*short*), or none. The rule fires when stalls during long prefills cost ≥
+    :data:`STALL_SHARE` of decode time and a gap during a long prefill is a stall at least
+    :data:`PREFILL_LIFT` times as often as a gap during a short one (one-sided Fisher exact
+    test, p < :data:`PREFILL_P`). Comparing long with short prefills, not prefill with none, separates the prompt's cost from what
     every arrival costs on a busy machine (tokenization, scheduling, CPU contention), which
     also makes streams stall together. With every prompt the same length the client cannot
     tell the two apart, and the rule says nothing.
@@ -116,11 +116,11 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
     table = [[int(stall[in_long].sum()), n_long - int(stall[in_long].sum())],
              [int(stall[in_short].sum()), n_short - int(stall[in_short].sum())]]
     p_value = float(fisher_exact(table, alternative="greater").pvalue)
-    if stall_share < STALL_SHARE or lift < PREFILL_LIFT or p_value >= PREFILL_P:
-        return None
     long_stall = stall & in_long
-    affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[long_stall]])
     lined_up = float((gap[long_stall] - med).sum() / gap.sum())  # decode time lost to them
+    if lined_up < STALL_SHARE or lift < PREFILL_LIFT or p_value >= PREFILL_P:
+        return None
+    affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[long_stall]])
     severity = Severity.CRITICAL if lined_up >= 0.3 else Severity.WARNING
     return Finding(
         rule="prefill_interference", severity=severity,
