@@ -72,16 +72,16 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
     other requests' **long** prompts: the engine runs a big prefill in the same step as the
     decodes, and every running stream waits for it.
 
-    Tested, not assumed. Every gap between two output events of a successful request is
-    classed by what else was in prefill meanwhile (another request between its send and its
-    first token): a prompt longer than the run's median prompt (*long*), only shorter ones
-    (*short*), or none. The rule fires when stalls during long prefills cost ≥
-    :data:`STALL_SHARE` of decode time and a gap during a long prefill is a stall at least
-    :data:`PREFILL_LIFT` times as often as a gap during a short one (one-sided Fisher exact
-    test, p < :data:`PREFILL_P`). Comparing long with short prefills, not prefill with none, separates the prompt's cost from what
-    every arrival costs on a busy machine (tokenization, scheduling, CPU contention), which
-    also makes streams stall together. With every prompt the same length the client cannot
-    tell the two apart, and the rule says nothing.
+    Tested, not assumed. Every gap between two output events of a successful request is classed
+    by what else was in prefill meanwhile (another request between its send and its first
+    token): a prompt longer than the run's median prompt (*long*), only shorter ones (*short*),
+    or none. The rule fires when stalls during long prefills cost ≥ :data:`STALL_SHARE` of
+    decode time and a gap during a long prefill is a stall at least :data:`PREFILL_LIFT` times
+    as often as a gap during a short one (one-sided Fisher exact test, p < :data:`PREFILL_P`).
+    Comparing long with short prefills, not prefill with none, separates the prompt's cost from
+    what every arrival costs on a busy machine (tokenization, scheduling, CPU contention), which
+    also makes streams stall together. With every prompt the same length the client cannot tell
+    the two apart, and the rule says nothing.
     """
     from scipy.stats import fisher_exact
 
