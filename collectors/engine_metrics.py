@@ -124,8 +124,9 @@ class ScrapeStats:
     by_outcome: dict[str, int] = field(default_factory=dict)
     skipped_ticks: int = 0
     journal_errors: int = 0
-    cpu_ns_total: int = 0
+    cpu_ns_total: int = 0  # journal writes (and parsing, when not deferred) of this thread
     cpu_ns_max: int = 0
+    process_cpu_ns: int = -1  # the whole scraper process (child only; -1: not measured)
 
     @property
     def failed(self) -> int:
@@ -143,7 +144,7 @@ class ScrapeStats:
         return {"scrapes": self.scrapes, "ok": self.ok, "failed": self.failed,
                 "by_outcome": dict(self.by_outcome), "skipped_ticks": self.skipped_ticks,
                 "journal_errors": self.journal_errors, "cpu_ns_total": self.cpu_ns_total,
-                "cpu_ns_max": self.cpu_ns_max}
+                "cpu_ns_max": self.cpu_ns_max, "process_cpu_ns": self.process_cpu_ns}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScrapeStats:
@@ -152,7 +153,8 @@ class ScrapeStats:
                    skipped_ticks=int(data.get("skipped_ticks", 0)),
                    journal_errors=int(data.get("journal_errors", 0)),
                    cpu_ns_total=int(data.get("cpu_ns_total", 0)),
-                   cpu_ns_max=int(data.get("cpu_ns_max", 0)))
+                   cpu_ns_max=int(data.get("cpu_ns_max", 0)),
+                   process_cpu_ns=int(data.get("process_cpu_ns", -1)))
 
 
 # ---------------------------------------------------------------------------- one scrape
