@@ -195,6 +195,13 @@ def compare_samples(a: RunSamples, b: RunSamples, *,
     if any(c.key.startswith("workload.") for c in changes):
         warnings.append("the workloads differ (see the manifest changes): the two runs may "
                         "not be comparable")
+    decided = [m for m in out if m.verdict in (Verdict.REGRESSED, Verdict.IMPROVED)]
+    if decided and not changes:
+        warnings.append(
+            f"both runs have the same recorded settings, yet {len(decided)} metric(s) moved "
+            "beyond the minimum effect: the intervals cover the sampling noise within each run, "
+            "not the machine's run-to-run noise; repeat each configuration (or gate with "
+            "budgets above that noise) before reading this as a change")
     warnings += [f"baseline: {w}" for w in a.summary.warnings]
     warnings += [f"candidate: {w}" for w in b.summary.warnings]
     slo = a.summary.goodput.slo if a.summary.goodput is not None else None

@@ -82,3 +82,4 @@ def test_a_healthy_constructed_run_is_silent_and_a_broken_rule_is_reported(tmp_p
     (f,) = find_bottlenecks(ctx)
     assert f.rule == "broken"
     assert "ZeroDivisionError: bug" in f.summary
+
