@@ -4,7 +4,11 @@ bottleneck findings. Data only (:class:`RunAnalysis`); reports render it.
 
 - Percentile CIs are over the **steady-state** successful requests (the whole load when no
   steady state was found; ``steady.found`` says which): per-request TTFT, TPOT and E2E, and
-  per-token ITL resampled by request (its samples within one request are correlated).
+  per-token ITL resampled by request (its samples within one request are correlated). A
+  sweep has none here (it mixes loads): its per-step percentiles are in ``sweep``.
+- The decomposition compares the engine's histogram means with the client's mean over the
+  same requests: the successful ones that ended between the two scrapes the histogram
+  deltas were taken from.
 - Steady-state throughput counts the successful requests that **ended** inside the window,
   and their output tokens, over the window's length.
 """
@@ -28,6 +32,8 @@ from analyzers.summary import RunSummary, summarize
 from analyzers.sweep import SweepCurve, sweep_curve
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from profiler.rundir.reader import RunData
 
 __all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_run"]
@@ -56,16 +62,18 @@ def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000
     ok = ctx.ok
     in_steady = ok[np.isin(ok["request_id"].to_numpy(), np.asarray(steady.steady_ids))]
     cis: dict[str, Mapping[float, Interval]] = {}
-    for col in ("ttft_ns", "tpot_ns", "e2e_ns"):
-        cis[col] = percentile_cis(in_steady[col].to_numpy(np.float64), CI_PERCENTILES,
-                                  n_resamples=n_resamples, seed=seed)
-    rows = np.zeros(len(ctx.metrics), dtype=np.bool_)
-    rows[in_steady.index.to_numpy()] = True
-    itl_rows = ctx.itl.per_token_row
-    pick = rows[itl_rows]
-    cis["itl_per_token_ns"] = percentile_cis(
-        ctx.itl.per_token_ns[pick], CI_PERCENTILES, n_resamples=n_resamples, seed=seed,
-        clusters=itl_rows[pick])
+    if np.unique(ctx.measured["step"].to_numpy()).size <= 1:
+        # a sweep mixes loads: its per-step percentiles are in the sweep curve instead
+        for col in ("ttft_ns", "tpot_ns", "e2e_ns"):
+            cis[col] = percentile_cis(in_steady[col].to_numpy(np.float64), CI_PERCENTILES,
+                                      n_resamples=n_resamples, seed=seed)
+        rows = np.zeros(len(ctx.metrics), dtype=np.bool_)
+        rows[in_steady.index.to_numpy()] = True
+        itl_rows = ctx.itl.per_token_row
+        pick = rows[itl_rows]
+        cis["itl_per_token_ns"] = percentile_cis(
+            ctx.itl.per_token_ns[pick], CI_PERCENTILES, n_resamples=n_resamples, seed=seed,
+            clusters=itl_rows[pick])
     window_s = steady.window_ns / 1e9 if steady.window_ns > 0 else math.nan
     ended = ok["t_last_ns"].to_numpy(np.int64)
     inside = (ended >= steady.start_ns) & (ended <= steady.end_ns)
@@ -75,7 +83,17 @@ def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000
         steady_output_token_throughput_per_s=float(
             ok["output_tokens"].to_numpy()[inside].sum()) / window_s,
         percentile_cis=cis,
-        decomposition=decompose(in_steady, ctx.histograms),
+        decomposition=decompose(_same_requests(ok, ctx.histograms), ctx.histograms),
         sweep=sweep_curve(summary, run.manifest.workload, slo),
         findings=tuple(find_bottlenecks(ctx)),
     )
+
+
+def _same_requests(ok: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """The successful requests the engine's histogram deltas counted: those that ended
+    between the two scrapes the deltas were taken from."""
+    if hist.empty or "t_end_ns" not in hist.columns:
+        return ok.iloc[:0]
+    base, end = int(hist["t_base_ns"].iloc[0]), int(hist["t_end_ns"].iloc[0])
+    t = ok["t_last_ns"].to_numpy(np.int64)
+    return ok[((t > base) | (base < 0)) & (t <= end)]

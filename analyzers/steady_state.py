@@ -108,7 +108,7 @@ def steady_window(rows: pd.DataFrame, *, step: int = 0) -> SteadyWindow:
     n = int(ids.size)
     if not sent.any():
         return SteadyWindow(step, False, -1, -1, -1, -1, 0, 0, 0.0, n, 0, 0, 0, 0, (),
-                            "no request was sent")
+                            "no measured request was sent")
     ids, send, end = ids[sent], send[sent], np.maximum(end[sent], send[sent])
     load_start, load_end, last_send = int(send.min()), int(end.max()), int(send.max())
     median, filled_ns = _in_flight_median(send, end, load_start, last_send)
@@ -123,6 +123,8 @@ def steady_window(rows: pd.DataFrame, *, step: int = 0) -> SteadyWindow:
                             median, n, int(ids.size), 0, 0, int(ids.size),
                             tuple(int(i) for i in ids), reason)
 
+    if not ok.any():
+        return whole("no request succeeded; whole run used")
     if ramp_end >= last_send:
         return whole("the load ended before it reached a steady state (the last request was "
                      "sent before the first one finished or the batch filled); whole run used")

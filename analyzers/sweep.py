@@ -123,11 +123,17 @@ def sweep_curve(summary: RunSummary, workload: Mapping[str, Any], slo: SLO | Non
     ys = [getattr(getattr(s.latency, metric), stat) for s in summary.steps]
     k = knee_index([p.output_token_throughput_per_s for p in points], ys)
     if k is None:
+        finite = all(math.isfinite(v) for v in ys) and all(
+            math.isfinite(p.output_token_throughput_per_s) for p in points)
         notes.append(f"no knee: {knee_latency} does not bend upward against throughput over "
-                     f"these {len(points)} steps (fewer than 3, or latency grows linearly)")
+                     f"these {len(points)} steps (fewer than 3, or latency grows linearly)"
+                     if finite else f"no knee: a step has no {knee_latency} or throughput "
+                     "(nothing succeeded there)")
     best = meets = None
     if slo is not None:
-        good = [(p.good_requests_per_s or 0.0, p.step) for p in points]
+        good = [(p.good_requests_per_s, p.step) for p in points
+                if p.good_requests_per_s is not None and math.isfinite(p.good_requests_per_s)
+                and p.good_requests_per_s > 0]
         best = max(good)[1] if good else None
         ok = [p for p in points if p.slo_attainment is not None
               and p.slo_attainment >= attainment and not math.isnan(p.offered)]

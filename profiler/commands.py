@@ -85,6 +85,12 @@ def _annotate(run_dir: Path, values: dict[str, object]) -> None:
 def model_tokenizer(command: Sequence[str]) -> Path | None:
     """The ``tokenizer.json`` of a local model directory named in the serving command (as a
     positional argument or a flag's value), if there is exactly one such directory."""
+    from profiler.engines._argv import flag_value
+
+    explicit = flag_value(command, "--tokenizer", "--tokenizer-path")
+    if explicit is not None:  # the engine uses this one: its file, or none if not local
+        path = Path(explicit) / "tokenizer.json"
+        return path if path.is_file() else None
     found: list[Path] = []
     for tok in command[1:]:
         value = tok.partition("=")[2] if tok.startswith("-") and "=" in tok else tok
@@ -180,6 +186,8 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
         if data.requests.empty:
             raise RunDirError(f"{run} has no requests: nothing to analyse")
         result = analyze_run(data, parsed)
+        text = (json.dumps(analysis_json(result), indent=1, allow_nan=False)
+                if json_out is not None else "")
     except (RunDirError, ValueError) as exc:
         _err(err, str(exc))
         return EXIT_USAGE
@@ -188,7 +196,11 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=120)
     print_analysis(console, result)
     if json_out is not None:
-        json_out.write_text(json.dumps(analysis_json(result), indent=1, allow_nan=False))
+        try:
+            json_out.write_text(text)
+        except OSError as exc:
+            _err(err, f"cannot write {json_out}: {exc}")
+            return EXIT_USAGE
         console.print(f"analysis: {json_out}", markup=False, highlight=False)
     return EXIT_OK
 

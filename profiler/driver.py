@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class DriveStats:
     recent_ttft_ns: deque[int] = field(default_factory=lambda: deque(maxlen=512))
     recent_itl_ns: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     output_tokens: int = 0
+    backoffs: int = 0  # closed-loop waits after a connection that got no answer
     outcomes: dict[str, int] = field(default_factory=dict)
     exact_arrival_times: bool = False  # socket-read timestamps (see profiler.client.timed)
 
@@ -98,8 +100,9 @@ class _Dispatcher:
             return "warmup"
         return "measure"
 
-    async def run_session(self, sess: Session, intended_ns: int) -> str:
-        """Run every turn of ``sess``; the outcome of the last request sent."""
+    async def run_session(self, sess: Session, intended_ns: int) -> bool:
+        """Run every turn of ``sess``; True when the last request got no answer at all (the
+        connection failed before any response header: the server is not there)."""
         self.sessions_started += 1
         phase = self._phase()
         keep_text = len(sess.turns) > 1
@@ -123,12 +126,12 @@ class _Dispatcher:
                 prompt = prior_text + turn.prompt
             body = self.target.body(prompt, turn.max_tokens)
             await self._send(rec, body, keep_text)
-            if rec.outcome != Outcome.SUCCESS.value:
-                return rec.outcome  # a conversation does not go on after a failed turn
+            if rec.outcome != Outcome.SUCCESS.value:  # a conversation stops at a failed turn
+                return rec.outcome == _REFUSED and rec.t_headers_ns < 0
             answer = rec.output_text or ""
             history.append({"role": "assistant", "content": answer})
             prior_text = prompt + answer if isinstance(prompt, str) else ""
-        return Outcome.SUCCESS.value
+        return False
 
     async def _send(self, rec: RequestRecord, body: bytes, keep_text: bool) -> None:
         st = self.stats
@@ -155,6 +158,10 @@ class _Dispatcher:
             if self.on_record is not None:
                 self.on_record(rec)
 
+    def _until_stop_s(self) -> float:
+        stop = self.shard.stop_at_ns
+        return math.inf if stop is None else max(0.0, (stop - now_ns()) / _NS)
+
     def _stopped(self) -> bool:
         stop = self.shard.stop_at_ns
         return stop is not None and now_ns() >= stop
@@ -173,11 +180,12 @@ class _Dispatcher:
             while taken < limit and not self._stopped():
                 sess = pool[taken % len(pool)]
                 taken += 1
-                if await self.run_session(sess, UNKNOWN) == _REFUSED:
+                if await self.run_session(sess, UNKNOWN):
                     # the server is not there (died, restarting): wait 10 ms, doubling up to
                     # 1 s, rather than flooding the run with failed connections
                     backoff_s = min(_BACKOFF_MAX_S, max(_BACKOFF_MIN_S, 2 * backoff_s))
-                    await asyncio.sleep(backoff_s)
+                    self.stats.backoffs += 1
+                    await asyncio.sleep(min(backoff_s, self._until_stop_s()))
                 else:
                     backoff_s = 0.0
 

@@ -281,7 +281,7 @@ def engine_version(base_url: str, timeout_s: float = 2.0) -> str | None:
         with urllib.request.urlopen(base_url.rstrip("/") + "/version",  # noqa: S310 - http(s) URL we were given
                                     timeout=timeout_s) as resp:
             data = json.loads(resp.read(65536))
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - best effort: a version is never worth a failed run
         return None
     version = data.get("version") if isinstance(data, dict) else None
     return str(version)[:100] if isinstance(version, str | int | float) else None
@@ -290,6 +290,8 @@ def engine_version(base_url: str, timeout_s: float = 2.0) -> str | None:
 def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
                   on_progress: Callable[[Progress], None] | None = None) -> EngineRunResult:
     """The same collection against a server servescope did not start (never stops it)."""
+    # the client accepts .../v1 as the base URL; /metrics and /version live at the root
+    base_url = base_url.rstrip("/").removesuffix("/v1")
     name = opts.engine or sniff_engine(base_url)
     adapter = get_adapter(name)
     run_dir = prepare_run_dir(config.out_dir)

@@ -45,23 +45,29 @@ def print_finding(console: Console, f: Finding) -> None:
 
 def print_analysis(console: Console, a: RunAnalysis) -> None:
     w = a.steady
-    console.print(Text(
-        ("steady state: " if w.found else "no steady state: ")
-        + f"{w.window_ns / 1e9:.2f} s, {w.steady_requests} of {w.measured_requests} requests"
-        + f" ({w.reason})"))
+    if w.found:
+        console.print(Text(f"steady state: {w.window_ns / 1e9:.2f} s, {w.steady_requests} of "
+                           f"{w.measured_requests} requests ({w.reason})"))
+    else:
+        console.print(Text(f"no steady state: the whole load is used, {w.window_ns / 1e9:.2f} "
+                           f"s, {w.measured_requests} requests ({w.reason})"))
     if w.found:
         console.print(f"steady throughput: {a.steady_request_throughput_per_s:.2f} req/s, "
                       f"{a.steady_output_token_throughput_per_s:,.1f} output tok/s")
-    t = Table(title="percentiles with 95 % bootstrap confidence intervals (ms)")
+    t = Table(title="percentiles with 95 % bootstrap confidence intervals (ms)",
+              show_header=bool(a.percentile_cis))
     t.add_column("metric")
     for pct in (50, 90, 99):
         t.add_column(f"p{pct}", justify="right")
     t.add_column("n", justify="right")
+    if not a.percentile_cis:
+        console.print("percentiles per sweep step: see the sweep table")
     for key, cis in a.percentile_cis.items():
         cells = []
         for q in (50.0, 90.0, 99.0):
             i = cis[q]
-            cells.append(f"{_ms(i.estimate)} [{_ms(i.low)}–{_ms(i.high)}]")
+            cells.append(f"{_ms(i.estimate)} [{_ms(i.low)}–{_ms(i.high)}]"
+                         if math.isfinite(i.low) and math.isfinite(i.high) else _ms(i.estimate))
         t.add_row(_NAMES.get(key, key), *cells, str(next(iter(cis.values())).n))
     console.print(t)
     for d in a.decomposition:
@@ -87,7 +93,8 @@ def _print_sweep(console: Console, a: RunAnalysis) -> None:
         t.add_column(col, justify="right")
     for p in sw.points:
         mark = (" knee" if p.step == sw.knee_step else "") + (
-            " max-goodput" if p.step == sw.max_goodput_step else "")
+            " max-goodput" if p.step == sw.max_goodput_step else "") + (
+            " highest-meeting-SLO" if p.step == sw.highest_load_meeting_slo_step else "")
         t.add_row(f"{p.step}{mark}", f"{p.offered:g} {p.offered_unit}",
                   f"{p.request_throughput_per_s:.2f}", f"{p.output_token_throughput_per_s:,.1f}",
                   _ms(p.ttft_p99_ns), _ms(p.e2e_p99_ns), f"{p.error_rate:.1%}",
@@ -101,8 +108,8 @@ def analysis_json(a: RunAnalysis) -> dict[str, Any]:
     """The analysis as JSON-ready data (NaN becomes null)."""
 
     def clean(v: Any) -> Any:
-        if isinstance(v, float) and math.isnan(v):
-            return None
+        if isinstance(v, float) and not math.isfinite(v):
+            return None  # JSON has no NaN or infinity
         if isinstance(v, dict):
             return {str(k): clean(x) for k, x in v.items()}
         if isinstance(v, list | tuple):

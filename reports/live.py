@@ -72,6 +72,7 @@ class LiveView:
         self._live: Live | None = None
         self._last_log = 0.0
         self._t0: float | None = None  # the first request sent (not the engine's start-up)
+        self._step = -1
 
     def __enter__(self) -> LiveView:
         if self.console.is_terminal:
@@ -84,6 +85,8 @@ class LiveView:
             self._live.__exit__(None, None, None)
 
     def _elapsed(self, p: Progress) -> float:
+        if p.step != self._step:  # a sweep step starts its counts (and clock) afresh
+            self._step, self._t0 = p.step, None
         if self._t0 is None and (p.sent or p.done):
             self._t0 = time.monotonic()
         return 0.0 if self._t0 is None else time.monotonic() - self._t0
@@ -101,7 +104,11 @@ class LiveView:
             t.add_row(*fields.values())
             self._live.update(t)
             return
+        elapsed = self._elapsed(p)  # every update, so the clock starts at the first send
         now = time.monotonic()
         if now - self._last_log >= self.log_every_s:
             self._last_log = now
-            self.console.print(self.line(p), highlight=False, markup=False)
+            fields = live_fields(p, elapsed)
+            self.console.print(f"{self.label}: " + ", ".join(f"{k} {v}" for k, v in
+                                                             fields.items()),
+                               highlight=False, markup=False)

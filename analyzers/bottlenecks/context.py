@@ -1,9 +1,9 @@
 """What every bottleneck rule looks at, computed once per run: :class:`RuleContext`.
 
 The **window** the rules judge is the steady-state window of the run's measured requests
-(:mod:`analyzers.steady_state`; the first step's for a sweep is not special: sweeps are judged
-over their whole load) when one was found, else the whole load. Engine gauges are the
-scrapes inside that window; engine counters are differenced across it.
+(:mod:`analyzers.steady_state`) when one was found, else the whole load; a sweep is judged
+over its whole load (its steps run at different loads). Engine gauges are the scrapes inside
+that window; engine counters are differenced across it.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class RuleContext:
     def histogram_mean_s(self, name: str) -> float:
         """Mean of a server histogram over the window (NaN if the engine has none)."""
         h = self.histograms
+        if h.empty or "histogram" not in h.columns:
+            return math.nan
         rows = h[h["histogram"] == name]
         return float(rows["mean_s"].iloc[0]) if len(rows) else math.nan
 
@@ -149,7 +151,8 @@ def build_context(run: RunData) -> RuleContext:
         try:
             signals = engine_signals(run, adapter)
             engine = engine_window(run, window.start_ns, window.end_ns, adapter)
-            hist = server_histograms(run, window.start_ns, window.end_ns, adapter=adapter)
+            found = server_histograms(run, window.start_ns, window.end_ns, adapter=adapter)
+            hist = found if not found.empty else hist
         except RunDirError:
             signals = engine = None
     return RuleContext(

@@ -22,6 +22,7 @@ KV_FULL_FRAC = 0.85  # KV-cache usage at or above this is "nearly full" (block g
 BATCH_WAITING_FRAC = 0.30  # waiting > 0 in at least this share of the window's snapshots
 BATCH_AT_CAP_FRAC = 0.50  # ...and running at the cap (± one slot) in this share of those
 PREFIX_LOW_RATIO = 0.5  # hit rate below half of what the workload's sharing allows
+QUEUE_CRITICAL_FRAC = 0.5  # batch cap: critical when queueing is half of the mean TTFT
 
 
 def _window(ctx: RuleContext) -> tuple[int, int]:
@@ -43,8 +44,8 @@ def kv_cache_saturation(ctx: RuleContext) -> Finding | None:
         return None
     _, waiting = ctx.gauge(Signal.REQUESTS_WAITING)
     if preemptions <= 0:
-        # full but nothing evicted: admission is KV-bound only if requests were waiting
-        if waiting.size == 0 or waiting.max() <= 0:
+        # full but nothing evicted: admission is KV-bound only if requests waited while full
+        if waiting.size != kv.size or not (waiting[full] > 0).any():
             return None
         severity = Severity.WARNING
     else:
@@ -53,17 +54,24 @@ def kv_cache_saturation(ctx: RuleContext) -> Finding | None:
     hit = pre > 0
     prev = np.concatenate([[ctx.start_ns], t_pre[:-1]]) if t_pre.size else t_pre
     affected = ctx.requests_overlapping(prev[hit], t_pre[hit]) if hit.any() else np.empty(0)
-    n_req = len(ctx.measured)
+    # requests in flight at some point of the window: the preemptions' denominator
+    n_req = int(ctx.requests_overlapping(np.array([ctx.start_ns]), np.array([ctx.end_ns])).size)
     w0, w1 = _window(ctx)
+    if preemptions > 0:
+        summary = (f"KV-cache usage reached {kv.max():.0%} (≥ {KV_FULL_FRAC:.0%} in "
+                   f"{full.mean():.0%} of snapshots) and the engine preempted "
+                   f"{preemptions:.0f} times ({100 * preemptions / max(n_req, 1):.1f} per 100 "
+                   f"requests in the window); preempted requests are recomputed, which costs "
+                   f"TTFT, ITL and throughput.")
+    else:
+        summary = (f"KV-cache usage reached {kv.max():.0%} (≥ {KV_FULL_FRAC:.0%} in "
+                   f"{full.mean():.0%} of snapshots) while up to {waiting.max():.0f} requests "
+                   f"waited: new requests are admitted only as blocks free up.")
     return Finding(
         rule="kv_cache_saturation", severity=severity,
         title="KV cache full: requests are preempted" if preemptions > 0
         else "KV cache full: admission waits for free blocks",
-        summary=(f"KV-cache usage reached {kv.max():.0%} (≥ {KV_FULL_FRAC:.0%} in "
-                 f"{full.mean():.0%} of snapshots) and the engine preempted "
-                 f"{preemptions:.0f} times ({100 * preemptions / max(n_req, 1):.1f} per 100 "
-                 f"requests); preempted requests are recomputed, which costs TTFT, ITL and "
-                 f"throughput."),
+        summary=summary,
         evidence=(
             Evidence("kv_usage_max_frac", float(kv.max())),
             Evidence("kv_usage_mean_frac", float(kv.mean())),
@@ -114,7 +122,7 @@ def batch_cap_queueing(ctx: RuleContext) -> Finding | None:
     cap, cap_source = _batch_cap(ctx, running)
     # the gauge is read between scheduler steps, when a finished sequence's slot may not be
     # refilled yet: "at the cap" allows one free slot (or 10 % of a large cap)
-    slack = max(1.0, round(0.1 * cap))
+    slack = float(round(0.1 * cap)) if cap >= 10 else (1.0 if cap >= 2 else 0.0)
     at_cap = running[queued] >= cap - slack
     _, kv = ctx.gauge(Signal.KV_CACHE_USAGE_FRAC)
     kv_max = float(kv.max()) if kv.size else math.nan
@@ -123,10 +131,15 @@ def batch_cap_queueing(ctx: RuleContext) -> Finding | None:
         return None
     queue_ms = 1e3 * ctx.histogram_mean_s("server_queue_s")
     ttft_ms = 1e3 * ctx.histogram_mean_s("server_ttft_s")
-    client_ttft_ms = float(np.nanmean(ctx.ok["ttft_ns"].to_numpy())) / 1e6 if len(ctx.ok) \
-        else math.nan
+    ok = ctx.ok
+    t_end = ok["t_last_ns"].to_numpy(np.int64)
+    win = ok[(t_end >= ctx.start_ns) & (t_end <= ctx.end_ns)]
+    client_ttft_ms = (float(np.nanmean(win["ttft_ns"].to_numpy(np.float64))) / 1e6
+                      if len(win) else math.nan)
     share = queue_ms / client_ttft_ms if client_ttft_ms > 0 else math.nan
-    severity = Severity.CRITICAL if share >= 0.5 else Severity.WARNING
+    severity = Severity.CRITICAL if share >= QUEUE_CRITICAL_FRAC else Severity.WARNING
+    if cap_source.startswith("the most requests seen"):
+        severity = Severity.WARNING  # a plateau, not a known setting: say so, not louder
     queued_t = t_wait[queued]
     prev = np.concatenate([[ctx.start_ns], t_wait[:-1]])[queued]
     affected = ctx.requests_overlapping(prev, queued_t)
@@ -187,6 +200,8 @@ def prefix_cache_low(ctx: RuleContext) -> Finding | None:
     hits, queries = ctx.engine.prefix_cache_hits, ctx.engine.prefix_cache_queries
     rate = ctx.engine.prefix_cache_hit_rate
     disabled = not queries  # None or 0: the engine looked nothing up
+    if not disabled and rate is None:
+        return None  # lookups counted but hits not exposed: nothing to judge
     if not disabled and rate is not None and rate >= PREFIX_LOW_RATIO * allow:
         return None
     w0, w1 = _window(ctx)

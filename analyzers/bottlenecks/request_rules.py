@@ -24,6 +24,7 @@ CPU_BUSY_FRAC = 0.9  # a client worker busy ≥ 90 % of a core
 ERROR_CRITICAL_FRAC = 0.05
 SHORT_FRAC = 0.05  # ≥ 5 % of successful requests got fewer tokens than max_tokens
 COUNT_MISMATCH_FRAC = 0.02  # client and engine token totals differ by more than 2 %
+STALL_CRITICAL_FRAC = 0.3  # prefill interference: critical when it costs 30 % of decode time
 
 
 def _stalls(ctx: RuleContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
@@ -121,7 +122,7 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
     if lined_up < STALL_SHARE or lift < PREFILL_LIFT or p_value >= PREFILL_P:
         return None
     affected = np.unique(ctx.metrics["request_id"].to_numpy()[row[long_stall]])
-    severity = Severity.CRITICAL if lined_up >= 0.3 else Severity.WARNING
+    severity = Severity.CRITICAL if lined_up >= STALL_CRITICAL_FRAC else Severity.WARNING
     return Finding(
         rule="prefill_interference", severity=severity,
         title="Long prompts' prefills stall running streams",
@@ -216,9 +217,10 @@ def _error_action(ctx: RuleContext, outcome: str, status: int, message: str) -> 
         return ("requests hit the client's timeout: the engine is overloaded (lower the load) "
                 "or raise --request-timeout / --stall-timeout")
     if outcome == "connection_error":
-        return ("connections were refused or dropped: check the engine's log "
-                "(engine/stderr.log) for a crash or restart")
-    return "see the engine's log (engine/stdout.log, engine/stderr.log) for these errors"
+        return ("connections were refused or dropped: check the engine's log for a crash or "
+                "restart (engine/stderr.log when servescope started it)")
+    return ("see the engine's log for these errors (engine/stdout.log and engine/stderr.log "
+            "when servescope started it)")
 
 
 def engine_errors(ctx: RuleContext) -> Finding | None:
@@ -229,12 +231,12 @@ def engine_errors(ctx: RuleContext) -> Finding | None:
     bad &= m["outcome"].to_numpy() != "cancelled"
     if not bad.any():
         return None
-    req = ctx.run.requests.set_index("request_id")
     ids = m["request_id"].to_numpy()[bad]
-    groups: Counter[tuple[str, int, str]] = Counter()
-    for rid in ids:
-        r = req.loc[rid]
-        groups[(str(r["outcome"]), int(r["status"]), str(r["error"])[:160])] += 1
+    req = ctx.run.requests
+    failed = req[np.isin(req["request_id"].to_numpy(), ids)]
+    keys = zip(failed["outcome"].astype(str), failed["status"].astype(int),
+               failed["error"].astype(str).str.slice(0, 160), strict=True)
+    groups: Counter[tuple[str, int, str]] = Counter(keys)
     rate = float(bad.mean())
     (top_outcome, top_status, top_msg), top_n = groups.most_common(1)[0]
     evidence = [Evidence("error_rate_frac", rate), Evidence("failed_requests", float(bad.sum()))]
@@ -285,10 +287,11 @@ def output_mismatch(ctx: RuleContext) -> Finding | None:
         parts.append(f"{short.sum()} of {known.sum()} answers ({short_frac:.0%}) were "
                      f"shorter than their max_tokens (finish reasons: "
                      f"{_reasons(reasons)})")
-    if fires_count:
+    if not math.isnan(mismatch) and mismatch > COUNT_MISMATCH_FRAC:
         parts.append(f"the engine counted {engine_tokens:.0f} generated tokens, the client "
-                     f"{client_tokens:.0f}" if not math.isnan(mismatch) else
-                     f"{events_over} answers had more output events than tokens")
+                     f"{client_tokens:.0f}")
+    if events_over:
+        parts.append(f"{events_over} answers had more output events than tokens")
     actions = []
     if fires_short:
         actions.append("for a fixed-length benchmark send ignore_eos (servescope: "

@@ -79,5 +79,5 @@ def test_nothing_sent(tmp_path: Path):
     w = steady_window(request_metrics(write_run(tmp_path, recs)))
     assert not w.found
     assert w.steady_requests == 0
-    assert w.reason == "no request was sent"
+    assert w.reason == "no measured request was sent"
     assert np.isnan(w.in_flight_median) or w.in_flight_median == 0.0

@@ -22,10 +22,15 @@ def test_finds_the_model_directory_positional_or_flag(tmp_path: Path):
                             str(model)]) == model / "tokenizer.json"
 
 
-def test_none_for_hub_names_or_ambiguity(tmp_path: Path):
+def test_explicit_tokenizer_hub_names_and_ambiguity(tmp_path: Path):
     assert model_tokenizer(["vllm", "serve", "meta-llama/Llama-3.1-8B"]) is None
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         d.mkdir()
         (d / "tokenizer.json").write_text("{}")
-    assert model_tokenizer(["vllm", "serve", str(a), "--tokenizer", str(b)]) is None
+    # the engine's own --tokenizer wins over the model directory; a hub name is not local
+    assert model_tokenizer(["vllm", "serve", str(a), "--tokenizer", str(b)]) == \
+        b / "tokenizer.json"
+    assert model_tokenizer(["vllm", "serve", str(a), "--tokenizer", "org/tok"]) is None
+    # two local model directories and no --tokenizer: ambiguous
+    assert model_tokenizer(["x", str(a), str(b)]) is None
