@@ -81,3 +81,12 @@ def test_nothing_sent(tmp_path: Path):
     assert w.steady_requests == 0
     assert w.reason == "no measured request was sent"
     assert np.isnan(w.in_flight_median) or w.in_flight_median == 0.0
+
+
+def test_no_success_means_no_steady_state(tmp_path: Path):
+    from profiler.records import Outcome
+
+    recs = [request(i, 10.0 * i, [], outcome=Outcome.CONNECTION_ERROR) for i in range(100)]
+    w = steady_window(request_metrics(write_run(tmp_path, recs)))
+    assert not w.found
+    assert w.reason.startswith("no request succeeded")

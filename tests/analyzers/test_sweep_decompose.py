@@ -98,5 +98,12 @@ def test_sweep_curve_max_goodput_and_highest_load_meeting_the_slo(tmp_path):
     # the chord, so latency takes off after step 1
     assert curve.knee_step == 1
     assert curve.notes == ()
+    # an SLO no request meets: no max-goodput step, no step meeting it
+    strict = SLO(ttft_ms=1)
+    none = sweep_curve(summarize(run, strict), workload, strict)
+    assert none is not None
+    assert none.max_goodput_step is None
+    assert none.highest_load_meeting_slo_step is None
+    assert any("no step met the SLOs" in n for n in none.notes)
     with pytest.raises(ValueError, match="knee latency"):
         sweep_curve(summarize(run), workload, knee_latency="ttft_p42")
