@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzers.bootstrap import Interval, percentile_cis
-from analyzers.bottlenecks import build_context, find_bottlenecks
+from analyzers.bottlenecks import RuleContext, build_context, find_bottlenecks
 from analyzers.decompose import Decomposition, decompose
 from analyzers.findings import Finding
 from analyzers.goodput import SLO
@@ -55,9 +55,10 @@ class RunAnalysis:
 
 
 def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000,
-                seed: int = 0) -> RunAnalysis:
+                seed: int = 0, ctx: RuleContext | None = None) -> RunAnalysis:
+    """``ctx``: the run's :func:`build_context`, when the caller has built it already."""
     summary = summarize(run, slo)
-    ctx = build_context(run)
+    ctx = ctx if ctx is not None else build_context(run)
     steady = ctx.window
     ok = ctx.ok
     in_steady = ok[np.isin(ok["request_id"].to_numpy(), np.asarray(steady.steady_ids))]

@@ -69,8 +69,7 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
         _annotate(res.run_dir, {"server_pid": pid})
     _report_end(console, res.run_dir, res.status, res.warnings)
     _print_summary(res.run_dir, "", None)
-    _print_findings(res.run_dir)
-    _write_report(res.run_dir)
+    _findings_and_report(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -154,8 +153,7 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
                          if res.stop.leftover_pids else "; no process left"))
     if res.load is not None:
         _print_summary(res.run_dir, "", None)
-        _print_findings(res.run_dir)
-        _write_report(res.run_dir)
+        _findings_and_report(res.run_dir)
     return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
@@ -226,40 +224,34 @@ def parse_slo(text: str) -> SLO:
     return SLO(**values)
 
 
-def _print_findings(run: Path) -> None:
-    """The bottleneck findings at the end of a run. An analysis error is reported and the run
-    keeps its exit code: everything recorded is already on disk."""
+def _findings_and_report(run: Path) -> None:
+    """The bottleneck findings, then ``report.html`` in the run directory, from one analysis
+    of the run. A failure is a warning and the run keeps its exit code: everything recorded
+    is already on disk."""
     import sys
 
-    from analyzers.bottlenecks import build_context, find_bottlenecks
+    from profiler.commands_report import write_run_report
     from profiler.rundir.reader import load_run
     from reports.analysis_view import print_finding
+    from reports.html import gather_run
 
     console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         data = load_run(run)
         if data.requests.empty:
             return
-        findings = find_bottlenecks(build_context(data))
+        inputs = gather_run(data)
     except Exception as exc:  # noqa: BLE001 - never lose a recorded run to an analysis bug
-        console.print(f"[yellow]warning: the bottleneck analysis failed: {escape(str(exc))}[/]")
+        console.print(f"[yellow]warning: the analysis failed: {escape(str(exc))}[/]")
         return
+    findings = inputs.analysis.findings
     if not findings:
         console.print("[green]bottlenecks: none found by the rules[/]")
     for f in findings:
         print_finding(console, f)
     console.print(f"details: servescope analyze {run}", markup=False, highlight=False)
-
-
-def _write_report(run: Path) -> None:
-    """``report.html`` in the run directory; a failure is a warning (the run is on disk)."""
-    import sys
-
-    from profiler.commands_report import write_run_report
-
-    console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
-        path = write_run_report(run)
+        path = write_run_report(run, inputs)
     except Exception as exc:  # noqa: BLE001 - never lose a recorded run to a report bug
         console.print(f"[yellow]warning: the HTML report failed: {escape(str(exc))}[/]")
         return

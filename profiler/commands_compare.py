@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -98,6 +98,23 @@ def _write_json(path: Path | None, obj: object) -> None:
         path.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n", encoding="utf-8")
 
 
+_R = TypeVar("_R")
+
+
+def _ci_outputs(result: _R, md: str, junit_of: Callable[[_R], Any] | None, *,
+                markdown: Path | None, junit: Path | None, json_out: Path | None) -> None:
+    """The files a CI step reads: Markdown (also appended to ``$GITHUB_STEP_SUMMARY``),
+    JUnit XML and JSON, each where asked."""
+    from reports.junit import write_junit
+    from reports.markdown import append_step_summary
+
+    _write(markdown, md)
+    append_step_summary(md)
+    if junit is not None and junit_of is not None:
+        write_junit(junit, junit_of(result))
+    _write_json(json_out, result)
+
+
 def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
                     min_effect: str = "5%", confidence: float = 0.95,
                     correction: str = "holm", metrics: str | None = None,
@@ -137,8 +154,8 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
         from analyzers.budgets import load_budgets
         from analyzers.gate import run_gate
         from reports.compare_terminal import print_gate
-        from reports.junit import gate_junit, write_junit
-        from reports.markdown import append_step_summary, gate_markdown
+        from reports.junit import gate_junit
+        from reports.markdown import gate_markdown
 
         if (baseline is None) == (baseline_store is None):
             raise ValueError("give a baseline: --baseline RUN or --baseline-store DIR "
@@ -146,12 +163,8 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
         spec = load_budgets(budgets)
         result = run_gate(candidate, spec, baseline=baseline, baseline_store=baseline_store)
         print_gate(_stdout(), result)
-        md = gate_markdown(result)
-        _write(markdown, md)
-        append_step_summary(md)
-        if junit is not None:
-            write_junit(junit, gate_junit(result))
-        _write_json(json_out, result)
+        _ci_outputs(result, gate_markdown(result), gate_junit if junit else None,
+                    markdown=markdown, junit=junit, json_out=json_out)
         return result.exit_code
 
     return _guard(body)
@@ -167,8 +180,8 @@ def history_command(runs: Sequence[Path], *, metrics: str | None = None,
     def body() -> int:
         from analyzers.history import DEFAULT_HISTORY_METRICS, run_history
         from reports.compare_terminal import print_history
-        from reports.junit import history_junit, write_junit
-        from reports.markdown import append_step_summary, history_markdown
+        from reports.junit import history_junit
+        from reports.markdown import history_markdown
 
         if not runs:
             raise ValueError("--history needs run directories or a directory of runs")
@@ -181,12 +194,8 @@ def history_command(runs: Sequence[Path], *, metrics: str | None = None,
         result = run_history(runs, metrics=names, slo=parsed, alpha=alpha,
                              min_effect_frac=parse_fraction(min_effect))
         print_history(_stdout(), result)
-        md = history_markdown(result)
-        _write(markdown, md)
-        append_step_summary(md)
-        if junit is not None:
-            write_junit(junit, history_junit(result))
-        _write_json(json_out, result)
+        _ci_outputs(result, history_markdown(result), history_junit if junit else None,
+                    markdown=markdown, junit=junit, json_out=json_out)
         if result.exit_code == EXIT_USAGE:
             _err(f"{len(result.runs)} usable runs; history mode needs at least 4")
         return result.exit_code

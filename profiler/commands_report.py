@@ -19,6 +19,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from analyzers.goodput import SLO
+    from reports.html import RunInputs
 
 __all__ = ["REPORT_FILE", "build_report", "report_command", "write_run_report"]
 
@@ -50,10 +51,16 @@ def _write(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_run_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` (the report of that run) and return its path."""
+def write_run_report(run_dir: Path, inputs: RunInputs | None = None) -> Path:
+    """Write ``run_dir/report.html`` (the report of that run) and return its path;
+    ``inputs``: the run's :func:`reports.html.gather_run`, when the caller has it already."""
     path = Path(run_dir) / REPORT_FILE
-    _write(path, build_report(Path(run_dir)))
+    if inputs is None:
+        _write(path, build_report(Path(run_dir)))
+    else:
+        from reports.html import run_report_html
+
+        _write(path, run_report_html(inputs))
     return path
 
 

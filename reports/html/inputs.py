@@ -94,8 +94,8 @@ def gather_run(run: RunData, slo: SLO | None = None, *, include_text: bool = Fal
 
     if run.requests.empty:
         raise RunDirError(f"{run.path} has no requests: nothing to report")
-    analysis = analyze_run(run, slo, n_resamples=n_resamples)
     ctx = build_context(run)
+    analysis = analyze_run(run, slo, n_resamples=n_resamples, ctx=ctx)
     measured = ctx.measured.reset_index(drop=True)
     ok_rows = np.zeros(len(ctx.metrics), dtype=np.bool_)
     ok_rows[ctx.ok.index.to_numpy()] = True
