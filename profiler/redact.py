@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["REDACTED", "Redactor", "redact_argv", "redact_headers", "redact_text", "secrets_in"]
+__all__ = ["REDACTED", "Redactor", "known_secrets", "redact_argv", "redact_headers",
+           "redact_text", "register_secrets", "secrets_in"]
 
 REDACTED = "***REDACTED***"
 
@@ -22,8 +23,29 @@ _KEY_LIKE = re.compile(r"\b(sk|hf|nvapi|gsk|xai)[-_][A-Za-z0-9_-]{12,}\b")
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"}
 
 
+_MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words
+_KNOWN: list[str] = []  # this process's exact secret values, longest first
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember exact secret values (an API key from the serving command, a token from the
+    environment) so that every later :func:`redact_text` in this process removes them, in
+    whatever form they appear. Worker processes register the same values at their start."""
+    merged = set(_KNOWN) | {v for v in values if len(v) >= _MIN_SECRET_CHARS}
+    _KNOWN[:] = sorted(merged, key=len, reverse=True)
+
+
+def known_secrets() -> list[str]:
+    """The values registered so far (to hand to a child process)."""
+    return list(_KNOWN)
+
+
 def redact_text(text: str) -> str:
-    """Mask bearer tokens, well-known key formats and ``key=value`` secrets in free text."""
+    """Mask the registered secret values, bearer tokens, well-known key formats and
+    ``key=value`` secrets in free text."""
+    for s in _KNOWN:
+        if s in text:
+            text = text.replace(s, REDACTED)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _KEY_LIKE.sub(REDACTED, text)
     return _SECRET_ASSIGN.sub(lambda m: m.group("k") + REDACTED, text)
