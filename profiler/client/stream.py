@@ -8,6 +8,7 @@ error text (secrets redacted). Only cancellation propagates, after the record is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -20,11 +21,14 @@ from profiler.clock import now_ns
 from profiler.records import UNKNOWN, EventKind, Outcome, RequestRecord
 from profiler.redact import redact_text
 
-__all__ = ["MAX_ERROR_CHARS", "send_request"]
+__all__ = ["MAX_ERROR_CHARS", "MAX_EVENT_BYTES", "send_request"]
 
 MAX_ERROR_CHARS = 500
 _MAX_ERROR_BODY_BYTES = 64 * 1024
+MAX_EVENT_BYTES = 16 << 20  # one SSE event (a line that never ends is cut here)
 _OUTPUT, _ROLE, _USAGE, _ERROR, _DONE, _OTHER, _FINISH = (int(k) for k in EventKind)
+_SUCCESS = Outcome.SUCCESS.value
+_I32_MAX, _I64_MAX = 2**31 - 1, 2**63 - 1
 
 
 def _error_text(body: bytes) -> str:
@@ -44,8 +48,48 @@ def _error_text(body: bytes) -> str:
     return redact_text(text)[:MAX_ERROR_CHARS]
 
 
+class _BadShape(Exception):
+    """Why one event (or answer) is valid JSON of the wrong shape."""
+
+
+def _show(value: object) -> str:
+    return orjson.dumps(value).decode()[:40]
+
+
+def _count(v: object, where: str, hi: int) -> int:
+    """A token count that failed the inline check: null is UNKNOWN, else why it is bad."""
+    if v is None:
+        return UNKNOWN
+    if type(v) is not int:
+        raise _BadShape(f"{where} is not an integer ({_show(v)})")
+    if not 0 <= v <= hi:
+        raise _BadShape(f"{where} out of range ({v}; expected 0 to {hi})")
+    return v
+
+
+def _text(v: object, where: str) -> str:
+    """A text field that is not a str: null is "", anything else is why it is bad."""
+    if v is None:
+        return ""
+    raise _BadShape(f"{where} is not a string ({_show(v)})")
+
+
+def _object(v: object, where: str) -> dict[str, Any]:
+    """An object field that is not a dict: null is {}, anything else is why it is bad."""
+    if v is None:
+        return {}
+    raise _BadShape(f"{where} is not an object ({_show(v)})")
+
+
 class _EventSink:
-    """Turns decoded event payloads into the record's parallel event columns."""
+    """Turns decoded event payloads into the record's parallel event columns.
+
+    The four columns of an event are appended together, after the event has been read, so
+    they stay aligned whatever the payload holds. An event that is valid JSON of the wrong
+    shape (``"choices": [1]``, ``"text": 5``, a token count out of int32 range…) is kept on
+    the timeline as ``OTHER`` and makes the request ``invalid_response``; the first such
+    problem is the one in ``error``.
+    """
 
     __slots__ = ("chat", "done", "rec", "text")
 
@@ -56,73 +100,111 @@ class _EventSink:
         self.text: list[str] | None = [] if keep_text else None
 
     def add(self, payload: bytes, t_ns: int) -> None:
-        rec = self.rec
-        rec.ev_t_ns.append(t_ns)
         if payload == b"[DONE]":
             self.done = True
-            rec.t_done_ns = t_ns
-            self._push(_DONE, 0, UNKNOWN)
+            self.rec.t_done_ns = t_ns
+            self._push(t_ns, _DONE, 0, UNKNOWN)
             return
         try:
             obj = orjson.loads(payload)
+            if type(obj) is dict:
+                self._decode(obj, t_ns)
+                return
         except orjson.JSONDecodeError:
-            self._push(_OTHER, 0, UNKNOWN)
-            return
-        if not isinstance(obj, dict):
-            self._push(_OTHER, 0, UNKNOWN)
-            return
+            pass
+        except _BadShape as exc:
+            self.invalid(f"event {len(self.rec.ev_kind)}: {exc}")
+        self._push(t_ns, _OTHER, 0, UNKNOWN)  # not an object, not JSON, or a bad shape
+
+    def invalid(self, reason: str) -> None:
+        """Mark the request ``invalid_response`` unless it already failed otherwise."""
+        rec = self.rec
+        if rec.outcome == _SUCCESS:
+            rec.outcome = Outcome.INVALID_RESPONSE.value
+            rec.error = redact_text(reason)[:MAX_ERROR_CHARS]
+
+    def _decode(self, obj: dict[str, Any], t_ns: int) -> None:
+        """Record one event object. Every field it reads is checked before the record
+        changes (:class:`_BadShape` leaves it as it was). The checks are inline
+        ``type() is`` tests on the hot path; the helpers only run for null or bad values."""
+        rec = self.rec
+        ct = pt = cached = UNKNOWN
         usage = obj.get("usage")
-        tokens_cum = UNKNOWN
-        if isinstance(usage, dict):
-            tokens_cum = self._take_usage(usage)
+        if usage is not None:
+            if type(usage) is not dict:
+                _object(usage, "usage")
+            ct = usage.get("completion_tokens")
+            if type(ct) is not int or not 0 <= ct <= _I32_MAX:  # tokens_cum is int32
+                ct = _count(ct, "usage.completion_tokens", _I32_MAX)
+            pt = usage.get("prompt_tokens")
+            if type(pt) is not int or not 0 <= pt <= _I64_MAX:
+                pt = _count(pt, "usage.prompt_tokens", _I64_MAX)
+            details = usage.get("prompt_tokens_details")
+            if type(details) is dict:
+                cached = _count(details.get("cached_tokens"),
+                                "usage.prompt_tokens_details.cached_tokens", _I64_MAX)
         choices = obj.get("choices")
-        if not choices:
-            err = obj.get("error")
-            if err is not None:
+        if type(choices) is not list and choices is not None:
+            raise _BadShape(f"choices is not a list ({_show(choices)})")
+        kind, n, text, finish = (_USAGE if usage else _OTHER), 0, "", ""
+        if choices:
+            kind, n, text, finish = self._choice(choices[0])
+        elif obj.get("error") is not None:
+            kind = _ERROR
+            if rec.outcome == _SUCCESS:
                 rec.outcome = Outcome.STREAM_ERROR.value
                 rec.error = _error_text(orjson.dumps(obj))
-                self._push(_ERROR, 0, tokens_cum)
-            else:
-                self._push(_USAGE if usage else _OTHER, 0, tokens_cum)
-            return
-        choice = choices[0]
-        finish = choice.get("finish_reason")
+        if ct != UNKNOWN:
+            rec.usage_completion_tokens = ct
+        if pt != UNKNOWN:
+            rec.usage_prompt_tokens = pt
+        if cached != UNKNOWN:
+            rec.usage_cached_tokens = cached
         if finish:
-            rec.finish_reason = str(finish)
-        if self.chat:
-            delta = choice.get("delta") or {}
-            text = delta.get("content") or ""
-            extra = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            tools = delta.get("tool_calls")
-            n = len(text) + len(extra) + (len(orjson.dumps(tools)) if tools else 0)
-            if not n and "role" in delta and not finish:
-                self._push(_ROLE, 0, tokens_cum)
-                return
-        else:
-            text = choice.get("text") or ""
-            extra = ""
-            n = len(text)
-        if self.text is not None and (text or extra):
+            rec.finish_reason = finish
+        if text and self.text is not None:
             self.text.append(text)
         rec.output_chars += n
-        self._push(_FINISH if (finish and not n) else _OUTPUT, n, tokens_cum)
+        rec.ev_t_ns.append(t_ns)
+        rec.ev_kind.append(kind)
+        rec.ev_chars.append(n)
+        rec.ev_tokens_cum.append(ct)
 
-    def _take_usage(self, usage: dict[str, Any]) -> int:
-        rec = self.rec
-        ct = usage.get("completion_tokens")
-        pt = usage.get("prompt_tokens")
-        if isinstance(pt, int):
-            rec.usage_prompt_tokens = pt
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-            rec.usage_cached_tokens = details["cached_tokens"]
-        if isinstance(ct, int):
-            rec.usage_completion_tokens = ct
-            return ct
-        return UNKNOWN
+    def _choice(self, choice: object) -> tuple[int, int, str, str]:
+        """(kind, chars, text to keep, finish_reason) of ``choices[0]``."""
+        if type(choice) is not dict:
+            raise _BadShape(f"choices[0] is not an object ({_show(choice)})")
+        finish = choice.get("finish_reason") or ""
+        if type(finish) is not str:
+            _text(finish, "choices[0].finish_reason")
+        if not self.chat:
+            text = choice.get("text")
+            if type(text) is not str:
+                text = _text(text, "choices[0].text")
+            return (_FINISH if (finish and not text) else _OUTPUT), len(text), text, finish
+        delta = choice.get("delta")
+        if type(delta) is not dict:
+            delta = _object(delta, "choices[0].delta")
+        text = delta.get("content")
+        if type(text) is not str:
+            text = _text(text, "choices[0].delta.content")
+        extra = delta.get("reasoning_content")
+        if extra is not None and type(extra) is not str:
+            _text(extra, "choices[0].delta.reasoning_content")
+        other = delta.get("reasoning")
+        if other is not None and type(other) is not str:
+            _text(other, "choices[0].delta.reasoning")
+        tools = delta.get("tool_calls")
+        if tools is not None and type(tools) is not list:
+            raise _BadShape(f"choices[0].delta.tool_calls is not a list ({_show(tools)})")
+        n = len(text) + len(extra or other or "") + (len(orjson.dumps(tools)) if tools else 0)
+        if not n and "role" in delta and not finish:
+            return _ROLE, 0, "", ""
+        return (_FINISH if (finish and not n) else _OUTPUT), n, text, finish
 
-    def _push(self, kind: int, chars: int, tokens_cum: int) -> None:
+    def _push(self, t_ns: int, kind: int, chars: int, tokens_cum: int) -> None:
         rec = self.rec
+        rec.ev_t_ns.append(t_ns)
         rec.ev_kind.append(kind)
         rec.ev_chars.append(chars)
         rec.ev_tokens_cum.append(tokens_cum)
@@ -141,37 +223,41 @@ async def send_request(
     body was written to the socket (with :func:`profiler.client.timed.send_trace` on the
     session; else equal to ``t_start_ns``). Each event's time is that of the socket read
     that completed it (:mod:`profiler.client.timed`).
+
+    Bounds (a hostile server can hold no request longer, nor grow its memory further):
+    ``request_timeout_s`` in all; for a streamed request, ``stall_timeout_s`` between two
+    reads and also for the whole header phase (aiohttp's read timeout restarts at every byte,
+    so a server trickling its headers would otherwise hold the request for
+    ``request_timeout_s``); ``target.max_response_bytes`` for a non-streamed answer and
+    :data:`MAX_EVENT_BYTES` (or the smaller ``max_response_bytes``) for one SSE event.
     """
     sink = _EventSink(rec, target.is_chat, keep_text)
     timeout = aiohttp.ClientTimeout(total=target.request_timeout_s,
                                     sock_read=target.stall_timeout_s)
+    # non-streamed answers send their headers with the whole answer: the total bounds them
+    headers_by = asyncio.timeout(target.stall_timeout_s if target.stream else None)
     try:
         # t_send_ns is stamped again by profiler.client.timed.send_trace when the body is on
         # the socket (sessions made by the driver have it); this is the fallback
         rec.t_start_ns = rec.t_send_ns = now_ns()
-        async with session.post(target.url, data=body, headers=target.headers(rec.x_request_id),
-                                timeout=timeout, trace_request_ctx=rec) as resp:
-            rec.t_headers_ns = now_ns()
-            rec.status = resp.status
-            if resp.status != 200:
-                raw = await resp.content.read(_MAX_ERROR_BODY_BYTES)
-                rec.outcome = (Outcome.RATE_LIMITED if resp.status == 429
-                               else Outcome.HTTP_ERROR).value
-                rec.error = f"HTTP {resp.status}: {_error_text(raw)}"
-            elif "text/event-stream" in resp.headers.get("Content-Type", ""):
-                await _read_stream(resp, sink)
-            else:
-                raw = await resp.read()
-                _read_json_body(raw, now_ns(), sink)
+        async with contextlib.AsyncExitStack() as stack:
+            async with headers_by:
+                resp = await stack.enter_async_context(session.post(
+                    target.url, data=body, headers=target.headers(rec.x_request_id),
+                    timeout=timeout, trace_request_ctx=rec))
+            await _read_answer(resp, target, sink)
     except asyncio.CancelledError:
         rec.outcome = Outcome.CANCELLED.value
         rec.error = rec.error or "cancelled while in flight (run stopped)"
         raise
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         rec.outcome = Outcome.TIMEOUT.value
-        stalled = isinstance(exc, aiohttp.SocketTimeoutError)
-        rec.error = (f"no data for {target.stall_timeout_s:g} s (stalled stream)" if stalled
-                     else f"request exceeded {target.request_timeout_s:g} s")
+        if headers_by.expired():
+            rec.error = f"no response headers within {target.stall_timeout_s:g} s"
+        elif isinstance(exc, aiohttp.SocketTimeoutError):
+            rec.error = f"no data for {target.stall_timeout_s:g} s (stalled stream)"
+        else:
+            rec.error = f"request exceeded {target.request_timeout_s:g} s"
     except (aiohttp.ClientError, OSError) as exc:
         rec.outcome = Outcome.CONNECTION_ERROR.value
         rec.error = redact_text(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
@@ -182,7 +268,46 @@ async def send_request(
     return rec
 
 
-async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink) -> None:
+async def _read_answer(resp: aiohttp.ClientResponse, target: Target, sink: _EventSink
+                       ) -> None:
+    rec = sink.rec
+    rec.t_headers_ns = now_ns()
+    rec.status = resp.status
+    if resp.status != 200:
+        raw = await resp.content.read(_MAX_ERROR_BODY_BYTES)
+        rec.outcome = (Outcome.RATE_LIMITED if resp.status == 429
+                       else Outcome.HTTP_ERROR).value
+        rec.error = f"HTTP {resp.status}: {_error_text(raw)}"
+    elif "text/event-stream" in resp.headers.get("Content-Type", ""):
+        await _read_stream(resp, sink, min(MAX_EVENT_BYTES, target.max_response_bytes))
+    else:
+        whole = await _read_capped(resp, target.max_response_bytes)
+        if whole is None:
+            sink.invalid(f"answer larger than {target.max_response_bytes:,} bytes")
+            resp.close()  # drop the connection: the rest of the answer is never read
+        else:
+            _read_json_body(whole, now_ns(), sink)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``max_bytes`` (from its
+    Content-Length, else after reading ``max_bytes + 1``): peak memory about twice the cap."""
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        piece = await resp.content.read(max_bytes + 1 - size)
+        if not piece:
+            return b"".join(parts)
+        size += len(piece)
+        if size > max_bytes:
+            return None
+        parts.append(piece)
+
+
+async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event_bytes: int
+                       ) -> None:
     parser = SSEParser()
     content = resp.content
     clock = ArrivalClock(resp)
@@ -194,14 +319,19 @@ async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink) -> None:
         if not clock.exact:
             for payload in parser.feed(chunk):
                 sink.add(payload, t)
-            continue
-        for t_arrival, piece in clock.slices(chunk, t):
-            for payload in parser.feed(piece):
-                sink.add(payload, t_arrival)
+        else:
+            for t_arrival, piece in clock.slices(chunk, t):
+                for payload in parser.feed(piece):
+                    sink.add(payload, t_arrival)
+        if parser.pending_bytes > max_event_bytes:
+            sink.invalid(f"event {len(sink.rec.ev_kind)}: larger than {max_event_bytes:,} "
+                         "bytes (no blank line ends it)")
+            resp.close()  # drop the connection: the rest of the stream is never read
+            return
     for payload in parser.flush():
         sink.add(payload, now_ns())
     rec = sink.rec
-    if rec.outcome == Outcome.SUCCESS.value and not sink.done:
+    if rec.outcome == _SUCCESS and not sink.done:
         rec.outcome = Outcome.TRUNCATED.value
         rec.error = "stream ended without [DONE]"
 
@@ -220,11 +350,28 @@ def _read_json_body(raw: bytes, t_ns: int, sink: _EventSink) -> None:
                        else Outcome.INVALID_RESPONSE).value
         rec.error = _error_text(raw)
         return
-    choice = obj["choices"][0]
     if sink.chat:
-        msg = choice.get("message") or {}
-        obj["choices"] = [{"delta": {"content": msg.get("content") or ""},
-                           "finish_reason": choice.get("finish_reason")}]
+        try:
+            obj["choices"] = [_chat_as_delta(obj["choices"])]
+        except _BadShape as exc:
+            sink.invalid(f"answer: {exc}")
+            return
     sink.add(orjson.dumps(obj), t_ns)
     sink.done = True
     rec.t_done_ns = t_ns
+
+
+def _chat_as_delta(choices: object) -> dict[str, Any]:
+    """A chat answer's ``choices[0].message`` as a streamed event's ``delta``."""
+    if type(choices) is not list:
+        raise _BadShape(f"choices is not a list ({_show(choices)})")
+    choice = choices[0]
+    if type(choice) is not dict:
+        raise _BadShape(f"choices[0] is not an object ({_show(choice)})")
+    msg = choice.get("message")
+    if type(msg) is not dict:
+        msg = _object(msg, "choices[0].message")
+    content = msg.get("content")
+    if type(content) is not str:
+        content = _text(content, "choices[0].message.content")
+    return {"delta": {"content": content}, "finish_reason": choice.get("finish_reason")}

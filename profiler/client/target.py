@@ -25,6 +25,12 @@ class Target:
     ``per_chunk_usage`` asks for ``stream_options.continuous_usage_stats`` so every event
     carries the cumulative completion-token count (vLLM, SGLang and TensorRT-LLM honour it);
     that is what makes per-token ITL exact when one event carries several tokens.
+
+    ``stall_timeout_s`` bounds, for a streamed request, both the wait between two reads and
+    the whole wait for the response headers. ``max_response_bytes`` bounds a non-streamed
+    answer (64 MiB: a completion of tens of thousands of tokens with logprobs is a few MB);
+    a larger one ends ``invalid_response`` and its connection is dropped. One SSE event is
+    bounded by the smaller of this and 16 MiB.
     """
 
     base_url: str
@@ -36,6 +42,7 @@ class Target:
     ignore_eos: bool = True
     request_timeout_s: float = 600.0
     stall_timeout_s: float = 120.0
+    max_response_bytes: int = 64 << 20
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
 
@@ -47,6 +54,8 @@ class Target:
             raise TargetError(f"endpoint must be one of {sorted(_PATHS)}, got {self.endpoint!r}")
         if self.request_timeout_s <= 0 or self.stall_timeout_s <= 0:
             raise TargetError("timeouts must be positive")
+        if self.max_response_bytes < 1:
+            raise TargetError("max_response_bytes must be positive")
 
     @property
     def url(self) -> str:
