@@ -15,10 +15,15 @@ __all__ = ["SSEParser"]
 
 
 class SSEParser:
-    __slots__ = ("_buf", "_cr_pending")
+    """The bytes of an event not yet ended by a blank line are held as a list of pieces, so
+    a server that never sends a blank line costs linear time; :attr:`pending_bytes` says how
+    much is held (the client drops a stream whose pending event grows past its cap)."""
+
+    __slots__ = ("_cr_pending", "_parts", "_pending")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._parts: list[bytes] = []  # the unfinished event, never ending in a full block
+        self._pending = 0
         self._cr_pending = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -32,12 +37,26 @@ class SSEParser:
                 chunk = chunk[:-1]
                 self._cr_pending = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buf = self._buf + chunk if self._buf else chunk
+        if not chunk:
+            return []
+        parts = self._parts
+        if parts:
+            if b"\n\n" not in chunk and not (chunk[0] == 10 and parts[-1][-1] == 10):
+                parts.append(chunk)  # still inside the same event
+                self._pending += len(chunk)
+                return []
+            parts.append(chunk)
+            buf = b"".join(parts)
+        else:
+            buf = chunk
         if b"\n\n" not in buf:
-            self._buf = buf
+            self._parts = [buf]
+            self._pending = len(buf)
             return []
         blocks = buf.split(b"\n\n")
-        self._buf = blocks.pop()
+        rest = blocks.pop()
+        self._parts = [rest] if rest else []
+        self._pending = len(rest)
         out: list[bytes] = []
         for block in blocks:
             payload = _payload(block)
@@ -52,13 +71,16 @@ class SSEParser:
         common enough that we keep it (the request is still classified as truncated when
         no ``[DONE]`` came).
         """
-        rest, self._buf = self._buf, b""
+        rest = b"".join(self._parts)
+        self._parts = []
+        self._pending = 0
         payload = _payload(rest.strip(b"\n")) if rest.strip() else None
         return [] if payload is None else [payload]
 
     @property
     def pending_bytes(self) -> int:
-        return len(self._buf)
+        """Bytes held for the event not yet ended by a blank line."""
+        return self._pending
 
 
 def _payload(block: bytes) -> bytes | None:

@@ -85,3 +85,30 @@ def test_pending_bytes_reports_partial_event() -> None:
     assert p.pending_bytes == len(b"data: {\"a\"")
     assert p.feed(b":1}\n\n") == [b'{"a":1}']
     assert p.pending_bytes == 0
+
+
+def test_an_event_that_never_ends_is_held_in_linear_time() -> None:
+    """A server that never sends a blank line: the parser holds the pieces (the client cuts
+    the stream at its cap on ``pending_bytes``) instead of re-copying its whole buffer on
+    every read, which took minutes at this size."""
+    import time
+
+    p = SSEParser()
+    line = b"data: " + b"x" * 1000 + b"\n"
+    t0 = time.perf_counter()
+    for _ in range(20_000):  # 20 MB in 1 kB reads
+        assert p.feed(line) == []
+    assert time.perf_counter() - t0 < 10  # about 10 ms; quadratic copying took minutes
+    assert p.pending_bytes == 20_000 * len(line)
+    (payload,) = p.feed(b"\n")
+    assert payload == b"\n".join([b"x" * 1000] * 20_000)
+    assert p.pending_bytes == 0
+
+
+def test_blank_line_split_across_held_pieces() -> None:
+    p = SSEParser()
+    assert p.feed(b"data: a") == []
+    assert p.feed(b"b\n") == []
+    assert p.feed(b"\ndata: c") == [b"ab"]
+    assert p.pending_bytes == len(b"data: c")
+    assert p.flush() == [b"c"]
