@@ -1,15 +1,18 @@
 """Engine metrics scraper: reads the engine's metrics endpoints on a fixed schedule.
 
 Each endpoint is read at absolute deadlines ``t0 + k * interval`` (no drift; a tick missed
-because the previous read overran is skipped and counted), with an aiohttp timeout shorter
-than the interval. Every attempt is recorded with its real ``t_start_ns``/``t_end_ns``
-(monotonic) and outcome, and appended at once as one JSON line (one ``os.write`` on an
-``O_APPEND`` descriptor, like :mod:`collectors.timeline`) to ``RUN/engine/metrics.jsonl``;
-:func:`finalize` turns the journal into ``metrics.parquet`` and ``scrapes.parquet``
-(schema in :mod:`collectors.engine_tables`).
+because the previous read overran is skipped and counted). Every read is bounded
+(:mod:`collectors.engine_scrape`): one total deadline shorter than the interval, and a size
+cap (``max_body_bytes``, 4 MiB by default) beyond which the page is refused as ``too_large``.
+Every attempt is recorded with its real ``t_start_ns``/``t_end_ns`` (monotonic) and outcome,
+and appended at once as one JSON line (one ``os.write`` on an ``O_APPEND`` descriptor, like
+:mod:`collectors.timeline`) to ``RUN/engine/metrics.jsonl``; :func:`finalize` turns the
+journal into ``metrics.parquet`` and ``scrapes.parquet`` (schema in
+:mod:`collectors.engine_tables`). So a journal line holds at most one capped page, and the
+tables are written one scrape at a time.
 
-A failed scrape (refused, timeout, HTTP error, unparseable body) is a recorded outcome, never
-an exception: nothing here raises into the run. Error texts are redacted.
+A failed scrape (refused, timeout, HTTP error, unparseable or oversized body) is a recorded
+outcome, never an exception: nothing here raises into the run. Error texts are redacted.
 
 Cost (measured, docs/engines.md): on a 2-vCPU VM a scrape of the real 52 KB vLLM page costs
 ~15.7 ms of CPU, ~14.9 ms of it prometheus_client's parser plus the journal write (the parse
@@ -23,11 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ from collectors.engine_parse import (
     parse_prometheus,
     parse_trtllm_json,
 )
+from collectors.engine_scrape import (
+    DEFAULT_MAX_BODY_BYTES,
+    ScrapeOutcome,
+    ScrapeResult,
+    safe_url,
+    scrape,
+    scrape_once,
+)
 from collectors.engine_tables import (
     METRICS_JOURNAL,
     SCRAPER_FILE,
@@ -47,11 +56,11 @@ from collectors.engine_tables import (
     finalize_engine_tables,
 )
 from profiler.clock import now_ns
-from profiler.engines.base import MetricsFormat
 from profiler.engines.extensions import MetricsEndpoint
 from profiler.redact import redact_text
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "MetricSample",
     "MetricsScraper",
     "ScrapeOutcome",
@@ -69,52 +78,6 @@ _ERROR_CHARS = 300
 _SORT = orjson.OPT_SORT_KEYS
 
 
-class ScrapeOutcome(StrEnum):
-    OK = "ok"
-    CONNECTION_ERROR = "connection_error"  # refused, reset, DNS
-    TIMEOUT = "timeout"
-    HTTP_ERROR = "http_error"  # any status but 200
-    PARSE_ERROR = "parse_error"  # 200 with a body that is not the expected format
-    ABSENT = "absent"  # an optional endpoint answered 404: not enabled, asked no more
-    ERROR = "error"  # anything else (recorded, never raised)
-
-
-@dataclass(frozen=True, slots=True)
-class ScrapeResult:
-    endpoint: str  # URL, user info and secrets redacted
-    format: MetricsFormat
-    tag: str  # "" for scheduled scrapes, e.g. "before"/"after" for snapshots
-    t_sched_ns: int  # the deadline it was scheduled for (-1 for snapshots)
-    t_start_ns: int
-    t_end_ns: int
-    ok: bool
-    status: int  # HTTP status, -1 without an answer
-    outcome: ScrapeOutcome
-    error: str
-    body_bytes: int
-    cpu_ns: int  # CPU time spent parsing this scrape's body (this thread)
-    n_entries: int  # TensorRT-LLM JSON: iteration-stat entries drained
-    samples: tuple[MetricSample, ...] = ()
-    # the raw page, kept unparsed while the run goes on (parsed when the tables are written:
-    # prometheus_client's parser costs ~15 ms of CPU per vLLM page, the engine's CPU too)
-    body: bytes | None = None
-    keep_created: bool = False
-
-    def journal_line(self) -> bytes:
-        d: dict[str, Any] = {
-            "endpoint": self.endpoint, "format": self.format, "tag": self.tag,
-            "t_sched_ns": self.t_sched_ns, "t_start_ns": self.t_start_ns,
-            "t_end_ns": self.t_end_ns, "ok": self.ok, "status": self.status,
-            "outcome": self.outcome.value, "error": self.error, "body_bytes": self.body_bytes,
-            "cpu_ns": self.cpu_ns, "n_entries": self.n_entries,
-            "samples": [s.row() for s in self.samples],
-        }
-        if self.body is not None:
-            d["body"] = self.body.decode("utf-8", errors="replace")
-            d["keep_created"] = self.keep_created
-        return orjson.dumps(d) + b"\n"
-
-
 @dataclass(slots=True)
 class ScrapeStats:
     """Counts over a scraper's life, for the run's summary and warnings."""
@@ -127,6 +90,7 @@ class ScrapeStats:
     cpu_ns_total: int = 0  # journal writes (and parsing, when not deferred) of this thread
     cpu_ns_max: int = 0
     process_cpu_ns: int = -1  # the whole scraper process (child only; -1: not measured)
+    examples: dict[str, str] = field(default_factory=dict)  # first error text per outcome
 
     @property
     def failed(self) -> int:
@@ -137,14 +101,29 @@ class ScrapeStats:
         self.ok += result.ok
         key = result.outcome.value
         self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
+        if not result.ok and result.error and key not in self.examples:
+            self.examples[key] = result.error[:_ERROR_CHARS]
         self.cpu_ns_total += result.cpu_ns
         self.cpu_ns_max = max(self.cpu_ns_max, result.cpu_ns)
+
+    def problem(self) -> str:
+        """One sentence for the run's warnings when scrapes failed ("" when none did):
+        counts by outcome and the first error of the most frequent one."""
+        failed = {k: n for k, n in self.by_outcome.items() if k not in ("ok", "absent")}
+        if not failed:
+            return ""
+        counts = ", ".join(f"{k} {n}" for k, n in sorted(failed.items(), key=lambda kv: -kv[1]))
+        worst = max(failed, key=lambda k: failed[k])
+        example = self.examples.get(worst, "")
+        return (f"{sum(failed.values())} of {self.scrapes} metrics scrapes failed ({counts})"
+                + (f"; first {worst}: {example}" if example else ""))
 
     def to_json(self) -> dict[str, Any]:
         return {"scrapes": self.scrapes, "ok": self.ok, "failed": self.failed,
                 "by_outcome": dict(self.by_outcome), "skipped_ticks": self.skipped_ticks,
                 "journal_errors": self.journal_errors, "cpu_ns_total": self.cpu_ns_total,
-                "cpu_ns_max": self.cpu_ns_max, "process_cpu_ns": self.process_cpu_ns}
+                "cpu_ns_max": self.cpu_ns_max, "process_cpu_ns": self.process_cpu_ns,
+                "examples": dict(self.examples)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScrapeStats:
@@ -154,93 +133,8 @@ class ScrapeStats:
                    journal_errors=int(data.get("journal_errors", 0)),
                    cpu_ns_total=int(data.get("cpu_ns_total", 0)),
                    cpu_ns_max=int(data.get("cpu_ns_max", 0)),
-                   process_cpu_ns=int(data.get("process_cpu_ns", -1)))
-
-
-# ---------------------------------------------------------------------------- one scrape
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def _safe_url(url: str) -> str:
-    return redact_text(_USERINFO.sub("", url))
-
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return redact_text(text)[:_ERROR_CHARS]
-
-
-def _classify(exc: BaseException) -> ScrapeOutcome:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return ScrapeOutcome.TIMEOUT
-    if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError | OSError):
-        return ScrapeOutcome.CONNECTION_ERROR
-    return ScrapeOutcome.ERROR
-
-
-async def _fetch(session: aiohttp.ClientSession, url: str, timeout_s: float,
-                 headers: Mapping[str, str] | None) -> tuple[int, bytes]:
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with session.get(url, timeout=timeout, headers=headers) as resp:
-        return resp.status, await resp.read()
-
-
-def _result(ep: MetricsEndpoint, tag: str, t_sched: int, t0: int, **kw: Any) -> ScrapeResult:
-    base: dict[str, Any] = {"status": -1, "error": "", "body_bytes": 0, "cpu_ns": 0,
-                            "n_entries": 0, "samples": ()}
-    base.update(kw)
-    return ScrapeResult(endpoint=_safe_url(ep.url), format=ep.format, tag=tag,
-                        t_sched_ns=t_sched, t_start_ns=t0, **base)
-
-
-async def _scrape(session: aiohttp.ClientSession, ep: MetricsEndpoint, *, timeout_s: float,
-                  headers: Mapping[str, str] | None, tag: str, t_sched_ns: int,
-                  keep_created: bool, defer_parse: bool = False) -> ScrapeResult:
-    t0 = now_ns()
-    try:
-        status, body = await _fetch(session, ep.url, timeout_s, headers)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never raised
-        return _result(ep, tag, t_sched_ns, t0, t_end_ns=now_ns(), ok=False,
-                       outcome=_classify(exc), error=_error_text(exc))
-    t1 = now_ns()
-    if status != 200:
-        outcome = (ScrapeOutcome.ABSENT if status == 404 and ep.optional
-                   else ScrapeOutcome.HTTP_ERROR)
-        text = redact_text(body[:_ERROR_CHARS].decode("utf-8", errors="replace"))
-        return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=False, status=status,
-                       outcome=outcome, error=f"HTTP {status}: {text}".strip(),
-                       body_bytes=len(body))
-    if defer_parse:
-        return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=True, status=status,
-                       outcome=ScrapeOutcome.OK, body_bytes=len(body), body=body,
-                       keep_created=keep_created)
-    c0 = time.thread_time_ns()
-    try:
-        samples, entries = parse_body(ep.format, body, keep_created)
-    except ValueError as exc:
-        return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=False, status=status,
-                       outcome=ScrapeOutcome.PARSE_ERROR, error=_error_text(exc),
-                       body_bytes=len(body), cpu_ns=time.thread_time_ns() - c0)
-    return _result(ep, tag, t_sched_ns, t0, t_end_ns=t1, ok=True, status=status,
-                   outcome=ScrapeOutcome.OK, body_bytes=len(body), n_entries=entries,
-                   samples=tuple(samples), cpu_ns=time.thread_time_ns() - c0)
-
-
-async def scrape_once(endpoint: MetricsEndpoint, *, timeout_s: float = 5.0,
-                      session: aiohttp.ClientSession | None = None,
-                      headers: Mapping[str, str] | None = None, tag: str = "snapshot",
-                      keep_created: bool = False) -> ScrapeResult:
-    """One scrape, recorded as a result (never raises for a failed scrape). Nothing is
-    journaled: use :meth:`MetricsScraper.snapshot` for that."""
-    if session is not None:
-        return await _scrape(session, endpoint, timeout_s=timeout_s, headers=headers,
-                             tag=tag, t_sched_ns=-1, keep_created=keep_created)
-    async with aiohttp.ClientSession() as own:
-        return await _scrape(own, endpoint, timeout_s=timeout_s, headers=headers, tag=tag,
-                             t_sched_ns=-1, keep_created=keep_created)
+                   process_cpu_ns=int(data.get("process_cpu_ns", -1)),
+                   examples={str(k): str(v) for k, v in dict(data.get("examples", {})).items()})
 
 
 # ---------------------------------------------------------------------------- the scraper
@@ -251,16 +145,21 @@ class MetricsScraper:
 
     Use as an async context manager; ``snapshot(tag)`` scrapes every endpoint once (before
     and after the workload), ``run()`` scrapes on schedule until ``stop()``. An endpoint's
-    ``min_interval_s`` stretches its own interval to a multiple of ``interval_s``.
+    ``min_interval_s`` stretches its own interval to a multiple of ``interval_s``. Each read
+    is bounded by ``timeout_s`` in all (default 0.8 × the interval) and ``max_body_bytes``
+    (default 4 MiB; a larger page is refused as ``too_large``).
     """
 
     def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
                  interval_s: float = 1.0, timeout_s: float | None = None,
                  headers: Mapping[str, str] | None = None, keep_created: bool = False,
                  on_result: Callable[[ScrapeResult], None] | None = None,
-                 defer_parse: bool = True) -> None:
+                 defer_parse: bool = True,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
+        if max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be positive")
         timeout = 0.8 * interval_s if timeout_s is None else timeout_s
         if not 0 < timeout < interval_s:
             raise ValueError(f"timeout_s ({timeout}) must be positive and shorter than "
@@ -270,6 +169,7 @@ class MetricsScraper:
         self.interval_s = interval_s
         self.timeout_s = timeout
         self.keep_created = keep_created
+        self.max_body_bytes = max_body_bytes
         self.defer_parse = defer_parse  # journal raw pages; parse when writing the tables
         self.stats = ScrapeStats()
         self._headers = dict(headers) if headers else None
@@ -294,16 +194,18 @@ class MetricsScraper:
         self._fd = os.open(edir / METRICS_JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                            0o644)
         settings = {"interval_s": self.interval_s, "timeout_s": self.timeout_s,
-                    "keep_created": self.keep_created,
-                    "endpoints": [{**ep.to_json(), "url": _safe_url(ep.url)}
+                    "keep_created": self.keep_created, "max_body_bytes": self.max_body_bytes,
+                    "endpoints": [{**ep.to_json(), "url": safe_url(ep.url)}
                                   for ep in self.endpoints]}
         with contextlib.suppress(OSError):
             (edir / SCRAPER_FILE).write_bytes(orjson.dumps(settings, option=_SORT))
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            with contextlib.suppress(TimeoutError):  # closing never holds the stop up
+                async with asyncio.timeout(2.0):
+                    await session.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -318,7 +220,8 @@ class MetricsScraper:
                 connector=aiohttp.TCPConnector(limit_per_host=2))
         return self._session
 
-    def _timeout_for(self, ep: MetricsEndpoint) -> float:
+    def deadline_for(self, ep: MetricsEndpoint) -> float:
+        """The total time one read of ``ep`` may take (below its own interval)."""
         every = self._every(ep) * self.interval_s
         return max(self.timeout_s, 0.8 * every) if every > self.interval_s else self.timeout_s
 
@@ -344,16 +247,17 @@ class MetricsScraper:
 
     async def _one(self, ep: MetricsEndpoint, tag: str, t_sched_ns: int) -> ScrapeResult:
         try:
-            result = await _scrape(self._sess(), ep, timeout_s=self._timeout_for(ep),
-                                   headers=self._headers, tag=tag, t_sched_ns=t_sched_ns,
-                                   keep_created=self.keep_created,
-                                   defer_parse=self.defer_parse)
+            result = await scrape(self._sess(), ep, timeout_s=self.deadline_for(ep),
+                                  headers=self._headers, tag=tag, t_sched_ns=t_sched_ns,
+                                  keep_created=self.keep_created, defer_parse=self.defer_parse,
+                                  max_body_bytes=self.max_body_bytes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - last line of defence: record, go on
             t = now_ns()
-            result = _result(ep, tag, t_sched_ns, t, t_end_ns=t, ok=False,
-                             outcome=ScrapeOutcome.ERROR, error=_error_text(exc))
+            text = redact_text(f"{type(exc).__name__}: {exc}")[:_ERROR_CHARS]
+            result = ScrapeResult(safe_url(ep.url), ep.format, tag, t_sched_ns, t, t, False, -1,
+                                  ScrapeOutcome.ERROR, text, 0, 0, 0)
         self._record(result)
         return result
 

@@ -5,8 +5,15 @@ client's event loop that would delay its stream reads by as much once per interv
 the client the scraper runs in a child process (``spawn``: no inherited event loop or threads),
 which journals to the same ``RUN/engine/metrics.jsonl``. The child ignores SIGINT: Ctrl-C is the
 parent's to handle, and the parent stops the child through :meth:`ScraperProcess.stop`, which
-waits for the scrapes in flight. Nothing here raises into the run: a child that cannot start or
-dies is reported in ``error`` and the returned stats.
+waits for the scrapes in flight and the final snapshot, each bounded by the scrape deadline, so
+the stop always ends in bounded time (:meth:`ScraperProcess.stop_bound_s`; past it the child
+is terminated, then killed). Nothing here raises into the run: a child that cannot start or
+dies, and scrapes that failed, are reported in ``error`` (a sentence for the run's warnings)
+and the returned stats.
+
+The child registers the parent's known secret values (:func:`profiler.redact.known_secrets`,
+passed in its config) before its first scrape, so its error texts and journaled pages are
+redacted as the parent's output is.
 """
 
 from __future__ import annotations
@@ -23,9 +30,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from collectors.engine_metrics import MetricsScraper, ScrapeResult, ScrapeStats
+from collectors.engine_metrics import (
+    DEFAULT_MAX_BODY_BYTES,
+    MetricsScraper,
+    ScrapeResult,
+    ScrapeStats,
+)
 from collectors.live_gauges import LiveGauges
 from profiler.engines.extensions import MetricsEndpoint
+from profiler.redact import known_secrets, redact_text, register_secrets
 
 __all__ = ["ScraperProcess"]
 
@@ -39,10 +52,13 @@ class _Config:
     headers: dict[str, str] = field(default_factory=dict)
     keep_created: bool = False
     live: LiveGauges | None = None  # a few gauges shared with the parent's live view
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    secrets: tuple[str, ...] = ()  # the parent's registered secret values
 
 
 def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    register_secrets(cfg.secrets)
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -55,6 +71,7 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
         async with MetricsScraper(cfg.run_dir, cfg.endpoints, interval_s=cfg.interval_s,
                                   timeout_s=cfg.timeout_s, headers=cfg.headers or None,
                                   keep_created=cfg.keep_created,
+                                  max_body_bytes=cfg.max_body_bytes,
                                   on_result=on_result if live is not None else None
                                   ) as scraper:
 
@@ -81,22 +98,31 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
     try:
         conn.send(("stats", asyncio.run(main())))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which goes on
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("error", redact_text(f"{type(exc).__name__}: {exc}")[:500]))
     finally:
         conn.close()
 
 
 class ScraperProcess:
-    """A :class:`MetricsScraper` in a child process: ``start()``, then ``stop()``."""
+    """A :class:`MetricsScraper` in a child process: ``start()``, then ``stop()``.
+
+    ``max_body_bytes`` caps each page (default 4 MiB); ``error`` is "" or a sentence for the
+    run's warnings (the child failed, or scrapes failed: counts by outcome)."""
 
     def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
                  interval_s: float = 1.0, timeout_s: float | None = None,
                  headers: Mapping[str, str] | None = None, keep_created: bool = False,
-                 live: LiveGauges | None = None) -> None:
+                 live: LiveGauges | None = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         # validate here, in the parent, with the scraper's own rules
-        MetricsScraper(run_dir, endpoints, interval_s=interval_s, timeout_s=timeout_s)
+        check = MetricsScraper(run_dir, endpoints, interval_s=interval_s, timeout_s=timeout_s,
+                               max_body_bytes=max_body_bytes)
+        self._deadline_s = max((check.deadline_for(ep) for ep in check.endpoints),
+                               default=check.timeout_s)
         self._cfg = _Config(Path(run_dir), tuple(endpoints), interval_s, timeout_s,
-                            dict(headers or {}), keep_created, live)
+                            dict(headers or {}), keep_created, live, max_body_bytes,
+                            tuple(known_secrets()))
         self.live = live
         ctx = mp.get_context("spawn")
         stop_recv, self._stop = ctx.Pipe(duplex=False)
@@ -131,30 +157,46 @@ class ScraperProcess:
             return False
         return True
 
-    def stop(self, timeout_s: float = 10.0) -> ScrapeStats:
-        """Stop scraping (scrapes in flight finish) and return the child's counts."""
+    def stop_bound_s(self) -> float:
+        """How long :meth:`stop` waits for the child's counts: the scrapes in flight and the
+        final snapshot, each bounded by the scrape deadline, plus slack for a busy machine.
+        Terminating and killing a child that overran add at most 4 s."""
+        return 2 * self._deadline_s + 5.0
+
+    def stop(self, timeout_s: float | None = None) -> ScrapeStats:
+        """Stop scraping (scrapes in flight finish), return the child's counts; bounded by
+        ``timeout_s`` (default :meth:`stop_bound_s`) plus at most 4 s."""
         stats = ScrapeStats()
         if self._proc.pid is None:
             return stats
+        wait_s = self.stop_bound_s() if timeout_s is None else timeout_s
         with contextlib.suppress(OSError):  # the child may have exited already
             self._stop.send(None)
         try:
-            if self._recv.poll(timeout_s):
+            if self._recv.poll(wait_s):
                 kind, payload = self._recv.recv()
                 if kind == "stats":
                     stats = ScrapeStats.from_json(payload)
                 else:
                     self.error = str(payload)
             else:
-                self.error = f"the scraper process did not stop within {timeout_s} s"
+                self.error = f"the scraper process did not stop within {wait_s:g} s"
         except (EOFError, OSError):
             self.error = self.error or "the scraper process died"
-        self._proc.join(timeout_s)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(2.0)
-        self._recv.close()
+        self._end_child()
+        if not self.error:
+            self.error = stats.problem()
         return stats
+
+    def _end_child(self) -> None:
+        self._proc.join(2.0)
+        for end in (self._proc.terminate, self._proc.kill):
+            if not self._proc.is_alive():
+                break
+            end()
+            self._proc.join(2.0)
+        with contextlib.suppress(OSError):
+            self._recv.close()
 
     def __enter__(self) -> ScraperProcess:
         self.start()

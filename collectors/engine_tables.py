@@ -28,12 +28,14 @@ n_entries, body_bytes, cpu_ns`` (see docs/engines.md). Reading needs no engine a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from profiler.redact import redact_text
 from profiler.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
@@ -71,16 +73,19 @@ def engine_dir(run_dir: Path) -> Path:
     return Path(run_dir) / ENGINE_DIR
 
 
-def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every scrape line of ``engine/metrics.jsonl``; a line cut by a crash is skipped and
-    reported."""
-    path = engine_dir(run_dir) / METRICS_JOURNAL
-    lines: list[dict[str, Any]] = []
+_BATCH_ROWS = 200_000  # metric rows per parquet row group while writing
+
+
+def _journal_index(path: Path) -> tuple[list[tuple[int, str, int, int]], list[str]]:
+    """(t_start_ns, endpoint, offset, length) of every scrape line, in t_start_ns order,
+    read one line at a time (a journal of capped pages is never held whole); a line cut by
+    a crash is skipped and reported."""
+    index: list[tuple[int, str, int, int]] = []
     warnings: list[str] = []
-    if not path.is_file():
-        return lines, warnings
+    offset = 0
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, start=1):
+            here, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue
             try:
@@ -88,11 +93,33 @@ def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
             except orjson.JSONDecodeError:
                 warnings.append(f"{path.name}:{n}: incomplete scrape line skipped")
                 continue
+            if isinstance(line, dict):
+                index.append((int(line.get("t_start_ns", 0) or 0),
+                              str(line.get("endpoint", "")), here, len(raw)))
+    index.sort(key=lambda e: (e[0], e[1]))
+    return index, warnings
+
+
+def _iter_journal(path: Path, index: list[tuple[int, str, int, int]]
+                  ) -> Iterator[dict[str, Any]]:
+    """The indexed lines in order, raw pages parsed, one at a time."""
+    with path.open("rb") as fh:
+        for _t, _ep, offset, length in index:
+            fh.seek(offset)
+            line: dict[str, Any] = orjson.loads(fh.read(length))
             if "body" in line:
                 _parse_deferred(line)
-            lines.append(line)
-    lines.sort(key=lambda d: (d.get("t_start_ns", 0), d.get("endpoint", "")))
-    return lines, warnings
+            yield line
+
+
+def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every scrape line of ``engine/metrics.jsonl``, in ``t_start_ns`` order; a line cut by
+    a crash is skipped and reported."""
+    path = engine_dir(run_dir) / METRICS_JOURNAL
+    if not path.is_file():
+        return [], []
+    index, warnings = _journal_index(path)
+    return list(_iter_journal(path, index)), warnings
 
 
 def _parse_deferred(line: dict[str, Any]) -> None:
@@ -108,19 +135,27 @@ def _parse_deferred(line: dict[str, Any]) -> None:
         samples, entries = parse_body(line.get("format", "prometheus"), body,
                                       bool(line.pop("keep_created", False)))
     except ValueError as exc:
-        line.update(ok=False, outcome="parse_error", error=str(exc)[:500], samples=[])
+        line.update(ok=False, outcome="parse_error", error=redact_text(str(exc))[:500],
+                    samples=[])
         return
     line["samples"] = [smp.row() for smp in samples]
     line["n_entries"] = entries
     line["parse_cpu_ns"] = time.thread_time_ns() - c0
 
 
-def _arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    import pyarrow as pa
+class _Tables:
+    """Rows of both tables, added one scrape at a time; metric rows are taken in batches."""
 
-    m: dict[str, list[Any]] = {c: [] for c in METRIC_COLUMNS}
-    s: dict[str, list[Any]] = {c: [] for c in SCRAPE_COLUMNS}
-    for scrape_id, d in enumerate(lines):
+    def __init__(self) -> None:
+        self.m: dict[str, list[Any]] = {c: [] for c in METRIC_COLUMNS}
+        self.s: dict[str, list[Any]] = {c: [] for c in SCRAPE_COLUMNS}
+
+    @property
+    def metric_rows(self) -> int:
+        return len(self.m["scrape"])
+
+    def add(self, scrape_id: int, d: dict[str, Any]) -> None:
+        m, s = self.m, self.s
         samples = d.get("samples") or []
         t_ns = int(d.get("t_end_ns", -1))
         for family, typ, sample, labels, value in samples:
@@ -143,40 +178,79 @@ def _arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
             else:
                 v = d.get(c)
                 s[c].append(-1 if v is None else int(v))
-    m_types = {"scrape": pa.int64(), "t_ns": pa.int64(), "family": pa.string(),
-               "type": pa.string(), "sample": pa.string(), "labels": pa.string(),
-               "value": pa.float64()}
-    metrics = pa.table({c: pa.array(m[c], type=m_types[c]) for c in METRIC_COLUMNS})
-    scrapes = pa.table({
-        c: pa.array(s[c], type=(pa.string() if c in _SCRAPE_STR
-                                else pa.bool_() if c == "ok" else pa.int64()))
-        for c in SCRAPE_COLUMNS
-    })
-    return metrics, scrapes
+
+    def take_metrics(self) -> pa.Table:
+        import pyarrow as pa
+
+        table = pa.table({c: pa.array(self.m[c], type=_metric_types()[c])
+                          for c in METRIC_COLUMNS})
+        self.m = {c: [] for c in METRIC_COLUMNS}
+        return table
+
+    def scrapes(self) -> pa.Table:
+        import pyarrow as pa
+
+        return pa.table({
+            c: pa.array(self.s[c], type=(pa.string() if c in _SCRAPE_STR
+                                         else pa.bool_() if c == "ok" else pa.int64()))
+            for c in SCRAPE_COLUMNS
+        })
+
+
+def _metric_types() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {"scrape": pa.int64(), "t_ns": pa.int64(), "family": pa.string(),
+            "type": pa.string(), "sample": pa.string(), "labels": pa.string(),
+            "value": pa.float64()}
+
+
+def _arrow_tables(lines: Iterable[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+    tables = _Tables()
+    for scrape_id, d in enumerate(lines):
+        tables.add(scrape_id, d)
+    return tables.take_metrics(), tables.scrapes()
+
+
+def _write_tables(path: Path, index: list[tuple[int, str, int, int]], edir: Path) -> int:
+    """Stream the journal into both parquet files (temporary names); returns the scrapes.
+    Memory holds one parsed page and one batch of rows, not the whole run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = _Tables()
+    schema = pa.schema([(c, t) for c, t in _metric_types().items()])
+    with pq.ParquetWriter(edir / (METRICS_FILE + ".tmp"), schema, compression="zstd") as out:
+        for scrape_id, d in enumerate(_iter_journal(path, index)):
+            tables.add(scrape_id, d)
+            if tables.metric_rows >= _BATCH_ROWS:
+                out.write_table(tables.take_metrics())
+        out.write_table(tables.take_metrics())
+    scrapes = tables.scrapes()
+    pq.write_table(scrapes, edir / (SCRAPES_FILE + ".tmp"), compression="zstd")
+    return int(scrapes.num_rows)
 
 
 def finalize_engine_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
     """Write ``metrics.parquet`` and ``scrapes.parquet`` from the journal; returns (scrapes
-    written, warnings). Files are written under temporary names and renamed, and the journal is
-    removed only after both are in place. A run without an ``engine/`` journal is left alone."""
-    import pyarrow.parquet as pq
-
+    written, warnings). The journal is streamed one scrape at a time, so memory is bounded by
+    the largest page (capped by the scraper) and time by the bytes journaled. Files are written
+    under temporary names and renamed, and the journal is removed only after both are in
+    place. A run without an ``engine/`` journal is left alone."""
     edir = engine_dir(run_dir)
     journal = edir / METRICS_JOURNAL
     if not journal.is_file():
         return 0, []
-    lines, warnings = read_journal(run_dir)
-    metrics, scrapes = _arrow_tables(lines)
-    for table, name in ((metrics, METRICS_FILE), (scrapes, SCRAPES_FILE)):
-        tmp = edir / (name + ".tmp")
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-        except OSError as exc:
-            raise RunDirError(f"cannot write {edir / name}: {exc}") from exc
-        os.replace(tmp, edir / name)
+    index, warnings = _journal_index(journal)
+    try:
+        n = _write_tables(journal, index, edir)
+    except OSError as exc:
+        raise RunDirError(f"cannot write the engine tables in {edir}: {exc}") from exc
+    for name in (METRICS_FILE, SCRAPES_FILE):
+        os.replace(edir / (name + ".tmp"), edir / name)
     if not keep_journal:
         journal.unlink()
-    return scrapes.num_rows, warnings
+    return n, warnings
 
 
 @dataclass(slots=True)

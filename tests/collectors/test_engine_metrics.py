@@ -273,6 +273,8 @@ def test_timeout_must_be_shorter_than_interval(tmp_path):
 
 
 def test_outcome_values_are_stable():
-    # these strings are in every scrapes.parquet: changing one breaks old runs
+    # these strings are in every scrapes.parquet: changing one breaks old runs (new ones
+    # are appended)
     assert [o.value for o in ScrapeOutcome] == [
-        "ok", "connection_error", "timeout", "http_error", "parse_error", "absent", "error"]
+        "ok", "connection_error", "timeout", "http_error", "parse_error", "absent", "error",
+        "too_large"]

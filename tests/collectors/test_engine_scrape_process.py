@@ -46,9 +46,12 @@ async def test_child_survives_a_dead_server(tmp_path):
     assert await asyncio.to_thread(proc.start)
     await asyncio.sleep(0.35)
     stats = await asyncio.to_thread(proc.stop)
-    assert proc.error == ""
     assert stats.scrapes >= 2
     assert stats.by_outcome == {"connection_error": stats.scrapes}
+    # the child is fine; the failed scrapes are a warning for the run
+    n = stats.scrapes
+    assert proc.error.startswith(f"{n} of {n} metrics scrapes failed (connection_error {n}); "
+                                 "first connection_error: ClientConnectorError"), proc.error
 
 
 def test_stop_without_start_is_harmless(tmp_path):
