@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from profiler.rundir.layout import EVENTS_FILE, REQUESTS_FILE, RunDirError
 from profiler.rundir.manifest import Manifest, read_manifest
-from profiler.rundir.tables import _arrow_tables, read_journals
+from profiler.rundir.tables import arrow_tables, read_journals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +48,8 @@ def load_run(path: str | Path) -> RunData:
             raise RunDirError(f"cannot read the tables of {run_dir}: {exc}") from exc
         return RunData(run_dir, manifest, requests, events, "parquet")
     lines, warnings = read_journals(run_dir)
-    req_t, ev_t = _arrow_tables(lines)
+    req_t, ev_t, table_warnings = arrow_tables(lines)
+    warnings.extend(table_warnings)
     if manifest.status == "running":
         warnings.append("the run did not finish (no final tables); read from its journal")
     return RunData(run_dir, manifest, req_t.to_pandas(), ev_t.to_pandas(), "journal", warnings)

@@ -1,21 +1,30 @@
-"""Journal lines → columnar tables (``requests.parquet``, ``events.parquet``) and back."""
+"""Journal lines → columnar tables (``requests.parquet``, ``events.parquet``) and back.
+
+One malformed line never makes a run directory unreadable. A line that is not a request
+(not a JSON object, no integer ``request_id``, cut short) is skipped with a warning naming
+``file:line``. A request line whose values do not fit their columns (event lists of unequal
+length, a value of the wrong type or beyond its column's range) is kept as a row with
+outcome ``invalid_response``, the reason in ``error`` and no events, with a warning: the
+columns of the other requests can never be misaligned by it.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from profiler.records import RequestRecord
-from profiler.rundir.layout import EVENTS_FILE, JOURNAL_DIR, REQUESTS_FILE, RunDirError
+from profiler.records import EventKind, Outcome, RequestRecord
+from profiler.rundir.atomic import staged
+from profiler.rundir.layout import EVENTS_FILE, JOURNAL_DIR, REQUESTS_FILE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["EVENT_COLUMNS", "REQUEST_COLUMNS", "finalize_tables", "read_journals"]
+__all__ = ["EVENT_COLUMNS", "REQUEST_COLUMNS", "arrow_tables", "finalize_tables",
+           "read_journals"]
 
 _EVENT_LISTS = ("ev_t_ns", "ev_kind", "ev_chars", "ev_tokens_cum")
 REQUEST_COLUMNS: tuple[str, ...] = tuple(
@@ -23,12 +32,28 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(
 ) + ("n_events",)
 EVENT_COLUMNS = ("request_id", "seq", "t_ns", "kind", "chars", "tokens_cum")
 _STR_COLUMNS = {"phase", "x_request_id", "endpoint", "outcome", "error", "finish_reason"}
+_INT_COLUMNS = tuple(c for c in REQUEST_COLUMNS[:-1]
+                     if c not in _STR_COLUMNS and c != "output_text")
+_I64 = (-(2**63), 2**63 - 1)
+_I32_MAX = 2**31 - 1
+# each event list: (its column in events.parquet, its arrow type, the values it may hold)
+_EVENT_RANGE: dict[str, tuple[str, str, int, int]] = {
+    "ev_t_ns": ("t_ns", "int64", *_I64),
+    "ev_kind": ("kind", "int8", min(EventKind), max(EventKind)),
+    "ev_chars": ("chars", "int32", 0, _I32_MAX),
+    "ev_tokens_cum": ("tokens_cum", "int32", -1, _I32_MAX),
+}
+
+
+def _is_int(v: object, lo: int = _I64[0], hi: int = _I64[1]) -> bool:
+    return type(v) is int and lo <= v <= hi
 
 
 def read_journals(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """All request lines of all workers' journals, sorted by request_id.
 
-    A line cut short by a crash mid-write is skipped and reported in the returned warnings.
+    A line cut short by a crash mid-write, or one that is not a request (not a JSON
+    object, no integer ``request_id``), is skipped and reported in the returned warnings.
     """
     lines: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -39,31 +64,154 @@ def read_journals(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 if not raw.strip():
                     continue
                 try:
-                    lines.append(orjson.loads(raw))
+                    d = orjson.loads(raw)
                 except orjson.JSONDecodeError:
-                    warnings.append(f"{path.name}:{n}: incomplete journal line skipped")
-    lines.sort(key=lambda d: (d.get("request_id", 0), d.get("worker_id", 0)))
+                    warnings.append(f"{path.name}:{n}: incomplete or unreadable journal line "
+                                    "skipped")
+                    continue
+                if type(d) is not dict:
+                    warnings.append(f"{path.name}:{n}: journal line is not a JSON object; "
+                                    "skipped")
+                elif not _is_int(d.get("request_id")):
+                    warnings.append(f"{path.name}:{n}: journal line has no integer "
+                                    "request_id; skipped")
+                else:
+                    lines.append(d)
+    lines.sort(key=lambda d: (d["request_id"], _worker(d)))
     return lines, warnings
 
 
-def _arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+def _worker(d: dict[str, Any]) -> int:
+    w = d.get("worker_id", 0)
+    return w if _is_int(w) else 0
+
+
+def _fast_int_array(values: list[Any], lo: int, hi: int, typ: pa.DataType) -> pa.Array | None:
+    """``values`` as an array of ``typ`` if every one is an int in [lo, hi] (checked in C,
+    with no per-value Python work), else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    if len(arr) == 0:
+        return pa.array([], type=typ)
+    if arr.type != pa.int64() or arr.null_count:
+        return None
+    mm = pc.min_max(arr)
+    if mm["min"].as_py() < lo or mm["max"].as_py() > hi:
+        return None
+    return arr.cast(typ)
+
+
+def _event_problem(d: dict[str, Any]) -> str:
+    """Why the event lists of ``d`` cannot be columns ("" when they can)."""
+    lists = [d.get(c) for c in _EVENT_LISTS]
+    for name, v in zip(_EVENT_LISTS, lists, strict=True):
+        if v is not None and type(v) is not list:
+            return f"{name} is not a list"
+    lengths = [len(v or ()) for v in lists]
+    if len(set(lengths)) > 1:
+        return "event lists of unequal length (" + ", ".join(
+            f"{n} {k}" for n, k in zip(_EVENT_LISTS, lengths, strict=True)) + ")"
+    for name, v in zip(_EVENT_LISTS, lists, strict=True):
+        _, _, lo, hi = _EVENT_RANGE[name]
+        for x in v or ():
+            if not _is_int(x, lo, hi):
+                return (f"{name} holds {orjson.dumps(x).decode()[:30]}, not an integer in "
+                        f"[{lo}, {hi}]")
+    return ""
+
+
+def _scalar_problem(column: str, v: object) -> str:
+    if v is None:
+        return ""
+    if column in _STR_COLUMNS or column == "output_text":
+        return "" if type(v) is str else f"{column} is not a string"
+    return "" if _is_int(v) else f"{column} is not a 64-bit integer"
+
+
+def _line_problems(lines: list[dict[str, Any]]) -> dict[int, str]:
+    """Line index → why its row cannot go into the tables as it is, from its event lists'
+    shape and its scalar values. Each scalar column is checked at C speed first; only a
+    column that fails is checked line by line."""
     import pyarrow as pa
 
+    problems: dict[int, str] = {}
+    for i, d in enumerate(lines):
+        lists = [d.get(c) for c in _EVENT_LISTS]
+        if any(v is not None and type(v) is not list for v in lists) or len(
+                {len(v or ()) for v in lists}) > 1:
+            problems[i] = _event_problem(d)
+    for c in REQUEST_COLUMNS[:-1]:
+        vals = [d.get(c) for d in lines]
+        if c in _INT_COLUMNS:
+            ok = _fast_int_array([-1 if v is None else v for v in vals], *_I64,
+                                 pa.int64()) is not None
+        else:
+            try:
+                pa.array(vals, type=pa.string())
+                ok = True
+            except (pa.ArrowException, TypeError, ValueError):
+                ok = False
+        if not ok:
+            for i, v in enumerate(vals):
+                if (why := _scalar_problem(c, v)) and i not in problems:
+                    problems[i] = why
+    return problems
+
+
+def _columns(lines: list[dict[str, Any]], problems: dict[int, str]
+             ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The request columns and the flat event columns (events of problem lines dropped)."""
     req_cols: dict[str, list[Any]] = {c: [] for c in REQUEST_COLUMNS}
-    ev: dict[str, list[int]] = {c: [] for c in EVENT_COLUMNS}
-    for d in lines:
-        t = d.get("ev_t_ns") or []
+    ev: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
+    for i, d in enumerate(lines):
+        why = problems.get(i)
         for c in REQUEST_COLUMNS[:-1]:
-            req_cols[c].append(d.get(c))
-        req_cols["n_events"].append(len(t))
-        rid = d["request_id"]
+            v = d.get(c)
+            req_cols[c].append(None if why and _scalar_problem(c, v) else v)
+        if why:
+            req_cols["outcome"][-1] = Outcome.INVALID_RESPONSE.value
+            req_cols["error"][-1] = f"unreadable journal line: {why}"
+            req_cols["n_events"].append(0)
+            continue
+        t = d.get("ev_t_ns") or []
         n = len(t)
-        ev["request_id"].extend([rid] * n)
+        req_cols["n_events"].append(n)
+        ev["request_id"].extend([d["request_id"]] * n)
         ev["seq"].extend(range(n))
         ev["t_ns"].extend(t)
         ev["kind"].extend(d.get("ev_kind") or [])
         ev["chars"].extend(d.get("ev_chars") or [])
         ev["tokens_cum"].extend(d.get("ev_tokens_cum") or [])
+    return req_cols, ev
+
+
+def arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table, list[str]]:
+    """(requests, events, warnings) of journal lines (as :func:`read_journals` returns
+    them). A line whose values do not fit is a row with outcome ``invalid_response``, the
+    reason in ``error``, its bad values read as unknown and no events; never an exception."""
+    import pyarrow as pa
+
+    problems = _line_problems(lines)
+    for attempt in range(3):
+        req_cols, ev = _columns(lines, problems)
+        ev_arrays = {"request_id": pa.array(ev["request_id"], type=pa.int64()),
+                     "seq": pa.array(ev["seq"], type=pa.int32())}
+        for col, typ, lo, hi in _EVENT_RANGE.values():
+            arr = _fast_int_array(ev[col], lo, hi, getattr(pa, typ)())
+            if arr is None:
+                break
+            ev_arrays[col] = arr
+        else:
+            break
+        # some line holds a bad event value: find it (line by line), drop its events, again
+        problems.update({i: why or "event values unreadable" for i, d in enumerate(lines)
+                         if i not in problems
+                         and ((why := _event_problem(d)) or (attempt and d.get("ev_t_ns")))})
     req_arrays = {}
     for c, vals in req_cols.items():
         if c == "output_text":
@@ -72,29 +220,27 @@ def _arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
             req_arrays[c] = pa.array(["" if v is None else v for v in vals], type=pa.string())
         else:
             req_arrays[c] = pa.array([-1 if v is None else v for v in vals], type=pa.int64())
-    ev_types = {"request_id": pa.int64(), "seq": pa.int32(), "t_ns": pa.int64(),
-                "kind": pa.int8(), "chars": pa.int32(), "tokens_cum": pa.int32()}
-    ev_arrays = {c: pa.array(ev[c], type=ev_types[c]) for c in EVENT_COLUMNS}
-    return pa.table(req_arrays), pa.table(ev_arrays)
+    warnings = [f"request {lines[i].get('request_id')}: {why}; kept as invalid_response "
+                "without its events" for i, why in sorted(problems.items())]
+    return pa.table(req_arrays), pa.table(ev_arrays), warnings
 
 
 def finalize_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
     """Write the parquet tables from the journals; returns (requests written, warnings).
 
-    The parquet files are written under temporary names and renamed, and the journal is
-    removed only after both are in place, so an interrupted finalize loses nothing.
+    Both tables are written under temporary names and renamed together, and the journal is
+    removed only after both are in place, so an interrupted or failed finalize (a full disk:
+    :class:`~profiler.rundir.atomic.RunDirWriteError`) loses nothing and leaves no temporary
+    file; readers then use the journal.
     """
     import pyarrow.parquet as pq
 
     lines, warnings = read_journals(run_dir)
-    requests, events = _arrow_tables(lines)
-    for table, name in ((requests, REQUESTS_FILE), (events, EVENTS_FILE)):
-        tmp = run_dir / (name + ".tmp")
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-        except OSError as exc:
-            raise RunDirError(f"cannot write {run_dir / name}: {exc}") from exc
-        os.replace(tmp, run_dir / name)
+    requests, events, table_warnings = arrow_tables(lines)
+    warnings.extend(table_warnings)
+    with staged(run_dir / REQUESTS_FILE, run_dir / EVENTS_FILE) as (req_tmp, ev_tmp):
+        pq.write_table(requests, req_tmp, compression="zstd")
+        pq.write_table(events, ev_tmp, compression="zstd")
     if not keep_journal:
         jdir = run_dir / JOURNAL_DIR
         for path in jdir.glob("worker-*.jsonl"):
