@@ -13,7 +13,9 @@ from typing import Any
 
 from profiler import __version__
 from profiler.clock import ClockAnchor
+from profiler.rundir.atomic import atomic_write
 from profiler.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
+from profiler.rundir.manifest_check import ManifestShapeError, check_manifest
 
 __all__ = ["HostInfo", "Manifest", "host_fingerprint", "read_manifest", "write_manifest"]
 
@@ -54,13 +56,16 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """The manifest of a decoded ``manifest.json``; :class:`RunDirError`
+        ``manifest.json is malformed: FIELD: expected …`` when a field has the wrong shape."""
         try:
-            d = dict(data)
-            d["clock"] = ClockAnchor(**d["clock"])
-            d["host"] = HostInfo(**d["host"])
-            return cls(**d)
-        except (KeyError, TypeError) as exc:
-            raise RunDirError(f"manifest.json is malformed: {exc}") from exc
+            check_manifest(data)
+        except ManifestShapeError as exc:
+            raise RunDirError(f"{MANIFEST_FILE} is malformed: {exc}") from exc
+        d = dict(data)
+        d["clock"] = ClockAnchor(**d["clock"])
+        d["host"] = HostInfo(**d["host"])
+        return cls(**d)
 
 
 def _cpu_model() -> str:
@@ -118,10 +123,11 @@ def host_fingerprint(probe_gpus: bool = True) -> HostInfo:
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    """Write atomically (temp file + rename), so a reader never sees half a manifest."""
-    tmp = run_dir / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
-    os.replace(tmp, run_dir / MANIFEST_FILE)
+    """Write atomically (temp file + rename), so a reader never sees half a manifest; a
+    failed write leaves the previous manifest and no temporary file, and raises
+    :class:`~profiler.rundir.atomic.RunDirWriteError` (a :class:`RunDirError`)."""
+    text = json.dumps(manifest.to_json(), indent=2, sort_keys=True)
+    atomic_write(run_dir / MANIFEST_FILE, text.encode())
 
 
 def read_manifest(run_dir: Path) -> Manifest:
@@ -129,17 +135,21 @@ def read_manifest(run_dir: Path) -> Manifest:
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a servescope run directory (no {MANIFEST_FILE})")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"cannot read {path}: {exc}") from exc
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RunDirError(f"cannot read {path}: {str(exc)[:200]}") from exc
     if not isinstance(data, dict):
         raise RunDirError(f"{path} is not a JSON object")
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if type(version) is not int:
         raise RunDirError(f"{path} has no integer schema_version")
     if version > SCHEMA_VERSION:
         raise RunDirError(
             f"{run_dir} was written with run-directory schema {version}, newer than this "
             f"servescope understands ({SCHEMA_VERSION}); upgrade servescope to read it"
         )
-    return Manifest.from_json(data)
+    try:
+        return Manifest.from_json(data)
+    except RunDirError as exc:
+        detail = str(exc).removeprefix(f"{MANIFEST_FILE} is malformed: ")
+        raise RunDirError(f"{path} is malformed: {detail}") from exc
