@@ -173,8 +173,11 @@ async def scrape(session: aiohttp.ClientSession, ep: MetricsEndpoint, *, timeout
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never raised
-        return _result(ep, tag, t_sched_ns, t0, t_end_ns=now_ns(), ok=False,
-                       outcome=_classify(exc), error=_error_text(exc))
+        outcome = _classify(exc)
+        error = (f"no complete answer within {timeout_s:g} s" if outcome is ScrapeOutcome.TIMEOUT
+                 else _error_text(exc))
+        return _result(ep, tag, t_sched_ns, t0, t_end_ns=now_ns(), ok=False, outcome=outcome,
+                       error=error)
     t1 = now_ns()
     status, body = page.status, page.body
     if page.too_large:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.engine_metrics import (
+    DEFAULT_JOURNAL_BYTES_PER_S,
     DEFAULT_MAX_BODY_BYTES,
     MetricsScraper,
     ScrapeResult,
@@ -53,6 +54,7 @@ class _Config:
     keep_created: bool = False
     live: LiveGauges | None = None  # a few gauges shared with the parent's live view
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_journal_bytes_per_s: float = DEFAULT_JOURNAL_BYTES_PER_S
     secrets: tuple[str, ...] = ()  # the parent's registered secret values
 
 
@@ -72,6 +74,7 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
                                   timeout_s=cfg.timeout_s, headers=cfg.headers or None,
                                   keep_created=cfg.keep_created,
                                   max_body_bytes=cfg.max_body_bytes,
+                                  max_journal_bytes_per_s=cfg.max_journal_bytes_per_s,
                                   on_result=on_result if live is not None else None
                                   ) as scraper:
 
@@ -107,22 +110,26 @@ def _child(cfg: _Config, stop: Connection, conn: Connection) -> None:
 class ScraperProcess:
     """A :class:`MetricsScraper` in a child process: ``start()``, then ``stop()``.
 
-    ``max_body_bytes`` caps each page (default 4 MiB); ``error`` is "" or a sentence for the
-    run's warnings (the child failed, or scrapes failed: counts by outcome)."""
+    ``max_body_bytes`` caps each page (default 4 MiB), ``max_journal_bytes_per_s`` the
+    journal's rate (default 1 MiB/s, see :class:`MetricsScraper`); ``error`` is "" or a
+    sentence for the run's warnings (the child failed, or scrapes failed: counts by outcome).
+    """
 
     def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
                  interval_s: float = 1.0, timeout_s: float | None = None,
                  headers: Mapping[str, str] | None = None, keep_created: bool = False,
                  live: LiveGauges | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 max_journal_bytes_per_s: float = DEFAULT_JOURNAL_BYTES_PER_S) -> None:
         # validate here, in the parent, with the scraper's own rules
         check = MetricsScraper(run_dir, endpoints, interval_s=interval_s, timeout_s=timeout_s,
-                               max_body_bytes=max_body_bytes)
+                               max_body_bytes=max_body_bytes,
+                               max_journal_bytes_per_s=max_journal_bytes_per_s)
         self._deadline_s = max((check.deadline_for(ep) for ep in check.endpoints),
                                default=check.timeout_s)
         self._cfg = _Config(Path(run_dir), tuple(endpoints), interval_s, timeout_s,
                             dict(headers or {}), keep_created, live, max_body_bytes,
-                            tuple(known_secrets()))
+                            max_journal_bytes_per_s, tuple(known_secrets()))
         self.live = live
         ctx = mp.get_context("spawn")
         stop_recv, self._stop = ctx.Pipe(duplex=False)

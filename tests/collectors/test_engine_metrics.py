@@ -181,7 +181,7 @@ async def test_optional_endpoint_absent_is_asked_once(tmp_path):
     optional = Route(b"", steps=["404"])
     async with scripted_server({"/metrics": main, "/prometheus/metrics": optional}) as srv:
         eps = [prom(srv.url()), prom(srv.url("/prometheus/metrics"), optional=True)]
-        async with MetricsScraper(tmp_path, eps, interval_s=0.05) as scraper:
+        async with MetricsScraper(tmp_path, eps, interval_s=0.1) as scraper:
             stats = await scraper.run(max_ticks=5)
     assert len(optional.hits_ns) == 1
     assert len(main.hits_ns) == 5

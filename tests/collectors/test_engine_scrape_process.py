@@ -50,7 +50,7 @@ async def test_child_survives_a_dead_server(tmp_path):
     assert stats.by_outcome == {"connection_error": stats.scrapes}
     # the child is fine; the failed scrapes are a warning for the run
     n = stats.scrapes
-    assert proc.error.startswith(f"{n} of {n} metrics scrapes failed (connection_error {n}); "
+    assert proc.error.startswith(f"{n} of {n} scrapes failed (connection_error {n}); "
                                  "first connection_error: ClientConnectorError"), proc.error
 
 
