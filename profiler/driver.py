@@ -3,6 +3,10 @@
 The driver only dispatches and times requests; each finished request goes straight to the
 :class:`~collectors.timeline.TimelineRecorder`. Request ids are strided across worker
 processes (worker ``w`` of ``W`` uses ``w, w+W, w+2W, …``) so merged runs have unique ids.
+
+When the recorder cannot write (a full disk), the run stops at once: nothing more is
+dispatched, requests in flight are cancelled (their records could not be kept either), and
+:attr:`DriveStats.write_error` says why.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from profiler.client.stream import send_request
 from profiler.client.target import Target
 from profiler.clock import now_ns
 from profiler.records import UNKNOWN, Outcome, RequestRecord
+from profiler.rundir.atomic import write_problem
 from profiler.workloads.sessions import Session
 
 __all__ = ["DriveStats", "Shard", "drive"]
@@ -72,6 +77,8 @@ class DriveStats:
     backoffs: int = 0  # closed-loop waits after a connection that got no answer
     outcomes: dict[str, int] = field(default_factory=dict)
     exact_arrival_times: bool = False  # socket-read timestamps (see profiler.client.timed)
+    write_error: str = ""  # why the journal could not be written ("" when it could)
+    records_lost: int = 0  # requests that ended but could not be written
 
 
 class _Dispatcher:
@@ -86,6 +93,7 @@ class _Dispatcher:
         self.on_record = on_record
         self.counter = shard.first_index
         self.sessions_started = 0
+        self.write_failed = asyncio.Event()
 
     def _next_id(self) -> int:
         rid = self.counter * self.shard.n_workers + self.shard.worker_id
@@ -154,7 +162,8 @@ class _Dispatcher:
                                      if rec.usage_completion_tokens >= 0 else len(ev))
             if not keep_text:
                 rec.output_text = None
-            self.recorder.write(rec)
+            if not self.recorder.write(rec):
+                self.write_failed.set()
             if self.on_record is not None:
                 self.on_record(rec)
 
@@ -164,7 +173,7 @@ class _Dispatcher:
 
     def _stopped(self) -> bool:
         stop = self.shard.stop_at_ns
-        return stop is not None and now_ns() >= stop
+        return self.write_failed.is_set() or (stop is not None and now_ns() >= stop)
 
     async def closed_loop(self) -> None:
         s = self.shard
@@ -246,6 +255,28 @@ async def _prime(http: aiohttp.ClientSession, target: Target) -> None:
             await resp.read()
 
 
+async def _run_until_stopped(d: _Dispatcher, shard: Shard) -> None:
+    """Run the dispatcher until its workload is done, ``stop_at`` + ``drain_timeout`` has
+    passed (in-flight requests are then cancelled), or the journal could not be written
+    (cancelled at once). Cancelling this coroutine cancels the requests in flight, which
+    record themselves as ``cancelled`` before the cancellation propagates."""
+    main = asyncio.ensure_future(d.open_loop() if shard.offsets_ns is not None
+                                 else d.closed_loop())
+    failed = asyncio.ensure_future(d.write_failed.wait())
+    timeout = None
+    if shard.stop_at_ns is not None:
+        timeout = max((shard.stop_at_ns - now_ns()) / _NS + shard.drain_timeout_s, 0.001)
+    try:
+        await asyncio.wait({main, failed}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        failed.cancel()
+        main.cancel()  # no-op when it is done
+        await asyncio.gather(main, failed, return_exceptions=True)
+    if not main.cancelled():
+        main.result()  # its exception, if it raised one
+
+
 async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
                 stats: DriveStats | None = None,
                 on_record: Callable[[RequestRecord], None] | None = None) -> DriveStats:
@@ -268,13 +299,11 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
                 shard.warmup_until_ns += shard.t0_ns
         d = _Dispatcher(shard=shard, target=target, session=http, recorder=recorder,
                         stats=stats, on_record=on_record)
-        main = d.open_loop() if shard.offsets_ns is not None else d.closed_loop()
-        if shard.stop_at_ns is None:
-            await main
-        else:
-            # stop dispatching at stop_at; give in-flight requests drain_timeout to end
-            deadline = (shard.stop_at_ns - now_ns()) / _NS + shard.drain_timeout_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(main, timeout=max(deadline, 0.001))
+        try:
+            await _run_until_stopped(d, shard)
+        finally:
+            if recorder.error is not None:
+                stats.write_error = write_problem(recorder.path, recorder.error)
+            stats.records_lost = recorder.lost
     return stats
 

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import math
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,17 @@ from profiler.client.target import Target
 from profiler.clock import take_anchor
 from profiler.driver import DriveStats, Shard
 from profiler.redact import redact_argv
-from profiler.rundir.layout import RunDirError
+from profiler.rundir.atomic import RunDirWriteError, is_disk_full
+from profiler.rundir.layout import JOURNAL_DIR, RunDirError
 from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.tables import finalize_tables
+from profiler.rundir.space import (
+    RESERVE_BYTES,
+    Reserve,
+    journal_sizes,
+    lines_since,
+    room_for_tables,
+)
+from profiler.rundir.tables import finalize_tables, read_journals
 from profiler.scaleout import COUNTERS, WorkerJob, run_in_process, run_workers
 from profiler.workloads.arrivals import arrival_offsets_ns
 from profiler.workloads.datasets import build_sessions
@@ -84,10 +93,15 @@ class Progress:
 
 @dataclass(slots=True)
 class LoadResult:
+    """``error``: one line when the run could not be recorded as asked ("" otherwise): the
+    journal could not be written (a full disk; the run stopped at once, ``status``
+    ``interrupted``), or the final tables could not be (the journal is kept instead)."""
+
     run_dir: Path
     status: str
     requests: int
     warnings: list[str]
+    error: str = ""
 
 
 def prepare_run_dir(out_dir: Path) -> Path:
@@ -166,8 +180,14 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
              run_dir_ready: bool = False) -> LoadResult:
     """Run every step, writing as it goes; always finalizes the run directory, also on
     Ctrl-C (status ``interrupted``) or an unexpected error (status ``failed``).
-    ``run_dir_ready``: the caller created ``cfg.out_dir`` (and may have written into it)."""
+    ``run_dir_ready``: the caller created ``cfg.out_dir`` (and may have written into it).
+
+    A disk that fills up stops the run at once (status ``interrupted``, the reason in
+    ``LoadResult.error`` and the manifest's warnings): :class:`Reserve` keeps room for the
+    final manifest, and the journal stays as the run's record when the tables do not fit.
+    A disk without even that room is a :class:`RunDirError` before anything is sent."""
     run_dir = cfg.out_dir if run_dir_ready else prepare_run_dir(cfg.out_dir)
+    reserve = _reserve(run_dir)
     anchor = take_anchor()
     steps = _step_arrivals(cfg)
     manifest = Manifest(
@@ -182,8 +202,12 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         extra={"client": {"timestamps": "socket_read" if timed.available()
                           else "coroutine_wakeup"}, **(manifest_extra or {})},
     )
-    write_manifest(run_dir, manifest)
-    status = "complete"
+    try:
+        write_manifest(run_dir, manifest)
+    except RunDirError:
+        reserve.release()
+        raise
+    status, stop_reason = "complete", ""
     progress = Progress(steps=len(steps))
     first_index = 0
     client_steps: list[dict[str, int]] = []
@@ -196,10 +220,10 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
             progress.planned = cfg.num_requests
             shards = _shards(cfg, arrival, sessions, step, first_index)
             usage0 = _client_usage()
-            ok = _run_step(cfg, shards, run_dir, progress, on_progress)
+            ok, stop_reason = _run_step(cfg, shards, run_dir, progress, on_progress)
             client_steps.append(_step_usage(step, cfg.workers, usage0, _client_usage()))
             first_index += 10**9  # ids of the next step never collide with this one
-            if not ok:
+            if stop_reason or not ok:
                 status = "interrupted"
                 break
     except KeyboardInterrupt:
@@ -208,12 +232,50 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         status = "failed"
         raise
     finally:
-        n, warnings = finalize_tables(run_dir)
-        manifest.status = status
-        manifest.ended_wall_ns = time.time_ns()
-        manifest.warnings.extend(warnings)
-        write_manifest(run_dir, manifest)
-    return LoadResult(run_dir, status, n, manifest.warnings)
+        n, error = _finish(run_dir, manifest, status, stop_reason, reserve)
+    return LoadResult(run_dir, status, n, manifest.warnings, error)
+
+
+def _reserve(run_dir: Path) -> Reserve:
+    try:
+        return Reserve(run_dir)
+    except RunDirWriteError as exc:
+        if is_disk_full(exc):
+            raise RunDirError(f"no space left on device in {run_dir}: a run needs "
+                              f"{RESERVE_BYTES >> 10} KiB free to start") from exc
+        raise
+
+
+def _finish(run_dir: Path, manifest: Manifest, status: str, stop_reason: str,
+            reserve: Reserve) -> tuple[int, str]:
+    """Tables (when there is room: else the journal stays the record) and the final
+    manifest; returns (requests kept, the one-line error or "")."""
+    reserve.release()  # the room it kept is for now
+    tables_error = ""
+    if stop_reason and not room_for_tables(run_dir):
+        tables_error = "no room left for them"
+    else:
+        try:
+            n, warnings = finalize_tables(run_dir)
+        except RunDirWriteError as exc:
+            tables_error = str(exc)
+    if tables_error:
+        lines, warnings = read_journals(run_dir)
+        n = len(lines)
+        warnings.append(f"the tables were not written ({tables_error}); the journal is kept "
+                        "and read instead")
+    error = ""
+    if stop_reason:
+        error = f"{stop_reason}: the run stopped; {n} requests kept"
+    elif tables_error:
+        error = f"{tables_error}: the tables were not written; {n} requests kept in the journal"
+    manifest.status = status
+    manifest.ended_wall_ns = time.time_ns()
+    manifest.warnings.extend(warnings)
+    if error:
+        manifest.warnings.append(error)
+    write_manifest(run_dir, manifest)
+    return n, error
 
 
 def _client_usage() -> tuple[int, int]:
@@ -234,7 +296,8 @@ def _step_usage(step: int, workers: int, before: tuple[int, int],
 
 
 def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Progress,
-              on_progress: Callable[[Progress], None] | None) -> bool:
+              on_progress: Callable[[Progress], None] | None) -> tuple[bool, str]:
+    """(False when interrupted, why the journal could not be written or "")."""
     if cfg.workers == 1:
         shard = shards[0]
         shard.t0_ns = 0  # drive() starts the clock once the client is primed
@@ -243,8 +306,8 @@ def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Pro
         try:
             aio.run(_with_ticks(job, stats, progress, on_progress))
         except KeyboardInterrupt:
-            return False
-        return True
+            return False, stats.write_error
+        return True, stats.write_error
 
     def tick(counters: list[int]) -> None:
         n = len(counters) // COUNTERS
@@ -256,7 +319,16 @@ def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Pro
             on_progress(progress)
 
     jobs = [WorkerJob(s, cfg.target, run_dir) for s in shards]
-    return run_workers(jobs, on_tick=tick)
+    before = journal_sizes(run_dir)
+    ok = run_workers(jobs, on_tick=tick)
+    # each worker stops at its own failed write; the parent sees it as records that ended
+    # (counted) but are not in the journals
+    lost = progress.done - lines_since(before, run_dir) if ok else 0
+    if lost <= 0:
+        return ok, ""
+    if shutil.disk_usage(run_dir).free < RESERVE_BYTES:
+        return ok, f"no space left on device writing {run_dir / JOURNAL_DIR}"
+    return ok, f"{lost} requests could not be written to {run_dir / JOURNAL_DIR}"
 
 
 async def _with_ticks(job: WorkerJob, stats: DriveStats, progress: Progress,

@@ -10,6 +10,7 @@ __all__ = [
     "LOGS_DIR",
     "MANIFEST_FILE",
     "REQUESTS_FILE",
+    "RESERVE_FILE",
     "SCHEMA_VERSION",
     "RunDirError",
     "journal_path",
@@ -21,6 +22,7 @@ JOURNAL_DIR = "journal"  # per-worker append-only JSONL, written while the run g
 REQUESTS_FILE = "requests.parquet"
 EVENTS_FILE = "events.parquet"
 LOGS_DIR = "logs"
+RESERVE_FILE = ".reserve"  # room kept for the end of a run on a disk that fills up
 
 
 class RunDirError(Exception):
