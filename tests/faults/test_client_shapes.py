@@ -147,6 +147,7 @@ def _one_bad_of_many(bad_at: int, chat: bool) -> Handler:
 @pytest.mark.parametrize("chat", [False, True], ids=["completions", "chat"])
 def test_a_run_with_one_bad_answer_keeps_every_request(tmp_path: Path, chat: bool) -> None:
     from profiler.commands import analyze_command, summarize_command
+    from profiler.commands_report import report_command
 
     path = "/v1/chat/completions" if chat else "/v1/completions"
     with FaultServer({path: _one_bad_of_many(41, chat)}) as srv:
@@ -168,3 +169,4 @@ def test_a_run_with_one_bad_answer_keeps_every_request(tmp_path: Path, chat: boo
     assert run.events.groupby("request_id").size().sum() == run.requests["n_events"].sum()
     assert summarize_command(res.run_dir, "", None) == 0
     assert analyze_command(res.run_dir, None, None) == 0
+    assert report_command(res.run_dir, None, tmp_path / "report.html") == 0

@@ -36,6 +36,8 @@ def test_closed_loop_complete_run_directory(refserver: RefServerHandle, tmp_path
                                             ) -> None:
     res = run_load(cfg(refserver.url, tmp_path / "r", warmup_requests=4))
     assert res.status == "complete"
+    assert res.error == ""
+    assert not (res.run_dir / ".reserve").exists()  # kept only while the run goes on
     run = load_run(res.run_dir)
     assert run.source == "parquet"
     assert run.manifest.status == "complete"
