@@ -80,6 +80,9 @@ StallTimeout = Annotated[float, typer.Option(help="Give up on a stream silent th
                                              "seconds", rich_help_panel=_W)]
 ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key "
                                         "(never written anywhere)", rich_help_panel=_W)]
+RunApiKeyEnv = Annotated[str | None, typer.Option(
+    help="Environment variable holding the API key (never written anywhere); default: the "
+    "serving command's own --api-key, else OPENAI_API_KEY", rich_help_panel=_W)]
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -124,7 +127,7 @@ def attach(
     stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
-    from profiler.commands import attach_command
+    from profiler.commands_run import attach_command
     from profiler.engine_run import EngineOptions
 
     eopts = EngineOptions(engine=engine, metrics_interval_s=metrics_interval,
@@ -157,10 +160,10 @@ def run(
     time_scale: TimeScale = 1.0, multi_turn: MultiTurn = False,
     per_chunk_usage: ChunkUsage = True,
     ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
-    stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    stall_timeout: StallTimeout = 120.0, api_key_env: RunApiKeyEnv = None,
 ) -> None:
     """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
-    from profiler.commands import run_command
+    from profiler.commands_run import run_command
     from profiler.engine_run import EngineOptions
 
     eopts = EngineOptions(engine=engine, url=url, ready_timeout_s=ready_timeout,

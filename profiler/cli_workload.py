@@ -46,9 +46,12 @@ class WorkloadOptions:
     ignore_eos: bool = True
     request_timeout: float = 600.0
     stall_timeout: float = 120.0
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = "OPENAI_API_KEY"  # run: None = the serving command's key
 
-    def to_config(self, base_url: str, model: str, out: Path, argv: list[str]) -> LoadConfig:
+    def to_config(self, base_url: str, model: str, out: Path, argv: list[str],
+                  api_key: str | None = None) -> LoadConfig:
+        """``api_key``: the key to send (already resolved); else the one in the variable
+        named by ``api_key_env``."""
         from profiler.client.target import Target
         from profiler.loadrun import LoadConfig
         from profiler.workloads.arrivals import sweep_values
@@ -77,7 +80,7 @@ class WorkloadOptions:
         )
         target = Target(
             base_url=base_url, model=model, endpoint=self.endpoint,  # type: ignore[arg-type]
-            api_key=os.environ.get(self.api_key_env) or None,
+            api_key=api_key or os.environ.get(self.api_key_env or "OPENAI_API_KEY") or None,
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,75 +9,17 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from profiler.cli_workload import WorkloadOptions
-
 if TYPE_CHECKING:
     from analyzers.goodput import SLO
-    from profiler.engine_run import EngineOptions
-    from profiler.loadrun import LoadConfig
 
-__all__ = ["attach_command", "parse_slo", "run_command", "selftest_command",
-           "summarize_command"]
+__all__ = ["analyze_command", "model_tokenizer", "parse_slo", "selftest_command",
+           "summarize_command"]  # run and attach: profiler.commands_run
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _err(console: Console, msg: str) -> None:
     console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
-
-
-def _model_for(opts: WorkloadOptions, url: str) -> str:
-    import os
-
-    from profiler.client.discovery import discover_model
-
-    return opts.model or discover_model(url, os.environ.get(opts.api_key_env))
-
-
-def _report_end(console: Console, run_dir: Path, status: str, warnings: list[str]) -> None:
-    console.print(f"run directory: [bold]{escape(str(run_dir))}[/] ({status})",
-                  highlight=False)
-    for w in warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-
-
-def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                   argv: list[str], *, pid: int | None = None) -> int:
-    from profiler.client.discovery import DiscoveryError
-    from profiler.client.target import TargetError
-    from profiler.engine_run import attach_engine
-    from profiler.engines.registry import UnknownEngineError
-    from profiler.rundir.layout import RunDirError
-    from profiler.workloads.spec import WorkloadError
-    from reports.live import LiveView
-
-    console = Console(stderr=True, soft_wrap=True)
-    try:
-        model = _model_for(opts, url)
-        cfg = opts.to_config(url, model, out, argv)
-    except (DiscoveryError, TargetError, WorkloadError, ValueError) as exc:
-        _err(console, str(exc))
-        return EXIT_USAGE
-    try:
-        with LiveView(console, f"{model} @ {url}") as live:
-            res = attach_engine(url, eopts, config=cfg, on_progress=live.update)
-    except (RunDirError, WorkloadError, UnknownEngineError) as exc:
-        _err(console, str(exc))
-        return EXIT_USAGE
-    if pid is not None:
-        _annotate(res.run_dir, {"server_pid": pid})
-    _report_end(console, res.run_dir, res.status, res.warnings)
-    _print_summary(res.run_dir, "", None)
-    _findings_and_report(res.run_dir)
-    return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
-
-
-def _annotate(run_dir: Path, values: dict[str, object]) -> None:
-    from profiler.rundir.manifest import read_manifest, write_manifest
-
-    m = read_manifest(run_dir)
-    m.extra.setdefault("engine", {}).update(values)
-    write_manifest(run_dir, m)
 
 
 def model_tokenizer(command: Sequence[str]) -> Path | None:
@@ -102,59 +43,6 @@ def model_tokenizer(command: Sequence[str]) -> Path | None:
         except OSError:
             continue
     return found[0] if len(found) == 1 else None
-
-
-def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                argv: list[str]) -> int:
-    from profiler.client.discovery import DiscoveryError
-    from profiler.engine_run import EngineRunError, resolve_engine, run_engine
-    from profiler.engines.registry import UnknownEngineError
-    from profiler.rundir.layout import RunDirError
-    from profiler.workloads.spec import WorkloadError
-    from reports.live import LiveView
-
-    console = Console(stderr=True, soft_wrap=True)
-    if opts.tokenizer is None and (tok := model_tokenizer(command)):
-        # prompt lengths in the served model's own tokens, not whitespace words
-        opts = dataclasses.replace(opts, tokenizer=str(tok))
-        console.print(f"tokenizer: {tok} (the served model's; --tokenizer overrides)",
-                      markup=False, highlight=False)
-    try:
-        resolve_engine(command, eopts)
-        opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
-    except (UnknownEngineError, WorkloadError, ValueError) as exc:
-        _err(console, str(exc))
-        return EXIT_USAGE
-
-    def make_config(url: str, run_dir: Path) -> LoadConfig:
-        return opts.to_config(url, _model_for(opts, url), run_dir, argv)
-
-    try:
-        with LiveView(console, "run") as live:
-            res = run_engine(command, eopts, make_config=make_config, out=out,
-                             command_line=argv, on_progress=live.update,
-                             on_status=lambda m: console.print(m, highlight=False, markup=False))
-    except EngineRunError as exc:
-        _err(console, str(exc))
-        if exc.tail:
-            console.print("[dim]last lines of the engine's log:[/]")
-            console.print(exc.tail, markup=False, highlight=False)
-        console.print(f"run directory (what was recorded): {exc.run_dir}", markup=False,
-                      highlight=False)
-        return EXIT_FAIL
-    except (RunDirError, DiscoveryError) as exc:
-        _err(console, str(exc))
-        return EXIT_FAIL
-    _report_end(console, res.run_dir, res.status, res.warnings)
-    if res.stop is not None:
-        console.print(f"engine stopped with {', '.join(res.stop.signals_sent) or 'no signal'} "
-                      f"in {res.stop.seconds:.1f} s"
-                      + (f"; [red]left alive: {res.stop.leftover_pids}[/]"
-                         if res.stop.leftover_pids else "; no process left"))
-    if res.load is not None:
-        _print_summary(res.run_dir, "", None)
-        _findings_and_report(res.run_dir)
-    return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_OK
 
 
 def summarize_command(run: Path, definitions: str, slo: str | None) -> int:

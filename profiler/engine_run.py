@@ -6,8 +6,8 @@ presses Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiler import httpget, signals
 from profiler.clock import take_anchor
 from profiler.engines.base import EngineAdapter
 from profiler.engines.extensions import engine_manifest_entry, metrics_endpoints
@@ -26,7 +27,7 @@ from profiler.engines.registry import (
 )
 from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
 from profiler.loadrun import LoadConfig, LoadResult, Progress, prepare_run_dir, run_load
-from profiler.redact import Redactor, redact_argv, secrets_in
+from profiler.redact import redact_argv, redact_text, register_secrets, secrets_in
 from profiler.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
 
 __all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
@@ -53,6 +54,10 @@ class EngineOptions:
     metrics_interval_s: float = 1.0
     scrape: bool = True
     stop_grace_s: tuple[float, float, float] = (15.0, 10.0, 5.0)
+    api_key: str | None = None  # for servescope's own requests (readiness, /version, /metrics)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
 @dataclass(slots=True)
@@ -110,7 +115,7 @@ class _Watchdog:
             rc = self.engine.returncode()
             if rc is not None:
                 self.died_with = rc
-                os.kill(os.getpid(), signal.SIGINT)  # handled exactly like the user's Ctrl-C
+                signals.interrupt_main()  # stops the load as a Ctrl-C would (not counted)
                 return
 
 
@@ -123,8 +128,9 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     model name is known only then)."""
     say = on_status or (lambda _msg: None)
     adapter, base_url = resolve_engine(argv, opts)
-    run_dir = prepare_run_dir(out)
     env = dict(os.environ)
+    register_secrets([*secrets_in(argv, env), *([opts.api_key] if opts.api_key else [])])
+    run_dir = prepare_run_dir(out)
     anchor = take_anchor()
     info = engine_manifest_entry(adapter, argv, base_url)
     info["command"] = redact_argv(list(argv))
@@ -133,8 +139,7 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
         host=host_fingerprint(), command_line=redact_argv(list(command_line)), workload={},
         seed=0, target={"url": base_url}, status="starting", extra={"engine": info},
     ))
-    engine = EngineProcess(argv, run_dir / ENGINE_DIR, env=env,
-                           redactor=Redactor(secrets_in(argv, env)))
+    engine = EngineProcess(argv, run_dir / ENGINE_DIR, env=env)
     warnings: list[str] = list(info.get("warnings", []))
     say(f"starting {adapter.name}: {' '.join(redact_argv(list(argv)))}")
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
@@ -153,8 +158,9 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     except KeyboardInterrupt:
         res.status = "interrupted"
     finally:
+        signals.begin_stop()  # from here a stop signal escalates the stop, never cuts it
         say("stopping the engine")
-        res.stop = engine.stop(opts.stop_grace_s)
+        res.stop = engine.stop(opts.stop_grace_s, hurry=signals.escalate, on_hurry=say)
         _finish(run_dir, info, res.stop, warnings, status=res.status, error=error)
     return res
 
@@ -167,13 +173,21 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
                     say: Callable[[str], None]) -> None:
     engine.start()
     say(f"waiting for {base_url} to be ready (up to {opts.ready_timeout_s:g} s)")
-    res.ready_s = engine.wait_ready(base_url, adapter.readiness_paths, opts.ready_timeout_s)
+    res.ready_s = engine.wait_ready(base_url, adapter.readiness_paths, opts.ready_timeout_s,
+                                    headers=opts.headers())
     info["ready_s"] = round(res.ready_s, 3)
-    info["processes"] = {str(k): v for k, v in engine.processes().items()}
-    if (version := engine_version(base_url)) is not None:
+    info["processes"] = {str(k): _clean_title(v) for k, v in engine.processes().items()}
+    if (version := engine_version(base_url, headers=opts.headers())) is not None:
         info["version"] = version
     say(f"ready after {res.ready_s:.1f} s; running the workload")
-    cfg = make_config(base_url, res.run_dir)
+    try:
+        cfg = make_config(base_url, res.run_dir)
+    except (RuntimeError, OSError, ValueError):
+        # model discovery failing because the engine just died: say that, with its log
+        if (rc := engine.wait_exit(1.0)) is not None:
+            raise EngineExited(f"the engine exited with code {rc} right after it was ready",
+                               rc, engine.tail()) from None
+        raise
     scraper = _start_scraper(adapter, argv, base_url, res.run_dir, opts, res.warnings)
     try:
         with _Watchdog(engine) as dog:
@@ -192,6 +206,11 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
     if dog.died_with is not None:
         raise EngineExited(f"the engine exited with code {dog.died_with} during the run",
                            dog.died_with, engine.tail())
+
+
+def _clean_title(title: str) -> str:
+    """A process title as recorded: secret flags' values and registered secrets masked."""
+    return redact_text(" ".join(redact_argv(title.split(" "))))
 
 
 def _with_gauges(on_progress: Callable[[Progress], None] | None,
@@ -223,8 +242,17 @@ def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  
 
     live = (LiveGauges(live_families(adapter))
             if all(ep.format == "prometheus" for ep in endpoints) else None)
-    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live)
-    if not scraper.start():
+    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live,
+                             headers=opts.headers() or None)
+    try:
+        # started from a thread with the terminal's signals blocked: the scraper is born
+        # deaf to a Ctrl-C or hangup of the terminal (servescope stops it), and a stop
+        # signal cannot cut its start in half
+        started = signals.run_in_shielded_thread(scraper.start)
+    except KeyboardInterrupt:
+        scraper.stop()
+        raise
+    if not started:
         warnings.append(f"metrics scraper did not start: {scraper.error}")
         return None
     return scraper
@@ -241,10 +269,14 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
     info = manifest.extra.setdefault("engine", {})
     info.update({k: v for k, v in engine_info.items() if k not in info or k == "scrapes"})
     if stop is not None:
-        info["stop"] = {"signals": stop.signals_sent, "returncode": stop.returncode,
-                        "seconds": round(stop.seconds, 3), "leftover_pids": stop.leftover_pids}
+        info["stop"] = stop.to_json()
         if stop.leftover_pids:
             warnings.append(f"engine processes still alive after SIGKILL: {stop.leftover_pids}")
+        if stop.outside_group:
+            listed = ", ".join(f"{pid} ({_clean_title(t)[:80]})"
+                               for pid, t in stop.outside_group.items())
+            warnings.append(f"engine processes outside its process group (daemons): {listed}; "
+                            + ("some were left alive" if stop.leftover_pids else "stopped"))
     if error is not None:
         info["error"] = error
     if manifest.status in ("starting", "running") or status != "complete":
@@ -255,33 +287,31 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
     write_manifest(run_dir, manifest)
 
 
-def sniff_engine(base_url: str, timeout_s: float = 5.0) -> str:
+def sniff_engine(base_url: str, timeout_s: float = 5.0,
+                 headers: dict[str, str] | None = None) -> str:
     """Which engine serves ``base_url``, from the metric families on its ``/metrics`` page
-    (each adapter's own names); ``openai`` (generic) when there is no page or no match."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/metrics",  # noqa: S310
-                                    timeout=timeout_s) as resp:
-            text = resp.read(4 << 20).decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, ValueError):
+    (each adapter's own names); ``openai`` (generic) when there is no page or no match.
+    Bounded: ``timeout_s`` in all and 4 MiB, however slowly the server answers."""
+    answer = httpget.get(base_url.rstrip("/") + "/metrics", headers=headers,
+                         timeout_s=timeout_s, max_bytes=4 << 20)
+    if answer.status != 200:
         return "openai"
-    adapter = detect_from_metrics(text)
+    adapter = detect_from_metrics(answer.body.decode("utf-8", "replace"))
     return adapter.name if adapter is not None else "openai"
 
 
-def engine_version(base_url: str, timeout_s: float = 2.0) -> str | None:
+def engine_version(base_url: str, timeout_s: float = 2.0,
+                   headers: dict[str, str] | None = None) -> str | None:
     """The engine's version from ``GET /version`` (vLLM and TensorRT-LLM answer
-    ``{"version": ...}``), or None when it has no such endpoint or answers something else."""
-    import json
-    import urllib.request
-
+    ``{"version": ...}``), or None when it has no such endpoint or answers something else.
+    Bounded: ``timeout_s`` in all and 64 KiB."""
+    answer = httpget.get(base_url.rstrip("/") + "/version", headers=headers,
+                         timeout_s=timeout_s, max_bytes=64 << 10)
+    if not answer.ok:
+        return None
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/version",  # noqa: S310 - http(s) URL we were given
-                                    timeout=timeout_s) as resp:
-            data = json.loads(resp.read(65536))
-    except Exception:  # noqa: BLE001 - best effort: a version is never worth a failed run
+        data = json.loads(answer.body)
+    except ValueError:
         return None
     version = data.get("version") if isinstance(data, dict) else None
     return str(version)[:100] if isinstance(version, str | int | float) else None
@@ -292,24 +322,29 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     """The same collection against a server servescope did not start (never stops it)."""
     # the client accepts .../v1 as the base URL; /metrics and /version live at the root
     base_url = base_url.rstrip("/").removesuffix("/v1")
-    name = opts.engine or sniff_engine(base_url)
+    register_secrets([*secrets_in([], os.environ), *([opts.api_key] if opts.api_key else [])])
+    name = opts.engine or sniff_engine(base_url, headers=opts.headers())
     adapter = get_adapter(name)
     run_dir = prepare_run_dir(config.out_dir)
     info = engine_manifest_entry(adapter, [], base_url)
     info["attached"] = True
     if not opts.engine:
         info["detected_from"] = "/metrics names" if name != "openai" else "default"
-    if (version := engine_version(base_url)) is not None:
+    if (version := engine_version(base_url, headers=opts.headers())) is not None:
         info["version"] = version
     warnings: list[str] = []
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
-    scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)
+    scraper = None
     try:
+        scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)
         res.load = run_load(config, on_progress=_with_gauges(on_progress, scraper),
                             run_dir_ready=True,
                             manifest_extra={"engine": info})
         res.status = res.load.status
+    except KeyboardInterrupt:
+        res.status = "interrupted"
     finally:
+        signals.begin_stop()
         if scraper is not None:
             info["scrapes"] = scraper.stop().to_json()
             if scraper.error:

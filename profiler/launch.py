@@ -11,15 +11,15 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from profiler.procs import alive, descendants, proc_title
+from profiler import httpget, procs
+from profiler.guardian import notify_engine
 from profiler.redact import redact_text
+from profiler.signals import deferred
 
 __all__ = ["EngineExited", "EngineNotReady", "EngineProcess", "StopReport", "log_tail"]
 
@@ -48,6 +48,22 @@ class StopReport:
     seconds: float = 0.0
     leftover_pids: list[int] = field(default_factory=list)
     processes_seen: dict[int, str] = field(default_factory=dict)
+    escalated: bool = False  # a second interrupt cut the grace periods short: SIGKILL at once
+    # processes of the engine that left its process group (a daemon in a session of its own)
+    outside_group: dict[int, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"signals": self.signals_sent, "returncode": self.returncode,
+                "seconds": round(self.seconds, 3), "leftover_pids": self.leftover_pids,
+                "escalated": self.escalated,
+                "outside_group": {str(k): v for k, v in self.outside_group.items()}}
+
+
+@dataclass(slots=True)
+class _Seen:
+    start: int
+    pgid: int
+    title: str
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -102,7 +118,7 @@ class EngineProcess:
         self._cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_ns = 0
-        self._seen: dict[int, str] = {}
+        self._seen: dict[int, _Seen] = {}
 
     @property
     def pid(self) -> int:
@@ -111,21 +127,24 @@ class EngineProcess:
         return self.proc.pid
 
     def start(self) -> None:
-        try:
-            self.proc = subprocess.Popen(  # no shell: argv is executed as given
-                self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL, env=self._env, cwd=self._cwd, start_new_session=True,
-            )
-        except OSError as exc:
-            raise EngineExited(f"cannot start {self.argv[0]!r}: {exc}", None, "") from exc
-        self.started_ns = time.monotonic_ns()
-        for stream, path in ((self.proc.stdout, self.stdout_path),
-                             (self.proc.stderr, self.stderr_path)):
-            if stream is not None:
-                t = threading.Thread(target=self._pump, args=(stream, path), daemon=True,
-                                     name=f"engine-log-{path.stem}")
-                t.start()
-                self._pumps.append(t)
+        with deferred():  # a Ctrl-C now acts once the engine is started and known
+            try:
+                self.proc = subprocess.Popen(  # no shell: argv is executed as given
+                    self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL, env=self._env, cwd=self._cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise EngineExited(f"cannot start {self.argv[0]!r}: {exc}", None, "") from exc
+            notify_engine(self.proc.pid)
+            self.started_ns = time.monotonic_ns()
+            for stream, path in ((self.proc.stdout, self.stdout_path),
+                                 (self.proc.stderr, self.stderr_path)):
+                if stream is not None:
+                    t = threading.Thread(target=self._pump, args=(stream, path), daemon=True,
+                                         name=f"engine-log-{path.stem}")
+                    t.start()
+                    self._pumps.append(t)
 
     def _pump(self, stream: IO[bytes], path: Path) -> None:
         """Copy the engine's output to ``path`` line by line, secrets removed."""
@@ -135,12 +154,23 @@ class EngineProcess:
                 out.flush()
         stream.close()
 
-    def join_logs(self, timeout_s: float = 5.0) -> None:
+    def join_logs(self, timeout_s: float = 3.0) -> None:
+        """Wait for the log copies to end, ``timeout_s`` in all (a daemon that kept the
+        engine's stdout open would hold them forever)."""
+        deadline = time.monotonic() + timeout_s
         for t in self._pumps:
-            t.join(timeout_s)
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def returncode(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The return code once the engine has exited, waiting up to ``timeout_s``."""
+        if self.proc is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout_s)
+        return self.proc.returncode
 
     def tail(self, lines: int = 40) -> str:
         """The likely cause (exception messages from either log: engines log theirs to
@@ -158,75 +188,133 @@ class EngineProcess:
             raise EngineExited(f"the engine exited with code {rc}", rc, self.tail())
 
     def processes(self) -> dict[int, str]:
-        """The engine's live processes (pid → title), remembered for the stop check."""
+        """The engine's live processes (pid → title), remembered for the stop: its process
+        tree, every member of its session, and daemons it started in sessions of their own
+        (re-parented to servescope, a child subreaper)."""
         if self.proc is None:
             return {}
-        pids = ([self.proc.pid] if alive(self.proc.pid) else []) + descendants(self.proc.pid)
-        now = {p: proc_title(p) for p in pids}
-        self._seen.update(now)
-        return now
+        now = procs.snapshot()
+        found = _engine_pids(self.proc.pid, now)
+        for pid in found:
+            st = now[pid]
+            seen = self._seen.get(pid)
+            if seen is None or seen.start != st.start:
+                self._seen[pid] = _Seen(st.start, st.pgid, procs.proc_title(pid))
+            else:  # titles change (setproctitle), so may the group (setpgid, setsid)
+                seen.title = procs.proc_title(pid) or seen.title
+                seen.pgid = st.pgid
+        return {p: self._seen[p].title for p in found}
+
+    def _live(self) -> list[int]:
+        return [p for p, s in self._seen.items() if procs.same_process(p, s.start)]
 
     def wait_ready(self, base_url: str, paths: Sequence[str], timeout_s: float,
-                   poll_s: float = 0.5) -> float:
+                   poll_s: float = 0.5, headers: Mapping[str, str] | None = None) -> float:
         """Poll every path until all answer 200; returns seconds waited."""
         t0 = time.monotonic()
         pending = list(paths)
+        refused: dict[int, int] = {}  # 401/403 → times answered
         while pending:
             self.check_alive()
             self.processes()
-            if _get_ok(base_url.rstrip("/") + pending[0]):
+            answer = httpget.get(base_url.rstrip("/") + pending[0], headers=headers,
+                                 timeout_s=2.0, max_bytes=64 << 10)
+            if answer.ok:
                 pending.pop(0)
                 continue
+            if answer.status in (401, 403):
+                refused[answer.status] = refused.get(answer.status, 0) + 1
             if time.monotonic() - t0 > timeout_s:
-                raise EngineNotReady(
-                    f"not ready after {timeout_s:g} s ({pending[0]} never answered 200 at "
-                    f"{base_url})", self.tail())
+                raise EngineNotReady(_not_ready_message(timeout_s, pending[0], base_url,
+                                                        refused, bool(headers)), self.tail())
             time.sleep(poll_s)
         return time.monotonic() - t0
 
-    def stop(self, grace_s: Sequence[float] = (10.0, 10.0, 5.0)) -> StopReport:
-        """SIGINT, then SIGTERM, then SIGKILL to the process group (and any descendant that
-        left it), each followed by its grace period; then check that nothing is left."""
+    def stop(self, grace_s: Sequence[float] = (10.0, 10.0, 5.0),
+             hurry: Callable[[], bool] | None = None,
+             on_hurry: Callable[[str], None] | None = None) -> StopReport:
+        """SIGINT, then SIGTERM, then SIGKILL to the process group (and any process of the
+        engine that left it), each followed by its grace period; then check that nothing is
+        left. ``hurry()`` turning true (a second Ctrl-C) skips straight to SIGKILL."""
         rep = StopReport()
         if self.proc is None:
             return rep
         t0 = time.monotonic()
         self.processes()
-        for sig, wait in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), grace_s,
-                             strict=True):
-            targets = [p for p in self._seen if alive(p)]
-            if not targets:
-                break
+        stages = list(zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), grace_s,
+                          strict=True))
+        i = 0
+        while i < len(stages) and self._live():
+            sig, wait = stages[i]
+            if sig != signal.SIGKILL and hurry is not None and hurry():
+                rep.escalated = True
+                if on_hurry is not None:
+                    on_hurry("second interrupt: killing the engine now")
+                i = len(stages) - 1
+                continue
             rep.signals_sent.append(sig.name)
             self._signal_tree(sig)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 self.proc.poll()
                 self.processes()
-                if not any(alive(p) for p in self._seen):
+                if not self._live() or (sig != signal.SIGKILL and hurry is not None
+                                        and hurry()):
                     break
-                time.sleep(0.05)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=1)
-        rep.returncode = self.proc.returncode
+                time.sleep(0.1)
+            i += 1
+        rep.returncode = self.wait_exit(1.0)
+        self._reap_adopted()
         self.join_logs()
-        rep.leftover_pids = [p for p in self._seen if alive(p)]
-        rep.processes_seen = dict(self._seen)
+        rep.leftover_pids = self._live()
+        rep.processes_seen = {p: s.title for p, s in self._seen.items()}
+        rep.outside_group = {p: s.title for p, s in self._seen.items() if s.pgid != self.pid}
         rep.seconds = time.monotonic() - t0
         return rep
 
     def _signal_tree(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)  # the session leader's group = the engine
-        for pid in list(self._seen):  # descendants that moved to another group
-            if alive(pid):
+        live = [(p, s) for p, s in self._seen.items() if procs.same_process(p, s.start)]
+        if any(s.pgid == self.pid for _, s in live):  # the group is still ours (never reused)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)  # the session leader's group = the engine
+        for pid, seen in live:  # processes that moved to another group
+            if seen.pgid != self.pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
 
+    def _reap_adopted(self) -> None:
+        """Daemons re-parented to us (child subreaper) are our children once stopped: reap
+        exactly those (never a wait on any child: that would steal other children's codes)."""
+        me = os.getpid()
+        for pid in self._seen:
+            st = procs.stat_of(pid)
+            if pid != self.pid and st is not None and st.ppid == me and not st.live:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(pid, os.WNOHANG)
 
-def _get_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as resp:  # noqa: S310 - our URL
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+
+def _engine_pids(leader: int, now: dict[int, procs.ProcStat]) -> set[int]:
+    found = {p for p, st in now.items() if st.live and st.sid == leader}  # its session
+    if leader in now and now[leader].live:
+        found.add(leader)
+    found.update(procs.descendants(leader, now))
+    me = os.getpid()
+    my_sid = now[me].sid if me in now else os.getsid(0)
+    helpers = procs.helper_pids()
+    for child in procs.children_of(now).get(me, []):
+        st = now[child]  # an orphan adopted by us, outside our own session: the engine's
+        if st.live and child != leader and child not in helpers and st.sid != my_sid:
+            found.add(child)
+            found.update(procs.descendants(child, now))
+    return found
+
+
+def _not_ready_message(timeout_s: float, path: str, base_url: str, refused: dict[int, int],
+                       sent_key: bool) -> str:
+    msg = f"not ready after {timeout_s:g} s ({path} never answered 200 at {base_url})"
+    for status, n in sorted(refused.items()):
+        hint = ("is it the key the server expects?" if sent_key else
+                "does it need an API key? Give it with --api-key in the serving command or "
+                "in the variable named by --api-key-env")
+        msg += f"; it answered HTTP {status} {n} times: {hint}"
+    return msg

@@ -13,19 +13,29 @@ import contextlib
 import gc
 import multiprocessing as mp
 import os
+import queue
 import signal
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collectors.timeline import TimelineRecorder
-from profiler import aio
+from profiler import aio, signals
 from profiler.client.target import Target
 from profiler.driver import DriveStats, Shard, drive
+from profiler.procs import set_parent_death_signal
+from profiler.redact import known_secrets, register_secrets
 
-__all__ = ["COUNTERS", "WorkerJob", "run_in_process", "run_workers"]
+__all__ = ["COUNTERS", "WorkerError", "WorkerJob", "run_in_process", "run_workers"]
 
 COUNTERS = 4  # per worker: sent, done, errors, in_flight
+READY_TIMEOUT_S = 120.0  # a worker imports the client and builds its shard
+STOP_TIMEOUT_S = 30.0  # a stopped worker writes its in-flight requests as cancelled
+
+
+class WorkerError(RuntimeError):
+    """A worker process could not start its share of the run."""
 
 
 @dataclass(slots=True)
@@ -33,6 +43,8 @@ class WorkerJob:
     shard: Shard
     target: Target
     run_dir: Path
+    # the parent's registered secret values: the worker removes them from what it writes
+    secrets: list[str] = field(default_factory=known_secrets)
 
 
 def _publish(stats: DriveStats, counters: Any, base: int) -> None:
@@ -43,28 +55,40 @@ def _publish(stats: DriveStats, counters: Any, base: int) -> None:
 
 
 async def run_in_process(job: WorkerJob, stats: DriveStats | None = None,
-                         counters: Any = None) -> DriveStats:
-    """Drive one shard in this process; SIGINT/SIGTERM cancel it cleanly (in-flight
-    requests are written as cancelled) instead of killing the process mid-write."""
+                         counters: Any = None,
+                         stop_signals: tuple[int, ...] | None = None) -> DriveStats:
+    """Drive one shard in this process; a stop signal (by default those the main process
+    stops on, :func:`profiler.signals.loop_signals`) cancels it cleanly (in-flight requests
+    are written as cancelled) instead of killing the process mid-write. The signals'
+    previous handlers are back afterwards."""
     stats = stats if stats is not None else DriveStats()
-    # Everything allocated so far (imports, the workload) is long-lived: move it out of the
-    # collector's reach, so a full collection during the run does not walk it and stall
-    # the event loop (that showed up as 5 ms gaps in every stream at once).
-    gc.collect()
-    gc.freeze()
+    sigs = signals.loop_signals() if stop_signals is None else stop_signals
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(_drive_and_publish(job, stats, counters))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    previous = {sig: signal.getsignal(sig) for sig in sigs}
+
+    def on_signal(sig: int) -> None:
+        if signals.accept(sig):
+            task.cancel()
+
+    for sig in sigs:
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
+        # Everything allocated so far (imports, the workload) is long-lived: move it out of
+        # the collector's reach, so a full collection during the run does not walk it and
+        # stall the event loop (that showed up as 5 ms gaps in every stream at once).
+        gc.collect()
+        gc.freeze()
         await task
     except asyncio.CancelledError:
         if not task.cancelled():
             raise
         raise KeyboardInterrupt from None
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in sigs:
             loop.remove_signal_handler(sig)
+            with contextlib.suppress(TypeError, ValueError):
+                signal.signal(sig, previous[sig])
     return stats
 
 
@@ -88,17 +112,37 @@ async def _drive_and_publish(job: WorkerJob, stats: DriveStats, counters: Any) -
             _publish(stats, counters, base)
 
 
-def _worker_entry(job: WorkerJob, ready: Any, start: Any, counters: Any) -> None:
-    ready.put(job.shard.worker_id)
-    t0 = start.get()
-    if t0 is None:
+class _Stopped(Exception):
+    """A worker told to stop before its drive began."""
+
+
+def _stop_now(_sig: int, _frame: object) -> None:
+    raise _Stopped
+
+
+def _worker_entry(job: WorkerJob, ready: Any, start: Any, counters: Any, parent: int) -> None:
+    """A worker: its parent stops it with SIGTERM (the terminal's SIGINT and SIGHUP are
+    blocked from its birth: the parent gets them and stops the workers in order), and it dies
+    with its parent, however the parent dies."""
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above
         return
-    job.shard.t0_ns = t0
-    job.shard.stop_at_ns = None if job.shard.stop_at_ns is None else t0 + job.shard.stop_at_ns
-    if job.shard.warmup_until_ns is not None:
-        job.shard.warmup_until_ns += t0
-    with contextlib.suppress(KeyboardInterrupt):
-        aio.run(run_in_process(job, counters=counters))
+    for sig in signals.TERMINAL_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_now)
+    register_secrets(job.secrets)
+    with contextlib.suppress(_Stopped, KeyboardInterrupt):
+        ready.put(job.shard.worker_id)
+        t0 = start.get()
+        if t0 is None:
+            return
+        job.shard.t0_ns = t0
+        job.shard.stop_at_ns = (None if job.shard.stop_at_ns is None
+                                else t0 + job.shard.stop_at_ns)
+        if job.shard.warmup_until_ns is not None:
+            job.shard.warmup_until_ns += t0
+        aio.run(run_in_process(job, counters=counters, stop_signals=(signal.SIGTERM,)))
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
 
 
 def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
@@ -106,23 +150,25 @@ def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
     """Run one job per process. In each job, ``stop_at_ns`` and ``warmup_until_ns`` are
     offsets from the common start (the parent fixes ``t0`` once every worker is ready).
 
-    Returns False when interrupted (Ctrl-C / SIGTERM): the workers are told to stop, they
-    write their in-flight requests as cancelled, and the caller still finalizes the run.
+    Returns False when interrupted (Ctrl-C / SIGTERM / SIGHUP): the workers are told to stop,
+    they write their in-flight requests as cancelled, and the caller still finalizes the run.
+    Every wait is bounded; a second interrupt kills the workers at once.
     """
     from profiler.clock import now_ns
 
     ctx = mp.get_context("spawn")
     counters: Any = ctx.Array("q", COUNTERS * len(jobs), lock=False)
-    ready = ctx.Queue()
-    starts = [ctx.Queue() for _ in jobs]
-    procs = [ctx.Process(target=_worker_entry, args=(j, ready, s, counters), daemon=False)
-             for j, s in zip(jobs, starts, strict=True)]
-    for p in procs:
-        p.start()
+    with signals.blocked():  # the resource tracker starts here: deaf to the terminal too
+        ready = ctx.Queue()
+        starts = [ctx.Queue() for _ in jobs]
+    procs = [ctx.Process(target=_worker_entry, args=(j, ready, s, counters, os.getpid()),
+                         daemon=False) for j, s in zip(jobs, starts, strict=True)]
     interrupted = False
     try:
-        for _ in procs:
-            ready.get(timeout=120)
+        with signals.shielded_spawn():
+            for p in procs:
+                p.start()
+        _wait_ready(procs, ready)
         t0 = now_ns() + lead_ns
         for s in starts:
             s.put(t0)
@@ -133,18 +179,49 @@ def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
                 on_tick(list(counters))
     except KeyboardInterrupt:
         interrupted = True
-        for s in starts:
-            s.put(None)  # a worker still waiting for t0 exits at once
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                _signal(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=30)
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    finally:
+        _stop_workers(procs, starts)
     return not interrupted and all(p.exitcode == 0 for p in procs)
+
+
+def _wait_ready(procs: list[Any], ready: Any) -> None:
+    n, deadline = 0, time.monotonic() + READY_TIMEOUT_S
+    while n < len(procs):
+        try:
+            ready.get(timeout=0.2)
+            n += 1
+            continue
+        except queue.Empty:
+            pass
+        dead = [p for p in procs if p.exitcode is not None]
+        if dead:
+            raise WorkerError(f"client worker process {dead[0].pid} exited with code "
+                              f"{dead[0].exitcode} before it was ready")
+        if time.monotonic() > deadline:
+            raise WorkerError(f"client workers not ready within {READY_TIMEOUT_S:g} s")
+
+
+def _stop_workers(procs: list[Any], starts: list[Any]) -> None:
+    """Tell every worker still running to stop (SIGTERM: in-flight requests are written as
+    cancelled), wait at most STOP_TIMEOUT_S (less after a second interrupt), SIGKILL the
+    rest."""
+    for s in starts:
+        with contextlib.suppress(OSError, ValueError):
+            s.put(None)  # a worker still waiting for t0 exits at once
+            s.cancel_join_thread()
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            _signal(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while (any(p.is_alive() for p in procs) and time.monotonic() < deadline
+           and not signals.escalate()):
+        for p in procs:
+            if p.pid is not None:
+                p.join(timeout=0.1)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(5.0)
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -45,3 +45,14 @@ class AdapterDefaults:
     @property
     def tuning(self) -> Mapping[Knob, str]:
         return _EMPTY
+
+    @property
+    def api_key_flags(self) -> tuple[str, ...]:
+        """Flags of the serving command that make the server require ``Authorization:
+        Bearer KEY`` (the name most OpenAI-compatible servers use)."""
+        return ("--api-key",)
+
+    @property
+    def api_key_env(self) -> tuple[str, ...]:
+        """Environment variables the server reads its required key from."""
+        return ()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from profiler.engines._argv import Launch
+from profiler.engines._argv import Launch, flag_value
 from profiler.engines.base import EngineAdapter, Knob, MetricsFormat, Signal, SignalSpec
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "metric_notes",
     "metrics_endpoints",
     "metrics_url",
+    "served_api_key",
     "tuning_flags",
 ]
 
@@ -173,6 +174,26 @@ def engine_manifest_entry(adapter: EngineAdapter, argv: Sequence[str],
         "metrics": [ep.to_json() for ep in metrics_endpoints(adapter, argv, base_url)],
         "warnings": list(launch_warnings(adapter, argv)),
     }
+
+
+def served_api_key(adapter: EngineAdapter, argv: Sequence[str],
+                   env: Mapping[str, str]) -> str | None:
+    """The key the serving command makes its server require (vLLM and SGLang ``--api-key K``
+    or ``--api-key=K``; vLLM also ``VLLM_API_KEY``, from an ``env``/``VAR=value`` prefix of the
+    command or the environment it inherits), or None. For a command that the adapter does not
+    recognize (``--engine`` given), the whole command is searched."""
+    flags: tuple[str, ...] = getattr(adapter, "api_key_flags", ("--api-key",))
+    names: tuple[str, ...] = getattr(adapter, "api_key_env", ())
+    launch = launch_of(adapter, argv)
+    if flags and (key := flag_value(launch.args if launch else argv, *flags)):
+        return key
+    for name in names:
+        given = [tok.partition("=")[2] for tok in argv if tok.startswith(f"{name}=")]
+        if given and given[-1]:
+            return given[-1]
+        if env.get(name):
+            return env[name]
+    return None
 
 
 def tuning_flags(adapter: EngineAdapter) -> Mapping[Knob, str]:

@@ -98,6 +98,10 @@ class TritonAdapter(AdapterDefaults):
         return ("/v2/health/ready",)
 
     @property
+    def api_key_flags(self) -> tuple[str, ...]:
+        return ()  # tritonserver's HTTP endpoint takes no bearer key
+
+    @property
     def metrics_path(self) -> str | None:
         return "/metrics"  # on the metrics port, not the API port: see metrics_endpoints
 

@@ -140,6 +140,10 @@ class TrtllmAdapter(AdapterDefaults):
         return ("/health",)
 
     @property
+    def api_key_flags(self) -> tuple[str, ...]:
+        return ()  # trtllm-serve has no API-key option (commands/serve.py as read)
+
+    @property
     def metrics_path(self) -> str | None:
         return "/metrics"
 

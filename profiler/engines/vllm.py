@@ -131,6 +131,10 @@ class VllmAdapter(AdapterDefaults):
         return ("/health", "/v1/models")
 
     @property
+    def api_key_env(self) -> tuple[str, ...]:
+        return ("VLLM_API_KEY",)  # read when --api-key is not given
+
+    @property
     def metrics_path(self) -> str | None:
         return "/metrics"
 

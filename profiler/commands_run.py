@@ -1,0 +1,213 @@
+"""``servescope run`` and ``servescope attach`` as plain functions returning an exit code.
+
+Both run under the same protection: stop signals handled (:mod:`profiler.signals`: Ctrl-C,
+SIGTERM and a hangup stop the run cleanly, exit 128 + the signal), standard streams that
+survive a closed terminal (:mod:`profiler.outstreams`), a guardian process that stops what
+servescope started if servescope itself is killed (:mod:`profiler.guardian`), and for ``run``
+a child subreaper, so a daemon the engine double-forks is still found and stopped. Secrets
+from the command line and the environment are registered before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+from profiler import signals
+from profiler.cli_workload import WorkloadOptions
+
+if TYPE_CHECKING:
+    from profiler.engine_run import EngineOptions
+    from profiler.engines.base import EngineAdapter
+    from profiler.loadrun import LoadConfig
+
+__all__ = ["attach_command", "resolve_api_key", "run_command"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _err(console: Console, msg: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+
+
+@contextlib.contextmanager
+def _protected(argv: Sequence[str], *, subreaper: bool) -> Iterator[None]:
+    from profiler.guardian import guarded
+    from profiler.outstreams import forgiving_std_streams
+    from profiler.procs import set_child_subreaper
+    from profiler.redact import register_secrets, secrets_in
+
+    register_secrets(secrets_in(argv, os.environ))
+    if subreaper:
+        set_child_subreaper()  # Linux; elsewhere daemons of the engine are reported only
+    with forgiving_std_streams(), signals.handled(), guarded():
+        yield
+
+
+def resolve_api_key(opts: WorkloadOptions, adapter: EngineAdapter | None,
+                    command: Sequence[str]) -> str | None:
+    """The key servescope sends to the server: the one in the variable the user named with
+    ``--api-key-env``, else the one the serving command makes the server require, else
+    ``OPENAI_API_KEY``."""
+    from profiler.engines.extensions import served_api_key
+
+    if opts.api_key_env and (key := os.environ.get(opts.api_key_env)):
+        return key
+    if adapter is not None and (key := served_api_key(adapter, command, os.environ)):
+        return key
+    return os.environ.get("OPENAI_API_KEY") or None
+
+
+def _model_for(opts: WorkloadOptions, url: str, api_key: str | None) -> str:
+    from profiler.client.discovery import discover_model
+
+    return opts.model or discover_model(url, api_key)
+
+
+def _report_end(console: Console, run_dir: Path, status: str, warnings: list[str]) -> None:
+    console.print(f"run directory: [bold]{escape(str(run_dir))}[/] ({status})",
+                  highlight=False)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+def _interrupted_by(console: Console) -> None:
+    import signal
+
+    if (sig := signals.user_signal()) is not None:
+        console.print(f"stopped by {signal.Signals(sig).name}", markup=False, highlight=False)
+
+
+def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
+                   argv: list[str], *, pid: int | None = None) -> int:
+    console = Console(stderr=True, soft_wrap=True)
+    with _protected(argv, subreaper=False):
+        try:
+            return _attach(console, url, opts, eopts, out, argv, pid)
+        except KeyboardInterrupt:  # after the run was recorded, or before it began
+            return signals.exit_code(EXIT_INTERRUPTED)
+
+
+def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
+            eopts: EngineOptions, out: Path, argv: list[str], pid: int | None) -> int:
+    from profiler.client.discovery import DiscoveryError
+    from profiler.client.target import TargetError
+    from profiler.commands import _findings_and_report, _print_summary
+    from profiler.engine_run import attach_engine
+    from profiler.engines.registry import UnknownEngineError
+    from profiler.rundir.layout import RunDirError
+    from profiler.scaleout import WorkerError
+    from profiler.workloads.spec import WorkloadError
+    from reports.live import LiveView
+
+    api_key = resolve_api_key(opts, None, ())
+    eopts = dataclasses.replace(eopts, api_key=api_key)
+    try:
+        model = _model_for(opts, url, api_key)
+        cfg = opts.to_config(url, model, out, argv, api_key=api_key)
+    except (DiscoveryError, TargetError, WorkloadError, ValueError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    try:
+        with LiveView(console, f"{model} @ {url}") as live:
+            res = attach_engine(url, eopts, config=cfg, on_progress=live.update)
+    except (RunDirError, WorkloadError, UnknownEngineError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    except WorkerError as exc:
+        _err(console, str(exc))
+        return EXIT_FAIL
+    signals.finished()
+    if pid is not None:
+        _annotate(res.run_dir, {"server_pid": pid})
+    _interrupted_by(console)
+    _report_end(console, res.run_dir, res.status, res.warnings)
+    _print_summary(res.run_dir, "", None)
+    _findings_and_report(res.run_dir)
+    return signals.exit_code(EXIT_INTERRUPTED) if res.status == "interrupted" else EXIT_OK
+
+
+def _annotate(run_dir: Path, values: dict[str, object]) -> None:
+    from profiler.rundir.manifest import read_manifest, write_manifest
+
+    m = read_manifest(run_dir)
+    m.extra.setdefault("engine", {}).update(values)
+    write_manifest(run_dir, m)
+
+
+def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
+                argv: list[str]) -> int:
+    console = Console(stderr=True, soft_wrap=True)
+    with _protected(argv, subreaper=True):
+        try:
+            return _run(console, command, opts, eopts, out, argv)
+        except KeyboardInterrupt:  # after the run was recorded, or before it began
+            return signals.exit_code(EXIT_INTERRUPTED)
+
+
+def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
+         eopts: EngineOptions, out: Path, argv: list[str]) -> int:
+    from profiler.client.discovery import DiscoveryError
+    from profiler.commands import _findings_and_report, _print_summary, model_tokenizer
+    from profiler.engine_run import EngineRunError, resolve_engine, run_engine
+    from profiler.engines.registry import UnknownEngineError
+    from profiler.rundir.layout import RunDirError
+    from profiler.scaleout import WorkerError
+    from profiler.workloads.spec import WorkloadError
+    from reports.live import LiveView
+
+    if opts.tokenizer is None and (tok := model_tokenizer(command)):
+        # prompt lengths in the served model's own tokens, not whitespace words
+        opts = dataclasses.replace(opts, tokenizer=str(tok))
+        console.print(f"tokenizer: {tok} (the served model's; --tokenizer overrides)",
+                      markup=False, highlight=False)
+    try:
+        adapter, _ = resolve_engine(command, eopts)
+        opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
+    except (UnknownEngineError, WorkloadError, ValueError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    api_key = resolve_api_key(opts, adapter, command)
+    eopts = dataclasses.replace(eopts, api_key=api_key)
+
+    def make_config(url: str, run_dir: Path) -> LoadConfig:
+        return opts.to_config(url, _model_for(opts, url, api_key), run_dir, argv,
+                              api_key=api_key)
+
+    try:
+        with LiveView(console, "run") as live:
+            res = run_engine(command, eopts, make_config=make_config, out=out,
+                             command_line=argv, on_progress=live.update,
+                             on_status=lambda m: console.print(m, highlight=False, markup=False))
+    except EngineRunError as exc:
+        signals.finished()
+        _err(console, str(exc))
+        if exc.tail:
+            console.print("[dim]last lines of the engine's log:[/]")
+            console.print(exc.tail, markup=False, highlight=False)
+        console.print(f"run directory (what was recorded): {exc.run_dir}", markup=False,
+                      highlight=False)
+        return EXIT_FAIL
+    except (RunDirError, DiscoveryError, WorkerError) as exc:
+        signals.finished()
+        _err(console, str(exc))
+        return EXIT_FAIL
+    signals.finished()
+    _interrupted_by(console)
+    _report_end(console, res.run_dir, res.status, res.warnings)
+    if res.stop is not None:
+        console.print(f"engine stopped with {', '.join(res.stop.signals_sent) or 'no signal'} "
+                      f"in {res.stop.seconds:.1f} s"
+                      + (f"; [red]left alive: {res.stop.leftover_pids}[/]"
+                         if res.stop.leftover_pids else "; no process left"))
+    if res.load is not None:
+        _print_summary(res.run_dir, "", None)
+        _findings_and_report(res.run_dir)
+    return signals.exit_code(EXIT_INTERRUPTED) if res.status == "interrupted" else EXIT_OK
