@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.collectors._server import free_port
 from tests.e2e._support import (
@@ -65,6 +66,13 @@ def wait_output(bg: Background, text: str, timeout_s: float = 30.0) -> None:
              alive_check=lambda: ended(bg))
 
 
+def wait_engine_started(bg: Background) -> None:
+    """The fake engine has started (it logs before it loads)."""
+    log = bg.run_dir / "engine" / "stderr.log"
+    wait_for(lambda: "fake engine loading" in log.read_text(), 30, "the engine to start",
+             alive_check=lambda: ended(bg))
+
+
 def signal_group(bg: Background, sig: int) -> None:
     """As a terminal does: to every process of servescope's group (it leads its session)."""
     os.killpg(bg.proc.pid, sig)
@@ -80,17 +88,18 @@ def assert_nothing_left(tracker: Tracker, timeout_s: float = 8.0) -> None:
 
 
 def assert_clean_stop(res: CliResult, run_dir: Path, code: int, status: str = "interrupted",
-                      ) -> dict[str, object]:
+                      ) -> dict[str, Any]:
     """Exit code, no traceback from anyone, the run's status; returns the stop record."""
     assert res.returncode == code, res.output[-4000:]
     assert "Traceback" not in res.output, res.output[-4000:]
     assert "KeyboardInterrupt" not in res.output, res.output[-4000:]
     m = manifest_json(run_dir)
     assert m["status"] == status, (m["status"], res.output[-3000:])
-    stop: dict[str, object] = m["extra"]["engine"]["stop"]
+    stop: dict[str, Any] = m["extra"]["engine"]["stop"]
     assert stop["leftover_pids"] == []
     return stop
 
 
 __all__ = ["LONG", "assert_clean_stop", "assert_nothing_left", "ended", "fake_engine",
-           "signal_group", "start_run", "tracked", "wait_finished", "wait_output"]
+           "signal_group", "start_run", "tracked", "wait_engine_started", "wait_finished",
+           "wait_output"]

@@ -17,6 +17,7 @@ from tests.faults._signal_support import (
     signal_group,
     start_run,
     tracked,
+    wait_engine_started,
     wait_finished,
     wait_output,
 )
@@ -71,19 +72,12 @@ def test_signal_while_waiting_for_readiness(tmp_path, tracker, sig, code):
     """The engine is still loading (not listening yet): the stop still stops it."""
     bg = start_run(tmp_path, tracker, ["--ready-after", "60", "--child"])
     wait_output(bg, "waiting for")
-    wait_for_engine_log(bg)
+    wait_engine_started(bg)
     bg.proc.send_signal(sig)
     res = bg.wait(60)
     stop = assert_clean_stop(res, bg.run_dir, code)
     assert stop["signals"] == ["SIGINT"]
     assert_nothing_left(tracker)
-
-
-def wait_for_engine_log(bg):
-    from tests.e2e._support import wait_for
-
-    log = bg.run_dir / "engine" / "stderr.log"
-    wait_for(lambda: "fake engine loading" in log.read_text(), 30, "the engine to start")
 
 
 def test_second_ctrl_c_kills_a_stubborn_engine(tmp_path, tracker):
