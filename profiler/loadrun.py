@@ -320,6 +320,7 @@ def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Pro
 
     jobs = [WorkerJob(s, cfg.target, run_dir) for s in shards]
     before = journal_sizes(run_dir)
+    progress.done = 0  # this step's, from the workers' counters
     ok = run_workers(jobs, on_tick=tick)
     # each worker stops at its own failed write; the parent sees it as records that ended
     # (counted) but are not in the journals
