@@ -174,8 +174,10 @@ class _EventSink:
         """(kind, chars, text to keep, finish_reason) of ``choices[0]``."""
         if type(choice) is not dict:
             raise _BadShape(f"choices[0] is not an object ({_show(choice)})")
-        finish = choice.get("finish_reason") or ""
-        if type(finish) is not str:
+        finish = choice.get("finish_reason")
+        if finish is None:
+            finish = ""
+        elif type(finish) is not str:
             _text(finish, "choices[0].finish_reason")
         if not self.chat:
             text = choice.get("text")

@@ -72,6 +72,10 @@ SHAPES: list[tuple[bool, dict[str, Any], str]] = [
      "choices[0].delta.tool_calls is not a list"),
     (True, {"choices": [{"delta": {}, "finish_reason": [1]}]},
      "choices[0].finish_reason is not a string"),
+    (True, {"choices": [{"delta": {"content": "a"}, "finish_reason": 0}]},
+     "choices[0].finish_reason is not a string"),
+    (True, {"choices": [{"delta": {"content": []}}]}, "choices[0].delta.content is not a string"),
+    (False, {"choices": [{"text": ""}], "usage": []}, "usage is not an object"),
 ]
 
 
