@@ -98,7 +98,7 @@ def test_wrong_types_are_one_line_naming_the_field(tmp_path: Path, field: str, v
 def test_deeply_nested_manifest(tmp_path: Path, text: str) -> None:
     run_dir = _run(tmp_path)
     (run_dir / "manifest.json").write_text(text)
-    with pytest.raises(RunDirError, match="manifest.json"):
+    with pytest.raises(RunDirError, match=r"manifest\.json"):
         load_run(run_dir)
 
 
