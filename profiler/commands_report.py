@@ -10,7 +10,6 @@ to do to its caller.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,13 +41,10 @@ def build_report(run: Path, run_b: Path | None = None, *, include_text: bool = F
 
 
 def _write(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name, then rename: never a half-written report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Never a half-written report (:func:`profiler.rundir.atomic.atomic_write`)."""
+    from profiler.rundir.atomic import atomic_write
+
+    atomic_write(path, text.encode("utf-8"))
 
 
 def write_run_report(run_dir: Path, inputs: RunInputs | None = None) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 
 from collectors.timeline import TimelineRecorder
 from profiler.importers.base import ImportedRun
+from profiler.rundir.atomic import RunDirWriteError
 from profiler.rundir.layout import RunDirError
 from profiler.rundir.manifest import HostInfo, Manifest, write_manifest
 from profiler.rundir.tables import finalize_tables
@@ -84,7 +85,10 @@ def write_imported(run: ImportedRun, out: Path) -> list[str]:
     write_manifest(out, manifest)
     with TimelineRecorder(out, worker_id=0) as recorder:
         for record in run.records:
-            recorder.write(record)
+            if not recorder.write(record):
+                break
+    if recorder.error is not None:  # a full disk: say so rather than import part of it
+        raise RunDirWriteError(recorder.path, recorder.error)
     _, table_warnings = finalize_tables(out)
     manifest.warnings.extend(table_warnings)
     manifest.status = run.status
