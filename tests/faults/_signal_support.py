@@ -84,7 +84,8 @@ def assert_nothing_left(tracker: Tracker, timeout_s: float = 8.0) -> None:
         wait_for(lambda: not tracker.live(), timeout_s, "every process to end")
     except AssertionError:
         pass
-    assert tracker.live() == {}
+    left = tracker.live()
+    assert left == {}, left
 
 
 def assert_clean_stop(res: CliResult, run_dir: Path, code: int, status: str = "interrupted",
