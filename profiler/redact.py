@@ -88,7 +88,7 @@ _BASIC = re.compile(r"(?<![\w-])basic\s+(?P<v>(?=[a-z]*[0-9+/=])[a-z0-9+/]{8,}=*
 _KEY_PREFIXES = ("sk-", "hf_", "nvapi-", "gsk_", "xai-", "ghp_", "gho_", "ghs_", "ghu_",
                  "ghr_", "github_pat_", "glpat-", "xox", "akia")
 _KEY_LIKE = re.compile(
-    r"(?<![\w-])(?P<v>(?:sk-(?:proj-|ant-)?|nvapi-|gsk_|xai-)(?=[a-z_-]*\d)[a-z0-9_-]{12,}"
+    r"(?<![\w-])(?P<v>(?:sk-(?:proj-|ant-)?|nvapi-|gsk_|xai-)[a-z0-9_-]{12,}"
     r"|hf_[a-z0-9]{30,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
     r"|glpat-[a-z0-9_-]{20,}|xox[abprs]-[a-z0-9-]{10,}|akia[0-9a-z]{16})(?![\w-])")
 _URL_PASSWORD = re.compile(r"(?<=://)[^/\s:@]*:(?P<v>[^/\s@]+)@")

@@ -83,8 +83,9 @@ def test_look_alikes_are_left_alone(line):
 
 
 def test_well_known_key_formats_without_a_key_name():
-    keys = ["sk-proj-abcdefghij1234567890", "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
-            "ghp_" + "a1" * 18, "nvapi-" + "x9" * 10, "AKIAIOSFODNN7EXAMPLE"]
+    keys = ["sk-proj-abcdefghij1234567890", "sk-abcdefghijklmnopqrstuv",
+            "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "ghp_" + "a1" * 18,
+            "nvapi-" + "x9" * 10, "AKIAIOSFODNN7EXAMPLE"]
     out = redact_text("keys: " + " and ".join(keys))
     for k in keys:
         assert k not in out
