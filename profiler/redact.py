@@ -159,7 +159,8 @@ def _apply(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 # ---------------------------------------------------------------------------- the registry
 
 _MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words
-_KNOWN: list[str] = []  # this process's exact secret values, their other forms, longest first
+_VALUES: list[str] = []  # the values registered in this process, as given
+_KNOWN: list[str] = []  # those values and their other forms, longest first
 _KNOWN_B: list[bytes] = []
 
 
@@ -174,19 +175,19 @@ def register_secrets(values: Iterable[str]) -> None:
     """Remember exact secret values (an API key from the serving command, a token from the
     environment) so that every later :func:`redact_text` in this process removes them, in
     whatever form they appear. Worker processes register the same values at their start."""
-    new: set[str] = set()
-    for v in values:
-        if isinstance(v, str) and len(v) >= _MIN_SECRET_CHARS:
-            new |= _forms(v)
-    if not new - set(_KNOWN):
+    fresh = {v for v in values
+             if isinstance(v, str) and len(v) >= _MIN_SECRET_CHARS and v not in _VALUES}
+    if not fresh:
         return
-    _KNOWN[:] = sorted(set(_KNOWN) | new, key=len, reverse=True)
-    _KNOWN_B[:] = [s.encode() for s in _KNOWN]
+    _VALUES.extend(sorted(fresh))
+    forms = set(_KNOWN).union(*(_forms(v) for v in fresh))
+    _KNOWN[:] = sorted(forms, key=len, reverse=True)
+    _KNOWN_B[:] = [f.encode() for f in _KNOWN]
 
 
 def known_secrets() -> list[str]:
-    """The values registered so far, with their other forms (to hand to a child process)."""
-    return list(_KNOWN)
+    """The values registered so far, as given (to hand to a child process)."""
+    return list(_VALUES)
 
 
 def redact_known_bytes(data: bytes) -> bytes:
