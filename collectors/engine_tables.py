@@ -27,7 +27,6 @@ n_entries, body_bytes, cpu_ns`` (see docs/engines.md). Reading needs no engine a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from profiler.redact import redact_text
+from profiler.rundir.atomic import staged
 from profiler.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
@@ -212,42 +212,40 @@ def _arrow_tables(lines: Iterable[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
     return tables.take_metrics(), tables.scrapes()
 
 
-def _write_tables(path: Path, index: list[tuple[int, str, int, int]], edir: Path) -> int:
-    """Stream the journal into both parquet files (temporary names); returns the scrapes.
-    Memory holds one parsed page and one batch of rows, not the whole run."""
+def _write_tables(path: Path, index: list[tuple[int, str, int, int]], metrics_to: Path,
+                  scrapes_to: Path) -> int:
+    """Stream the journal into both parquet files; returns the scrapes. Memory holds one
+    parsed page and one batch of rows, not the whole run."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = _Tables()
     schema = pa.schema([(c, t) for c, t in _metric_types().items()])
-    with pq.ParquetWriter(edir / (METRICS_FILE + ".tmp"), schema, compression="zstd") as out:
+    with pq.ParquetWriter(metrics_to, schema, compression="zstd") as out:
         for scrape_id, d in enumerate(_iter_journal(path, index)):
             tables.add(scrape_id, d)
             if tables.metric_rows >= _BATCH_ROWS:
                 out.write_table(tables.take_metrics())
         out.write_table(tables.take_metrics())
     scrapes = tables.scrapes()
-    pq.write_table(scrapes, edir / (SCRAPES_FILE + ".tmp"), compression="zstd")
+    pq.write_table(scrapes, scrapes_to, compression="zstd")
     return int(scrapes.num_rows)
 
 
 def finalize_engine_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
     """Write ``metrics.parquet`` and ``scrapes.parquet`` from the journal; returns (scrapes
     written, warnings). The journal is streamed one scrape at a time, so memory is bounded by
-    the largest page (capped by the scraper) and time by the bytes journaled. Files are written
-    under temporary names and renamed, and the journal is removed only after both are in
-    place. A run without an ``engine/`` journal is left alone."""
+    the largest page (capped by the scraper) and time by the bytes journaled. Both files are
+    written whole or not at all (:func:`profiler.rundir.atomic.staged`: no stray temporary
+    file), and the journal is removed only after both are in place. A run without an
+    ``engine/`` journal is left alone."""
     edir = engine_dir(run_dir)
     journal = edir / METRICS_JOURNAL
     if not journal.is_file():
         return 0, []
     index, warnings = _journal_index(journal)
-    try:
-        n = _write_tables(journal, index, edir)
-    except OSError as exc:
-        raise RunDirError(f"cannot write the engine tables in {edir}: {exc}") from exc
-    for name in (METRICS_FILE, SCRAPES_FILE):
-        os.replace(edir / (name + ".tmp"), edir / name)
+    with staged(edir / METRICS_FILE, edir / SCRAPES_FILE) as (metrics_tmp, scrapes_tmp):
+        n = _write_tables(journal, index, metrics_tmp, scrapes_tmp)
     if not keep_journal:
         journal.unlink()
     return n, warnings

@@ -234,3 +234,23 @@ def test_bad_limits_are_refused(tmp_path):
     with pytest.raises(ValueError, match="must be positive"):
         ScraperProcess(tmp_path, [], max_journal_bytes_per_s=0)
 
+
+
+def test_a_failed_table_write_leaves_the_journal_and_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    from profiler.rundir.layout import RunDirError
+
+    edir = engine_dir(tmp_path)
+    edir.mkdir()
+    (edir / METRICS_JOURNAL).write_bytes(orjson.dumps({"endpoint": "e", "t_start_ns": 1,
+                                                       "outcome": "timeout"}) + b"\n")
+
+    def full_disk(_path, _index, metrics_to, _scrapes_to):
+        metrics_to.write_bytes(b"PAR1 half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(metrics_to))
+
+    monkeypatch.setattr(engine_tables, "_write_tables", full_disk)
+    with pytest.raises(RunDirError, match="no space left on device"):
+        finalize(tmp_path)
+    assert sorted(f.name for f in edir.iterdir()) == [METRICS_JOURNAL]
