@@ -88,11 +88,11 @@ def _interrupted_by(console: Console) -> None:
 def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
                    argv: list[str], *, pid: int | None = None) -> int:
     console = Console(stderr=True, soft_wrap=True)
-    with _protected(argv, subreaper=False):
-        try:
+    try:
+        with _protected(argv, subreaper=False):
             return _attach(console, url, opts, eopts, out, argv, pid)
-        except KeyboardInterrupt:  # after the run was recorded, or before it began
-            return signals.exit_code(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # after the run was recorded, or before it began
+        return signals.exit_code(EXIT_INTERRUPTED)
 
 
 def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
@@ -145,11 +145,11 @@ def _annotate(run_dir: Path, values: dict[str, object]) -> None:
 def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
                 argv: list[str]) -> int:
     console = Console(stderr=True, soft_wrap=True)
-    with _protected(argv, subreaper=True):
-        try:
+    try:
+        with _protected(argv, subreaper=True):
             return _run(console, command, opts, eopts, out, argv)
-        except KeyboardInterrupt:  # after the run was recorded, or before it began
-            return signals.exit_code(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # after the run was recorded, or before it began
+        return signals.exit_code(EXIT_INTERRUPTED)
 
 
 def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
