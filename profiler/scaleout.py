@@ -56,11 +56,13 @@ def _publish(stats: DriveStats, counters: Any, base: int) -> None:
 
 async def run_in_process(job: WorkerJob, stats: DriveStats | None = None,
                          counters: Any = None,
-                         stop_signals: tuple[int, ...] | None = None) -> DriveStats:
+                         stop_signals: tuple[int, ...] | None = None,
+                         stopped: Any = None) -> DriveStats:
     """Drive one shard in this process; a stop signal (by default those the main process
     stops on, :func:`profiler.signals.loop_signals`) cancels it cleanly (in-flight requests
     are written as cancelled) instead of killing the process mid-write. The signals'
-    previous handlers are back afterwards."""
+    previous handlers are back afterwards. ``stopped()`` true once the handlers are in place:
+    a stop signal came before them, so the drive is cancelled at once."""
     stats = stats if stats is not None else DriveStats()
     sigs = signals.loop_signals() if stop_signals is None else stop_signals
     loop = asyncio.get_running_loop()
@@ -73,6 +75,8 @@ async def run_in_process(job: WorkerJob, stats: DriveStats | None = None,
 
     for sig in sigs:
         loop.add_signal_handler(sig, on_signal, sig)
+    if stopped is not None and stopped():
+        task.cancel()
     try:
         # Everything allocated so far (imports, the workload) is long-lived: move it out of
         # the collector's reach, so a full collection during the run does not walk it and
@@ -112,37 +116,45 @@ async def _drive_and_publish(job: WorkerJob, stats: DriveStats, counters: Any) -
             _publish(stats, counters, base)
 
 
-class _Stopped(Exception):
-    """A worker told to stop before its drive began."""
+_STOP_ASKED = [False]  # a worker's SIGTERM outside its drive: only noted, never raised
 
 
-def _stop_now(_sig: int, _frame: object) -> None:
-    raise _Stopped
+def _note_stop(_sig: int, _frame: object) -> None:
+    _STOP_ASKED[0] = True
+
+
+def _stop_asked() -> bool:
+    return _STOP_ASKED[0]
 
 
 def _worker_entry(job: WorkerJob, ready: Any, start: Any, counters: Any, parent: int) -> None:
     """A worker: its parent stops it with SIGTERM (the terminal's SIGINT and SIGHUP are
     blocked from its birth: the parent gets them and stops the workers in order), and it dies
-    with its parent, however the parent dies."""
+    with its parent, however the parent dies. No signal ever raises here: outside the drive
+    SIGTERM is noted and looked at, inside it cancels the drive."""
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the line above
         return
     for sig in signals.TERMINAL_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _stop_now)
+    signal.signal(signal.SIGTERM, _note_stop)
     register_secrets(job.secrets)
-    with contextlib.suppress(_Stopped, KeyboardInterrupt):
-        ready.put(job.shard.worker_id)
-        t0 = start.get()
-        if t0 is None:
-            return
-        job.shard.t0_ns = t0
-        job.shard.stop_at_ns = (None if job.shard.stop_at_ns is None
-                                else t0 + job.shard.stop_at_ns)
-        if job.shard.warmup_until_ns is not None:
-            job.shard.warmup_until_ns += t0
-        aio.run(run_in_process(job, counters=counters, stop_signals=(signal.SIGTERM,)))
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
+    ready.put(job.shard.worker_id)
+    t0 = None
+    while t0 is None and not _stop_asked() and os.getppid() == parent:
+        with contextlib.suppress(queue.Empty):
+            t0 = start.get(timeout=0.2)
+            if t0 is None:  # the parent stopped the run before it began
+                return
+    if t0 is None or _stop_asked():
+        return
+    job.shard.t0_ns = t0
+    job.shard.stop_at_ns = None if job.shard.stop_at_ns is None else t0 + job.shard.stop_at_ns
+    if job.shard.warmup_until_ns is not None:
+        job.shard.warmup_until_ns += t0
+    with contextlib.suppress(KeyboardInterrupt):  # the drive was cancelled: all written
+        aio.run(run_in_process(job, counters=counters, stop_signals=(signal.SIGTERM,),
+                               stopped=_stop_asked))
 
 
 def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
