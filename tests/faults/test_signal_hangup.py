@@ -145,3 +145,25 @@ def _start(tmp_path: Path, tracker: Tracker, args: list[str],
                                 start_new_session=True)
     return Background(proc, log, run_dir, time.monotonic())
 
+
+
+def test_output_reader_goes_away(tmp_path, tracker):
+    """``servescope run … | head -1``: once the reader is gone every write fails with EPIPE;
+    the run still completes and records itself (an exception would exit 1, a failed final
+    flush 120)."""
+    port = free_port()
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        servescope_argv("run", "--out", str(run_dir), "--engine", "vllm", "--url",
+                        f"http://127.0.0.1:{port}", "--requests", "20", "--output-len",
+                        "fixed:8", "--", *fake_engine(port)),
+        cwd=REPO, env=tagged_env(tracker.tag), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stderr is not None
+    assert proc.stdout is not None
+    proc.stderr.readline()  # "starting vllm: …"
+    proc.stderr.close()
+    proc.stdout.close()
+    assert proc.wait(60) == 0
+    assert manifest_json(run_dir)["status"] == "complete"
+    assert_nothing_left(tracker)
