@@ -13,6 +13,7 @@ import pytest
 
 from tests.collectors._server import free_port
 from tests.e2e._support import REPO, Tracker, manifest_json, run_servescope
+from tests.faults._signal_support import assert_nothing_left
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -143,7 +144,7 @@ def test_engine_dies_right_after_ready(tmp_path, tracker, path, n, workers):
     assert m["status"] == "failed"
     assert m["extra"]["engine"]["error"]["returncode"] == 3
     assert m["extra"]["engine"]["stop"]["leftover_pids"] == []
-    assert tracker.live() == {}
+    assert_nothing_left(tracker)  # the resource tracker ends just after servescope
 
 
 def test_autodetected_command_exits_at_once(tmp_path, tracker):
@@ -163,7 +164,7 @@ def test_autodetected_command_exits_at_once(tmp_path, tracker):
     assert "the engine exited with code 3" in res.text
     assert "fake engine failed to start (as asked)" in res.text
     assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "exited"
-    assert tracker.live() == {}
+    assert_nothing_left(tracker)  # the resource tracker ends just after servescope
 
 
 KEY = "sk-servescope-test-0123456789"
@@ -196,7 +197,7 @@ def test_api_key_from_the_serving_command(tmp_path, tracker, form):
     titles = " ".join(m["extra"]["engine"]["processes"].values())
     assert "--api-key" in titles
     assert KEY not in titles
-    assert tracker.live() == {}
+    assert_nothing_left(tracker)  # the resource tracker ends just after servescope
 
 
 def test_refused_readiness_names_the_401s(tmp_path, tracker, monkeypatch):
@@ -217,4 +218,4 @@ def test_refused_readiness_names_the_401s(tmp_path, tracker, monkeypatch):
     assert KEY not in res.output
     assert "not-the-right-key" not in res.output
     assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "not_ready"
-    assert tracker.live() == {}
+    assert_nothing_left(tracker)  # the resource tracker ends just after servescope
