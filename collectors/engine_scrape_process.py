@@ -143,7 +143,7 @@ class ScraperProcess:
     def pid(self) -> int | None:
         return self._proc.pid
 
-    def start(self, ready_timeout_s: float = 60.0) -> bool:
+    def start(self, ready_timeout_s: float = 20.0) -> bool:
         """Start the child and wait until it is scraping; False (and ``error``) if not."""
         try:
             self._proc.start()

@@ -78,6 +78,8 @@ ReqTimeout = Annotated[float, typer.Option(help="Per-request limit, seconds",
                                            rich_help_panel=_W)]
 StallTimeout = Annotated[float, typer.Option(help="Give up on a stream silent this long, "
                                              "seconds", rich_help_panel=_W)]
+MaxResponse = Annotated[int, typer.Option(help="Largest non-streamed answer read, bytes (a larger "
+                                          "one ends invalid_response)", rich_help_panel=_W)]
 ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key "
                                         "(never written anywhere)", rich_help_panel=_W)]
 RunApiKeyEnv = Annotated[str | None, typer.Option(
@@ -96,6 +98,9 @@ EngineOpt = Annotated[str | None, typer.Option(
 MetricsInterval = Annotated[float, typer.Option(help="Seconds between engine metric scrapes",
                                                 rich_help_panel="Engine")]
 NoMetrics = Annotated[bool, typer.Option("--no-metrics", help="Do not scrape engine metrics",
+                                         rich_help_panel="Engine")]
+MetricsMax = Annotated[int, typer.Option(help="Largest metrics page read, bytes (a larger one is "
+                                         "refused and counted as too_large)",
                                          rich_help_panel="Engine")]
 
 
@@ -125,13 +130,17 @@ def attach(
     per_chunk_usage: ChunkUsage = True,
     ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
     stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    max_response_bytes: MaxResponse = 64 << 20, metrics_max_bytes: MetricsMax = 4 << 20,
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
     from profiler.commands_run import attach_command
     from profiler.engine_run import EngineOptions
 
-    eopts = EngineOptions(engine=engine, metrics_interval_s=metrics_interval,
-                          scrape=not no_metrics)
+    try:
+        eopts = EngineOptions(engine=engine, metrics_interval_s=metrics_interval,
+                              metrics_max_bytes=metrics_max_bytes, scrape=not no_metrics)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     code = attach_command(url, _workload(locals()), eopts, out or default_run_dir("attach"),
                           sys.argv, pid=pid)
     raise typer.Exit(code)
@@ -161,13 +170,18 @@ def run(
     per_chunk_usage: ChunkUsage = True,
     ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
     stall_timeout: StallTimeout = 120.0, api_key_env: RunApiKeyEnv = None,
+    max_response_bytes: MaxResponse = 64 << 20, metrics_max_bytes: MetricsMax = 4 << 20,
 ) -> None:
     """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
     from profiler.commands_run import run_command
     from profiler.engine_run import EngineOptions
 
-    eopts = EngineOptions(engine=engine, url=url, ready_timeout_s=ready_timeout,
-                          metrics_interval_s=metrics_interval, scrape=not no_metrics)
+    try:
+        eopts = EngineOptions(engine=engine, url=url, ready_timeout_s=ready_timeout,
+                              metrics_interval_s=metrics_interval,
+                              metrics_max_bytes=metrics_max_bytes, scrape=not no_metrics)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     code = run_command(command, _workload(locals()), eopts, out or default_run_dir("run"),
                        sys.argv)
     raise typer.Exit(code)

@@ -46,6 +46,7 @@ class WorkloadOptions:
     ignore_eos: bool = True
     request_timeout: float = 600.0
     stall_timeout: float = 120.0
+    max_response_bytes: int = 64 << 20
     api_key_env: str | None = "OPENAI_API_KEY"  # run: None = the serving command's key
 
     def to_config(self, base_url: str, model: str, out: Path, argv: list[str],
@@ -83,6 +84,7 @@ class WorkloadOptions:
             api_key=api_key or os.environ.get(self.api_key_env or "OPENAI_API_KEY") or None,
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
+            max_response_bytes=self.max_response_bytes,
         )
         requests = self.requests
         if requests is None and self.duration is None:

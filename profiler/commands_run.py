@@ -24,7 +24,7 @@ from profiler import signals
 from profiler.cli_workload import WorkloadOptions
 
 if TYPE_CHECKING:
-    from profiler.engine_run import EngineOptions
+    from profiler.engine_run import EngineOptions, EngineRunResult
     from profiler.engines.base import EngineAdapter
     from profiler.loadrun import LoadConfig
 
@@ -99,7 +99,6 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
             eopts: EngineOptions, out: Path, argv: list[str], pid: int | None) -> int:
     from profiler.client.discovery import DiscoveryError
     from profiler.client.target import TargetError
-    from profiler.commands import _findings_and_report, _print_summary
     from profiler.engine_run import attach_engine
     from profiler.engines.registry import UnknownEngineError
     from profiler.rundir.layout import RunDirError
@@ -126,12 +125,11 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
         return EXIT_FAIL
     signals.finished()
     if pid is not None:
-        _annotate(res.run_dir, {"server_pid": pid})
-    _interrupted_by(console)
-    _report_end(console, res.run_dir, res.status, res.warnings)
-    _print_summary(res.run_dir, "", None)
-    _findings_and_report(res.run_dir)
-    return signals.exit_code(EXIT_INTERRUPTED) if res.status == "interrupted" else EXIT_OK
+        try:
+            _annotate(res.run_dir, {"server_pid": pid})
+        except RunDirError as exc:  # a full disk: the run is recorded; this is a detail
+            res.warnings.append(f"server pid not recorded: {exc}")
+    return _end_of_run(console, res)
 
 
 def _annotate(run_dir: Path, values: dict[str, object]) -> None:
@@ -155,7 +153,7 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
 def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
          eopts: EngineOptions, out: Path, argv: list[str]) -> int:
     from profiler.client.discovery import DiscoveryError
-    from profiler.commands import _findings_and_report, _print_summary, model_tokenizer
+    from profiler.commands import model_tokenizer
     from profiler.engine_run import EngineRunError, resolve_engine, run_engine
     from profiler.engines.registry import UnknownEngineError
     from profiler.rundir.layout import RunDirError
@@ -200,8 +198,18 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
         _err(console, str(exc))
         return EXIT_FAIL
     signals.finished()
+    return _end_of_run(console, res)
+
+
+def _end_of_run(console: Console, res: EngineRunResult) -> int:
+    """What run and attach print once the run is recorded, and their exit code. A run the
+    client had to stop (a full disk: ``LoadResult.error``) ends with that one line and exit
+    1, after the summary of what was kept; no findings or report are attempted then."""
+    from profiler.commands import _findings_and_report, _print_summary
+
+    error = res.load.error if res.load is not None else ""
     _interrupted_by(console)
-    _report_end(console, res.run_dir, res.status, res.warnings)
+    _report_end(console, res.run_dir, res.status, [w for w in res.warnings if w != error])
     if res.stop is not None:
         console.print(f"engine stopped with {', '.join(res.stop.signals_sent) or 'no signal'} "
                       f"in {res.stop.seconds:.1f} s"
@@ -209,5 +217,9 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
                          if res.stop.leftover_pids else "; no process left"))
     if res.load is not None:
         _print_summary(res.run_dir, "", None)
-        _findings_and_report(res.run_dir)
+        if not error:
+            _findings_and_report(res.run_dir)
+    if error:
+        _err(console, error)
+        return EXIT_FAIL
     return signals.exit_code(EXIT_INTERRUPTED) if res.status == "interrupted" else EXIT_OK

@@ -5,7 +5,6 @@ presses Ctrl-C."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -28,6 +27,7 @@ from profiler.engines.registry import (
 from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
 from profiler.loadrun import LoadConfig, LoadResult, Progress, prepare_run_dir, run_load
 from profiler.redact import redact_argv, redact_text, register_secrets, secrets_in
+from profiler.rundir.atomic import RunDirWriteError
 from profiler.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
 
 __all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
@@ -52,9 +52,18 @@ class EngineOptions:
     url: str | None = None  # where to reach it; None = from the command's flags
     ready_timeout_s: float = 900.0
     metrics_interval_s: float = 1.0
+    metrics_max_bytes: int = 4 << 20  # a larger page is refused (too_large)
     scrape: bool = True
     stop_grace_s: tuple[float, float, float] = (15.0, 10.0, 5.0)
     api_key: str | None = None  # for servescope's own requests (readiness, /version, /metrics)
+
+    def __post_init__(self) -> None:
+        if not self.ready_timeout_s > 0:
+            raise ValueError("--ready-timeout must be positive")
+        if not self.metrics_interval_s > 0:
+            raise ValueError("--metrics-interval must be positive")
+        if self.metrics_max_bytes < 1:
+            raise ValueError("--metrics-max-bytes must be positive")
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -243,7 +252,8 @@ def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  
     live = (LiveGauges(live_families(adapter))
             if all(ep.format == "prometheus" for ep in endpoints) else None)
     scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live,
-                             headers=opts.headers() or None)
+                             headers=opts.headers() or None,
+                             max_body_bytes=opts.metrics_max_bytes)
     try:
         # started from a thread with the terminal's signals blocked: the scraper is born
         # deaf to a Ctrl-C or hangup of the terminal (servescope stops it), and a stop
@@ -263,8 +273,11 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
     """Finalize the engine tables and record the engine's end in the manifest."""
     from collectors.engine_metrics import finalize
 
-    with contextlib.suppress(Exception):  # a run with no scrape has nothing to finalize
-        finalize(run_dir)
+    try:  # a run with no scrape has no journal: nothing to do, no warning
+        warnings.extend(f"engine metrics: {w}" for w in finalize(run_dir)[1])
+    except Exception as exc:  # noqa: BLE001 - the journal stays; readers fall back to it
+        warnings.append(f"engine metrics tables not written ({type(exc).__name__}: {exc}); "
+                        "the engine journal is kept and read instead")
     manifest = read_manifest(run_dir)
     info = manifest.extra.setdefault("engine", {})
     info.update({k: v for k, v in engine_info.items() if k not in info or k == "scrapes"})
@@ -284,7 +297,10 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
     if manifest.ended_wall_ns < 0:
         manifest.ended_wall_ns = time.time_ns()
     manifest.warnings.extend(w for w in warnings if w not in manifest.warnings)
-    write_manifest(run_dir, manifest)
+    try:
+        write_manifest(run_dir, manifest)
+    except RunDirWriteError as exc:  # a full disk: the load's own final manifest stands
+        warnings.append(f"the engine's stop record was not written: {exc}")
 
 
 def sniff_engine(base_url: str, timeout_s: float = 5.0,

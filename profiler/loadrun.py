@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler import aio
+from profiler import aio, signals
 from profiler.client import timed
 from profiler.client.target import Target
 from profiler.clock import take_anchor
@@ -72,6 +72,15 @@ class LoadConfig:
             raise WorkloadError("warm-up must not be negative")
         if any(v <= 0 for v in self.sweep):
             raise WorkloadError("sweep values must be positive")
+        if self.arrival.kind == "closed" and self.workers > 1:
+            streams = min(int(v) for v in self.sweep) if self.sweep else (
+                self.arrival.concurrency or 1)
+            if streams < self.workers:
+                # a worker with no stream of its own would never send its share
+                raise WorkloadError(
+                    f"a closed loop of {streams} stream(s) cannot be split over "
+                    f"{self.workers} workers: use --workers {streams} or fewer, or raise "
+                    "--concurrency")
 
 
 @dataclass(slots=True)
@@ -232,6 +241,7 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         status = "failed"
         raise
     finally:
+        signals.begin_stop()  # a stop signal now escalates; it never cuts the writing short
         n, error = _finish(run_dir, manifest, status, stop_reason, reserve)
     return LoadResult(run_dir, status, n, manifest.warnings, error)
 

@@ -113,7 +113,9 @@ def test_the_cli_on_a_full_disk(small_disk: Path) -> None:
                            new_tag(), timeout_s=90)
     assert "Traceback" not in r.output
     assert "no space left on device writing" in r.text
-    assert r.returncode != 0  # 1 once profiler/commands.py maps LoadResult.error
+    assert r.returncode == 1, r.output[-2000:]
+    last = [line for line in r.output.splitlines() if line.strip()][-1]
+    assert last.startswith("error: no space left on device writing"), last
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     _no_tmp_no_reserve(out)

@@ -80,3 +80,25 @@ def test_run_rejects_an_unknown_engine_before_starting_anything(tmp_path: Path) 
     assert r.returncode == 2
     assert "pass --engine" in r.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_bad_engine_and_size_options_exit_2_before_anything_starts(tmp_path: Path) -> None:
+    """Each used to end in a misleading 'not a servescope run directory' (the scraper's own
+    check failed after the run directory was made, before its manifest was)."""
+    cases = [
+        (["attach", "--url", "http://127.0.0.1:9", "--metrics-interval", "0"],
+         "--metrics-interval must be positive"),
+        (["attach", "--url", "http://127.0.0.1:9", "--metrics-max-bytes", "0"],
+         "--metrics-max-bytes must be positive"),
+        (["attach", "--url", "http://127.0.0.1:9", "--model", "m",
+          "--max-response-bytes", "0"], "max_response_bytes must be positive"),
+        (["run", "--ready-timeout", "0", "--", "vllm", "serve", "m"],
+         "--ready-timeout must be positive"),
+    ]
+    for k, (args, message) in enumerate(cases):
+        out = tmp_path / f"r{k}"
+        r = cli(*args[:1], "--out", str(out), *args[1:])
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr + r.stdout
+        assert not out.exists()

@@ -143,6 +143,18 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         dataclasses.replace(cfg("http://127.0.0.1:9", tmp_path), workers=0)
 
 
+def test_fewer_closed_loop_streams_than_workers_is_refused(tmp_path: Path) -> None:
+    """Two workers and one stream: the second worker had no slot, so its half of
+    ``--requests`` was silently never sent while the run said ``complete``."""
+    one = ArrivalSpec("closed", concurrency=1)
+    with pytest.raises(WorkloadError, match="1 stream.*2 workers"):
+        cfg("http://127.0.0.1:9", tmp_path, arrival=one, workers=2)
+    with pytest.raises(WorkloadError, match="2 stream.*3 workers"):
+        cfg("http://127.0.0.1:9", tmp_path, workers=3, sweep=(2.0, 4.0))
+    assert cfg("http://127.0.0.1:9", tmp_path, arrival=one, workers=1).workers == 1
+    assert cfg("http://127.0.0.1:9", tmp_path, workers=4).workers == 4
+
+
 def test_closed_loop_backs_off_when_the_server_is_gone(tmp_path: Path) -> None:
     """Nothing listens: each slot waits 10 ms, doubling up to 1 s, after a refused connection
     instead of flooding the run (without it: thousands of connection errors a second)."""
