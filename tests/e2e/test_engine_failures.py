@@ -133,6 +133,7 @@ def test_engine_dies_right_after_ready(tmp_path, tracker, path, n, workers):
     out = tmp_path / "run"
     res = run_servescope(["run", "--out", str(out), "--engine", "vllm", "--url",
                           f"http://127.0.0.1:{port}", "--duration", "60", "--workers", workers,
+                          "--concurrency", workers,
                           "--", sys.executable, "-c", DIES_AT, str(port), path, str(n)],
                          tracker.tag, timeout_s=45)
     assert res.returncode == 1, res.output
@@ -156,8 +157,8 @@ def test_autodetected_command_exits_at_once(tmp_path, tracker):
                     "from tests.faults.fake_engine import main\nmain(sys.argv[3:])\n")
     vllm.chmod(0o755)
     out = tmp_path / "run"
-    res = run_servescope(["run", "--out", str(out), "--requests", "4", "--workers", "2", "--",
-                          str(vllm), "serve", "m", "--port", str(port), "--exit-at-once", "3"],
+    res = run_servescope(["run", "--out", str(out), "--requests", "4", "--workers", "2",
+                          "--concurrency", "2", "--", str(vllm), "serve", "m", "--port", str(port), "--exit-at-once", "3"],
                          tracker.tag, timeout_s=45)
     assert res.returncode == 1, res.output
     assert "Traceback" not in res.output

@@ -147,9 +147,9 @@ def test_fewer_closed_loop_streams_than_workers_is_refused(tmp_path: Path) -> No
     """Two workers and one stream: the second worker had no slot, so its half of
     ``--requests`` was silently never sent while the run said ``complete``."""
     one = ArrivalSpec("closed", concurrency=1)
-    with pytest.raises(WorkloadError, match="1 stream.*2 workers"):
+    with pytest.raises(WorkloadError, match=r"1 stream.*2 workers"):
         cfg("http://127.0.0.1:9", tmp_path, arrival=one, workers=2)
-    with pytest.raises(WorkloadError, match="2 stream.*3 workers"):
+    with pytest.raises(WorkloadError, match=r"2 stream.*3 workers"):
         cfg("http://127.0.0.1:9", tmp_path, workers=3, sweep=(2.0, 4.0))
     assert cfg("http://127.0.0.1:9", tmp_path, arrival=one, workers=1).workers == 1
     assert cfg("http://127.0.0.1:9", tmp_path, workers=4).workers == 4
