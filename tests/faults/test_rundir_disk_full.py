@@ -137,3 +137,18 @@ def test_disk_full_with_two_worker_processes(small_disk: Path) -> None:
                          f"the run stopped; {n} requests kept")
     assert sent <= n + 2 * 2, (sent, n)  # at most each worker's slots in flight
     _no_tmp_no_reserve(res.run_dir)
+
+
+def test_import_onto_a_full_disk_is_one_error(small_disk: Path) -> None:
+    """The importer writes through the same journal writer, which no longer raises: the full
+    disk is reported as one RunDirError line, not a partial import that looks whole."""
+    from profiler.importers import import_run
+    from profiler.rundir.layout import RunDirError
+    from tests.importers._peers import VLLM_OK
+
+    (small_disk / "filler").unlink()
+    st = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - (12 << 10)))
+    with pytest.raises(RunDirError, match=r"no space left on device writing \S*/journal/"):
+        import_run(VLLM_OK, small_disk / "imported", "vllm-bench")
+    assert not [p for p in (small_disk / "imported").rglob("*.tmp")]
