@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.engines.base import Histogram
+from servescope.engines.base import Histogram
 
 if TYPE_CHECKING:
     import pandas as pd

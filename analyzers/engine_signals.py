@@ -6,7 +6,7 @@ and returns one row per canonical signal per snapshot, through the adapter named
 max/mean, running/waiting max/mean, and counter increases (prefix-cache hits/queries and their
 ratio, preemptions, tokens, finished requests) that survive counter resets and failed scrapes.
 
-Resolution rules (the adapter's :class:`~profiler.engines.base.SignalSpec`): in each snapshot
+Resolution rules (the adapter's :class:`~servescope.engines.base.SignalSpec`): in each snapshot
 the first listed family present wins (newest name first); its samples are filtered by the
 spec's labels, where a label a sample does not carry does not filter it (so ``priority=""``
 keeps SGLang's totals and old versions without the label); the rest are summed, averaged or
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from collectors.engine_tables import EngineTables, read_engine_tables
-from profiler.engines.base import EngineAdapter, Signal, SignalSpec
-from profiler.engines.extensions import derived_signals
-from profiler.engines.registry import get_adapter
-from profiler.rundir.layout import RunDirError
-from profiler.rundir.reader import RunData, load_run
+from servescope.engines.base import EngineAdapter, Signal, SignalSpec
+from servescope.engines.extensions import derived_signals
+from servescope.engines.registry import get_adapter
+from servescope.rundir.engine_tables import EngineTables, read_engine_tables
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.reader import RunData, load_run
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -32,7 +32,7 @@ from analyzers.budgets import Budget, BudgetFile, BudgetKind, Validity
 from analyzers.compare import CompareSettings, Comparison, RunRef, compare_samples
 from analyzers.metric_catalog import Direction
 from analyzers.run_samples import RunSamples, run_samples
-from profiler.rundir.layout import RunDirError
+from servescope.rundir.layout import RunDirError
 
 __all__ = [
     "EXIT_INVALID",
@@ -107,7 +107,7 @@ class GateResult:
 def latest_baseline(store: str | Path, *, exclude: str | Path | None = None) -> Path:
     """The newest complete run directory in ``store`` (by ``started_wall_ns``), other than
     ``exclude``. RunDirError when the store is missing or holds none."""
-    from profiler.rundir.manifest import read_manifest
+    from servescope.rundir.manifest import read_manifest
 
     root = Path(store)
     if not root.is_dir():

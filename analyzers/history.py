@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from analyzers.changepoint import SeriesChanges, detect_changes, effect
 from analyzers.metric_catalog import Direction, Kind, MetricSpec, get_metric
 from analyzers.significance import Correction, adjust_pvalues
-from profiler.rundir.layout import RunDirError
+from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
     from analyzers.goodput import SLO
@@ -109,8 +109,8 @@ def summary_value(summary: RunSummary, spec: MetricSpec) -> float:
 def collect_runs(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, int, str]], list[str]]:
     """((run dir, started_wall_ns, run_id) of complete runs, sorted by start; skipped notes).
     A path with a manifest is a run; any other directory is a store of runs."""
-    from profiler.rundir.layout import MANIFEST_FILE
-    from profiler.rundir.manifest import read_manifest
+    from servescope.rundir.layout import MANIFEST_FILE
+    from servescope.rundir.manifest import read_manifest
 
     found: list[tuple[Path, int, str]] = []
     skipped: list[str] = []
@@ -139,7 +139,7 @@ def run_history(paths: Sequence[str | Path], *, metrics: Sequence[str] = DEFAULT
                 n_permutations: int = 2000, seed: int = 0) -> History:
     """Change points and drift per metric over the runs in ``paths`` (module doc)."""
     from analyzers.summary import summarize
-    from profiler.rundir.reader import load_run
+    from servescope.rundir.reader import load_run
 
     specs = [get_metric(m) for m in metrics]
     for s in specs:

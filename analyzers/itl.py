@@ -36,7 +36,7 @@ from analyzers.timeline import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = [
     "ITL_REQUEST_COLUMNS",

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.rundir.manifest import Manifest
+from servescope.rundir.manifest import Manifest
 
 __all__ = ["MISSING", "ManifestChange", "engine_settings", "flatten", "manifest_diff"]
 
@@ -73,7 +73,7 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 def engine_settings(command: Sequence[str]) -> dict[str, str]:
     """``engine.env.*``, ``engine.arg[i]`` and ``engine.flag.*`` of an engine command line."""
-    from profiler.engines._argv import strip_wrappers
+    from servescope.engines._argv import strip_wrappers
 
     out: dict[str, str] = {}
     args = strip_wrappers(command)

@@ -34,12 +34,12 @@ from analyzers.timeline import (
     int_column,
     interval_ns,
 )
-from profiler.records import UNKNOWN
+from servescope.records import UNKNOWN
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = [
     "INPUT_PLANNED",

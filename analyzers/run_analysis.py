@@ -34,7 +34,7 @@ from analyzers.sweep import SweepCurve, sweep_curve
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_run"]
 

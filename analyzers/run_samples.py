@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from analyzers.goodput import SLO
     from analyzers.server_histograms import HistogramDelta
     from analyzers.summary import RunSummary
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["DEFAULT_SLICES", "RunSamples", "run_samples"]
 
@@ -65,7 +65,7 @@ def run_samples(path: str | Path, slo: SLO | None = None, *,
     from analyzers.request_metrics import request_metrics
     from analyzers.summary import summarize
     from analyzers.timeline import build_timeline
-    from profiler.rundir.reader import load_run
+    from servescope.rundir.reader import load_run
 
     run = load_run(path)
     summary = summarize(run, slo)
@@ -128,8 +128,8 @@ def _engine(run: RunData, summary: RunSummary) -> tuple[EngineWindow | None,
     (as ``summarize`` shows them); (None, {}) when the run scraped no engine."""
     from analyzers.engine_signals import engine_inputs, engine_window
     from analyzers.server_histograms import histogram_delta
-    from profiler.engines.extensions import histogram_labels, histogram_scale
-    from profiler.rundir.layout import RunDirError
+    from servescope.engines.extensions import histogram_labels, histogram_scale
+    from servescope.rundir.layout import RunDirError
 
     start = summary.window_start_ns if summary.window_start_ns > 0 else None
     try:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from analyzers.engine_signals import engine_inputs, label_match
-from profiler.engines.base import EngineAdapter
-from profiler.engines.extensions import histogram_labels, histogram_scale, metric_notes
-from profiler.rundir.reader import RunData
+from servescope.engines.base import EngineAdapter
+from servescope.engines.extensions import histogram_labels, histogram_scale, metric_notes
+from servescope.rundir.reader import RunData
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from analyzers.engine_signals import EngineWindow, engine_window
 from analyzers.server_histograms import server_histograms
-from profiler.engines.base import Histogram
-from profiler.rundir.layout import RunDirError
+from servescope.engines.base import Histogram
+from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
     from analyzers.stats import Stats
     from analyzers.summary import RunSummary
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["EngineView", "ServerPercentile", "SideBySideRow", "engine_view"]
 

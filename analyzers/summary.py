@@ -32,12 +32,12 @@ from analyzers.request_metrics import (
 )
 from analyzers.stats import Stats, describe
 from analyzers.timeline import BoolArray, build_timeline
-from profiler.records import Outcome
+from servescope.records import Outcome
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["DEFAULT_LAG_WARN_MS", "LatencySummary", "RunSummary", "summarize"]
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from profiler.records import UNKNOWN, EventKind
-from profiler.rundir.layout import RunDirError
+from servescope.records import UNKNOWN, EventKind
+from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = [
     "FINISH",

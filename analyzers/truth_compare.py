@@ -23,7 +23,7 @@ import numpy as np
 from analyzers.stats import Stats, describe
 
 if TYPE_CHECKING:
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["TruthComparison", "compare_with_truth"]
 

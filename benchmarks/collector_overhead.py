@@ -118,7 +118,7 @@ def vllm_bench_argv(url: str, out: Path, a: argparse.Namespace, seed: int) -> li
 
 def servescope_numbers(out: Path) -> dict[str, Any]:
     from analyzers.summary import summarize
-    from profiler.rundir.reader import load_run
+    from servescope.rundir.reader import load_run
 
     run = load_run(out)
     s = summarize(run)

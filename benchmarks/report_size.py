@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
 from collectors.timeline import TimelineRecorder
-from profiler.clock import take_anchor
-from profiler.records import EventKind, Outcome, RequestRecord
-from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.tables import finalize_tables
+from servescope.clock import take_anchor
+from servescope.records import EventKind, Outcome, RequestRecord
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
+from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.tables import finalize_tables
 
 __all__ = ["build_large_run", "main", "measure_render"]
 

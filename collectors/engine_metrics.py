@@ -8,7 +8,7 @@ Every attempt is recorded with its real ``t_start_ns``/``t_end_ns`` (monotonic) 
 and appended at once as one JSON line (one ``os.write`` on an ``O_APPEND`` descriptor, like
 :mod:`collectors.timeline`) to ``RUN/engine/metrics.jsonl``; :func:`finalize` turns the
 journal into ``metrics.parquet`` and ``scrapes.parquet`` (schema in
-:mod:`collectors.engine_tables`). So a journal line holds at most one capped page, and the
+:mod:`servescope.rundir.engine_tables`). So a journal line holds at most one capped page, and the
 tables are written one scrape at a time.
 
 A failed scrape (refused, timeout, HTTP error, unparseable or oversized body) is a recorded
@@ -35,12 +35,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from collectors.engine_parse import (
-    MetricSample,
-    parse_body,
-    parse_prometheus,
-    parse_trtllm_json,
-)
 from collectors.engine_scrape import (
     DEFAULT_MAX_BODY_BYTES,
     ScrapeOutcome,
@@ -49,15 +43,21 @@ from collectors.engine_scrape import (
     scrape,
     scrape_once,
 )
-from collectors.engine_tables import (
+from servescope.clock import now_ns
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.parse import (
+    MetricSample,
+    parse_body,
+    parse_prometheus,
+    parse_trtllm_json,
+)
+from servescope.redact import redact_text
+from servescope.rundir.engine_tables import (
     METRICS_JOURNAL,
     SCRAPER_FILE,
     engine_dir,
     finalize_engine_tables,
 )
-from profiler.clock import now_ns
-from profiler.engines.extensions import MetricsEndpoint
-from profiler.redact import redact_text
 
 __all__ = [
     "DEFAULT_JOURNAL_BYTES_PER_S",

@@ -10,7 +10,7 @@ bytes (at once when ``Content-Length`` says so), the connection dropped, the res
 A failed scrape (refused, timeout, HTTP error, unparseable or oversized body) is a recorded
 outcome, never an exception: nothing here raises into the run. Error texts are redacted, and
 the raw page has the secret values registered in this process
-(:func:`profiler.redact.register_secrets`) removed before it is journaled.
+(:func:`servescope.redact.register_secrets`) removed before it is journaled.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from collectors.engine_parse import MetricSample, parse_body
-from profiler.clock import now_ns
-from profiler.engines.base import MetricsFormat
-from profiler.engines.extensions import MetricsEndpoint
-from profiler.redact import redact_known_bytes, redact_text
+from servescope.clock import now_ns
+from servescope.engines.base import MetricsFormat
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.parse import MetricSample, parse_body
+from servescope.redact import redact_known_bytes, redact_text
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ScrapeOutcome", "ScrapeResult", "safe_url", "scrape",
            "scrape_once"]

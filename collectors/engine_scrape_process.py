@@ -11,7 +11,7 @@ is terminated, then killed). Nothing here raises into the run: a child that cann
 dies, and scrapes that failed, are reported in ``error`` (a sentence for the run's warnings)
 and the returned stats.
 
-The child registers the parent's known secret values (:func:`profiler.redact.known_secrets`,
+The child registers the parent's known secret values (:func:`servescope.redact.known_secrets`,
 passed in its config) before its first scrape, so its error texts and journaled pages are
 redacted as the parent's output is.
 """
@@ -38,8 +38,8 @@ from collectors.engine_metrics import (
     ScrapeStats,
 )
 from collectors.live_gauges import LiveGauges
-from profiler.engines.extensions import MetricsEndpoint
-from profiler.redact import known_secrets, redact_text, register_secrets
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.redact import known_secrets, redact_text, register_secrets
 
 __all__ = ["ScraperProcess"]
 

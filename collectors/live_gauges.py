@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.engines.base import EngineAdapter, Signal
+from servescope.engines.base import EngineAdapter, Signal
 
 __all__ = ["LIVE_SIGNALS", "LiveGauges", "live_families"]
 

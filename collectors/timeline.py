@@ -2,7 +2,7 @@
 
 One ``write`` system call per request on an ``O_APPEND`` descriptor, so a request is on disk
 (in the page cache) as soon as it ends: a crash, Ctrl-C or SIGKILL of the client loses only
-requests still in flight. :func:`profiler.rundir.tables.finalize_tables` turns journals into
+requests still in flight. :func:`servescope.rundir.tables.finalize_tables` turns journals into
 parquet at the end of the run.
 
 A failed write (a full disk) never raises into the run: the recorder removes whatever part
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import orjson
 
-from profiler.records import RequestRecord
-from profiler.rundir.layout import journal_path
+from servescope.records import RequestRecord
+from servescope.rundir.layout import journal_path
 
 __all__ = ["TimelineRecorder"]
 

@@ -1,11 +1,10 @@
-"""servescope: profiling and observability for LLM inference servers.
-
-The ``profiler`` package orchestrates runs: the CLI, the streaming client, workloads and the
-run-directory format. Heavy libraries are imported lazily inside functions.
-"""
+"""The top floor of servescope: the CLI, orchestration of runs (starting engines, driving
+workloads, collecting), workloads, importers and the reference server. Everything below it
+(:mod:`servescope`, :mod:`collectors`, :mod:`analyzers`, :mod:`reports`) is usable without
+it. Heavy libraries are imported lazily inside functions."""
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from servescope.version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -12,12 +12,12 @@ from typing import Any
 
 from analyzers.stats import Stats
 from analyzers.truth_compare import TruthComparison, compare_with_truth
-from profiler.client.target import Target
+from collectors.client.target import Target
 from profiler.loadrun import LoadConfig, run_load
-from profiler.rundir.reader import load_run
 from profiler.selftest.process import start_refserver
 from profiler.selftest.schedule import RefSchedule
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist
+from servescope.rundir.reader import load_run
 
 __all__ = ["CeilingResult", "SelftestResult", "measure_accuracy", "measure_ceiling",
            "run_selftest", "spread_lengths"]

@@ -343,7 +343,7 @@ def refserver(ctx: typer.Context) -> None:
 @app.command()
 def version() -> None:
     """Print servescope's version."""
-    from profiler import __version__
+    from servescope.version import __version__
 
     typer.echo(__version__)
 

@@ -53,7 +53,7 @@ class WorkloadOptions:
                   api_key: str | None = None) -> LoadConfig:
         """``api_key``: the key to send (already resolved); else the one in the variable
         named by ``api_key_env``."""
-        from profiler.client.target import Target
+        from collectors.client.target import Target
         from profiler.loadrun import LoadConfig
         from profiler.workloads.arrivals import sweep_values
         from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist

@@ -25,7 +25,7 @@ def _err(console: Console, msg: str) -> None:
 def model_tokenizer(command: Sequence[str]) -> Path | None:
     """The ``tokenizer.json`` of a local model directory named in the serving command (as a
     positional argument or a flag's value), if there is exactly one such directory."""
-    from profiler.engines._argv import flag_value
+    from servescope.engines._argv import flag_value
 
     explicit = flag_value(command, "--tokenizer", "--tokenizer-path")
     if explicit is not None:  # the engine uses this one: its file, or none if not local
@@ -46,7 +46,7 @@ def model_tokenizer(command: Sequence[str]) -> Path | None:
 
 
 def summarize_command(run: Path, definitions: str, slo: str | None) -> int:
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     try:
         _print_summary(run, definitions, slo)
@@ -61,9 +61,9 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
     import json
 
     from analyzers.run_analysis import analyze_run
-    from profiler.rundir.layout import RunDirError
-    from profiler.rundir.reader import load_run
     from reports.analysis_view import analysis_json, print_analysis
+    from servescope.rundir.layout import RunDirError
+    from servescope.rundir.reader import load_run
 
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -119,9 +119,9 @@ def _findings_and_report(run: Path) -> None:
     import sys
 
     from profiler.commands_report import write_run_report
-    from profiler.rundir.reader import load_run
     from reports.analysis_view import print_finding
     from reports.html import gather_run
+    from servescope.rundir.reader import load_run
 
     console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
@@ -148,8 +148,8 @@ def _findings_and_report(run: Path) -> None:
 
 def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
     from analyzers.summary import summarize
-    from profiler.rundir.reader import load_run
     from reports.terminal import print_definitions, print_summary
+    from servescope.rundir.reader import load_run
 
     parsed = parse_slo(slo) if slo else None
     data = load_run(run)

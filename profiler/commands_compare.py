@@ -75,7 +75,7 @@ def _metrics(text: str | None) -> list[str] | None:
 def _guard(body: Callable[[], int]) -> int:
     """Run ``body``; any error becomes one line on stderr and exit code 2."""
     from analyzers.budgets import BudgetError
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     try:
         return body()

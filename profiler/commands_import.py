@@ -18,7 +18,7 @@ def import_command(source: Path, out: Path, tool: str | None) -> int:
     tool's own metric definitions beside ours. 0: imported; 2: bad input (unreadable or
     unrecognized file, unknown tool, ``out`` not empty); 1: writing failed."""
     from profiler.importers import ImportFormatError, UnknownImporterError, import_run
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -45,8 +45,8 @@ def import_command(source: Path, out: Path, tool: str | None) -> int:
 
 def _print_summary(run_dir: Path, definitions: str) -> None:
     from analyzers.summary import summarize
-    from profiler.rundir.reader import load_run
     from reports.terminal import print_definitions, print_summary
+    from servescope.rundir.reader import load_run
 
     data = load_run(run_dir)
     # logs and pipes get 120 columns (rich's default of 80 cuts the latency table)

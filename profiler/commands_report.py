@@ -4,7 +4,7 @@
 it cannot report on (a missing or unreadable run directory, a newer schema, a run without
 requests, an output it cannot write; an unexpected error too, never a traceback).
 :func:`write_run_report` is the library call that writes ``RUN/report.html``; it raises
-:class:`~profiler.rundir.layout.RunDirError` (or ``OSError``) and leaves the choice of what
+:class:`~servescope.rundir.layout.RunDirError` (or ``OSError``) and leaves the choice of what
 to do to its caller.
 """
 
@@ -30,8 +30,8 @@ def build_report(run: Path, run_b: Path | None = None, *, include_text: bool = F
                  slo: SLO | None = None) -> str:
     """The report's HTML: of ``run`` alone, or ``run`` (A, baseline) against ``run_b`` (B)."""
     from analyzers.compare import compare_runs
-    from profiler.rundir.reader import load_run
     from reports.html import ab_report_html, gather_run, run_report_html
+    from servescope.rundir.reader import load_run
 
     a = gather_run(load_run(run), slo, include_text=include_text)
     if run_b is None:
@@ -41,8 +41,8 @@ def build_report(run: Path, run_b: Path | None = None, *, include_text: bool = F
 
 
 def _write(path: Path, text: str) -> None:
-    """Never a half-written report (:func:`profiler.rundir.atomic.atomic_write`)."""
-    from profiler.rundir.atomic import atomic_write
+    """Never a half-written report (:func:`servescope.rundir.atomic.atomic_write`)."""
+    from servescope.rundir.atomic import atomic_write
 
     atomic_write(path, text.encode("utf-8"))
 
@@ -64,7 +64,7 @@ def report_command(run: Path, run_b: Path | None, out: Path, *, include_text: bo
                    slo: str | None = None) -> int:
     """Write the HTML report of ``run`` (or of ``run`` against ``run_b``) to ``out``."""
     from profiler.commands import parse_slo
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     err = Console(stderr=True, soft_wrap=True)
     try:

@@ -25,8 +25,8 @@ from profiler.cli_workload import WorkloadOptions
 
 if TYPE_CHECKING:
     from profiler.engine_run import EngineOptions, EngineRunResult
-    from profiler.engines.base import EngineAdapter
     from profiler.loadrun import LoadConfig
+    from servescope.engines.base import EngineAdapter
 
 __all__ = ["attach_command", "resolve_api_key", "run_command"]
 
@@ -42,7 +42,7 @@ def _protected(argv: Sequence[str], *, subreaper: bool) -> Iterator[None]:
     from profiler.guardian import guarded
     from profiler.outstreams import forgiving_std_streams
     from profiler.procs import set_child_subreaper
-    from profiler.redact import register_secrets, secrets_in
+    from servescope.redact import register_secrets, secrets_in
 
     register_secrets(secrets_in(argv, os.environ))
     if subreaper:
@@ -56,7 +56,7 @@ def resolve_api_key(opts: WorkloadOptions, adapter: EngineAdapter | None,
     """The key servescope sends to the server: the one in the variable the user named with
     ``--api-key-env``, else the one the serving command makes the server require, else
     ``OPENAI_API_KEY``."""
-    from profiler.engines.extensions import served_api_key
+    from servescope.engines.extensions import served_api_key
 
     if opts.api_key_env and (key := os.environ.get(opts.api_key_env)):
         return key
@@ -66,7 +66,7 @@ def resolve_api_key(opts: WorkloadOptions, adapter: EngineAdapter | None,
 
 
 def _model_for(opts: WorkloadOptions, url: str, api_key: str | None) -> str:
-    from profiler.client.discovery import discover_model
+    from profiler.discovery import discover_model
 
     return opts.model or discover_model(url, api_key)
 
@@ -97,14 +97,14 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
 
 def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
             eopts: EngineOptions, out: Path, argv: list[str], pid: int | None) -> int:
-    from profiler.client.discovery import DiscoveryError
-    from profiler.client.target import TargetError
+    from collectors.client.target import TargetError
+    from profiler.discovery import DiscoveryError
     from profiler.engine_run import attach_engine
-    from profiler.engines.registry import UnknownEngineError
-    from profiler.rundir.layout import RunDirError
     from profiler.scaleout import WorkerError
     from profiler.workloads.spec import WorkloadError
     from reports.live import LiveView
+    from servescope.engines.registry import UnknownEngineError
+    from servescope.rundir.layout import RunDirError
 
     api_key = resolve_api_key(opts, None, ())
     eopts = dataclasses.replace(eopts, api_key=api_key)
@@ -133,7 +133,7 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
 
 
 def _annotate(run_dir: Path, values: dict[str, object]) -> None:
-    from profiler.rundir.manifest import read_manifest, write_manifest
+    from servescope.rundir.manifest import read_manifest, write_manifest
 
     m = read_manifest(run_dir)
     m.extra.setdefault("engine", {}).update(values)
@@ -152,14 +152,14 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
 
 def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
          eopts: EngineOptions, out: Path, argv: list[str]) -> int:
-    from profiler.client.discovery import DiscoveryError
     from profiler.commands import model_tokenizer
+    from profiler.discovery import DiscoveryError
     from profiler.engine_run import EngineRunError, resolve_engine, run_engine
-    from profiler.engines.registry import UnknownEngineError
-    from profiler.rundir.layout import RunDirError
     from profiler.scaleout import WorkerError
     from profiler.workloads.spec import WorkloadError
     from reports.live import LiveView
+    from servescope.engines.registry import UnknownEngineError
+    from servescope.rundir.layout import RunDirError
 
     if opts.tokenizer is None and (tok := model_tokenizer(command)):
         # prompt lengths in the served model's own tokens, not whitespace words

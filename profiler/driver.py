@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from collectors.client import timed
+from collectors.client.stream import send_request
+from collectors.client.target import Target
 from collectors.timeline import TimelineRecorder
-from profiler.client import timed
-from profiler.client.stream import send_request
-from profiler.client.target import Target
-from profiler.clock import now_ns
-from profiler.records import UNKNOWN, Outcome, RequestRecord
-from profiler.rundir.atomic import write_problem
 from profiler.workloads.sessions import Session
+from servescope.clock import now_ns
+from servescope.records import UNKNOWN, Outcome, RequestRecord
+from servescope.rundir.atomic import write_problem
 
 __all__ = ["DriveStats", "Shard", "drive"]
 
@@ -76,7 +76,7 @@ class DriveStats:
     output_tokens: int = 0
     backoffs: int = 0  # closed-loop waits after a connection that got no answer
     outcomes: dict[str, int] = field(default_factory=dict)
-    exact_arrival_times: bool = False  # socket-read timestamps (see profiler.client.timed)
+    exact_arrival_times: bool = False  # socket-read timestamps (see collectors.client.timed)
     write_error: str = ""  # why the journal could not be written ("" when it could)
     records_lost: int = 0  # requests that ended but could not be written
 

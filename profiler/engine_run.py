@@ -14,21 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collectors.client.progress import Progress
 from profiler import httpget, signals
-from profiler.clock import take_anchor
-from profiler.engines.base import EngineAdapter
-from profiler.engines.extensions import engine_manifest_entry, metrics_endpoints
-from profiler.engines.registry import (
+from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
+from profiler.loadrun import LoadConfig, LoadResult, prepare_run_dir, run_load
+from servescope.clock import take_anchor
+from servescope.engines.base import EngineAdapter
+from servescope.engines.extensions import engine_manifest_entry, metrics_endpoints
+from servescope.engines.registry import (
     adapter_names,
     detect_adapter,
     detect_from_metrics,
     get_adapter,
 )
-from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
-from profiler.loadrun import LoadConfig, LoadResult, Progress, prepare_run_dir, run_load
-from profiler.redact import redact_argv, redact_text, register_secrets, secrets_in
-from profiler.rundir.atomic import RunDirWriteError
-from profiler.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
+from servescope.redact import redact_argv, redact_text, register_secrets, secrets_in
+from servescope.rundir.atomic import RunDirWriteError
+from servescope.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
 
 __all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
            "run_engine", "sniff_engine"]

@@ -18,8 +18,8 @@ from typing import IO
 
 from profiler import httpget, procs
 from profiler.guardian import notify_engine
-from profiler.redact import redact_text
 from profiler.signals import deferred
+from servescope.redact import redact_text
 
 __all__ = ["EngineExited", "EngineNotReady", "EngineProcess", "StopReport", "log_tail"]
 

@@ -10,32 +10,33 @@ import resource
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collectors.client import timed
+from collectors.client.progress import Progress
+from collectors.client.target import Target
 from profiler import aio, signals
-from profiler.client import timed
-from profiler.client.target import Target
-from profiler.clock import take_anchor
 from profiler.driver import DriveStats, Shard
-from profiler.redact import redact_argv
-from profiler.rundir.atomic import RunDirWriteError, is_disk_full
-from profiler.rundir.layout import JOURNAL_DIR, RunDirError
-from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.space import (
+from profiler.scaleout import COUNTERS, WorkerJob, run_in_process, run_workers
+from profiler.workloads.arrivals import arrival_offsets_ns
+from profiler.workloads.datasets import build_sessions
+from profiler.workloads.sessions import Session
+from profiler.workloads.spec import ArrivalSpec, DatasetSpec, WorkloadError
+from servescope.clock import take_anchor
+from servescope.redact import redact_argv
+from servescope.rundir.atomic import RunDirWriteError, is_disk_full
+from servescope.rundir.layout import JOURNAL_DIR, RunDirError
+from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.space import (
     RESERVE_BYTES,
     Reserve,
     journal_sizes,
     lines_since,
     room_for_tables,
 )
-from profiler.rundir.tables import finalize_tables, read_journals
-from profiler.scaleout import COUNTERS, WorkerJob, run_in_process, run_workers
-from profiler.workloads.arrivals import arrival_offsets_ns
-from profiler.workloads.datasets import build_sessions
-from profiler.workloads.sessions import Session
-from profiler.workloads.spec import ArrivalSpec, DatasetSpec, WorkloadError
+from servescope.rundir.tables import finalize_tables, read_journals
 
 __all__ = ["LoadConfig", "LoadResult", "Progress", "prepare_run_dir", "run_load"]
 
@@ -82,22 +83,6 @@ class LoadConfig:
                     f"{self.workers} workers: use --workers {streams} or fewer, or raise "
                     "--concurrency")
 
-
-@dataclass(slots=True)
-class Progress:
-    """Aggregated live counters over all workers (what the live view shows)."""
-
-    step: int = 0
-    steps: int = 1
-    sent: int = 0
-    done: int = 0
-    errors: int = 0
-    in_flight: int = 0
-    planned: int | None = None
-    recent_ttft_ns: list[int] = field(default_factory=list)
-    recent_itl_ns: list[int] = field(default_factory=list)
-    output_tokens: int = 0
-    engine: dict[str, float] = field(default_factory=dict)  # live gauges: signal → value
 
 
 @dataclass(slots=True)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collectors.client.target import Target
 from collectors.timeline import TimelineRecorder
 from profiler import aio, signals
-from profiler.client.target import Target
 from profiler.driver import DriveStats, Shard, drive
 from profiler.procs import set_parent_death_signal
-from profiler.redact import known_secrets, register_secrets
+from servescope.redact import known_secrets, register_secrets
 
 __all__ = ["COUNTERS", "WorkerError", "WorkerJob", "run_in_process", "run_workers"]
 
@@ -166,7 +166,7 @@ def run_workers(jobs: list[WorkerJob], lead_ns: int = 500_000_000,
     they write their in-flight requests as cancelled, and the caller still finalizes the run.
     Every wait is bounded; a second interrupt kills the workers at once.
     """
-    from profiler.clock import now_ns
+    from servescope.clock import now_ns
 
     ctx = mp.get_context("spawn")
     counters: Any = ctx.Array("q", COUNTERS * len(jobs), lock=False)

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from profiler.loadrun import Progress
+    from collectors.client.progress import Progress
 
 __all__ = ["LiveView", "live_fields"]
 

@@ -12,7 +12,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from analyzers.stats import Stats
     from analyzers.summary import RunSummary
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["latency_rows", "print_definitions", "print_summary"]
 

@@ -19,15 +19,15 @@ from analyzers.itl import ITLSamples, itl_samples
 from analyzers.request_metrics import request_metrics
 from analyzers.steady_state import SteadyWindow, steady_window
 from analyzers.timeline import Timeline, build_timeline
-from profiler.engines.base import EngineAdapter, Knob, Signal
-from profiler.engines.extensions import launch_of, tuning_flags
-from profiler.engines.registry import get_adapter
+from servescope.engines.base import EngineAdapter, Knob, Signal
+from servescope.engines.extensions import launch_of, tuning_flags
+from servescope.engines.registry import get_adapter
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from analyzers.engine_signals import EngineWindow
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.reader import RunData
 
 __all__ = ["RuleContext", "build_context"]
 
@@ -126,7 +126,7 @@ def _engine_args(run: RunData, adapter: EngineAdapter | None) -> tuple[str, ...]
 def build_context(run: RunData) -> RuleContext:
     from analyzers.engine_signals import engine_signals, engine_window
     from analyzers.server_histograms import server_histograms
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     tl = build_timeline(run)
     itl = itl_samples(tl)

@@ -13,8 +13,8 @@ import numpy as np
 
 from analyzers.bottlenecks.context import RuleContext
 from analyzers.findings import Evidence, Finding, Severity, sample_ids
-from profiler.engines._argv import flag_value
-from profiler.engines.base import Knob, Signal
+from servescope.engines._argv import flag_value
+from servescope.engines.base import Knob, Signal
 
 __all__ = ["batch_cap_queueing", "kv_cache_saturation", "prefix_cache_low"]
 

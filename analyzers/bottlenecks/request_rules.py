@@ -10,7 +10,7 @@ import numpy as np
 
 from analyzers.bottlenecks.context import RuleContext
 from analyzers.findings import Evidence, Finding, Severity, sample_ids
-from profiler.engines.base import Knob
+from servescope.engines.base import Knob
 
 __all__ = ["client_behind", "engine_errors", "output_mismatch", "prefill_interference"]
 

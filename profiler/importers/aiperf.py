@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.clock import ClockAnchor
 from profiler.importers import aiperf_summary
 from profiler.importers.base import ImportedRun
 from profiler.importers.conversations import ConversationIds
 from profiler.importers.fields import Where, parse_json
 from profiler.importers.outcomes import classify_error, error_text
 from profiler.importers.timeconv import spread_chars
-from profiler.records import EventKind, Outcome, RequestRecord
+from servescope.clock import ClockAnchor
+from servescope.records import EventKind, Outcome, RequestRecord
 
 __all__ = ["AiperfImporter"]
 

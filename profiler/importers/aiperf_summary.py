@@ -15,7 +15,7 @@ from typing import Any
 
 from profiler.importers.errors import ImportFormatError
 from profiler.importers.fields import Where, load_json
-from profiler.redact import redact_argv
+from servescope.redact import redact_argv
 
 __all__ = ["AiperfSummary", "read_summary", "summary_path"]
 

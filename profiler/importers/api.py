@@ -31,7 +31,7 @@ def import_run(source: Path, out: Path, tool: str | None = None) -> ImportResult
 
     Raises :class:`~profiler.importers.errors.ImportFormatError` for a file that is not
     the tool's, :class:`~profiler.importers.registry.UnknownImporterError` for an unknown
-    ``tool`` and :class:`~profiler.rundir.layout.RunDirError` for an unusable ``out``; in
+    ``tool`` and :class:`~servescope.rundir.layout.RunDirError` for an unusable ``out``; in
     every case nothing is written.
     """
     importer = _named(tool, source) if tool else detect_importer(source)

@@ -1,7 +1,7 @@
 """What an importer returns, and the Protocol every importer follows.
 
 An importer reads one peer tool's result file into an :class:`ImportedRun`: the requests as
-:class:`~profiler.records.RequestRecord` (timeline as faithful as the file allows), the
+:class:`~servescope.records.RequestRecord` (timeline as faithful as the file allows), the
 run's metadata, what had to be reconstructed, and the tool's own aggregate numbers. It does
 no writing: :func:`profiler.importers.writer.write_imported` turns any ``ImportedRun`` into
 a run directory through the same writer a live run uses.
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from profiler.clock import ClockAnchor
-from profiler.records import RequestRecord
+from servescope.clock import ClockAnchor
+from servescope.records import RequestRecord
 
 __all__ = ["ImportedRun", "Importer"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from profiler.records import RequestRecord
+from servescope.records import RequestRecord
 
 __all__ = ["ConversationIds"]
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.clock import ClockAnchor
 from profiler.importers.base import ImportedRun
 from profiler.importers.conversations import ConversationIds
 from profiler.importers.fields import Where, load_json, sub
 from profiler.importers.guidellm_summary import benchmark_aggregates, step_window
 from profiler.importers.outcomes import classify_error, error_text
 from profiler.importers.timeconv import spread_chars, timestamp_s_to_ns
-from profiler.records import EventKind, Outcome, RequestRecord
+from servescope.clock import ClockAnchor
+from servescope.records import EventKind, Outcome, RequestRecord
 
 __all__ = ["GuidellmImporter"]
 

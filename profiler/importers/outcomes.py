@@ -10,8 +10,8 @@ from __future__ import annotations
 import http
 import re
 
-from profiler.records import Outcome
-from profiler.redact import redact_text
+from servescope.records import Outcome
+from servescope.redact import redact_text
 
 __all__ = ["ERROR_CHARS", "classify_error", "error_text", "status_from_reason"]
 

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profiler.clock import ClockAnchor
 from profiler.importers.base import ImportedRun
 from profiler.importers.fields import Where, load_json
 from profiler.importers.outcomes import classify_error, error_text, status_from_reason
 from profiler.importers.timeconv import s_to_ns, spread_chars, timestamp_s_to_ns
-from profiler.records import EventKind, Outcome, RequestRecord
+from servescope.clock import ClockAnchor
+from servescope.records import EventKind, Outcome, RequestRecord
 
 __all__ = ["VllmBenchImporter"]
 

@@ -1,7 +1,7 @@
 """An :class:`ImportedRun` → a standard run directory, through the live run's own writer.
 
 Records go through :class:`collectors.timeline.TimelineRecorder` (the journal) and
-:func:`profiler.rundir.tables.finalize_tables` (the parquet tables), so ``load_run``,
+:func:`servescope.rundir.tables.finalize_tables` (the parquet tables), so ``load_run``,
 ``summarize`` and every analyzer read an imported run exactly as a recorded one.
 ``manifest.extra["imported"]`` says where the data came from and what was reconstructed.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 from collectors.timeline import TimelineRecorder
 from profiler.importers.base import ImportedRun
-from profiler.rundir.atomic import RunDirWriteError
-from profiler.rundir.layout import RunDirError
-from profiler.rundir.manifest import HostInfo, Manifest, write_manifest
-from profiler.rundir.tables import finalize_tables
+from servescope.rundir.atomic import RunDirWriteError
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.manifest import HostInfo, Manifest, write_manifest
+from servescope.rundir.tables import finalize_tables
 
 __all__ = ["imported_extra", "prepare_out_dir", "write_imported"]
 

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from profiler.rundir.manifest import Manifest
+from servescope.rundir.manifest import Manifest
 
 __all__ = ["engine_name", "length_text", "started_text", "what_was_run", "workload_text"]
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from analyzers.goodput import SLO
     from analyzers.run_analysis import RunAnalysis
-    from profiler.rundir.manifest import Manifest
-    from profiler.rundir.reader import RunData
+    from servescope.rundir.manifest import Manifest
+    from servescope.rundir.reader import RunData
 
 __all__ = ["ErrorGroup", "RunInputs", "gather_run"]
 
@@ -90,7 +90,7 @@ def gather_run(run: RunData, slo: SLO | None = None, *, include_text: bool = Fal
     """Everything a report of ``run`` shows. RunDirError for a run without requests."""
     from analyzers.bottlenecks import build_context
     from analyzers.run_analysis import analyze_run
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     if run.requests.empty:
         raise RunDirError(f"{run.path} has no requests: nothing to report")

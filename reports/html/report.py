@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 from analyzers.compare import Comparison
-from profiler import __version__
 from reports.html import sections as S
 from reports.html import sections_ab as AB
 from reports.html.describe import what_was_run
@@ -20,6 +19,7 @@ from reports.html.figures_timeline import timeline_figure
 from reports.html.inputs import RunInputs
 from reports.html.page import plot_div, render_page
 from reports.html.text import esc
+from servescope.version import __version__
 
 __all__ = ["ab_figures", "ab_report_html", "run_figures", "run_report_html"]
 

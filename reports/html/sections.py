@@ -14,11 +14,11 @@ from analyzers.findings import Finding, Severity
 from analyzers.manifest_diff import flatten
 from analyzers.run_analysis import RunAnalysis
 from analyzers.stats import Stats
-from profiler.redact import redact_text
-from profiler.rundir.manifest import Manifest
 from reports.html.describe import engine_name, started_text
 from reports.html.inputs import ErrorGroup
 from reports.html.text import DEFINITIONS, esc, fmt_ms, fmt_num, fmt_pct, redacted_command, short
+from servescope.redact import redact_text
+from servescope.rundir.manifest import Manifest
 
 __all__ = [
     "HEADLINE",

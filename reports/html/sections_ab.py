@@ -12,10 +12,10 @@ from analyzers.compare import Comparison, MetricComparison, Verdict
 from analyzers.metric_catalog import Kind
 from analyzers.run_analysis import RunAnalysis
 from analyzers.summary import RunSummary
-from profiler.redact import redact_text
 from reports.compare_format import fmt_change, fmt_interval, fmt_p, fmt_value
 from reports.html.sections import HEADLINE, card, table
 from reports.html.text import DEFINITIONS, esc, fmt_ms, fmt_num, fmt_pct, short
+from servescope.redact import redact_text
 
 __all__ = ["ab_headline", "ab_verdict", "changes_table", "manifest_changes"]
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from profiler.redact import redact_argv, redact_text
+from servescope.redact import redact_argv, redact_text
 
 __all__ = [
     "DEFINITIONS",

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
-from profiler.records import Outcome, RequestRecord
-from profiler.rundir.reader import RunData, load_run
+from servescope.records import Outcome, RequestRecord
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
+from servescope.rundir.reader import RunData, load_run
 from tests.analyzers._rundir import ns, out, request, write_run
 
 

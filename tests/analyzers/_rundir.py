@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from collectors.timeline import TimelineRecorder
-from profiler.clock import take_anchor
-from profiler.records import EventKind, Outcome, RequestRecord
-from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.reader import RunData, load_run
-from profiler.rundir.tables import finalize_tables
+from servescope.clock import take_anchor
+from servescope.records import EventKind, Outcome, RequestRecord
+from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.reader import RunData, load_run
+from servescope.rundir.tables import finalize_tables
 
 MS = 1_000_000
 T0 = 2**53 + 123_456_789  # above 2**53 ns: float64 timestamps would lose nanoseconds

@@ -17,7 +17,7 @@ from analyzers.manifest_diff import MISSING, engine_settings, manifest_diff
 from analyzers.metric_catalog import CATALOG, Direction, UnknownMetricError
 from analyzers.significance import Correction, adjust_pvalues, proportion_test
 from analyzers.summary import summarize
-from profiler.rundir.reader import RunData, load_run
+from servescope.rundir.reader import RunData, load_run
 from tests.analyzers._gate_runs import (
     add_engine,
     edit_manifest,

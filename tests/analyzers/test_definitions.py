@@ -14,7 +14,7 @@ from analyzers.definitions import (
     definition_table,
     get_definition,
 )
-from profiler.rundir.reader import RunData
+from servescope.rundir.reader import RunData
 from tests.analyzers._rundir import MS, finish, out, request, role, usage, write_run
 
 
@@ -99,7 +99,7 @@ def test_empty_delta_counts_for_vllm_only(tmp_path):
 
 
 def test_definition_table_only_counts_successful_measured_requests(tmp_path):
-    from profiler.records import Outcome
+    from servescope.records import Outcome
 
     recs = [
         request(1, 0.0, [out(10), out(20)], done_ms=21, completion_tokens=2),

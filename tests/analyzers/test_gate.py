@@ -20,8 +20,8 @@ from analyzers.gate import (
     latest_baseline,
     run_gate,
 )
-from profiler.rundir.layout import RunDirError
-from profiler.rundir.reader import RunData
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.reader import RunData
 from tests.analyzers._gate_runs import edit_manifest, lognormal_ms, synthetic_run
 
 N = 400

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from analyzers.definitions import definition_samples
 from analyzers.request_metrics import request_metrics
-from profiler.client.sse import SSEParser
-from profiler.client.stream import _EventSink  # the collector's own classifier
-from profiler.records import EventKind, RequestRecord
+from collectors.client.sse import SSEParser
+from collectors.client.stream import _EventSink  # the collector's own classifier
+from servescope.records import EventKind, RequestRecord
 from tests.analyzers._rundir import MS, ns, write_run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vllm_cpu"

@@ -10,8 +10,8 @@ import pytest
 
 from analyzers.request_metrics import REQUEST_METRIC_COLUMNS, request_metrics
 from analyzers.summary import summarize
-from profiler.records import Outcome
-from profiler.rundir.layout import RunDirError
+from servescope.records import Outcome
+from servescope.rundir.layout import RunDirError
 from tests.analyzers._rundir import MS, T0, finish, out, request, role, usage, write_run
 
 

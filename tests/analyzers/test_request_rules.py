@@ -9,7 +9,7 @@ import pytest
 
 from analyzers.bottlenecks import RULES, build_context, find_bottlenecks
 from analyzers.bottlenecks.request_rules import client_behind, engine_errors, output_mismatch
-from profiler.records import Outcome
+from servescope.records import Outcome
 from tests.analyzers._rundir import out, request, write_run
 
 

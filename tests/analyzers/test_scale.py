@@ -7,7 +7,7 @@ import pytest
 
 from analyzers.request_metrics import request_metrics
 from analyzers.summary import summarize
-from profiler.records import EventKind, RequestRecord
+from servescope.records import EventKind, RequestRecord
 from tests.analyzers._rundir import T0, write_run
 
 N_REQUESTS, N_EVENTS, GAP_NS = 10_000, 100, 20_000

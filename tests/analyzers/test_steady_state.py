@@ -72,7 +72,7 @@ def test_too_short_falls_back_to_the_whole_run(tmp_path: Path):
 
 
 def test_nothing_sent(tmp_path: Path):
-    from profiler.records import Outcome
+    from servescope.records import Outcome
 
     recs = [request(0, 0.0, [], outcome=Outcome.CONNECTION_ERROR)]
     recs[0].t_send_ns = -1
@@ -84,7 +84,7 @@ def test_nothing_sent(tmp_path: Path):
 
 
 def test_no_success_means_no_steady_state(tmp_path: Path):
-    from profiler.records import Outcome
+    from servescope.records import Outcome
 
     recs = [request(i, 10.0 * i, [], outcome=Outcome.CONNECTION_ERROR) for i in range(100)]
     w = steady_window(request_metrics(write_run(tmp_path, recs)))

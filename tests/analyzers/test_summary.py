@@ -9,8 +9,8 @@ import pytest
 
 from analyzers.goodput import SLO
 from analyzers.summary import summarize
-from profiler.records import Outcome
-from profiler.rundir.reader import RunData
+from servescope.records import Outcome
+from servescope.rundir.reader import RunData
 from tests.analyzers._rundir import MS, out, request, write_run
 
 

@@ -14,8 +14,8 @@ import pytest
 from analyzers.compare import compare_runs
 from benchmarks.report_size import build_large_run
 from profiler.commands_report import build_report, write_run_report
-from profiler.rundir.reader import load_run
 from reports.html import ab_report_html, gather_run
+from servescope.rundir.reader import load_run
 from tests.reports._html_runs import hostile_run, known_run
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from profiler.client.stream import send_request
-from profiler.client.target import Target
-from profiler.records import EventKind, Outcome, RequestRecord
+from collectors.client.stream import send_request
+from collectors.client.target import Target
 from profiler.selftest.process import RefServerHandle
+from servescope.records import EventKind, Outcome, RequestRecord
 
 _counter = iter(range(10**6))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.client.sse import SSEParser
+from collectors.client.sse import SSEParser
 
 DATA = Path(__file__).parent.parent / "data" / "vllm_cpu"
 

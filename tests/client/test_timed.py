@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from profiler.client import timed
-from profiler.client.stream import send_request
-from profiler.client.target import Target
-from profiler.records import EventKind, RequestRecord
+from collectors.client import timed
+from collectors.client.stream import send_request
+from collectors.client.target import Target
 from profiler.selftest.process import RefServerHandle
+from servescope.records import EventKind, RequestRecord
 
 
 def test_this_aiohttp_supports_socket_read_timestamps() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from profiler.clock import now_ns
+from servescope.clock import now_ns
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GARBAGE = b"<html><body>\x00\xff{{{ this is not a metrics page }}}</body></html>\n"

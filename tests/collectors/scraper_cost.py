@@ -21,8 +21,8 @@ from pathlib import Path
 
 from collectors.engine_metrics import MetricsScraper, finalize
 from collectors.engine_scrape_process import ScraperProcess
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir
-from profiler.engines.extensions import MetricsEndpoint
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir
 
 PAGE = Path(__file__).parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom"
 

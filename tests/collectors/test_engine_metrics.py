@@ -19,7 +19,8 @@ from collectors.engine_metrics import (
     parse_trtllm_json,
     scrape_once,
 )
-from collectors.engine_tables import (
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.rundir.engine_tables import (
     METRIC_COLUMNS,
     METRICS_JOURNAL,
     SCRAPE_COLUMNS,
@@ -27,7 +28,6 @@ from collectors.engine_tables import (
     read_engine_tables,
     read_journal,
 )
-from profiler.engines.extensions import MetricsEndpoint
 from tests.collectors._server import Route, free_port, scripted_server
 
 DATA = Path(__file__).parents[1] / "data"

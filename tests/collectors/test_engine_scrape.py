@@ -14,7 +14,6 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from collectors import engine_tables
 from collectors.engine_metrics import (
     DEFAULT_MAX_BODY_BYTES,
     MetricsScraper,
@@ -23,9 +22,10 @@ from collectors.engine_metrics import (
     scrape_once,
 )
 from collectors.engine_scrape_process import ScraperProcess
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir, read_engine_tables
-from profiler.engines.extensions import MetricsEndpoint
-from profiler.redact import register_secrets
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.redact import register_secrets
+from servescope.rundir import engine_tables
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, read_engine_tables
 from tests.faults.server import (
     FaultServer,
     Handler,
@@ -239,7 +239,7 @@ def test_bad_limits_are_refused(tmp_path):
 def test_a_failed_table_write_leaves_the_journal_and_no_temporary_file(tmp_path, monkeypatch):
     import errno
 
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     edir = engine_dir(tmp_path)
     edir.mkdir()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from collectors.engine_metrics import finalize
 from collectors.engine_scrape_process import ScraperProcess
-from collectors.engine_tables import read_engine_tables
-from profiler.engines.extensions import MetricsEndpoint
+from servescope.engines.extensions import MetricsEndpoint
+from servescope.rundir.engine_tables import read_engine_tables
 from tests.collectors._server import Route, free_port, scripted_server
 
 VLLM = (Path(__file__).parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom").read_bytes()

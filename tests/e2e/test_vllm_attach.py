@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analyzers.engine_signals import engine_window
-from profiler.rundir.reader import load_run
+from servescope.rundir.reader import load_run
 from tests.e2e._support import (
     Server,
     assert_scrapes_healthy,

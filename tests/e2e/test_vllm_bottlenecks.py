@@ -22,7 +22,7 @@ from analyzers.bottlenecks import build_context, find_bottlenecks
 from analyzers.findings import Finding
 from analyzers.request_metrics import request_metrics
 from analyzers.run_analysis import analyze_run
-from profiler.rundir.reader import RunData, load_run
+from servescope.rundir.reader import RunData, load_run
 from tests.collectors._server import free_port
 from tests.e2e._support import (
     TINY_MODEL,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from profiler.procs import alive
-from profiler.rundir.reader import load_run
+from servescope.rundir.reader import load_run
 from tests.collectors._server import free_port
 from tests.e2e._support import (
     Background,

@@ -14,9 +14,9 @@ import pytest
 from analyzers.engine_signals import engine_signals, engine_window
 from analyzers.server_histograms import server_histograms
 from analyzers.summary import summarize
-from profiler.engines.base import Signal
 from profiler.procs import alive
-from profiler.rundir.reader import RunData, load_run
+from servescope.engines.base import Signal
+from servescope.rundir.reader import RunData, load_run
 from tests.collectors._server import free_port
 from tests.e2e._support import (
     TINY_MODEL,

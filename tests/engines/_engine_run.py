@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
-from profiler.clock import take_anchor
-from profiler.engines.base import MetricsFormat
-from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.reader import RunData, load_run
-from profiler.rundir.tables import finalize_tables
+from servescope.clock import take_anchor
+from servescope.engines.base import MetricsFormat
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
+from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.reader import RunData, load_run
+from servescope.rundir.tables import finalize_tables
 
 S = 1_000_000_000
 T0 = 9_000_000_000_000_000  # a large monotonic origin, as on a long-running host

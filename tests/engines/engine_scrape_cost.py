@@ -15,7 +15,7 @@ import asyncio
 import aiohttp
 
 from collectors.engine_metrics import parse_prometheus
-from profiler.engines._argv import base_url
+from servescope.engines._argv import base_url
 from tests.collectors._server import free_port
 from tests.engines.test_vllm_live import _command, _ready, start_engine, stop_engine
 

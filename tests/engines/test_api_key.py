@@ -7,8 +7,8 @@ import pytest
 
 from profiler.cli_workload import WorkloadOptions
 from profiler.commands_run import resolve_api_key
-from profiler.engines.extensions import served_api_key
-from profiler.engines.registry import get_adapter
+from servescope.engines.extensions import served_api_key
+from servescope.engines.registry import get_adapter
 
 VLLM = ["vllm", "serve", "m", "--port", "8001"]
 SGLANG = ["python", "-m", "sglang.launch_server", "--model-path", "m"]

@@ -6,10 +6,10 @@ import shlex
 
 import pytest
 
-from profiler.engines._argv import flag_value, strip_wrappers, switch_value
-from profiler.engines.extensions import launch_warnings, metrics_endpoints, metrics_url
-from profiler.engines.registry import detect_adapter, get_adapter
-from profiler.engines.sglang import SglangAdapter
+from servescope.engines._argv import flag_value, strip_wrappers, switch_value
+from servescope.engines.extensions import launch_warnings, metrics_endpoints, metrics_url
+from servescope.engines.registry import detect_adapter, get_adapter
+from servescope.engines.sglang import SglangAdapter
 
 
 def argv(cmd: str) -> list[str]:

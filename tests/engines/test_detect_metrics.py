@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.engines.registry import detect_from_metrics
+from servescope.engines.registry import detect_from_metrics
 
 DATA = Path(__file__).parents[1] / "data"
 

@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from profiler.engines.base import EngineAdapter, Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import (
+from servescope.engines.base import EngineAdapter, Histogram, MetricsFormat, Signal, SignalSpec
+from servescope.engines.extensions import (
     EngineAdapterExt,
     MetricsEndpoint,
     engine_manifest_entry,
     metrics_endpoints,
 )
-from profiler.engines.registry import (
+from servescope.engines.registry import (
     ADAPTERS,
     UnknownEngineError,
     adapter_names,

@@ -13,7 +13,7 @@ import pytest
 
 from analyzers.engine_signals import counter_increase, engine_signals, engine_window
 from analyzers.server_histograms import histogram_quantile, server_histograms
-from profiler.rundir.layout import RunDirError
+from servescope.rundir.layout import RunDirError
 from tests.engines._engine_run import T0, Page, S, vllm, write_engine_run
 
 
@@ -181,7 +181,7 @@ def test_run_without_engine_metrics_or_name(tmp_path):
     run = write_engine_run(tmp_path, None, [Page(0, vllm("before"))])
     with pytest.raises(RunDirError, match="records no engine"):
         engine_signals(run)
-    from profiler.engines.registry import get_adapter
+    from servescope.engines.registry import get_adapter
     assert len(engine_signals(run, adapter=get_adapter("vllm"))) > 0
 
 

@@ -22,13 +22,13 @@ from analyzers.engine_signals import engine_signals, engine_window
 from analyzers.server_histograms import server_histograms
 from collectors.engine_metrics import MetricsScraper, finalize
 from collectors.engine_scrape_process import ScraperProcess
-from profiler.clock import now_ns, take_anchor
-from profiler.engines._argv import base_url
-from profiler.engines.extensions import engine_manifest_entry, metrics_endpoints
-from profiler.engines.registry import detect_adapter
-from profiler.rundir.manifest import Manifest, host_fingerprint, write_manifest
-from profiler.rundir.reader import load_run
-from profiler.rundir.tables import finalize_tables
+from servescope.clock import now_ns, take_anchor
+from servescope.engines._argv import base_url
+from servescope.engines.extensions import engine_manifest_entry, metrics_endpoints
+from servescope.engines.registry import detect_adapter
+from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.reader import load_run
+from servescope.rundir.tables import finalize_tables
 from tests.collectors._server import free_port
 
 ROOT = Path(__file__).parents[2] / ".servescope" / "vllm-cpu"

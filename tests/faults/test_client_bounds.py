@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from profiler.client.stream import send_request
-from profiler.client.target import Target
-from profiler.records import Outcome, RequestRecord
+from collectors.client.stream import send_request
+from collectors.client.target import Target
+from servescope.records import Outcome, RequestRecord
 from tests.faults.server import FaultServer, big_body, head, raw_answer, trickle
 
 _HEAD_START = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Slow: "
@@ -82,9 +82,9 @@ async def test_answer_over_a_small_cap() -> None:
 _PROBE = r"""
 import asyncio, json, sys
 import aiohttp
-from profiler.client.stream import send_request
-from profiler.client.target import Target
-from profiler.records import RequestRecord
+from collectors.client.stream import send_request
+from collectors.client.target import Target
+from servescope.records import RequestRecord
 from tests.faults.server import FaultServer, big_body
 
 async def main(stream):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.client.discovery import DiscoveryError, discover_model
+from profiler.discovery import DiscoveryError, discover_model
 from tests.e2e._support import new_tag, run_servescope
 from tests.faults.server import (
     FaultServer,

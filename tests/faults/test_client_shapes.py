@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from profiler.client.stream import send_request
-from profiler.client.target import Target
+from collectors.client.stream import send_request
+from collectors.client.target import Target
 from profiler.loadrun import LoadConfig, run_load
-from profiler.records import Outcome, RequestRecord
-from profiler.rundir.reader import load_run
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist
+from servescope.records import Outcome, RequestRecord
+from servescope.rundir.reader import load_run
 from tests.faults.server import (
     FaultServer,
     Handler,

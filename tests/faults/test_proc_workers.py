@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.rundir.reader import load_run
+from servescope.rundir.reader import load_run
 from tests.e2e._support import run_servescope
 from tests.faults._signal_support import assert_nothing_left, tracked
 from tests.faults.server import FaultServer, json_answer

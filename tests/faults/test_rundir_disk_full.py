@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from profiler.client.target import Target
+from collectors.client.target import Target
 from profiler.loadrun import LoadConfig, run_load
-from profiler.rundir.reader import load_run
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist
+from servescope.rundir.reader import load_run
 from tests.e2e._support import new_tag, run_servescope
 from tests.faults.server import FaultServer
 
@@ -94,7 +94,7 @@ def test_disk_full_stops_the_run_and_keeps_what_was_journaled(
 
 
 def test_no_room_to_start_is_one_error(small_disk: Path) -> None:
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
 
     st = os.statvfs(small_disk)
     (small_disk / "more").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - (64 << 10)))
@@ -143,7 +143,7 @@ def test_import_onto_a_full_disk_is_one_error(small_disk: Path) -> None:
     """The importer writes through the same journal writer, which no longer raises: the full
     disk is reported as one RunDirError line, not a partial import that looks whole."""
     from profiler.importers import import_run
-    from profiler.rundir.layout import RunDirError
+    from servescope.rundir.layout import RunDirError
     from tests.importers._peers import VLLM_OK
 
     (small_disk / "filler").unlink()

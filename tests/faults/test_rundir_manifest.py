@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from profiler.records import RequestRecord
-from profiler.rundir.layout import RunDirError
-from profiler.rundir.reader import load_run
+from servescope.records import RequestRecord
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.reader import load_run
 from tests.analyzers._rundir import out, request, write_run
 from tests.e2e._support import new_tag, run_servescope
 

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from profiler.records import EventKind, RequestRecord
-from profiler.rundir.layout import journal_path
-from profiler.rundir.reader import load_run
-from profiler.rundir.tables import finalize_tables, read_journals
+from servescope.records import EventKind, RequestRecord
+from servescope.rundir.layout import journal_path
+from servescope.rundir.reader import load_run
+from servescope.rundir.tables import finalize_tables, read_journals
 from tests.analyzers._rundir import T0, out, request, usage, write_run
 
 

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from profiler.rundir.reader import load_run
+from servescope.rundir.reader import load_run
 from tests.e2e._support import manifest_json
 from tests.faults._signal_support import (
     assert_clean_stop,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from profiler.importers import import_run
-from profiler.rundir.reader import RunData, load_run
+from servescope.rundir.reader import RunData, load_run
 
 PEERS = Path(__file__).resolve().parents[1] / "data" / "peers"
 VLLM_OK = PEERS / "vllm-bench" / "vllm_bench_serve.json"

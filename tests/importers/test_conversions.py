@@ -8,7 +8,7 @@ import pytest
 
 from profiler.importers.outcomes import classify_error, error_text, status_from_reason
 from profiler.importers.timeconv import ms_to_ns, s_to_ns, spread_chars, timestamp_s_to_ns
-from profiler.records import Outcome
+from servescope.records import Outcome
 
 
 def test_epoch_seconds_convert_exactly_where_float_multiplication_does_not():

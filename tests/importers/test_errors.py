@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from profiler.importers import ImportFormatError, UnknownImporterError, import_run
-from profiler.rundir.layout import RunDirError
+from servescope.rundir.layout import RunDirError
 from tests.importers._peers import AIPERF_OK, GUIDELLM_OK, VLLM_OK, imported, load
 
 _ALL = [(VLLM_OK, "vllm-bench"), (AIPERF_OK, "aiperf"), (GUIDELLM_OK, "guidellm")]

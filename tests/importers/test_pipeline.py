@@ -8,7 +8,7 @@ from analyzers.compare import compare_runs
 from analyzers.definitions import DEFINITIONS, definition_table
 from analyzers.run_analysis import analyze_run
 from analyzers.summary import summarize
-from profiler.rundir.reader import load_run
+from servescope.rundir.reader import load_run
 from tests.importers._peers import (
     AIPERF_FAULTS,
     GUIDELLM_FAULTS,

@@ -14,7 +14,7 @@ import pytest
 
 from analyzers.definitions import definition_samples, definition_table
 from analyzers.summary import summarize
-from profiler.records import EventKind
+from servescope.records import EventKind
 from tests.importers._peers import NS_TOL, VLLM_FAULTS, VLLM_OK, imported, load
 
 _METRICS = {"ttft_ns": "ttft", "tpot_ns": "tpot", "itl_ns": "itl", "e2el_ns": "e2el"}

@@ -11,8 +11,8 @@ import pytest
 
 from analyzers.itl import itl_samples
 from profiler.calibration import measure_accuracy, spread_lengths
-from profiler.rundir.reader import load_run
 from profiler.selftest.schedule import RefSchedule
+from servescope.rundir.reader import load_run
 from tests._quiet import RunQueueSampler
 
 _MS = 1_000_000

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from profiler.rundir.reader import load_run
 from profiler.selftest.process import RefServerHandle
+from servescope.rundir.reader import load_run
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

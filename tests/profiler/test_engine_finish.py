@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collectors.engine_tables import METRICS_JOURNAL, engine_dir
-from profiler.clock import take_anchor
 from profiler.engine_run import _finish
-from profiler.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
+from servescope.clock import take_anchor
+from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir
+from servescope.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
 
 GOOD = {"endpoint": "http://127.0.0.1:1/metrics", "format": "prometheus", "tag": "",
         "t_sched_ns": 1, "t_start_ns": 1, "t_end_ns": 2, "ok": True, "status": 200,

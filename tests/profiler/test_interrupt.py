@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from profiler.rundir.reader import load_run
 from profiler.selftest.process import RefServerHandle
+from servescope.rundir.reader import load_run
 
 
 def _start(url: str, out: Path, *extra: str) -> subprocess.Popen[bytes]:

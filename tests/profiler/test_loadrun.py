@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from profiler.client.target import Target
+from collectors.client.target import Target
 from profiler.loadrun import LoadConfig, run_load
-from profiler.rundir.layout import RunDirError
-from profiler.rundir.reader import load_run
 from profiler.selftest.process import RefServerHandle
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist, WorkloadError
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.reader import load_run
 
 
 def cfg(url: str, out: Path, *, ref: dict[str, Any] | None = None, chat: bool = False,

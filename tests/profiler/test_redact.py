@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from profiler.redact import (
+from servescope.redact import (
     REDACTED,
     is_secret_name,
     known_secrets,

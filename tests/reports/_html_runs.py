@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.records import Outcome
-from profiler.rundir.reader import RunData
+from servescope.records import Outcome
+from servescope.rundir.reader import RunData
 from tests.analyzers._gate_runs import add_engine, edit_manifest, synthetic_run, vllm_page
 from tests.analyzers._rundir import out, request, write_run
 

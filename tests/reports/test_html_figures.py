@@ -132,7 +132,7 @@ def test_ab_figures_show_both_runs_and_the_change(tmp_path):
 
 
 def test_sweep_curve_marks_the_steps(tmp_path):
-    from profiler.rundir.reader import load_run
+    from servescope.rundir.reader import load_run
     from tests.analyzers._gate_runs import edit_manifest, records
     from tests.analyzers._rundir import write_run
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from collectors.client.progress import Progress
 from collectors.live_gauges import LiveGauges, live_families
-from profiler.engines.base import Signal
-from profiler.engines.registry import get_adapter
-from profiler.loadrun import Progress
 from reports.live import LiveView, live_fields
+from servescope.engines.base import Signal
+from servescope.engines.registry import get_adapter
 
 PAGE = Path(__file__).resolve().parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom"
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from profiler.rundir.layout import SCHEMA_VERSION, RunDirError
+from servescope.rundir.layout import SCHEMA_VERSION, RunDirError
 
 __all__ = ["SCHEMA_VERSION", "RunDirError"]

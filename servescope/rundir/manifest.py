@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler import __version__
-from profiler.clock import ClockAnchor
-from profiler.rundir.atomic import atomic_write
-from profiler.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
-from profiler.rundir.manifest_check import ManifestShapeError, check_manifest
+from servescope.clock import ClockAnchor
+from servescope.rundir.atomic import atomic_write
+from servescope.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
+from servescope.rundir.manifest_check import ManifestShapeError, check_manifest
+from servescope.version import __version__
 
 __all__ = ["HostInfo", "Manifest", "host_fingerprint", "read_manifest", "write_manifest"]
 
@@ -125,7 +125,7 @@ def host_fingerprint(probe_gpus: bool = True) -> HostInfo:
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Write atomically (temp file + rename), so a reader never sees half a manifest; a
     failed write leaves the previous manifest and no temporary file, and raises
-    :class:`~profiler.rundir.atomic.RunDirWriteError` (a :class:`RunDirError`)."""
+    :class:`~servescope.rundir.atomic.RunDirWriteError` (a :class:`RunDirError`)."""
     text = json.dumps(manifest.to_json(), indent=2, sort_keys=True)
     atomic_write(run_dir / MANIFEST_FILE, text.encode())
 

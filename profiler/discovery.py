@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from profiler.httpget import get
-from profiler.redact import redact_text
+from servescope.redact import redact_text
 
 __all__ = ["MAX_MODELS_BYTES", "DiscoveryError", "discover_model"]
 

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from profiler.redact import redact_text
-from profiler.rundir.atomic import staged
-from profiler.rundir.layout import RunDirError
+from servescope.redact import redact_text
+from servescope.rundir.atomic import staged
+from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +127,7 @@ def _parse_deferred(line: dict[str, Any]) -> None:
     ``parse_error`` scrape, as it would have been at scrape time."""
     import time
 
-    from collectors.engine_parse import parse_body
+    from servescope.engines.parse import parse_body
 
     body = str(line.pop("body")).encode()
     c0 = time.thread_time_ns()
@@ -236,7 +236,7 @@ def finalize_engine_tables(run_dir: Path, keep_journal: bool = False) -> tuple[i
     """Write ``metrics.parquet`` and ``scrapes.parquet`` from the journal; returns (scrapes
     written, warnings). The journal is streamed one scrape at a time, so memory is bounded by
     the largest page (capped by the scraper) and time by the bytes journaled. Both files are
-    written whole or not at all (:func:`profiler.rundir.atomic.staged`: no stray temporary
+    written whole or not at all (:func:`servescope.rundir.atomic.staged`: no stray temporary
     file), and the journal is removed only after both are in place. A run without an
     ``engine/`` journal is left alone."""
     edir = engine_dir(run_dir)

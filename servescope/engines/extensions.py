@@ -1,4 +1,4 @@
-"""What adapters say beyond :class:`profiler.engines.base.EngineAdapter`.
+"""What adapters say beyond :class:`servescope.engines.base.EngineAdapter`.
 
 The base Protocol has one metrics path on the API address. Real engines need more:
 Triton serves metrics on another port, TensorRT-LLM has a destructive JSON endpoint plus an
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from profiler.engines._argv import Launch, flag_value
-from profiler.engines.base import EngineAdapter, Knob, MetricsFormat, Signal, SignalSpec
+from servescope.engines._argv import Launch, flag_value
+from servescope.engines.base import EngineAdapter, Knob, MetricsFormat, Signal, SignalSpec
 
 __all__ = [
     "DerivedSignal",

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from profiler.engines._argv import (
+from servescope.engines._argv import (
     Launch,
     connect_host,
     find_launch,
@@ -18,10 +18,10 @@ from profiler.engines._argv import (
     url_host,
     url_scheme,
 )
-from profiler.engines._argv import base_url as make_base_url
-from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import DerivedSignal, MetricsEndpoint
+from servescope.engines._argv import base_url as make_base_url
+from servescope.engines._defaults import AdapterDefaults
+from servescope.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
+from servescope.engines.extensions import DerivedSignal, MetricsEndpoint
 
 __all__ = ["TritonAdapter"]
 

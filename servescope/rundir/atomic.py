@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from profiler.rundir.layout import RunDirError
+from servescope.rundir.layout import RunDirError
 
 __all__ = ["RunDirWriteError", "atomic_write", "is_disk_full", "staged", "write_problem"]
 

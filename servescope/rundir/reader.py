@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profiler.rundir.layout import EVENTS_FILE, REQUESTS_FILE, RunDirError
-from profiler.rundir.manifest import Manifest, read_manifest
-from profiler.rundir.tables import arrow_tables, read_journals
+from servescope.rundir.layout import EVENTS_FILE, REQUESTS_FILE, RunDirError
+from servescope.rundir.manifest import Manifest, read_manifest
+from servescope.rundir.tables import arrow_tables, read_journals
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,13 +8,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from profiler.engines.base import EngineAdapter
-from profiler.engines.extensions import launch_of
-from profiler.engines.openai_generic import OpenAIGenericAdapter
-from profiler.engines.sglang import SglangAdapter
-from profiler.engines.triton import TritonAdapter
-from profiler.engines.trtllm import TrtllmAdapter
-from profiler.engines.vllm import VllmAdapter
+from servescope.engines.base import EngineAdapter
+from servescope.engines.extensions import launch_of
+from servescope.engines.openai_generic import OpenAIGenericAdapter
+from servescope.engines.sglang import SglangAdapter
+from servescope.engines.triton import TritonAdapter
+from servescope.engines.trtllm import TrtllmAdapter
+from servescope.engines.vllm import VllmAdapter
 
 __all__ = ["ADAPTERS", "UnknownEngineError", "adapter_names", "detect_adapter",
            "detect_from_metrics", "get_adapter"]

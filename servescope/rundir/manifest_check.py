@@ -1,5 +1,5 @@
 """The shape of ``manifest.json``, checked field by field before it becomes a
-:class:`~profiler.rundir.manifest.Manifest`: a manifest that is valid JSON with a value of
+:class:`~servescope.rundir.manifest.Manifest`: a manifest that is valid JSON with a value of
 the wrong type is one error naming the field and what was expected, never a traceback later
 in an analyzer. Open sections (``workload``, ``target``, ``extra``) are checked only where
 readers rely on them (docs/run-format.md)."""

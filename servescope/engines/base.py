@@ -80,7 +80,7 @@ class SignalSpec:
 @runtime_checkable
 class EngineAdapter(Protocol):
     """One engine. Implementations are frozen dataclasses registered in
-    :mod:`profiler.engines.registry`."""
+    :mod:`servescope.engines.registry`."""
 
     @property
     def name(self) -> str: ...

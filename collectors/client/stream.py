@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from profiler.client.sse import SSEParser
-from profiler.client.target import Target
-from profiler.client.timed import ArrivalClock
-from profiler.clock import now_ns
-from profiler.records import UNKNOWN, EventKind, Outcome, RequestRecord
-from profiler.redact import redact_text
+from collectors.client.sse import SSEParser
+from collectors.client.target import Target
+from collectors.client.timed import ArrivalClock
+from servescope.clock import now_ns
+from servescope.records import UNKNOWN, EventKind, Outcome, RequestRecord
+from servescope.redact import redact_text
 
 __all__ = ["MAX_ERROR_CHARS", "MAX_EVENT_BYTES", "send_request"]
 
@@ -222,9 +222,9 @@ async def send_request(
     """Send one request and record its timeline into ``rec`` (also returned).
 
     ``rec.t_start_ns``: before the request is handed to aiohttp. ``rec.t_send_ns``: when its
-    body was written to the socket (with :func:`profiler.client.timed.send_trace` on the
+    body was written to the socket (with :func:`collectors.client.timed.send_trace` on the
     session; else equal to ``t_start_ns``). Each event's time is that of the socket read
-    that completed it (:mod:`profiler.client.timed`).
+    that completed it (:mod:`collectors.client.timed`).
 
     Bounds (a hostile server can hold no request longer, nor grow its memory further):
     ``request_timeout_s`` in all; for a streamed request, ``stall_timeout_s`` between two
@@ -239,7 +239,7 @@ async def send_request(
     # non-streamed answers send their headers with the whole answer: the total bounds them
     headers_by = asyncio.timeout(target.stall_timeout_s if target.stream else None)
     try:
-        # t_send_ns is stamped again by profiler.client.timed.send_trace when the body is on
+        # t_send_ns is stamped again by collectors.client.timed.send_trace when the body is on
         # the socket (sessions made by the driver have it); this is the fallback
         rec.t_start_ns = rec.t_send_ns = now_ns()
         async with contextlib.AsyncExitStack() as stack:

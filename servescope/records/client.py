@@ -1,6 +1,6 @@
 """Typed records of what the client saw: one per request, with its SSE events inline.
 
-Units live in names: ``*_ns`` are monotonic nanoseconds (see :mod:`profiler.clock`).
+Units live in names: ``*_ns`` are monotonic nanoseconds (see :mod:`servescope.clock`).
 ``-1`` stands for "not known / not applicable" in integer fields so the columnar tables
 stay integer-typed.
 """

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from profiler.records import EventKind, Outcome, RequestRecord
-from profiler.rundir.atomic import staged
-from profiler.rundir.layout import EVENTS_FILE, JOURNAL_DIR, REQUESTS_FILE
+from servescope.records import EventKind, Outcome, RequestRecord
+from servescope.rundir.atomic import staged
+from servescope.rundir.layout import EVENTS_FILE, JOURNAL_DIR, REQUESTS_FILE
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -230,7 +230,7 @@ def finalize_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, lis
 
     Both tables are written under temporary names and renamed together, and the journal is
     removed only after both are in place, so an interrupted or failed finalize (a full disk:
-    :class:`~profiler.rundir.atomic.RunDirWriteError`) loses nothing and leaves no temporary
+    :class:`~servescope.rundir.atomic.RunDirWriteError`) loses nothing and leaves no temporary
     file; readers then use the journal.
     """
     import pyarrow.parquet as pq

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-from profiler.clock import now_ns
+from servescope.clock import now_ns
 
 __all__ = ["ArrivalClock", "TimedResponseHandler", "available", "install", "send_trace"]
 

@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from profiler.rundir.atomic import RunDirWriteError
-from profiler.rundir.layout import JOURNAL_DIR, RESERVE_FILE
+from servescope.rundir.atomic import RunDirWriteError
+from servescope.rundir.layout import JOURNAL_DIR, RESERVE_FILE
 
 __all__ = ["RESERVE_BYTES", "Reserve", "journal_bytes", "journal_sizes", "lines_since",
            "room_for_tables"]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from profiler.engines._argv import (
+from servescope.engines._argv import (
     Launch,
     connect_host,
     find_launch,
@@ -15,9 +15,9 @@ from profiler.engines._argv import (
     parse_port,
     python_module,
 )
-from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import MetricsEndpoint
+from servescope.engines._defaults import AdapterDefaults
+from servescope.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
+from servescope.engines.extensions import MetricsEndpoint
 
 __all__ = ["VllmAdapter"]
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from profiler.engines._argv import Launch, connect_host, flag_value, parse_port, strip_wrappers
-from profiler.engines._defaults import AdapterDefaults
-from profiler.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from profiler.engines.extensions import MetricsEndpoint
+from servescope.engines._argv import Launch, connect_host, flag_value, parse_port, strip_wrappers
+from servescope.engines._defaults import AdapterDefaults
+from servescope.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
+from servescope.engines.extensions import MetricsEndpoint
 
 __all__ = ["OpenAIGenericAdapter"]
 

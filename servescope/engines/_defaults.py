@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from profiler.engines._argv import Launch
-from profiler.engines.base import Knob, Signal
+from servescope.engines._argv import Launch
+from servescope.engines.base import Knob, Signal
 
 __all__ = ["AdapterDefaults"]
 

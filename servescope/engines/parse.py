@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from profiler.engines.base import MetricsFormat
-from profiler.engines.trtllm import ITER_PREFIX
+from servescope.engines.base import MetricsFormat
+from servescope.engines.trtllm import ITER_PREFIX
 
 __all__ = ["MetricSample", "parse_body", "parse_prometheus", "parse_trtllm_json"]
 
