@@ -28,7 +28,6 @@ __all__ = [
     "MetricSpec",
     "UnknownMetricError",
     "get_metric",
-    "metric_names",
 ]
 
 
@@ -117,10 +116,6 @@ def _build() -> dict[str, MetricSpec]:
 
 
 CATALOG: dict[str, MetricSpec] = _build()
-
-
-def metric_names() -> tuple[str, ...]:
-    return tuple(CATALOG)
 
 
 def get_metric(name: str) -> MetricSpec:

@@ -33,8 +33,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MIN_STEADY_FRAC", "MIN_STEADY_REQUESTS", "SteadyWindow", "steady_window",
-           "steady_windows"]
+__all__ = ["MIN_STEADY_FRAC", "MIN_STEADY_REQUESTS", "SteadyWindow", "steady_window"]
 
 MIN_STEADY_REQUESTS = 20
 MIN_STEADY_FRAC = 0.25
@@ -69,13 +68,6 @@ class SteadyWindow:
     @property
     def window_ns(self) -> int:
         return self.end_ns - self.start_ns
-
-
-def steady_windows(metrics: pd.DataFrame) -> dict[int, SteadyWindow]:
-    """One window per sweep step among measured requests of ``request_metrics(...)``."""
-    measured = metrics[metrics["phase"].to_numpy() == "measure"]
-    steps = sorted(int(s) for s in np.unique(measured["step"].to_numpy()))
-    return {s: steady_window(measured[measured["step"].to_numpy() == s], step=s) for s in steps}
 
 
 def _in_flight_median(send: np.ndarray, end: np.ndarray, t0: int, t1: int) -> tuple[float, int]:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcStat", "alive", "children_of", "descendants", "helper_pids", "pgid_of",
+__all__ = ["ProcStat", "alive", "children_of", "descendants", "helper_pids",
            "proc_title", "register_helper", "same_process", "set_child_subreaper",
            "set_parent_death_signal", "snapshot", "start_time", "stat_of"]
 
@@ -112,12 +112,6 @@ def proc_title(pid: int) -> str:
         return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
     return ""
 
-
-def pgid_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
 
 
 _HELPERS: set[int] = set()  # this process's own helper children outside its session

@@ -25,10 +25,14 @@ __all__ = ["LiveView", "live_fields"]
 
 
 def _p_ms(values_ns: list[int], q: float) -> float:
+    """The q-quantile in ms under servescope's one definition (docs/metrics.md: linear
+    interpolation at rank (n - 1)·q, as ``np.percentile``)."""
     if not values_ns:
         return math.nan
-    s = sorted(values_ns)
-    return s[min(len(s) - 1, int(q * len(s)))] / 1e6
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values_ns, dtype=np.float64), q * 100,
+                               method="linear")) / 1e6
 
 
 def _f(v: float, fmt: str) -> str:

@@ -32,7 +32,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 __all__ = ["REDACTED", "is_secret_name", "known_secrets", "redact_argv",
-           "redact_headers", "redact_known_bytes", "redact_text", "register_secrets",
+           "redact_known_bytes", "redact_text", "register_secrets",
            "secrets_in"]
 
 REDACTED = "***REDACTED***"
@@ -265,15 +265,6 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
         else:
             out.append(redact_text(arg))
     return out
-
-
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"}
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if k.lower() in _SECRET_HEADERS or is_secret_name(k)
-                else redact_text(v))
-            for k, v in headers.items()}
 
 
 def secrets_in(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:

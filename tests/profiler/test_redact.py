@@ -15,7 +15,6 @@ from servescope.redact import (
     is_secret_name,
     known_secrets,
     redact_argv,
-    redact_headers,
     redact_known_bytes,
     redact_text,
     register_secrets,
@@ -153,8 +152,3 @@ def test_registered_values_are_removed_in_every_form():
     assert redact_known_bytes(b"label=" + short.encode()) == b"label=" + REDACTED.encode()
 
 
-def test_headers():
-    headers = redact_headers({"Authorization": "Bearer x", "X-Custom-Token": "abc",
-                              "Accept": "text/plain"})
-    assert headers == {"Authorization": REDACTED, "X-Custom-Token": REDACTED,
-                       "Accept": "text/plain"}

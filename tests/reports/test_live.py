@@ -48,8 +48,10 @@ def test_fields_percentiles_and_rates():
     assert f["done"] == "50/100"
     assert f["req/s"] == "5.0"
     assert f["out tok/s"] == "640"
-    assert f["TTFT p50/p99 ms"] == "51.0/100.0"
-    assert f["ITL p50/p99 ms"] == "5.0/80.0"
+    # 1..100 ms: p50 at rank 49.5 → 50.5, p99 at rank 98.01 → 99.01 (docs/metrics.md)
+    assert f["TTFT p50/p99 ms"] == "50.5/99.0"
+    # 99 × 5 ms and one 80 ms: p99 at rank 98.01 → 5 + 0.01·75 = 5.75
+    assert f["ITL p50/p99 ms"] == "5.0/5.8"
     assert f["KV cache"] == "25.0%"
     assert f["running/waiting"] == "4/2"
     empty = live_fields(Progress(), elapsed_s=0.0)
