@@ -16,6 +16,7 @@ from rich.text import Text
 
 from analyzers.findings import Finding, Severity
 from analyzers.run_analysis import RunAnalysis
+from servescope.units import fmt_ms
 
 __all__ = ["analysis_json", "print_analysis"]
 
@@ -24,7 +25,7 @@ _NAMES = {"ttft_ns": "TTFT", "itl_per_token_ns": "ITL/token", "tpot_ns": "TPOT",
 
 
 def _ms(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v / 1e6:,.1f}"
+    return fmt_ms(v, 1)
 
 
 def print_finding(console: Console, f: Finding) -> None:

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from servescope.units import NS_PER_MS, fmt_ms
+
 if TYPE_CHECKING:
     from analyzers.side_by_side import EngineView, ServerPercentile
 
@@ -17,7 +19,8 @@ __all__ = ["print_engine_view"]
 
 
 def _ms(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:,.1f}"
+    """``v`` in milliseconds already."""
+    return fmt_ms(v * NS_PER_MS, 1)
 
 
 def _server(p: ServerPercentile | None) -> str:

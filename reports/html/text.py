@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from servescope.redact import redact_argv, redact_text
+from servescope.units import fmt_ms
 
 __all__ = [
     "DEFINITIONS",
@@ -73,19 +74,6 @@ def redacted_command(argv: Sequence[str]) -> str:
 def _finite(v: float | None) -> float | None:
     """``v`` when it is a finite number, else None."""
     return v if v is not None and math.isfinite(v) else None
-
-
-def fmt_ms(ns: float | None, digits: int | None = None) -> str:
-    """Nanoseconds as milliseconds: 3 significant digits below 100 ms, else whole ms."""
-    v = _finite(ns)
-    if v is None:
-        return "–"
-    ms = v / 1e6
-    if digits is not None:
-        return f"{ms:,.{digits}f}"
-    if abs(ms) >= 100:
-        return f"{ms:,.0f}"
-    return f"{ms:.3g}" if abs(ms) >= 1 else f"{ms:.2g}"
 
 
 def fmt_num(v: float | None, digits: int = 2) -> str:
