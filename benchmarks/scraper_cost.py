@@ -1,6 +1,6 @@
 """Measure the scraper's own CPU cost per scrape on the real vLLM /metrics page (52 KB).
 
-    .venv/bin/python -m tests.collectors.scraper_cost [--scrapes 200]
+    .venv/bin/python -m benchmarks.scraper_cost [--scrapes 200]
 
 The page is served from another process (so its CPU is not counted). Reported per scrape:
 the scraping process's whole CPU time (HTTP client + parse + journal + event loop), the
