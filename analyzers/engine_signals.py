@@ -1,16 +1,16 @@
 """Engine signals: the engine's own metrics, mapped to servescope's canonical signals.
 
 :func:`engine_signals` reads ``RUN/engine/metrics.parquet`` (or the journal of a killed run)
-and returns one row per canonical signal per snapshot, through the adapter named in
+and returns one row per canonical signal per snapshot, through the engine spec named in
 ``manifest.extra["engine"]["name"]``. :func:`engine_window` summarizes a time window: KV usage
 max/mean, running/waiting max/mean, and counter increases (prefix-cache hits/queries and their
 ratio, preemptions, tokens, finished requests) that survive counter resets and failed scrapes.
 
-Resolution rules (the adapter's :class:`~servescope.engines.base.SignalSpec`): in each snapshot
+Resolution rules (the spec's :class:`~servescope.engines.base.SignalSpec`): in each snapshot
 the first listed family present wins (newest name first); its samples are filtered by the
 spec's labels, where a label a sample does not carry does not filter it (so ``priority=""``
 keeps SGLang's totals and old versions without the label); the rest are summed, averaged or
-maxed and scaled. A signal with no family present falls back to the adapter's derived
+maxed and scaled. A signal with no family present falls back to the spec's derived
 definition (sum or ratio of other specs). A snapshot is one scrape, or for TensorRT-LLM's JSON
 endpoint one iteration-stat entry (all entries drained by a scrape share its ``t_ns``).
 """
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from servescope.engines.base import EngineAdapter, Signal, SignalSpec
-from servescope.engines.extensions import derived_signals
-from servescope.engines.registry import get_adapter
+from servescope.engines.base import Signal, SignalSpec
+from servescope.engines.registry import UnknownEngineError, get_spec
+from servescope.engines.spec import EngineSpec
 from servescope.rundir.engine_tables import EngineTables, read_engine_tables
 from servescope.rundir.layout import RunDirError
 from servescope.rundir.reader import RunData, load_run
@@ -45,8 +45,9 @@ __all__ = [
     "engine_signals",
     "engine_window",
     "label_match",
-    "run_adapter",
+    "run_spec",
     "signals_from_metrics",
+    "unknown_engine_warning",
     "window_from_signals",
 ]
 
@@ -58,24 +59,45 @@ COUNTER_SIGNALS = frozenset({
 _ITER = "trtllm_iter"
 
 
-def run_adapter(run: RunData) -> EngineAdapter:
-    """The adapter the run recorded in ``manifest.extra["engine"]["name"]``."""
+def _engine_name(run: RunData) -> str | None:
     engine = run.manifest.extra.get("engine")
     name = engine.get("name") if isinstance(engine, dict) else None
-    if not isinstance(name, str) or not name:
+    return name if isinstance(name, str) and name else None
+
+
+def run_spec(run: RunData) -> EngineSpec:
+    """The engine spec the run recorded in ``manifest.extra["engine"]["name"]``; RunDirError
+    when it records none or one this version does not know (a newer servescope's)."""
+    name = _engine_name(run)
+    if name is None:
         raise RunDirError(f"{run.path} records no engine (manifest.extra.engine.name); "
-                          "pass the adapter explicitly")
-    return get_adapter(name)
+                          "pass the spec explicitly")
+    try:
+        return get_spec(name)
+    except UnknownEngineError as exc:
+        raise RunDirError(f"{run.path}: {exc}") from exc
+
+
+def unknown_engine_warning(run: RunData) -> str | None:
+    """What to tell the user when the run names an engine this version does not know."""
+    name = _engine_name(run)
+    try:
+        if name is not None:
+            get_spec(name)
+    except UnknownEngineError as exc:
+        return f"{exc}: the run is analysed without engine signals"
+    return None
 
 
 def engine_inputs(run: RunData | str | Path,
-                  adapter: EngineAdapter | None = None) -> tuple[EngineAdapter, EngineTables]:
-    """The run's adapter and engine tables; RunDirError if the run scraped no engine."""
+                  spec: EngineSpec | None = None) -> tuple[EngineSpec, EngineTables]:
+    """The run's engine spec and tables; RunDirError if the run scraped no engine or names
+    one this version does not know."""
     data = run if isinstance(run, RunData) else load_run(run)
     tables = read_engine_tables(data.path)
     if tables is None:
         raise RunDirError(f"{data.path} has no engine metrics (no engine/ directory)")
-    return (adapter or run_adapter(data)), tables
+    return (spec or run_spec(data)), tables
 
 
 def label_match(labels: Mapping[str, str], want: Mapping[str, str]) -> bool:
@@ -83,9 +105,9 @@ def label_match(labels: Mapping[str, str], want: Mapping[str, str]) -> bool:
     return all(labels.get(k, v) == v for k, v in want.items())
 
 
-def _families(adapter: EngineAdapter) -> set[str]:
-    names = {f for spec in adapter.signals.values() for f in spec.families}
-    for d in derived_signals(adapter).values():
+def _families(engine: EngineSpec) -> set[str]:
+    names = {f for spec in engine.signals.values() for f in spec.families}
+    for d in engine.derived_signals.values():
         names.update(f for part in d.parts for f in part.families)
     return names
 
@@ -121,17 +143,17 @@ def _resolve(df: pd.DataFrame, spec: SignalSpec) -> dict[tuple[int, int], float]
     return out
 
 
-def signals_from_metrics(metrics: pd.DataFrame, adapter: EngineAdapter) -> pd.DataFrame:
+def signals_from_metrics(metrics: pd.DataFrame, engine: EngineSpec) -> pd.DataFrame:
     """The canonical signals of a metrics table (columns of ``metrics.parquet``)."""
     import pandas as pd
 
-    df = _prepare(metrics, _families(adapter))
+    df = _prepare(metrics, _families(engine))
     times = df.groupby("snap", sort=False)["t_ns"].first().to_dict()
     rows: list[tuple[int, int, str, float]] = []
-    derived = derived_signals(adapter)
+    derived = engine.derived_signals
     for signal in Signal:
         values: dict[tuple[int, int], float] = {}
-        spec = adapter.signals.get(signal)
+        spec = engine.signals.get(signal)
         if spec is not None:
             values = _resolve(df, spec)
         alt = derived.get(signal)
@@ -152,11 +174,11 @@ def signals_from_metrics(metrics: pd.DataFrame, adapter: EngineAdapter) -> pd.Da
     })
 
 
-def engine_signals(run: RunData | str | Path, adapter: EngineAdapter | None = None) -> pd.DataFrame:
+def engine_signals(run: RunData | str | Path, spec: EngineSpec | None = None) -> pd.DataFrame:
     """DataFrame(t_ns, signal, value): every canonical signal the engine exposed, per
     snapshot, time-ordered (``t_ns`` = the scrape's ``t_end_ns``)."""
-    ad, tables = engine_inputs(run, adapter)
-    return signals_from_metrics(tables.metrics, ad)
+    engine, tables = engine_inputs(run, spec)
+    return signals_from_metrics(tables.metrics, engine)
 
 
 # ---------------------------------------------------------------------------- windows
@@ -286,11 +308,11 @@ def window_from_signals(sig: pd.DataFrame, start_ns: int, end_ns: int,
 
 
 def engine_window(run: RunData | str | Path, start_ns: int | None = None,
-                  end_ns: int | None = None, adapter: EngineAdapter | None = None) -> EngineWindow:
+                  end_ns: int | None = None, spec: EngineSpec | None = None) -> EngineWindow:
     """Engine signals summarized over [start_ns, end_ns] (default: from the first scrape,
     which is then the counters' baseline, to the last)."""
-    ad, tables = engine_inputs(run, adapter)
-    sig = signals_from_metrics(tables.metrics, ad)
+    engine, tables = engine_inputs(run, spec)
+    sig = signals_from_metrics(tables.metrics, engine)
     s = tables.scrapes
     lo = start_ns if start_ns is not None else (int(s["t_end_ns"].min()) if len(s) else 0)
     hi = end_ns if end_ns is not None else (int(s["t_end_ns"].max()) if len(s) else 0)

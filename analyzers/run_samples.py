@@ -128,13 +128,12 @@ def _engine(run: RunData, summary: RunSummary) -> tuple[EngineWindow | None,
     (as ``summarize`` shows them); (None, {}) when the run scraped no engine."""
     from analyzers.engine_signals import engine_inputs, engine_window
     from analyzers.server_histograms import histogram_delta
-    from servescope.engines.extensions import histogram_labels, histogram_scale
     from servescope.rundir.layout import RunDirError
 
     start = summary.window_start_ns if summary.window_start_ns > 0 else None
     try:
-        adapter, tables = engine_inputs(run)
-        window = engine_window(run, start, None, adapter)
+        spec, tables = engine_inputs(run)
+        window = engine_window(run, start, None, spec)
     except RunDirError:
         return None, {}
     if window.n_snapshots == 0:
@@ -142,9 +141,9 @@ def _engine(run: RunData, summary: RunSummary) -> tuple[EngineWindow | None,
     scrapes = tables.scrapes
     lo = start if start is not None else int(scrapes["t_end_ns"].min())
     hi = int(scrapes["t_end_ns"].max())
-    scale, labels = histogram_scale(adapter), histogram_labels(adapter)
+    scale, labels = spec.histogram_scale, spec.histogram_labels
     server: dict[str, HistogramDelta] = {}
-    for hist, families in adapter.histograms.items():
+    for hist, families in spec.histograms.items():
         for family in families:
             d = histogram_delta(tables.metrics, scrapes, family, lo, hi,
                                 labels=dict(labels.get(family, {})),

@@ -10,7 +10,7 @@ bound). Each percentile comes with the bounds of its bucket: the true value lies
 the interpolated value is only as good as the bucket is narrow ("server TTFT p50 is between
 10 and 20 ms").
 
-Histograms in other units are converted to seconds with the adapter's ``histogram_scale``.
+Histograms in other units are converted to seconds with the engine spec's ``histogram_scale``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from analyzers.engine_signals import engine_inputs, label_match
-from servescope.engines.base import EngineAdapter
-from servescope.engines.extensions import histogram_labels, histogram_scale, metric_notes
+from servescope.engines.spec import EngineSpec
 from servescope.rundir.reader import RunData
 
 if TYPE_CHECKING:
@@ -203,26 +202,26 @@ def server_histograms(run: RunData | str | Path, start_ns: int | None = None,
                       end_ns: int | None = None, *,
                       quantiles: Sequence[float] = DEFAULT_QUANTILES,
                       labels: Mapping[str, str] | None = None,
-                      adapter: EngineAdapter | None = None) -> pd.DataFrame:
+                      spec: EngineSpec | None = None) -> pd.DataFrame:
     """One row per canonical histogram the engine exposes, over [start_ns, end_ns] (default:
     the first to the last scrape). Columns: ``histogram, family, count, sum_s, mean_s`` and,
     per quantile, ``p50_s, p50_lo_s, p50_hi_s`` ..., then ``t_base_ns, t_end_ns, note``
     (the engine's definition and anything that limits the numbers). ``labels`` filters the
     series (e.g. ``{"is_streaming": "true"}``, ``{"model": "ensemble"}``) on top of the
-    adapter's defaults."""
+    spec's defaults."""
     import pandas as pd
 
-    ad, tables = engine_inputs(run, adapter)
+    engine, tables = engine_inputs(run, spec)
     scrapes = tables.scrapes
     lo = start_ns if start_ns is not None else (int(scrapes["t_end_ns"].min()) if len(scrapes)
                                                 else 0)
     hi = end_ns if end_ns is not None else (int(scrapes["t_end_ns"].max()) if len(scrapes)
                                             else 0)
-    scale = histogram_scale(ad)
-    defaults = histogram_labels(ad)
-    notes = metric_notes(ad)
+    scale = engine.histogram_scale
+    defaults = engine.histogram_labels
+    notes = engine.notes
     rows: list[dict[str, object]] = []
-    for hist, families in ad.histograms.items():
+    for hist, families in engine.histograms.items():
         for family in families:
             want = {**defaults.get(family, {}), **(labels or {})}
             d = histogram_delta(tables.metrics, scrapes, family, lo, hi, labels=want,

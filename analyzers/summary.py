@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analyzers.engine_signals import unknown_engine_warning
 from analyzers.goodput import SLO, Goodput, goodput
 from analyzers.itl import TOKENS_ONE_PER_EVENT, ITLSamples, itl_samples
 from analyzers.request_metrics import (
@@ -107,7 +108,8 @@ def summarize(run: RunData, slo: SLO | None = None, *,
             _summarize_rows(metrics[step_col == s], itl, slo, int(s), lag_warn_ms)
             for s in measured_steps
         )
-    warnings = (*run.warnings, *tl.warnings, *whole.warnings)
+    unknown = unknown_engine_warning(run)
+    warnings = (*run.warnings, *tl.warnings, *whole.warnings, *([unknown] if unknown else []))
     return replace(whole, warnings=warnings, steps=steps)
 
 

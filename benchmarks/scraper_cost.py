@@ -21,7 +21,7 @@ from pathlib import Path
 
 from collectors.engine_metrics import MetricsScraper, finalize
 from collectors.engine_scrape_process import ScraperProcess
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import MetricsEndpoint
 from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir
 
 PAGE = Path(__file__).parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom"

@@ -44,13 +44,13 @@ from collectors.engine_scrape import (
     scrape_once,
 )
 from servescope.clock import now_ns
-from servescope.engines.extensions import MetricsEndpoint
 from servescope.engines.parse import (
     MetricSample,
     parse_body,
     parse_prometheus,
     parse_trtllm_json,
 )
+from servescope.engines.spec import MetricsEndpoint
 from servescope.redact import redact_text
 from servescope.rundir.engine_tables import (
     METRICS_JOURNAL,

@@ -28,8 +28,8 @@ import orjson
 
 from servescope.clock import now_ns
 from servescope.engines.base import MetricsFormat
-from servescope.engines.extensions import MetricsEndpoint
 from servescope.engines.parse import MetricSample, parse_body
+from servescope.engines.spec import MetricsEndpoint
 from servescope.redact import redact_known_bytes, redact_text
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ScrapeOutcome", "ScrapeResult", "safe_url", "scrape",

@@ -38,7 +38,7 @@ from collectors.engine_metrics import (
     ScrapeStats,
 )
 from collectors.live_gauges import LiveGauges
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import MetricsEndpoint
 from servescope.redact import known_secrets, redact_text, register_secrets
 
 __all__ = ["ScraperProcess"]

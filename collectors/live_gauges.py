@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from servescope.engines.base import EngineAdapter, Signal
+from servescope.engines.base import Signal
+from servescope.engines.spec import EngineSpec
 
 __all__ = ["LIVE_SIGNALS", "LiveGauges", "live_families"]
 
@@ -33,10 +34,10 @@ class _Spec:
     aggregate: str
 
 
-def live_families(adapter: EngineAdapter) -> dict[str, tuple[tuple[str, ...], float, str]]:
-    """Signal → (families, scale, aggregate) for the live signals the adapter maps (plain,
-    picklable data for the scraper child)."""
-    specs: Mapping[Signal, Any] = adapter.signals
+def live_families(engine: EngineSpec) -> dict[str, tuple[tuple[str, ...], float, str]]:
+    """Signal → (families, scale, aggregate) for the live signals the engine spec maps
+    (plain, picklable data for the scraper child)."""
+    specs: Mapping[Signal, Any] = engine.signals
     out: dict[str, tuple[tuple[str, ...], float, str]] = {}
     for sig in LIVE_SIGNALS:
         spec = specs.get(sig)

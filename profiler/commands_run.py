@@ -26,7 +26,7 @@ from profiler.cli_workload import WorkloadOptions
 if TYPE_CHECKING:
     from profiler.engine_run import EngineOptions, EngineRunResult
     from profiler.loadrun import LoadConfig
-    from servescope.engines.base import EngineAdapter
+    from servescope.engines.spec import EngineSpec
 
 __all__ = ["attach_command", "resolve_api_key", "run_command"]
 
@@ -51,16 +51,14 @@ def _protected(argv: Sequence[str], *, subreaper: bool) -> Iterator[None]:
         yield
 
 
-def resolve_api_key(opts: WorkloadOptions, adapter: EngineAdapter | None,
+def resolve_api_key(opts: WorkloadOptions, spec: EngineSpec | None,
                     command: Sequence[str]) -> str | None:
     """The key servescope sends to the server: the one in the variable the user named with
     ``--api-key-env``, else the one the serving command makes the server require, else
     ``OPENAI_API_KEY``."""
-    from servescope.engines.extensions import served_api_key
-
     if opts.api_key_env and (key := os.environ.get(opts.api_key_env)):
         return key
-    if adapter is not None and (key := served_api_key(adapter, command, os.environ)):
+    if spec is not None and (key := spec.served_api_key(command, os.environ)):
         return key
     return os.environ.get("OPENAI_API_KEY") or None
 
@@ -167,12 +165,12 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
         console.print(f"tokenizer: {tok} (the served model's; --tokenizer overrides)",
                       markup=False, highlight=False)
     try:
-        adapter, _ = resolve_engine(command, eopts)
+        spec, _ = resolve_engine(command, eopts)
         opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
     except (UnknownEngineError, WorkloadError, ValueError) as exc:
         _err(console, str(exc))
         return EXIT_USAGE
-    api_key = resolve_api_key(opts, adapter, command)
+    api_key = resolve_api_key(opts, spec, command)
     eopts = dataclasses.replace(eopts, api_key=api_key)
 
     def make_config(url: str, run_dir: Path) -> LoadConfig:

@@ -19,14 +19,8 @@ from profiler import httpget, signals
 from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
 from profiler.loadrun import LoadConfig, LoadResult, prepare_run_dir, run_load
 from servescope.clock import take_anchor
-from servescope.engines.base import EngineAdapter
-from servescope.engines.extensions import engine_manifest_entry, metrics_endpoints
-from servescope.engines.registry import (
-    adapter_names,
-    detect_adapter,
-    detect_from_metrics,
-    get_adapter,
-)
+from servescope.engines.registry import detect_from_metrics, detect_spec, engine_names, get_spec
+from servescope.engines.spec import EngineSpec
 from servescope.redact import redact_argv, redact_text, register_secrets, secrets_in
 from servescope.rundir.atomic import RunDirWriteError
 from servescope.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
@@ -49,7 +43,7 @@ class EngineRunError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
-    engine: str | None = None  # adapter name; None = recognize from the command
+    engine: str | None = None  # engine name; None = recognize from the command
     url: str | None = None  # where to reach it; None = from the command's flags
     ready_timeout_s: float = 900.0
     metrics_interval_s: float = 1.0
@@ -80,18 +74,18 @@ class EngineRunResult:
     warnings: list[str]
 
 
-def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineAdapter, str]:
-    """The adapter and base URL for a serving command (clear errors on a miss)."""
-    adapter = get_adapter(opts.engine) if opts.engine else detect_adapter(argv)
-    if adapter is None:
+def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineSpec, str]:
+    """The engine spec and base URL for a serving command (clear errors on a miss)."""
+    spec = get_spec(opts.engine) if opts.engine else detect_spec(argv)
+    if spec is None:
         raise ValueError(
             f"cannot tell which engine {' '.join(argv[:3])!r}… starts; pass --engine NAME "
-            f"(one of: {', '.join(adapter_names())}) and --url if it is not on the default "
+            f"(one of: {', '.join(engine_names())}) and --url if it is not on the default "
             "port")
     if opts.url:
-        return adapter, opts.url.rstrip("/")
-    host, port = adapter.address(argv)
-    return adapter, f"http://{host}:{port}"
+        return spec, opts.url.rstrip("/")
+    host, port = spec.address(argv)
+    return spec, f"http://{host}:{port}"
 
 
 def _write_failure(run_dir: Path, manifest: Manifest, status: str, error: dict[str, Any]
@@ -137,12 +131,12 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     """``make_config(base_url, run_dir)`` builds the workload once the engine is ready (the
     model name is known only then)."""
     say = on_status or (lambda _msg: None)
-    adapter, base_url = resolve_engine(argv, opts)
+    spec, base_url = resolve_engine(argv, opts)
     env = dict(os.environ)
     register_secrets([*secrets_in(argv, env), *([opts.api_key] if opts.api_key else [])])
     run_dir = prepare_run_dir(out)
     anchor = take_anchor()
-    info = engine_manifest_entry(adapter, argv, base_url)
+    info = spec.manifest_entry(argv, base_url)
     info["command"] = redact_argv(list(argv))
     write_manifest(run_dir, Manifest(
         run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
@@ -151,11 +145,11 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     ))
     engine = EngineProcess(argv, run_dir / ENGINE_DIR, env=env)
     warnings: list[str] = list(info.get("warnings", []))
-    say(f"starting {adapter.name}: {' '.join(redact_argv(list(argv)))}")
+    say(f"starting {spec.name}: {' '.join(redact_argv(list(argv)))}")
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     error: dict[str, Any] | None = None
     try:
-        _start_and_load(engine, adapter, argv, base_url, opts, make_config, info, res,
+        _start_and_load(engine, spec, argv, base_url, opts, make_config, info, res,
                         on_progress, say)
         res.status = res.load.status if res.load is not None else "failed"
     except EngineExited as exc:
@@ -176,14 +170,14 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
 
 
 def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
-        engine: EngineProcess, adapter: EngineAdapter, argv: Sequence[str],
+        engine: EngineProcess, spec: EngineSpec, argv: Sequence[str],
                     base_url: str, opts: EngineOptions,
                     make_config: Callable[[str, Path], LoadConfig], info: dict[str, Any],
                     res: EngineRunResult, on_progress: Callable[[Progress], None] | None,
                     say: Callable[[str], None]) -> None:
     engine.start()
     say(f"waiting for {base_url} to be ready (up to {opts.ready_timeout_s:g} s)")
-    res.ready_s = engine.wait_ready(base_url, adapter.readiness_paths, opts.ready_timeout_s,
+    res.ready_s = engine.wait_ready(base_url, spec.readiness_paths, opts.ready_timeout_s,
                                     headers=opts.headers())
     info["ready_s"] = round(res.ready_s, 3)
     info["processes"] = {str(k): _clean_title(v) for k, v in engine.processes().items()}
@@ -198,7 +192,7 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
             raise EngineExited(f"the engine exited with code {rc} right after it was ready",
                                rc, engine.tail()) from None
         raise
-    scraper = _start_scraper(adapter, argv, base_url, res.run_dir, opts, res.warnings)
+    scraper = _start_scraper(spec, argv, base_url, res.run_dir, opts, res.warnings)
     try:
         with _Watchdog(engine) as dog:
             try:
@@ -238,19 +232,19 @@ def _with_gauges(on_progress: Callable[[Progress], None] | None,
     return update
 
 
-def _start_scraper(adapter: EngineAdapter, argv: Sequence[str], base_url: str,  # noqa: PLR0917
+def _start_scraper(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR0917
                    run_dir: Path, opts: EngineOptions, warnings: list[str]) -> Any:
     if not opts.scrape:
         return None
     from collectors.engine_scrape_process import ScraperProcess
 
-    endpoints = metrics_endpoints(adapter, argv, base_url)
+    endpoints = spec.metrics_endpoints(argv, base_url)
     if not endpoints:
-        warnings.append(f"{adapter.name}: no metrics endpoint; engine metrics not collected")
+        warnings.append(f"{spec.name}: no metrics endpoint; engine metrics not collected")
         return None
     from collectors.live_gauges import LiveGauges, live_families
 
-    live = (LiveGauges(live_families(adapter))
+    live = (LiveGauges(live_families(spec))
             if all(ep.format == "prometheus" for ep in endpoints) else None)
     scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live,
                              headers=opts.headers() or None,
@@ -307,14 +301,14 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
 def sniff_engine(base_url: str, timeout_s: float = 5.0,
                  headers: dict[str, str] | None = None) -> str:
     """Which engine serves ``base_url``, from the metric families on its ``/metrics`` page
-    (each adapter's own names); ``openai`` (generic) when there is no page or no match.
+    (each engine spec's own names); ``openai`` (generic) when there is no page or no match.
     Bounded: ``timeout_s`` in all and 4 MiB, however slowly the server answers."""
     answer = httpget.get(base_url.rstrip("/") + "/metrics", headers=headers,
                          timeout_s=timeout_s, max_bytes=4 << 20)
     if answer.status != 200:
         return "openai"
-    adapter = detect_from_metrics(answer.body.decode("utf-8", "replace"))
-    return adapter.name if adapter is not None else "openai"
+    spec = detect_from_metrics(answer.body.decode("utf-8", "replace"))
+    return spec.name if spec is not None else "openai"
 
 
 def engine_version(base_url: str, timeout_s: float = 2.0,
@@ -341,9 +335,9 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     base_url = base_url.rstrip("/").removesuffix("/v1")
     register_secrets([*secrets_in([], os.environ), *([opts.api_key] if opts.api_key else [])])
     name = opts.engine or sniff_engine(base_url, headers=opts.headers())
-    adapter = get_adapter(name)
+    spec = get_spec(name)
     run_dir = prepare_run_dir(config.out_dir)
-    info = engine_manifest_entry(adapter, [], base_url)
+    info = spec.manifest_entry([], base_url)
     info["attached"] = True
     if not opts.engine:
         info["detected_from"] = "/metrics names" if name != "openai" else "default"
@@ -353,7 +347,7 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     scraper = None
     try:
-        scraper = _start_scraper(adapter, [], base_url, run_dir, opts, warnings)
+        scraper = _start_scraper(spec, [], base_url, run_dir, opts, warnings)
         res.load = run_load(config, on_progress=_with_gauges(on_progress, scraper),
                             run_dir_ready=True,
                             manifest_extra={"engine": info})

@@ -45,6 +45,8 @@ def print_finding(console: Console, f: Finding) -> None:
 
 
 def print_analysis(console: Console, a: RunAnalysis) -> None:
+    for warning in a.summary.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
     w = a.steady
     if w.found:
         console.print(Text(f"steady state: {w.window_ns / 1e9:.2f} s, {w.steady_requests} of "
@@ -126,4 +128,5 @@ def analysis_json(a: RunAnalysis) -> dict[str, Any]:
         "decomposition": clean([dataclasses.asdict(d) for d in a.decomposition]),
         "sweep": clean(dataclasses.asdict(a.sweep)) if a.sweep is not None else None,
         "findings": clean([f.to_json() for f in a.findings]),
+        "warnings": list(a.summary.warnings),
     }

@@ -19,9 +19,9 @@ from analyzers.itl import ITLSamples, itl_samples
 from analyzers.request_metrics import request_metrics
 from analyzers.steady_state import SteadyWindow, steady_window
 from analyzers.timeline import Timeline, build_timeline
-from servescope.engines.base import EngineAdapter, Knob, Signal
-from servescope.engines.extensions import launch_of, tuning_flags
-from servescope.engines.registry import get_adapter
+from servescope.engines.base import Knob, Signal
+from servescope.engines.registry import UnknownEngineError, get_spec
+from servescope.engines.spec import EngineSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +49,7 @@ class RuleContext:
     ok: pd.DataFrame  # measured and successful
     itl: ITLSamples
     window: SteadyWindow  # what the rules judge (whole load when no steady state)
-    adapter: EngineAdapter | None
+    spec: EngineSpec | None  # None: no engine recorded, or one this version does not know
     engine_args: tuple[str, ...]  # the engine's own flags (empty when attached)
     attached: bool
     signals: pd.DataFrame | None  # t_ns, signal, value (None: no engine metrics)
@@ -67,10 +67,10 @@ class RuleContext:
 
     def action(self, knob: Knob) -> str:
         """How to turn ``knob`` on this run's engine, in its own flag names."""
-        if self.adapter is not None:
-            text = tuning_flags(self.adapter).get(knob)
+        if self.spec is not None:
+            text = self.spec.tuning.get(knob)
             if text:
-                return f"{self.adapter.name}: {text}"
+                return f"{self.spec.name}: {text}"
         return _GENERIC_KNOB[knob]
 
     def histogram_mean_s(self, name: str) -> float:
@@ -114,12 +114,12 @@ class RuleContext:
         return self.measured["request_id"].to_numpy()[hit]
 
 
-def _engine_args(run: RunData, adapter: EngineAdapter | None) -> tuple[str, ...]:
+def _engine_args(run: RunData, spec: EngineSpec | None) -> tuple[str, ...]:
     eng = run.manifest.extra.get("engine", {})
     argv: Sequence[str] = eng.get("command") or ()
-    if adapter is None or not argv:
+    if spec is None or not argv:
         return ()
-    launch = launch_of(adapter, argv)
+    launch = spec.launch(argv)
     return tuple(launch.args) if launch is not None else ()
 
 
@@ -139,25 +139,25 @@ def build_context(run: RunData) -> RuleContext:
     else:
         window = steady_window(measured, step=int(steps[0]) if steps.size else 0)
     eng = run.manifest.extra.get("engine", {})
-    adapter: EngineAdapter | None = None
+    spec: EngineSpec | None = None
     if eng.get("name"):
         try:
-            adapter = get_adapter(str(eng["name"]))
-        except ValueError:
-            adapter = None
+            spec = get_spec(str(eng["name"]))
+        except UnknownEngineError:  # a newer servescope's engine: the summary warns
+            spec = None
     signals = engine = None
     hist = _empty_hist()
-    if adapter is not None and (run.path / "engine").is_dir():
+    if spec is not None and (run.path / "engine").is_dir():
         try:
-            signals = engine_signals(run, adapter)
-            engine = engine_window(run, window.start_ns, window.end_ns, adapter)
-            found = server_histograms(run, window.start_ns, window.end_ns, adapter=adapter)
+            signals = engine_signals(run, spec)
+            engine = engine_window(run, window.start_ns, window.end_ns, spec)
+            found = server_histograms(run, window.start_ns, window.end_ns, spec=spec)
             hist = found if not found.empty else hist
         except RunDirError:
             signals = engine = None
     return RuleContext(
         run=run, timeline=tl, metrics=metrics, measured=measured, ok=ok, itl=itl,
-        window=window, adapter=adapter, engine_args=_engine_args(run, adapter),
+        window=window, spec=spec, engine_args=_engine_args(run, spec),
         attached=bool(eng.get("attached", False)), signals=signals, engine=engine,
         histograms=hist, workload=run.manifest.workload)
 

@@ -92,15 +92,12 @@ def kv_cache_saturation(ctx: RuleContext) -> Finding | None:
 
 
 def _batch_cap(ctx: RuleContext, running: np.ndarray) -> tuple[float, str]:
-    """The engine's cap on running sequences and where it came from."""
-    if ctx.adapter is not None and ctx.adapter.name == "vllm":
-        v = flag_value(ctx.engine_args, "--max-num-seqs", "--max_num_seqs")
-        if v is not None and v.isdigit():
-            return float(v), "--max-num-seqs on the engine's command line"
-    if ctx.adapter is not None and ctx.adapter.name == "sglang":
-        v = flag_value(ctx.engine_args, "--max-running-requests")
-        if v is not None and v.isdigit():
-            return float(v), "--max-running-requests on the engine's command line"
+    """The engine's cap on running sequences and where it came from: the engine spec's
+    batch-cap flag on the command line, else the engine's own gauge, else the plateau."""
+    flags = ctx.spec.batch_cap_flags if ctx.spec is not None else ()
+    v = flag_value(ctx.engine_args, *flags) if flags else None
+    if v is not None and v.isdigit():
+        return float(v), f"{flags[0]} on the engine's command line"
     _, cap = ctx.gauge(Signal.MAX_RUNNING_REQUESTS)
     if cap.size and cap.max() > 0:
         return float(cap.max()), "the engine's own max-running gauge"

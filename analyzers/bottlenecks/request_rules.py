@@ -336,13 +336,13 @@ def _token_totals(ctx: RuleContext) -> tuple[float, float]:
     from analyzers.engine_signals import engine_window
 
     nan = (math.nan, math.nan)
-    if ctx.signals is None or ctx.attached or ctx.adapter is None:
+    if ctx.signals is None or ctx.attached or ctx.spec is None:
         return nan
     m = ctx.metrics
     outcome = m["outcome"].to_numpy()
     if ((outcome != "success") & (m["n_output_events"].to_numpy() > 0)).any():
         return nan
-    whole = engine_window(ctx.run, adapter=ctx.adapter)
+    whole = engine_window(ctx.run, spec=ctx.spec)
     if whole.generation_tokens is None:
         return nan
     send = m["t_send_ns"].to_numpy(np.int64)

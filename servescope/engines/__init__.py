@@ -1,5 +1,6 @@
-"""Engine adapters: what servescope knows about each serving engine, as data.
-
-:mod:`servescope.engines.base` holds the Protocol, :mod:`servescope.engines.registry` the list of
-adapters. Importing this package imports nothing else (no registration side effects).
+"""What servescope knows about each serving engine, as data: one
+:class:`~servescope.engines.spec.EngineSpec` per engine module (``vllm``, ``sglang``,
+``trtllm``, ``triton``, ``openai_generic``), listed by name in
+:mod:`servescope.engines.registry`; :mod:`servescope.engines.base` holds the vocabulary
+they map onto. Importing this package imports nothing else (no registration side effects).
 """

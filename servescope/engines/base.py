@@ -1,20 +1,19 @@
-"""What servescope knows about one serving engine, as data behind a small Protocol.
+"""The vocabulary engine specs are written in: canonical signals, histograms and knobs, and
+how one canonical signal is read from an engine's own metric families.
 
-An adapter recognizes the engine from its serving command, says where it listens and how it
-signals readiness, where its metrics are and in which format, and maps the engine's own
-metric names to servescope's canonical signals. Adapters hold no state and do no I/O, so
-analyzers can use them offline on a copied run directory.
+Every :class:`~servescope.engines.spec.EngineSpec` maps its engine's names onto these; the
+analyzers speak only this vocabulary, so a run of any engine is analysed the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 __all__ = [
-    "EngineAdapter",
+    "DerivedSignal",
     "Histogram",
     "Knob",
     "MetricsFormat",
@@ -41,8 +40,8 @@ class Signal(StrEnum):
 
 
 class Knob(StrEnum):
-    """Engine settings the bottleneck rules recommend changing; each adapter names its own
-    flags for them (``tuning``)."""
+    """Engine settings the bottleneck rules recommend changing; each spec names its own
+    flags for them (``EngineSpec.tuning``)."""
 
     KV_CACHE_SIZE = "kv_cache_size"  # memory given to the KV cache
     MAX_BATCH = "max_batch"  # most sequences running at once
@@ -77,41 +76,11 @@ class SignalSpec:
     aggregate: Literal["sum", "mean", "max"] = "sum"
 
 
-@runtime_checkable
-class EngineAdapter(Protocol):
-    """One engine. Implementations are frozen dataclasses registered in
-    :mod:`servescope.engines.registry`."""
+@dataclass(frozen=True, slots=True)
+class DerivedSignal:
+    """A canonical signal computed from several specs when no direct family is present:
+    ``sum`` adds the parts (TensorRT-LLM prefix-cache queries = reused + missed blocks),
+    ``ratio`` divides the first by the second (KV usage = used / max blocks)."""
 
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def default_port(self) -> int: ...
-
-    def matches(self, argv: Sequence[str]) -> bool:
-        """True when ``argv`` (the serving command, no shell) starts this engine."""
-        ...
-
-    def address(self, argv: Sequence[str]) -> tuple[str, int]:
-        """(host, port) the command will listen on, from its own flags or the engine's
-        defaults. A wildcard host (0.0.0.0, ::) is returned as 127.0.0.1 for connecting."""
-        ...
-
-    @property
-    def readiness_paths(self) -> Sequence[str]:
-        """GET paths that all answer 200 once the engine can serve requests."""
-        ...
-
-    @property
-    def metrics_path(self) -> str | None: ...
-
-    @property
-    def metrics_format(self) -> MetricsFormat: ...
-
-    @property
-    def signals(self) -> Mapping[Signal, SignalSpec]: ...
-
-    @property
-    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        """Canonical histogram → candidate family base names (without ``_bucket``)."""
-        ...
+    op: Literal["sum", "ratio"]
+    parts: tuple[SignalSpec, ...]

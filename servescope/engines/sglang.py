@@ -1,27 +1,32 @@
 """SGLang (names from the 0.5.23 wheel and ``srt/observability/metrics_collector.py`` on main;
-not checked against a running server)."""
+profiler window, process titles and tracing from the 0.5.23 wheel, ``shared/reference/
+engines.md`` §2 and ``gpu-half.md`` §C2/§D; not checked against a running server)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from servescope.engines._argv import (
-    Launch,
-    connect_host,
-    find_launch,
-    flag_value,
-    has_flag,
-    parse_port,
-    python_module,
+from servescope.engines._argv import python_module
+from servescope.engines.base import Histogram, Knob, Signal, SignalSpec
+from servescope.engines.observability import (
+    HttpCall,
+    OtelTracing,
+    ProcessRole,
+    ProfilerControl,
+    StepAnnotation,
+    TraceFile,
 )
-from servescope.engines._defaults import AdapterDefaults
-from servescope.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import (
+    EngineSpec,
+    HasFlag,
+    LacksFlags,
+    LaunchWarning,
+    MetricsRoute,
+)
 
-__all__ = ["SglangAdapter"]
+__all__ = ["SPEC"]
 
 # Scheduler metrics come from the attention-TP-rank-0 scheduler of each DP rank (or from every
 # rank with --enable-metrics-for-all-schedulers, which would double-count a sum): keep rank 0.
@@ -94,87 +99,115 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True, slots=True)
-class SglangAdapter(AdapterDefaults):
-    """``python -m sglang.launch_server ...`` or ``sglang serve ...``.
+_WARNINGS = (
+    LaunchWarning("SGLang serves /metrics only with --enable-metrics; add it to the command to "
+                  "get engine signals and server-side histograms",
+                  (LacksFlags(("--enable-metrics",)),)),
+    LaunchWarning("--enable-metrics-for-all-schedulers: servescope reads rank-0 schedulers only "
+                  "(tp_rank=0, pp_rank=0) to avoid double counting",
+                  (HasFlag(("--enable-metrics-for-all-schedulers",)),)),
+)
 
-    Listens on ``--host`` (default 127.0.0.1) and ``--port`` (default 30000). Readiness is
-    ``/health`` then ``/v1/models``; note that in 0.5.23 ``/health`` also submits a 1-token
-    generation probe (``SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION`` defaults to true), excluded
-    from SGLang's metrics, so readiness must not be polled during a measured window.
-    Prometheus text at ``/metrics`` only with ``--enable-metrics``.
-    """
+# engines.md §2.6 (0.5.23): the launching process (HTTP + tokenizer manager) keeps its
+# command's title; children are titled with setproctitle.
+_ROLES = (
+    ProcessRole("scheduler", r"sglang::scheduler(?:_(?:[A-Z]+_)*[A-Z]+\d+)*", True,
+                ("sglang::scheduler", "sglang::scheduler_TP1", "sglang::scheduler_DP0_TP3",
+                 "sglang::scheduler_ATTN_CP1_MOE_DP1_TP0_EP2"),
+                "one per TP rank: scheduling and the model forward (only dimensions > 1 "
+                "appear in the suffix)"),
+    ProcessRole("detokenizer", r"sglang::detokenizer(?:_router)?", False,
+                ("sglang::detokenizer", "sglang::detokenizer_router"),
+                "detokenizer_router with --tokenizer-worker-num > 1"),
+    ProcessRole("frontend", r"sglang::tokenizer_worker:\d+", False,
+                ("sglang::tokenizer_worker:4242",), "HTTP workers in multi-tokenizer mode"),
+    ProcessRole("coordinator", r"sglang::data_parallel_controller", False,
+                ("sglang::data_parallel_controller",), "with data parallelism"),
+)
 
-    @property
-    def name(self) -> str:
-        return "sglang"
+# engines.md §2.3 and gpu-half.md §C2 (0.5.23 srt/utils/profile_utils.py, srt/environ.py).
+_PROFILER = ProfilerControl(
+    source="SGLang 0.5.23 (ProfileReq, srt/utils/profile_utils.py, srt/environ.py)",
+    launch_flags=(),  # always there
+    start=HttpCall("POST", "/start_profile"),  # GET works too
+    stop=HttpCall("POST", "/stop_profile"),  # not needed when num_steps is given
+    body_fields=("output_dir", "start_step", "num_steps", "activities", "profile_by_stage",
+                 "profile_stages", "with_stack", "record_shapes", "profile_id",
+                 "merge_profiles", "profile_prefix", "detailed_annotations"),
+    steps_field="num_steps",
+    output_dir_field="output_dir",
+    trace_files=(
+        TraceFile("*-TP-*.trace.json.gz", "one per scheduler rank (and stage, by stage)",
+                  gzip=True),
+        TraceFile("merged-*.trace.json.gz", "every rank in one file (merge_profiles)",
+                  gzip=True),
+        TraceFile("*-TP-*-memory.pickle", "the MEM activity's snapshot", gzip=False),
+    ),
+    step_annotations=(
+        StepAnnotation(r"step\[(?P<mode>[A-Z_]+) bs=(?P<bs>\d+)(?: toks=(?P<toks>\d+))?"
+                       r"(?P<detail>[^\]]*)\]",
+                       ("step[EXTEND bs=4 toks=2048]", "step[DECODE bs=32]",
+                        "step[MIXED bs=8 toks=530]",
+                        "step[EXTEND bs=1 toks=512 c_sq=512 c_sk=512 forward_id=7]")),
+    ),
+    with_stack=True, record_shapes=True,
+    env=MappingProxyType({
+        "SGLANG_TORCH_PROFILER_DIR": "output_dir when the body has none (else /tmp)",
+        "SGLANG_PROFILE_WITH_STACK": "with_stack's default (true)",
+        "SGLANG_PROFILE_RECORD_SHAPES": "record_shapes' default (true)",
+        "SGLANG_PROFILE_V2": "1 switches to the newer ProfileManager",
+    }),
+)
 
-    @property
-    def default_port(self) -> int:
-        return 30000
+# engines.md §2.4 (0.5.23 tracing).
+_OTEL = OtelTracing(
+    source="SGLang 0.5.23 (srt tracing)",
+    endpoint_flags=("--otlp-traces-endpoint",), enable_flags=("--enable-trace",),
+    default_endpoint="localhost:4317",
+    # root span per request: ``Req <rid[:8]>``, prefixed with the role under PD disaggregation
+    request_span=r"(?:[a-z]+ )?Req \S{1,8}",
+    request_span_examples=("Req 3f2a9c1e", "prefill Req 3f2a9c1e"),
+    other_spans=("Scheduler [TP <t>] (host:<host> | pid:<pid>)", "tokenize",
+                 "request_process", "prefill_forward", "decode_loop", "decode_forward"),
+    attributes=(
+        "gen_ai.usage.completion_tokens", "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.cached_tokens", "gen_ai.request.id", "gen_ai.request.max_tokens",
+        "gen_ai.request.top_p", "gen_ai.request.top_k", "gen_ai.request.temperature",
+        "gen_ai.request.n", "gen_ai.response.model", "gen_ai.response.finish_reasons",
+        "gen_ai.latency.time_to_first_token", "gen_ai.latency.e2e",
+        "gen_ai.latency.time_in_model_prefill", "gen_ai.latency.time_in_model_decode",
+        "gen_ai.latency.time_in_model_inference",
+    ),
+    env=MappingProxyType({
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc (default, insecure) or http/protobuf",
+        "OTEL_SERVICE_NAME": "service name without --otlp-service-name (default sglang)",
+        "SGLANG_TRACE_LEVEL": "default 3; POST /set_trace_level?level=N changes it",
+    }),
+)
 
-    def launch(self, argv: Sequence[str]) -> Launch | None:
-        return find_launch(argv, _match)
-
-    def address(self, argv: Sequence[str]) -> tuple[str, int]:
-        launch = self.launch(argv)
-        args = launch.args if launch else ()
-        port = parse_port(flag_value(args, "--port"), "--port", self.default_port)
-        return connect_host(flag_value(args, "--host") or "127.0.0.1"), port
-
-    @property
-    def readiness_paths(self) -> Sequence[str]:
-        return ("/health", "/v1/models")
-
-    @property
-    def metrics_path(self) -> str | None:
-        return "/metrics"
-
-    @property
-    def metrics_format(self) -> MetricsFormat:
-        return "prometheus"
-
-    def metrics_enabled(self, argv: Sequence[str]) -> bool:
-        """False when the command visibly lacks ``--enable-metrics`` (True when attaching
-        with no command: then only a scrape can tell)."""
-        launch = self.launch(argv)
-        return launch is None or has_flag(launch.args, "--enable-metrics")
-
-    def metrics_endpoints(
-        self, argv: Sequence[str], base_url: str,
-    ) -> tuple[MetricsEndpoint, ...]:
-        # Without --enable-metrics the route does not exist: optional, asked once.
-        return (MetricsEndpoint(base_url.rstrip("/") + "/metrics", "prometheus",
-                                optional=not self.metrics_enabled(argv)),)
-
-    def launch_warnings(self, argv: Sequence[str]) -> tuple[str, ...]:
-        out: list[str] = []
-        if not self.metrics_enabled(argv):
-            out.append("SGLang serves /metrics only with --enable-metrics; add it to the "
-                       "command to get engine signals and server-side histograms")
-        launch = self.launch(argv)
-        if launch is not None and has_flag(launch.args, "--enable-metrics-for-all-schedulers"):
-            out.append("--enable-metrics-for-all-schedulers: servescope reads rank-0 "
-                       "schedulers only (tp_rank=0, pp_rank=0) to avoid double counting")
-        return tuple(out)
-
-    @property
-    def signals(self) -> Mapping[Signal, SignalSpec]:
-        return _SIGNALS
-
-    @property
-    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        return _HISTOGRAMS
-
-    @property
-    def histogram_labels(self) -> Mapping[str, Mapping[str, str]]:
-        # the queue-time histogram is observed by each reporting scheduler
-        return MappingProxyType({"sglang:queue_time_seconds": _SCHED})
-
-    @property
-    def tuning(self) -> Mapping[Knob, str]:
-        return _TUNING
-
-    @property
-    def notes(self) -> Mapping[str, str]:
-        return _NOTES
+SPEC = EngineSpec(
+    name="sglang",
+    display_name="SGLang",
+    source="0.5.23 wheel and metrics_collector.py on main (source only)",
+    # ``python -m sglang.launch_server ...`` or ``sglang serve ...``
+    launcher=_match,
+    default_host="127.0.0.1",
+    default_port=30000,
+    # In 0.5.23 /health also submits a 1-token generation probe
+    # (SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION defaults to true), excluded from SGLang's
+    # metrics: readiness must not be polled during a measured window.
+    readiness_paths=("/health", "/v1/models"),
+    command_warnings=_WARNINGS,
+    batch_cap_flags=("--max-running-requests",),
+    # Without --enable-metrics the route does not exist: optional, asked once.
+    metrics=(MetricsRoute("/metrics", "prometheus", needs_flag="--enable-metrics"),),
+    signals=_SIGNALS,
+    histograms=_HISTOGRAMS,
+    # the queue-time histogram is observed by each reporting scheduler
+    histogram_labels=MappingProxyType({"sglang:queue_time_seconds": _SCHED}),
+    notes=_NOTES,
+    tuning=_TUNING,
+    process_roles=_ROLES,
+    profiler=_PROFILER,
+    otel=_OTEL,
+)

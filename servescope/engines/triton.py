@@ -1,29 +1,24 @@
 """NVIDIA Triton Inference Server with the TensorRT-LLM backend (names from Triton's and the
-tensorrtllm_backend's docs; not checked against a running server)."""
+tensorrtllm_backend's docs; not checked against a running server). Triton's own tracing
+(``--trace-config``) and process structure were not researched: no roles, profiler or OTel
+facts here."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from servescope.engines._argv import (
-    Launch,
-    connect_host,
-    find_launch,
-    flag_value,
-    parse_port,
-    switch_value,
-    url_host,
-    url_scheme,
+from servescope.engines.base import DerivedSignal, Histogram, Signal, SignalSpec
+from servescope.engines.spec import (
+    EngineSpec,
+    LaunchWarning,
+    MetricsPort,
+    MetricsRoute,
+    SwitchedOff,
 )
-from servescope.engines._argv import base_url as make_base_url
-from servescope.engines._defaults import AdapterDefaults
-from servescope.engines.base import Histogram, MetricsFormat, Signal, SignalSpec
-from servescope.engines.extensions import DerivedSignal, MetricsEndpoint
 
-__all__ = ["TritonAdapter"]
+__all__ = ["SPEC"]
 
 _KV = "nv_trt_llm_kv_cache_block_metrics"
 _REQ = "nv_trt_llm_request_metrics"
@@ -60,93 +55,32 @@ def _match(argv: Sequence[str], i: int) -> int | None:
     return i + 1 if os.path.basename(argv[i]) == "tritonserver" else None
 
 
-@dataclass(frozen=True, slots=True)
-class TritonAdapter(AdapterDefaults):
-    """``tritonserver --model-repository ...``.
+_WARNINGS = (
+    LaunchWarning("tritonserver was started with --allow-metrics=false: no engine metrics",
+                  (SwitchedOff("--allow-metrics"),)),
+    LaunchWarning("tritonserver was started with --allow-http=false: no HTTP endpoint",
+                  (SwitchedOff("--allow-http"),)),
+)
 
-    HTTP on ``--http-address`` (default all interfaces) ``--http-port`` (default 8000), ready
-    when ``/v2/health/ready`` answers 200; Prometheus text at ``/metrics`` on a separate port,
-    ``--metrics-port`` (default 8002), unless ``--allow-metrics=false``.
-    """
-
-    @property
-    def name(self) -> str:
-        return "triton"
-
-    @property
-    def default_port(self) -> int:
-        return 8000
-
-    @property
-    def default_metrics_port(self) -> int:
-        return 8002
-
-    def launch(self, argv: Sequence[str]) -> Launch | None:
-        return find_launch(argv, _match)
-
-    def _args(self, argv: Sequence[str]) -> tuple[str, ...]:
-        launch = self.launch(argv)
-        return launch.args if launch else ()
-
-    def address(self, argv: Sequence[str]) -> tuple[str, int]:
-        args = self._args(argv)
-        port = parse_port(flag_value(args, "--http-port"), "--http-port", self.default_port)
-        return connect_host(flag_value(args, "--http-address")), port
-
-    @property
-    def readiness_paths(self) -> Sequence[str]:
-        return ("/v2/health/ready",)
-
-    @property
-    def api_key_flags(self) -> tuple[str, ...]:
-        return ()  # tritonserver's HTTP endpoint takes no bearer key
-
-    @property
-    def metrics_path(self) -> str | None:
-        return "/metrics"  # on the metrics port, not the API port: see metrics_endpoints
-
-    @property
-    def metrics_format(self) -> MetricsFormat:
-        return "prometheus"
-
-    def metrics_endpoints(
-        self, argv: Sequence[str], base_url: str,
-    ) -> tuple[MetricsEndpoint, ...]:
-        args = self._args(argv)
-        if not switch_value(args, "--allow-metrics", True):
-            return ()
-        port = parse_port(flag_value(args, "--metrics-port"), "--metrics-port",
-                          self.default_metrics_port)
-        address = flag_value(args, "--metrics-address")
-        host = connect_host(address) if address is not None else url_host(base_url)
-        return (MetricsEndpoint(make_base_url(host, port, url_scheme(base_url)) + "/metrics",
-                                "prometheus"),)
-
-    def launch_warnings(self, argv: Sequence[str]) -> tuple[str, ...]:
-        args = self._args(argv)
-        out: list[str] = []
-        if not switch_value(args, "--allow-metrics", True):
-            out.append("tritonserver was started with --allow-metrics=false: no engine metrics")
-        if not switch_value(args, "--allow-http", True):
-            out.append("tritonserver was started with --allow-http=false: no HTTP endpoint")
-        return tuple(out)
-
-    @property
-    def signals(self) -> Mapping[Signal, SignalSpec]:
-        return _SIGNALS
-
-    @property
-    def derived_signals(self) -> Mapping[Signal, DerivedSignal]:
-        return _DERIVED
-
-    @property
-    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        return _HISTOGRAMS
-
-    @property
-    def histogram_scale(self) -> Mapping[str, float]:
-        return MappingProxyType({_FIRST_RESPONSE: 0.001})
-
-    @property
-    def notes(self) -> Mapping[str, str]:
-        return _NOTES
+SPEC = EngineSpec(
+    name="triton",
+    display_name="Triton (TensorRT-LLM backend)",
+    source="Triton and tensorrtllm_backend metric docs (docs only)",
+    # ``tritonserver --model-repository ...``
+    launcher=_match,
+    default_host=None,  # all interfaces
+    default_port=8000,
+    host_flags=("--http-address",),
+    port_flags=("--http-port",),
+    readiness_paths=("/v2/health/ready",),
+    api_key_flags=(),  # tritonserver's HTTP endpoint takes no bearer key
+    command_warnings=_WARNINGS,
+    # Prometheus text on its own port, on --metrics-address or the API's host
+    metrics=(MetricsRoute("/metrics", "prometheus", off_switch="--allow-metrics",
+                          port=MetricsPort("--metrics-port", 8002, "--metrics-address")),),
+    signals=_SIGNALS,
+    derived_signals=_DERIVED,
+    histograms=_HISTOGRAMS,
+    histogram_scale=MappingProxyType({_FIRST_RESPONSE: 0.001}),  # ms
+    notes=_NOTES,
+)

@@ -1,27 +1,26 @@
-"""TensorRT-LLM ``trtllm-serve`` (names from main-branch source snapshots, see
-docs/engines.md; not pinned to a release and not checked against a running server)."""
+"""TensorRT-LLM ``trtllm-serve`` (names from main-branch source snapshots, see docs/engines.md;
+profiler window and tracing from main @070b8549 and the trtllm-serve docs, ``shared/
+reference/engines.md`` §3 and ``gpu-half.md`` §C3; not pinned to a release and not checked
+against a running server)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from servescope.engines._argv import (
-    Launch,
-    connect_host,
-    find_launch,
-    flag_value,
-    has_flag,
-    parse_port,
-    python_module,
+from servescope.engines._argv import python_module
+from servescope.engines.base import DerivedSignal, Histogram, Knob, Signal, SignalSpec
+from servescope.engines.observability import (
+    HttpCall,
+    OtelTracing,
+    ProfilerControl,
+    StepAnnotation,
+    TraceFile,
 )
-from servescope.engines._defaults import AdapterDefaults
-from servescope.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
-from servescope.engines.extensions import DerivedSignal, MetricsEndpoint
+from servescope.engines.spec import EngineSpec, FlagIs, LacksFlags, LaunchWarning, MetricsRoute
 
-__all__ = ["ITER_PREFIX", "TrtllmAdapter"]
+__all__ = ["ITER_PREFIX", "SPEC"]
 
 ITER_PREFIX = "trtllm_iter:"  # JSON iteration-stat fields, flattened: trtllm_iter:kvCacheStats.x
 
@@ -107,90 +106,90 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True, slots=True)
-class TrtllmAdapter(AdapterDefaults):
-    """``trtllm-serve [serve] MODEL ...``.
+_WARNINGS = (
+    LaunchWarning("trtllm-serve (PyTorch backend) records iteration stats only with "
+                  "enable_iter_perf_stats: true in a --config YAML, and serves "
+                  "/prometheus/metrics only with return_perf_metrics: true",
+                  (LacksFlags(("--config", "--extra_llm_api_options")),
+                   FlagIs("--backend", "pytorch", default="pytorch"))),
+)
 
-    Listens on ``--host`` (default localhost) and ``--port`` (default 8000); ready when
-    ``/health`` answers 200. Metrics: JSON iteration statistics at ``/metrics`` (drained on
-    read, so every body is kept; the PyTorch backend needs ``enable_iter_perf_stats: true`` in
-    the ``--config``/``--extra_llm_api_options`` YAML) and Prometheus text at
-    ``/prometheus/metrics`` (only with ``return_perf_metrics: true``).
-    """
+# gpu-half.md §C3 (main @070b8549, ~1.3.0rc: tensorrt_llm/_torch/pyexecutor/profiling.py) and
+# engines.md §3.3 (docs trtllm-serve.rst @0434755f). PyTorch backend only; which release
+# first has the routes is unconfirmed.
+_PROFILER = ProfilerControl(
+    source="TensorRT-LLM main @070b8549 (_torch/pyexecutor/profiling.py), unreleased",
+    launch_flags=(),
+    start=HttpCall("POST", "/start_profile"),  # 409 while a window is open
+    stop=HttpCall("POST", "/stop_profile"),  # blocks until the traces are written
+    body_fields=("output_dir", "num_steps", "start_step", "activities"),
+    steps_field="num_steps",
+    output_dir_field="output_dir",
+    trace_files=(TraceFile("trtllm-trace-*-rank-*.json", "one per rank, uncompressed",
+                           gzip=False),),
+    step_annotations=(
+        StepAnnotation(r"step\[(?P<mode>[A-Z_]+) bs=(?P<bs>\d+)(?: toks=(?P<toks>\d+))?"
+                       r"(?P<detail>[^\]]*)\]",
+                       ("step[EXTEND bs=4 toks=2048]", "step[DECODE bs=32]")),
+    ),
+    with_stack=False, record_shapes=False,
+    env=MappingProxyType({
+        "TLLM_TORCH_PROFILER_DIR": "output_dir when the body has none (else /tmp)",
+        "TLLM_PROFILE_START_STOP": "A-B[,C-D]: iterations toggling cudaProfilerStart/Stop "
+                                   "from launch (pair with nsys -c cudaProfilerApi)",
+        "TLLM_TORCH_PROFILE_TRACE": "a path: torch.profiler over those iterations too "
+                                    "(-rank-<N> appended)",
+        "TLLM_PROFILE_RECORD_GC": "1: NVTX ranges for Python GC",
+    }),
+)
 
-    @property
-    def name(self) -> str:
-        return "trtllm"
+# engines.md §3.4 (llmapi/tracing.py @0fb7f758): prototype. The worker's per-request span
+# name was not found in the revisions read (likely llm_request, as vLLM): not given.
+_OTEL = OtelTracing(
+    source="TensorRT-LLM main (llmapi/tracing.py @0fb7f758), prototype",
+    endpoint_flags=("--otlp_traces_endpoint",), enable_flags=(), default_endpoint=None,
+    request_span=None, request_span_examples=(),
+    other_spans=("disaggregated_request",),
+    attributes=(
+        "gen_ai.usage.completion_tokens", "gen_ai.usage.prompt_tokens",
+        "gen_ai.request.max_tokens", "gen_ai.request.top_p", "gen_ai.request.top_k",
+        "gen_ai.request.temperature", "gen_ai.request.id", "gen_ai.request.n",
+        "gen_ai.latency.time_to_first_token", "gen_ai.latency.e2e",
+        "gen_ai.latency.time_in_queue", "gen_ai.latency.kv_cache_transfer_time",
+        "gen_ai.response.finish_reasons",
+    ),
+    env=MappingProxyType({
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc (default) or http/protobuf",
+    }),
+)
 
-    @property
-    def default_port(self) -> int:
-        return 8000
-
-    def launch(self, argv: Sequence[str]) -> Launch | None:
-        return find_launch(argv, _match)
-
-    def address(self, argv: Sequence[str]) -> tuple[str, int]:
-        launch = self.launch(argv)
-        args = launch.args if launch else ()
-        port = parse_port(flag_value(args, "--port"), "--port", self.default_port)
-        return connect_host(flag_value(args, "--host") or "localhost"), port
-
-    @property
-    def readiness_paths(self) -> Sequence[str]:
-        return ("/health",)
-
-    @property
-    def api_key_flags(self) -> tuple[str, ...]:
-        return ()  # trtllm-serve has no API-key option (commands/serve.py as read)
-
-    @property
-    def metrics_path(self) -> str | None:
-        return "/metrics"
-
-    @property
-    def metrics_format(self) -> MetricsFormat:
-        return "trtllm_json"
-
-    def metrics_endpoints(
-        self, argv: Sequence[str], base_url: str,  # noqa: ARG002 - Protocol signature
-    ) -> tuple[MetricsEndpoint, ...]:
-        base = base_url.rstrip("/")
-        return (
-            # The handler waits up to 2 s for stats (get_stats_async(2)), so the interval must
-            # leave room for that; every body is drained on read.
-            MetricsEndpoint(base + "/metrics", "trtllm_json", destructive=True,
-                            min_interval_s=3.0),
-            MetricsEndpoint(base + "/prometheus/metrics", "prometheus", optional=True),
-        )
-
-    def launch_warnings(self, argv: Sequence[str]) -> tuple[str, ...]:
-        launch = self.launch(argv)
-        if launch is None:
-            return ()
-        if not has_flag(launch.args, "--config", "--extra_llm_api_options"):
-            backend = flag_value(launch.args, "--backend") or "pytorch"
-            if backend == "pytorch":
-                return ("trtllm-serve (PyTorch backend) records iteration stats only with "
-                        "enable_iter_perf_stats: true in a --config YAML, and serves "
-                        "/prometheus/metrics only with return_perf_metrics: true",)
-        return ()
-
-    @property
-    def signals(self) -> Mapping[Signal, SignalSpec]:
-        return _SIGNALS
-
-    @property
-    def derived_signals(self) -> Mapping[Signal, DerivedSignal]:
-        return _DERIVED
-
-    @property
-    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        return _HISTOGRAMS
-
-    @property
-    def tuning(self) -> Mapping[Knob, str]:
-        return _TUNING
-
-    @property
-    def notes(self) -> Mapping[str, str]:
-        return _NOTES
+SPEC = EngineSpec(
+    name="trtllm",
+    display_name="TensorRT-LLM",
+    source="main-branch source snapshots (not pinned to a release; source only)",
+    # ``trtllm-serve [serve] MODEL ...``
+    launcher=_match,
+    default_host="localhost",
+    default_port=8000,
+    readiness_paths=("/health",),
+    api_key_flags=(),  # trtllm-serve has no API-key option (commands/serve.py as read)
+    command_warnings=_WARNINGS,
+    # batch cap: the engine's own gauge (maxNumActiveRequests) is read instead of a flag
+    metrics=(
+        # JSON iteration statistics, drained on read: every body is kept. The handler waits
+        # up to 2 s for stats (get_stats_async(2)), so the interval must leave room for that.
+        MetricsRoute("/metrics", "trtllm_json", destructive=True, min_interval_s=3.0),
+        # only with return_perf_metrics: true
+        MetricsRoute("/prometheus/metrics", "prometheus", optional=True),
+    ),
+    signals=_SIGNALS,
+    derived_signals=_DERIVED,
+    histograms=_HISTOGRAMS,
+    notes=_NOTES,
+    tuning=_TUNING,
+    # process titles: not set in the files read (engines.md §3.5); the GPU work runs in the
+    # mpi4py-spawned worker children of trtllm-serve, recognizable only as its children
+    process_roles=(),
+    profiler=_PROFILER,
+    otel=_OTEL,
+)

@@ -1,25 +1,25 @@
-"""vLLM (V1 engine; names checked against 0.33.0 source and real 0.32.0 CPU captures)."""
+"""vLLM (V1 engine; names checked against 0.33.0 source and real 0.32.0 CPU captures; profiler
+window, process titles and tracing from 0.33.0/0.34.0 source, ``shared/reference/engines.md``
+§1 and ``gpu-half.md`` §C1/§F)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from servescope.engines._argv import (
-    Launch,
-    connect_host,
-    find_launch,
-    flag_value,
-    has_flag,
-    parse_port,
-    python_module,
+from servescope.engines._argv import python_module
+from servescope.engines.base import Histogram, Knob, Signal, SignalSpec
+from servescope.engines.observability import (
+    HttpCall,
+    OtelTracing,
+    ProcessRole,
+    ProfilerControl,
+    StepAnnotation,
+    TraceFile,
 )
-from servescope.engines._defaults import AdapterDefaults
-from servescope.engines.base import Histogram, Knob, MetricsFormat, Signal, SignalSpec
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import EngineSpec, HasFlag, LaunchWarning, MetricsRoute
 
-__all__ = ["VllmAdapter"]
+__all__ = ["SPEC"]
 
 # ``python -m MODULE`` forms that start the OpenAI-compatible server.
 _MODULES = frozenset({
@@ -85,6 +85,7 @@ def _match(argv: Sequence[str], i: int) -> int | None:
     return None
 
 
+
 _TUNING: Mapping[Knob, str] = MappingProxyType({
     Knob.KV_CACHE_SIZE: "give the KV cache more memory: raise --gpu-memory-utilization (GPU), "
                         "VLLM_CPU_KVCACHE_SPACE (GiB, vLLM-CPU), or drop "
@@ -100,78 +101,110 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True, slots=True)
-class VllmAdapter(AdapterDefaults):
-    """``vllm serve MODEL ...`` or ``python -m vllm.entrypoints.openai.api_server ...``.
+_WARNINGS = (
+    LaunchWarning("vLLM was started with --disable-log-stats: /metrics still answers but "
+                  "engine metrics stop updating; drop the flag to get engine signals",
+                  (HasFlag(("--disable-log-stats", "--disable_log_stats")),)),
+    LaunchWarning("vLLM listens on a Unix socket (--uds); servescope connects over TCP",
+                  (HasFlag(("--uds",)),)),
+    LaunchWarning("host/port are read from the command's flags only, not its --config file",
+                  (HasFlag(("--config",)),)),
+)
 
-    Listens on ``--host`` (default: all interfaces) and ``--port`` (default 8000); ready when
-    ``/health`` (engine alive, no generation) and ``/v1/models`` answer 200; Prometheus text at
-    ``/metrics`` on the API port.
-    """
+# engines.md §1.6 (0.33.0, setproctitle): titles are ``<VLLM_PROCESS_NAME_PREFIX>::<name>``,
+# prefix ``VLLM`` by default. A single API server keeps the launching command's title.
+_ROLES = (
+    ProcessRole("frontend", r"VLLM::APIServer_\d+", False, ("VLLM::APIServer_0",),
+                "only with --api-server-count > 1 (or data parallel)"),
+    ProcessRole("engine_core", r"VLLM::EngineCore(?:_DP\d+)?", True,
+                ("VLLM::EngineCore", "VLLM::EngineCore_DP1"),
+                "scheduler + executor; the model runs here with one GPU rank (uni executor)"),
+    ProcessRole("worker", r"VLLM::Worker(?:_[A-Z]+\d+)*", True,
+                ("VLLM::Worker", "VLLM::Worker_TP1", "VLLM::Worker_DP0_PP1_TP3_EP2"),
+                "mp executor (TP/PP > 1): one per GPU rank"),
+    ProcessRole("coordinator", r"VLLM::DPCoordinator", False, ("VLLM::DPCoordinator",)),
+)
 
-    @property
-    def name(self) -> str:
-        return "vllm"
+# gpu-half.md §C1 (0.34.0 config/profiler.py, entrypoints/serve/profile/api_router.py,
+# v1/worker/gpu_worker.py annotate_profile); engines.md §1.3 (0.33.0).
+_PROFILER = ProfilerControl(
+    source="vLLM 0.34.0 (config/profiler.py, entrypoints/serve/profile/api_router.py)",
+    # --profiler-config JSON, or dotted --profiler-config.KEY=VAL; the routes exist only then
+    launch_flags=("--profiler-config",),
+    start=HttpCall("POST", "/start_profile"), stop=HttpCall("POST", "/stop_profile"),
+    body_fields=("profile_prefix", "delay_iterations", "max_iterations", "profiler_kwargs"),
+    steps_field="max_iterations",  # 0 = unlimited
+    output_dir_field=None,  # torch_profiler_dir, set in --profiler-config at launch
+    trace_files=(
+        TraceFile("*dp*_pp*_tp*_dcp*_ep*_rank*.*.pt.trace.json.gz", "one per GPU worker",
+                  gzip=True),
+        TraceFile("*.async_llm.*.pt.trace.json.gz",
+                  "the API server's CPU-only trace (unless ignore_frontend)", gzip=True),
+        TraceFile("*.profiler_out.txt", "per worker: key averages sorted by device time",
+                  gzip=False),
+    ),
+    step_annotations=(
+        StepAnnotation(r"execute_context_(?P<context_reqs>\d+)\((?P<context_tokens>\d+)\)"
+                       r"_generation_(?P<generation_reqs>\d+)\((?P<generation_tokens>\d+)\)",
+                       ("execute_context_2(1024)_generation_30(30)",
+                        "execute_context_0(0)_generation_8(8)")),
+        # detailed_trace_annotation: per-phase sums of sq, sk, sq*sq, sq*sk
+        StepAnnotation(r"execute_(?P<scheduled_tokens>\d+)_context_(?P<context_reqs>\d+)"
+                       r"\((?P<context_detail>[^)]*)\)_generation_(?P<generation_reqs>\d+)"
+                       r"\((?P<generation_detail>[^)]*)\)",
+                       ("execute_542_context_1(sq512sk512sqsq262144sqsk262144)"
+                        "_generation_30(sq30sk9000sqsq30sqsk9000)",)),
+    ),
+    with_stack=True, record_shapes=False,
+    env=MappingProxyType({
+        "VLLM_RPC_TIMEOUT": "raise for large windows: /stop_profile can take minutes",
+        "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "default 300; raise for large windows",
+        "VLLM_CUSTOM_SCOPES_FOR_PROFILING": "1 adds scheduler scopes to the trace",
+        "VLLM_NVTX_SCOPES_FOR_PROFILING": "1 adds the same scopes as NVTX ranges",
+    }),
+)
 
-    @property
-    def default_port(self) -> int:
-        return 8000
+# engines.md §1.4 (0.33.0 tracing), unchanged in 0.34 (gpu-half.md §F: vllm/tracing/utils.py,
+# v1/engine/output_processor.py). --collect-detailed-traces {model,worker,all} adds spans.
+_OTEL = OtelTracing(
+    source="vLLM 0.33.0/0.34.0 (vllm/tracing/utils.py, v1/engine/output_processor.py)",
+    endpoint_flags=("--otlp-traces-endpoint",), enable_flags=(), default_endpoint=None,
+    request_span=r"llm_request", request_span_examples=("llm_request",),
+    other_spans=("API server setup", "Overall Loading", "EngineCoreProc init", "Worker init",
+                 "Loading (GPU)", "Allocate KV cache", "Capture model", "Warmup (GPU)"),
+    attributes=(
+        "gen_ai.latency.time_to_first_token", "gen_ai.latency.e2e",
+        "gen_ai.latency.time_in_queue", "gen_ai.latency.time_in_model_prefill",
+        "gen_ai.latency.time_in_model_decode", "gen_ai.latency.time_in_model_inference",
+        "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens", "gen_ai.request.id",
+        "gen_ai.request.top_p", "gen_ai.request.max_tokens", "gen_ai.request.temperature",
+        "gen_ai.request.n",
+    ),
+    env=MappingProxyType({
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc (default, insecure) or http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "set from the flag, inherited by its processes",
+    }),
+)
 
-    def launch(self, argv: Sequence[str]) -> Launch | None:
-        return find_launch(argv, _match)
-
-    def address(self, argv: Sequence[str]) -> tuple[str, int]:
-        launch = self.launch(argv)
-        args = launch.args if launch else ()
-        port = parse_port(flag_value(args, "--port"), "--port", self.default_port)
-        return connect_host(flag_value(args, "--host")), port
-
-    @property
-    def readiness_paths(self) -> Sequence[str]:
-        return ("/health", "/v1/models")
-
-    @property
-    def api_key_env(self) -> tuple[str, ...]:
-        return ("VLLM_API_KEY",)  # read when --api-key is not given
-
-    @property
-    def metrics_path(self) -> str | None:
-        return "/metrics"
-
-    @property
-    def metrics_format(self) -> MetricsFormat:
-        return "prometheus"
-
-    def metrics_endpoints(
-        self, argv: Sequence[str], base_url: str,  # noqa: ARG002 - Protocol signature
-    ) -> tuple[MetricsEndpoint, ...]:
-        return (MetricsEndpoint(base_url.rstrip("/") + "/metrics", "prometheus"),)
-
-    def launch_warnings(self, argv: Sequence[str]) -> tuple[str, ...]:
-        launch = self.launch(argv)
-        args = launch.args if launch else ()
-        out: list[str] = []
-        if has_flag(args, "--disable-log-stats", "--disable_log_stats"):
-            out.append("vLLM was started with --disable-log-stats: /metrics still answers but "
-                       "engine metrics stop updating; drop the flag to get engine signals")
-        if has_flag(args, "--uds"):
-            out.append("vLLM listens on a Unix socket (--uds); servescope connects over TCP")
-        if has_flag(args, "--config"):
-            out.append("host/port are read from the command's flags only, not its --config file")
-        return tuple(out)
-
-    @property
-    def signals(self) -> Mapping[Signal, SignalSpec]:
-        return _SIGNALS
-
-    @property
-    def histograms(self) -> Mapping[Histogram, tuple[str, ...]]:
-        return _HISTOGRAMS
-
-    @property
-    def tuning(self) -> Mapping[Knob, str]:
-        return _TUNING
-
-    @property
-    def notes(self) -> Mapping[str, str]:
-        return _NOTES
+SPEC = EngineSpec(
+    name="vllm",
+    display_name="vLLM",
+    source="0.33.0 source, 0.32.0 CPU captures (tests/data/vllm_cpu/)",
+    # ``vllm serve MODEL ...`` or ``python -m vllm.entrypoints.openai.api_server ...``
+    launcher=_match,
+    default_host=None,  # all interfaces
+    default_port=8000,
+    # /health: the engine is alive (no generation); then the OpenAI routes are mounted
+    readiness_paths=("/health", "/v1/models"),
+    api_key_env=("VLLM_API_KEY",),  # read when --api-key is not given
+    command_warnings=_WARNINGS,
+    batch_cap_flags=("--max-num-seqs", "--max_num_seqs"),
+    metrics=(MetricsRoute("/metrics", "prometheus"),),
+    signals=_SIGNALS,
+    histograms=_HISTOGRAMS,
+    notes=_NOTES,
+    tuning=_TUNING,
+    process_roles=_ROLES,
+    profiler=_PROFILER,
+    otel=_OTEL,
+)

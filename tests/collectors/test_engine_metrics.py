@@ -19,7 +19,7 @@ from collectors.engine_metrics import (
     parse_trtllm_json,
     scrape_once,
 )
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import MetricsEndpoint
 from servescope.rundir.engine_tables import (
     METRIC_COLUMNS,
     METRICS_JOURNAL,

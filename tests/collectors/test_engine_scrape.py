@@ -22,7 +22,7 @@ from collectors.engine_metrics import (
     scrape_once,
 )
 from collectors.engine_scrape_process import ScraperProcess
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import MetricsEndpoint
 from servescope.redact import register_secrets
 from servescope.rundir import engine_tables
 from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, read_engine_tables

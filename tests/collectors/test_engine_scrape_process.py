@@ -8,7 +8,7 @@ from pathlib import Path
 
 from collectors.engine_metrics import finalize
 from collectors.engine_scrape_process import ScraperProcess
-from servescope.engines.extensions import MetricsEndpoint
+from servescope.engines.spec import MetricsEndpoint
 from servescope.rundir.engine_tables import read_engine_tables
 from tests.collectors._server import Route, free_port, scripted_server
 

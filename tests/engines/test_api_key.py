@@ -7,8 +7,7 @@ import pytest
 
 from profiler.cli_workload import WorkloadOptions
 from profiler.commands_run import resolve_api_key
-from servescope.engines.extensions import served_api_key
-from servescope.engines.registry import get_adapter
+from servescope.engines.registry import get_spec
 
 VLLM = ["vllm", "serve", "m", "--port", "8001"]
 SGLANG = ["python", "-m", "sglang.launch_server", "--model-path", "m"]
@@ -29,11 +28,11 @@ SGLANG = ["python", "-m", "sglang.launch_server", "--model-path", "m"]
     ("openai", ["llama-server", "-m", "x.gguf", "--api-key", "k-llama"], {}, "k-llama"),
 ])
 def test_served_api_key(engine, argv, env, key):
-    assert served_api_key(get_adapter(engine), argv, env) == key
+    assert get_spec(engine).served_api_key(argv, env) == key
 
 
 def test_which_key_is_sent(monkeypatch):
-    vllm = get_adapter("vllm")
+    vllm = get_spec("vllm")
     command = [*VLLM, "--api-key", "k-command"]
     monkeypatch.setenv("OPENAI_API_KEY", "k-openai")
     monkeypatch.setenv("MY_KEY", "k-mine")

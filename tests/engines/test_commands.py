@@ -7,9 +7,7 @@ import shlex
 import pytest
 
 from servescope.engines._argv import flag_value, strip_wrappers, switch_value
-from servescope.engines.extensions import launch_warnings, metrics_endpoints, metrics_url
-from servescope.engines.registry import detect_adapter, get_adapter
-from servescope.engines.sglang import SglangAdapter
+from servescope.engines.registry import detect_spec, get_spec
 
 
 def argv(cmd: str) -> list[str]:
@@ -67,11 +65,11 @@ CASES = [
 
 @pytest.mark.parametrize(("cmd", "engine", "address"), CASES, ids=[c[0][:50] for c in CASES])
 def test_recognized_with_address(cmd, engine, address):
-    adapter = detect_adapter(argv(cmd))
-    assert adapter is not None, cmd
-    assert adapter.name == engine
-    assert adapter.matches(argv(cmd))
-    assert adapter.address(argv(cmd)) == address
+    spec = detect_spec(argv(cmd))
+    assert spec is not None, cmd
+    assert spec.name == engine
+    assert spec.matches(argv(cmd))
+    assert spec.address(argv(cmd)) == address
 
 
 @pytest.mark.parametrize("cmd", [
@@ -87,92 +85,97 @@ def test_recognized_with_address(cmd, engine, address):
     "",
 ])
 def test_not_an_engine(cmd):
-    assert detect_adapter(argv(cmd)) is None
+    assert detect_spec(argv(cmd)) is None
 
 
 def test_first_launcher_wins():
     # a vLLM server started under a wrapper whose own argument mentions tritonserver later
     cmd = argv("vllm serve m --served-model-name tritonserver")
-    assert detect_adapter(cmd) is get_adapter("vllm")
-    # no adapter recognizes its launcher inside another engine's arguments first
+    assert detect_spec(cmd) is get_spec("vllm")
+    # no engine recognizes its launcher inside another engine's arguments first
     cmd = argv("nsys profile -o x trtllm-serve m --tokenizer /models/vllm")
-    assert detect_adapter(cmd) is get_adapter("trtllm")
+    assert detect_spec(cmd) is get_spec("trtllm")
 
 
 def test_openai_generic_is_chosen_by_name_only():
-    openai = get_adapter("openai")
+    openai = get_spec("openai")
     assert not openai.matches(argv("my-server --port 9999"))
     assert openai.address(argv("my-server --host 0.0.0.0 --port 9999")) == ("127.0.0.1", 9999)
     assert openai.address([]) == ("127.0.0.1", 8000)
     assert list(openai.readiness_paths) == ["/v1/models"]
-    (ep,) = metrics_endpoints(openai, [], "http://h:1")
+    (ep,) = openai.metrics_endpoints([], "http://h:1")
     assert ep.url == "http://h:1/metrics"
     assert ep.optional
 
 
 def test_bad_port_is_a_clear_error():
     with pytest.raises(ValueError, match="--port 'eighty'"):
-        get_adapter("vllm").address(argv("vllm serve m --port eighty"))
+        get_spec("vllm").address(argv("vllm serve m --port eighty"))
     with pytest.raises(ValueError, match="outside"):
-        get_adapter("sglang").address(argv("sglang serve --port 70000"))
+        get_spec("sglang").address(argv("sglang serve --port 70000"))
 
 
 def test_readiness_paths():
-    assert list(get_adapter("vllm").readiness_paths) == ["/health", "/v1/models"]
-    assert list(get_adapter("sglang").readiness_paths) == ["/health", "/v1/models"]
-    assert list(get_adapter("trtllm").readiness_paths) == ["/health"]
-    assert list(get_adapter("triton").readiness_paths) == ["/v2/health/ready"]
+    assert list(get_spec("vllm").readiness_paths) == ["/health", "/v1/models"]
+    assert list(get_spec("sglang").readiness_paths) == ["/health", "/v1/models"]
+    assert list(get_spec("trtllm").readiness_paths) == ["/health"]
+    assert list(get_spec("triton").readiness_paths) == ["/v2/health/ready"]
 
 
 def test_metrics_urls_per_engine():
-    vllm = get_adapter("vllm")
-    assert metrics_url(vllm, argv("vllm serve m"), "http://127.0.0.1:8000") == (
+    vllm = get_spec("vllm")
+    assert vllm.metrics_url(argv("vllm serve m"), "http://127.0.0.1:8000") == (
         "http://127.0.0.1:8000/metrics")
 
-    trt = get_adapter("trtllm")
-    json_ep, prom_ep = metrics_endpoints(trt, argv("trtllm-serve m"), "http://localhost:8000/")
+    trt = get_spec("trtllm")
+    json_ep, prom_ep = trt.metrics_endpoints(argv("trtllm-serve m"), "http://localhost:8000/")
     assert (json_ep.url, json_ep.format, json_ep.destructive) == (
         "http://localhost:8000/metrics", "trtllm_json", True)
     assert json_ep.min_interval_s >= 2.0  # the handler may wait 2 s for stats
     assert (prom_ep.url, prom_ep.format, prom_ep.optional) == (
         "http://localhost:8000/prometheus/metrics", "prometheus", True)
 
-    triton = get_adapter("triton")
+    triton = get_spec("triton")
     # metrics live on their own port: the default 8002, on the API's host when attaching
-    assert metrics_url(triton, [], "http://gpu-box:8000") == "http://gpu-box:8002/metrics"
+    assert triton.metrics_url([], "http://gpu-box:8000") == "http://gpu-box:8002/metrics"
     cmd = argv("tritonserver --model-repository=/m --metrics-port 9102 --http-port 9100")
-    assert metrics_url(triton, cmd, "http://127.0.0.1:9100") == "http://127.0.0.1:9102/metrics"
+    assert triton.metrics_url(cmd, "http://127.0.0.1:9100") == "http://127.0.0.1:9102/metrics"
     cmd = argv("tritonserver --model-repository=/m --metrics-address 0.0.0.0")
-    assert metrics_url(triton, cmd, "http://10.0.0.1:8000") == "http://127.0.0.1:8002/metrics"
-    assert metrics_url(triton, [], "http://[::1]:8000") == "http://[::1]:8002/metrics"
+    assert triton.metrics_url(cmd, "http://10.0.0.1:8000") == "http://127.0.0.1:8002/metrics"
+    assert triton.metrics_url([], "http://[::1]:8000") == "http://[::1]:8002/metrics"
     cmd = argv("tritonserver --model-repository=/m --allow-metrics=false")
-    assert metrics_url(triton, cmd, "http://127.0.0.1:8000") is None
-    assert "allow-metrics=false" in launch_warnings(triton, cmd)[0]
+    assert triton.metrics_url(cmd, "http://127.0.0.1:8000") is None
+    assert "allow-metrics=false" in triton.launch_warnings(cmd)[0]
 
 
 def test_sglang_metrics_switch():
-    sg = SglangAdapter()
+    sg = get_spec("sglang")
     off = argv("python -m sglang.launch_server --model-path m")
     on = argv("python -m sglang.launch_server --model-path m --enable-metrics")
-    assert not sg.metrics_enabled(off)
-    assert sg.metrics_enabled(on)
-    assert sg.metrics_enabled([])  # attaching: only a scrape can tell
+
+    def metrics_enabled(cmd: list[str]) -> bool:
+        (ep,) = sg.metrics_endpoints(cmd, "http://127.0.0.1:30000")
+        return not ep.optional
+
+    assert not metrics_enabled(off)
+    assert metrics_enabled(on)
+    assert metrics_enabled([])  # attaching: only a scrape can tell
     (ep,) = sg.metrics_endpoints(off, "http://127.0.0.1:30000")
     assert ep.optional  # asked once, then left alone
-    assert "--enable-metrics" in launch_warnings(sg, off)[0]
-    assert launch_warnings(sg, on) == ()
+    assert "--enable-metrics" in sg.launch_warnings(off)[0]
+    assert sg.launch_warnings(on) == ()
 
 
 def test_launch_warnings():
-    vllm = get_adapter("vllm")
-    assert launch_warnings(vllm, argv("vllm serve m")) == ()
-    warns = launch_warnings(vllm, argv("vllm serve m --disable-log-stats --uds /tmp/s"))
+    vllm = get_spec("vllm")
+    assert vllm.launch_warnings(argv("vllm serve m")) == ()
+    warns = vllm.launch_warnings(argv("vllm serve m --disable-log-stats --uds /tmp/s"))
     assert any("--disable-log-stats" in w for w in warns)
     assert any("Unix socket" in w for w in warns)
-    trt = get_adapter("trtllm")
-    assert "enable_iter_perf_stats" in launch_warnings(trt, argv("trtllm-serve m"))[0]
-    assert launch_warnings(trt, argv("trtllm-serve m --config c.yaml")) == ()
-    assert launch_warnings(trt, argv("trtllm-serve m --backend tensorrt")) == ()
+    trt = get_spec("trtllm")
+    assert "enable_iter_perf_stats" in trt.launch_warnings(argv("trtllm-serve m"))[0]
+    assert trt.launch_warnings(argv("trtllm-serve m --config c.yaml")) == ()
+    assert trt.launch_warnings(argv("trtllm-serve m --backend tensorrt")) == ()
 
 
 def test_argv_helpers():

@@ -1,4 +1,4 @@
-"""attach recognizes the engine from its /metrics page, by each adapter's own families."""
+"""attach recognizes the engine from its /metrics page, by each engine spec's own families."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ DATA = Path(__file__).parents[1] / "data"
     ("engines/triton_after.prom", "triton"),
 ])
 def test_engine_from_its_metrics_page(page: str, engine: str) -> None:
-    adapter = detect_from_metrics((DATA / page).read_text())
-    assert adapter is not None
-    assert adapter.name == engine
+    spec = detect_from_metrics((DATA / page).read_text())
+    assert spec is not None
+    assert spec.name == engine
 
 
 def test_unknown_page_is_no_engine() -> None:

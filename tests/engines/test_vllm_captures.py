@@ -181,8 +181,8 @@ def test_run_without_engine_metrics_or_name(tmp_path):
     run = write_engine_run(tmp_path, None, [Page(0, vllm("before"))])
     with pytest.raises(RunDirError, match="records no engine"):
         engine_signals(run)
-    from servescope.engines.registry import get_adapter
-    assert len(engine_signals(run, adapter=get_adapter("vllm"))) > 0
+    from servescope.engines.registry import get_spec
+    assert len(engine_signals(run, spec=get_spec("vllm"))) > 0
 
 
 def test_unfinalized_run_reads_the_journal(tmp_path):

@@ -24,8 +24,7 @@ from collectors.engine_metrics import MetricsScraper, finalize
 from collectors.engine_scrape_process import ScraperProcess
 from servescope.clock import now_ns, take_anchor
 from servescope.engines._argv import base_url
-from servescope.engines.extensions import engine_manifest_entry, metrics_endpoints
-from servescope.engines.registry import detect_adapter
+from servescope.engines.registry import detect_spec
 from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
 from servescope.rundir.reader import load_run
 from servescope.rundir.tables import finalize_tables
@@ -102,10 +101,10 @@ async def _stream(s: aiohttp.ClientSession, base: str, i: int) -> int:
 async def test_live_vllm_engine_metrics(tmp_path):
     port = free_port()
     argv = _command(port)
-    adapter = detect_adapter(argv)
-    assert adapter is not None
-    assert adapter.name == "vllm"
-    host, p = adapter.address(argv)
+    spec = detect_spec(argv)
+    assert spec is not None
+    assert spec.name == "vllm"
+    host, p = spec.address(argv)
     assert (host, p) == ("127.0.0.1", port)
     base = base_url(host, p)
     run_dir = tmp_path / "run"
@@ -115,12 +114,12 @@ async def test_live_vllm_engine_metrics(tmp_path):
         run_id="live", started_wall_ns=anchor.wall_ns, clock=anchor,
         host=host_fingerprint(probe_gpus=False), command_line=["pytest"], workload={},
         seed=0, target={"url": base}, status="complete",
-        extra={"engine": engine_manifest_entry(adapter, argv, base)}))
+        extra={"engine": spec.manifest_entry(argv, base)}))
     finalize_tables(run_dir)
     proc = start_engine(argv)
     try:
-        await _ready(base, list(adapter.readiness_paths), proc)
-        endpoints = metrics_endpoints(adapter, argv, base)
+        await _ready(base, list(spec.readiness_paths), proc)
+        endpoints = spec.metrics_endpoints(argv, base)
         async with MetricsScraper(run_dir, endpoints) as scraper:
             await scraper.snapshot("before")
         child = ScraperProcess(run_dir, endpoints, interval_s=0.5)

@@ -14,7 +14,7 @@ from collectors.client.progress import Progress
 from collectors.live_gauges import LiveGauges, live_families
 from reports.live import LiveView, live_fields
 from servescope.engines.base import Signal
-from servescope.engines.registry import get_adapter
+from servescope.engines.registry import get_spec
 
 PAGE = Path(__file__).resolve().parents[1] / "data" / "vllm_cpu" / "metrics_during_load.prom"
 
@@ -27,7 +27,7 @@ def _expected(family: str) -> float:
 
 
 def test_gauges_from_a_real_vllm_page():
-    live = LiveGauges(live_families(get_adapter("vllm")))
+    live = LiveGauges(live_families(get_spec("vllm")))
     assert all(math.isnan(v) for v in live.values().values())
     live.update_from_page(PAGE.read_bytes())
     v = live.values()
