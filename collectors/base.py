@@ -1,0 +1,164 @@
+"""What every collector is: a small Protocol, the context it starts with, the counts it
+returns.
+
+A collector's life, and where each step runs:
+
+1. ``validate_environment()``, in servescope's process before the engine starts: a missing
+   optional dependency or permission raises :class:`CollectorUnavailable` with one line that
+   names the fix, and the command ends as a usage error (exit 2) before anything started.
+2. ``skip_reason(ctx)`` and ``stop_bound_s(ctx)``, in servescope's process once the engine is
+   known: a reason to start nothing for this engine (a warning of the run), and how long
+   ``stop()`` may take (the runner's bound; a bad option raises ``ValueError`` here).
+3. ``start(ctx)`` and ``stop()``, where the collector runs: its own child process
+   (:class:`collectors.child.ChildRunner`). The instance is made in servescope's process and
+   travels to the child pickled, so it may carry shared memory the parent reads
+   (:class:`LiveSource`). ``stop()`` returns :class:`CollectorStats`; it is also called, in
+   servescope's process, on an instance that never started, and then returns zero counts.
+
+Collectors never raise into the run: whatever fails once it started is counted and reported
+in :attr:`CollectorStats.error`, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from servescope.clock import ClockAnchor
+
+if TYPE_CHECKING:  # kept out of `servescope --help`, which lists the collectors
+    from servescope.engines.spec import MetricsEndpoint
+
+__all__ = ["CollectContext", "Collector", "CollectorStats", "CollectorUnavailable",
+           "EngineFacts", "LiveSource", "session_pids"]
+
+# signal → (families, scale, aggregate): the live gauges of an engine, as plain data
+LiveFamilies = Mapping[str, tuple[tuple[str, ...], float, str]]
+
+
+class CollectorUnavailable(Exception):
+    """A chosen collector cannot run on this machine; the message is one line that names the
+    fix (a package to install, a permission to grant)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFacts:
+    """What a collector may know of the engine, as plain (picklable) data."""
+
+    name: str  # the engine spec's name: vllm, sglang, trtllm, triton, openai
+    command: tuple[str, ...] = ()  # the serving command; empty when attached
+    pid: int | None = None  # its first process (run: the session leader; attach: --pid)
+    metrics_endpoints: tuple[MetricsEndpoint, ...] = ()
+    live_families: LiveFamilies = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectContext:
+    """Everything a collector starts with. ``options`` holds each collector's own options
+    under its name (:meth:`options_for`); ``secrets`` are the values the runner registers
+    for redaction in the collector's process before :meth:`Collector.start`."""
+
+    run_dir: Path
+    base_url: str
+    engine: EngineFacts
+    anchor: ClockAnchor
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def options_for(self, name: str) -> Mapping[str, Any]:
+        return self.options.get(name, {})
+
+    def engine_pids(self) -> tuple[int, ...]:
+        """The engine's processes now: its first process and every process of its session
+        (``run`` starts the engine as a session leader) or below it; ``()`` if unknown."""
+        return session_pids(self.engine.pid) if self.engine.pid is not None else ()
+
+
+@dataclass(slots=True)
+class CollectorStats:
+    """A collector's counts at its end, for the manifest (:meth:`to_json`) and the run's
+    warnings (``error``: "" or one sentence)."""
+
+    counts: dict[str, Any] = field(default_factory=dict)  # the collector's own, JSON-able
+    error: str = ""
+    process_cpu_ns: int = -1  # CPU of the collector's whole process (-1: not measured)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.counts, "process_cpu_ns": self.process_cpu_ns, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollectorStats:
+        counts = {k: v for k, v in data.items() if k not in ("process_cpu_ns", "error")}
+        return cls(counts, str(data.get("error", "")), int(data.get("process_cpu_ns", -1)))
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """One kind of observation of a run (see the module's docstring for the life cycle)."""
+
+    name: str  # what --collect calls it
+    label: str  # what the run's warnings call it, e.g. "metrics scraper"
+
+    def validate_environment(self) -> None:
+        """Raise :class:`CollectorUnavailable` if this machine cannot run the collector."""
+        ...
+
+    def skip_reason(self, ctx: CollectContext) -> str:
+        """Why there is nothing to collect from this engine ("" to start)."""
+        ...
+
+    def stop_bound_s(self, ctx: CollectContext) -> float:
+        """How long :meth:`stop` may take at most (``ValueError`` for a bad option)."""
+        ...
+
+    def start(self, ctx: CollectContext) -> None:
+        """Begin collecting; return once collecting (an exception: it did not start)."""
+        ...
+
+    def stop(self) -> CollectorStats:
+        """End collecting within :meth:`stop_bound_s`; the counts (zero if never started)."""
+        ...
+
+
+@runtime_checkable
+class LiveSource(Protocol):
+    """A collector whose latest values servescope's live view shows while the run goes on
+    (read in servescope's process from memory the collector's process writes)."""
+
+    def live_values(self) -> dict[str, float]: ...
+
+
+def session_pids(root: int) -> tuple[int, ...]:
+    """``root``, the processes of the session it leads, and its descendants, from Linux
+    ``/proc`` (elsewhere: ``(root,)``); sorted."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return (root,)
+    parent: dict[int, int] = {}
+    found = {root}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                rest = fh.read(4096).rsplit(b")", 1)[1].split()
+            pid, ppid, sid = int(name), int(rest[1]), int(rest[3])  # state ppid pgrp session
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        parent[pid] = ppid
+        if sid == root:
+            found.add(pid)
+    for pid in parent:  # descendants that left the session (setsid) are still the engine's
+        seen: set[int] = set()
+        p = pid
+        while p in parent and p not in seen and p not in found:
+            seen.add(p)
+            p = parent[p]
+        if p in found:
+            found.update(seen)
+    return tuple(sorted(pid for pid in found if pid in parent or pid == root))
