@@ -80,20 +80,21 @@ class CollectContext:
 
 @dataclass(slots=True)
 class CollectorStats:
-    """A collector's counts at its end, for the manifest (:meth:`to_json`) and the run's
-    warnings (``error``: "" or one sentence)."""
+    """A collector's counts at its end: :meth:`to_json` is what the manifest records (the
+    collector's own counts and ``process_cpu_ns``); ``error`` ("" or one sentence) goes to
+    the run's warnings."""
 
     counts: dict[str, Any] = field(default_factory=dict)  # the collector's own, JSON-able
     error: str = ""
     process_cpu_ns: int = -1  # CPU of the collector's whole process (-1: not measured)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "process_cpu_ns": self.process_cpu_ns, "error": self.error}
+        return {**self.counts, "process_cpu_ns": self.process_cpu_ns}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CollectorStats:
-        counts = {k: v for k, v in data.items() if k not in ("process_cpu_ns", "error")}
-        return cls(counts, str(data.get("error", "")), int(data.get("process_cpu_ns", -1)))
+    def from_json(cls, data: Mapping[str, Any], error: str = "") -> CollectorStats:
+        counts = {k: v for k, v in data.items() if k != "process_cpu_ns"}
+        return cls(counts, error, int(data.get("process_cpu_ns", -1)))
 
 
 @runtime_checkable

@@ -61,7 +61,7 @@ def _child(collector: Collector, ctx: CollectContext, stop: Connection, conn: Co
         stats = collector.stop()
         # the whole child (start-up and imports included): what the host really paid
         stats.process_cpu_ns = time.process_time_ns()
-        conn.send(("stats", stats.to_json()))
+        conn.send(("stats", (stats.to_json(), stats.error)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which goes on
         with contextlib.suppress(OSError, ValueError):
             conn.send(("error", _error_text(exc)))
@@ -151,7 +151,7 @@ class ChildRunner:
             if self._recv.poll(wait_s):
                 kind, payload = self._recv.recv()
                 if kind == "stats":
-                    stats = CollectorStats.from_json(payload)
+                    stats = CollectorStats.from_json(*payload)
                 else:
                     self.error = str(payload)
             else:

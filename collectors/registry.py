@@ -50,7 +50,7 @@ def _entries(*entries: CollectorEntry) -> Registry[CollectorEntry]:
 
 
 COLLECTORS: Registry[CollectorEntry] = _entries(
-    CollectorEntry("requests", "every request's timing, from the client (always on)"),
+    CollectorEntry("requests", "every request's timing, from the client; always on"),
     CollectorEntry("metrics", "the engine's metrics pages, every --metrics-interval", _metrics),
 )
 
@@ -88,6 +88,6 @@ def make_collectors(names: Iterable[str], registry: Registry[CollectorEntry] = C
 
 
 def describe(registry: Registry[CollectorEntry] = COLLECTORS) -> str:
-    """``name: summary; …`` for ``--help``."""
-    return "; ".join(f"{e.name}: {e.summary}" for e in registry)
+    """``name (summary), …`` for ``--help``."""
+    return ", ".join(f"{e.name} ({e.summary})" for e in registry)
 

@@ -1,0 +1,85 @@
+"""Collectors by name: what --collect accepts, the error that lists the valid names, and
+validate_environment() before anything starts — with a registry the test makes itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from collectors.base import Collector, CollectorUnavailable
+from collectors.registry import (
+    COLLECTORS,
+    CollectorEntry,
+    UnknownNameError,
+    describe,
+    make_collectors,
+    parse_collect,
+)
+from servescope.registry import Registry
+from tests.collectors._probe import Probe
+
+
+def probe_registry(**probe) -> Registry[CollectorEntry]:
+    return Registry("collector", [
+        ("requests", CollectorEntry("requests", "the client's timing")),
+        ("probe", CollectorEntry("probe", "a test probe", lambda: Probe(**probe))),
+    ])
+
+
+def test_todays_collectors_and_nothing_else():
+    assert COLLECTORS.names() == ("requests", "metrics")
+    assert COLLECTORS.get("requests").always_on
+    assert not COLLECTORS.get("metrics").always_on
+    assert "metrics (the engine's metrics pages" in describe()
+
+
+def test_names_are_split_trimmed_and_kept_once_in_order():
+    assert parse_collect("metrics") == ("metrics",)
+    assert parse_collect(" Metrics , requests,metrics,") == ("metrics", "requests")
+    assert parse_collect("") == ()
+    assert parse_collect(["requests"]) == ("requests",)
+
+
+def test_an_unknown_name_lists_the_valid_ones():
+    with pytest.raises(UnknownNameError) as err:
+        parse_collect("metrics,gpu")
+    assert str(err.value) == "unknown collector 'gpu'; valid collectors: requests, metrics"
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(ValueError, match=r"'metric' \(did you mean 'metrics'\?\)"):
+        parse_collect("metric")
+
+
+def test_a_test_registry_is_used_and_the_real_one_left_alone():
+    reg = probe_registry()
+    assert parse_collect("probe,requests", reg) == ("probe", "requests")
+    with pytest.raises(UnknownNameError, match="valid collectors: requests, probe"):
+        parse_collect("metrics", reg)
+    made = make_collectors(["requests", "probe"], reg)
+    assert [c.name for c in made] == ["probe"]  # always-on ones are the client's own
+    assert isinstance(made[0], Collector)
+    assert "probe" not in COLLECTORS
+
+
+def test_validate_environment_runs_when_made():
+    reg = probe_registry(unavailable="the probe needs probe-tools: pip install probe-tools")
+    with pytest.raises(CollectorUnavailable, match=r"^the probe needs probe-tools: pip"):
+        make_collectors(["probe"], reg)
+
+
+def test_the_metrics_collector_is_made_and_validated():
+    [metrics] = make_collectors(["metrics"])
+    assert metrics.name == "metrics"
+    assert metrics.label == "metrics scraper"
+    assert isinstance(metrics, Collector)
+
+
+def test_listing_collectors_imports_none_of_them():
+    code = ("import sys\nfrom collectors.registry import COLLECTORS, describe\n"
+            "describe(); COLLECTORS.names()\n"
+            "print([m for m in ('aiohttp', 'collectors.engine_scrape_process', 'prometheus_client')"
+            " if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
