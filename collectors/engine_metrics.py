@@ -5,7 +5,7 @@ because the previous read overran is skipped and counted). Every read is bounded
 (:mod:`collectors.engine_scrape`): one total deadline shorter than the interval, and a size
 cap (``max_body_bytes``, 4 MiB by default) beyond which the page is refused as ``too_large``.
 Every attempt is recorded with its real ``t_start_ns``/``t_end_ns`` (monotonic) and outcome,
-and appended at once as one JSON line (one ``os.write`` on an ``O_APPEND`` descriptor, like
+and appended at once as one JSON line (:class:`servescope.rundir.journal.JournalWriter`, like
 :mod:`collectors.timeline`) to ``RUN/engine/metrics.jsonl``; :func:`finalize` turns the
 journal into ``metrics.parquet`` and ``scrapes.parquet`` (schema in
 :mod:`servescope.rundir.engine_tables`). So a journal line holds at most one capped page, and the
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 
 from collectors.engine_scrape import (
     DEFAULT_MAX_BODY_BYTES,
@@ -51,6 +49,7 @@ from servescope.engines.parse import (
     parse_trtllm_json,
 )
 from servescope.engines.spec import MetricsEndpoint
+from servescope.jsonio import write_json
 from servescope.redact import redact_text
 from servescope.rundir.engine_tables import (
     METRICS_JOURNAL,
@@ -58,6 +57,8 @@ from servescope.rundir.engine_tables import (
     engine_dir,
     finalize_engine_tables,
 )
+from servescope.rundir.journal import JournalWriter
+from servescope.rundir.layout import RunDirError
 
 __all__ = [
     "DEFAULT_JOURNAL_BYTES_PER_S",
@@ -77,7 +78,6 @@ __all__ = [
 _NS = 1_000_000_000
 DEFAULT_JOURNAL_BYTES_PER_S = float(1 << 20)
 _ERROR_CHARS = 300
-_SORT = orjson.OPT_SORT_KEYS
 
 
 @dataclass(slots=True)
@@ -196,7 +196,7 @@ class MetricsScraper:
         self._on_result = on_result
         self._session: aiohttp.ClientSession | None = None
         self._stop = asyncio.Event()
-        self._fd = -1
+        self._journal: JournalWriter | None = None
 
     # -- lifecycle
     async def __aenter__(self) -> MetricsScraper:
@@ -207,19 +207,18 @@ class MetricsScraper:
         await self.close()
 
     def open(self) -> None:
-        if self._fd >= 0:
+        if self._journal is not None:
             return
         edir = engine_dir(self.run_dir)
-        edir.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(edir / METRICS_JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                           0o644)
+        # a failed write is counted (journal_errors) and the next scrape tries again
+        self._journal = JournalWriter(edir / METRICS_JOURNAL, stop_on_error=False)
         settings = {"interval_s": self.interval_s, "timeout_s": self.timeout_s,
                     "keep_created": self.keep_created, "max_body_bytes": self.max_body_bytes,
                     "max_journal_bytes_per_s": self.max_journal_bytes_per_s,
                     "endpoints": [{**ep.to_json(), "url": safe_url(ep.url)}
                                   for ep in self.endpoints]}
-        with contextlib.suppress(OSError):
-            (edir / SCRAPER_FILE).write_bytes(orjson.dumps(settings, option=_SORT))
+        with contextlib.suppress(RunDirError):
+            write_json(edir / SCRAPER_FILE, settings, indent=False)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -227,9 +226,9 @@ class MetricsScraper:
             with contextlib.suppress(TimeoutError):  # closing never holds the stop up
                 async with asyncio.timeout(2.0):
                     await session.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the scrapes in flight (none is cut short)."""
@@ -252,12 +251,13 @@ class MetricsScraper:
     # -- recording
     def _record(self, result: ScrapeResult) -> None:
         self.stats.add(result)
-        if self._fd >= 0:
+        if self._journal is not None:
             c0 = time.thread_time_ns()
             try:
-                os.write(self._fd, result.journal_line())
-            except (OSError, TypeError, ValueError):
-                self.stats.journal_errors += 1
+                written = self._journal.write(result.journal_line())
+            except (TypeError, ValueError):  # a result that does not serialize
+                written = False
+            self.stats.journal_errors += not written
             self.stats.cpu_ns_total += time.thread_time_ns() - c0
         if self._on_result is not None:
             try:

@@ -3,20 +3,19 @@ against the loopback reference server on this machine."""
 
 from __future__ import annotations
 
-import json
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analyzers.stats import Stats
 from analyzers.truth_compare import TruthComparison, compare_with_truth
 from collectors.client.target import Target
 from profiler.loadrun import LoadConfig, run_load
 from profiler.selftest.process import start_refserver
 from profiler.selftest.schedule import RefSchedule
 from profiler.workloads.spec import ArrivalSpec, DatasetSpec, LengthDist
+from servescope.jsonio import write_json
 from servescope.rundir.reader import load_run
 
 __all__ = ["CeilingResult", "SelftestResult", "measure_accuracy", "measure_ceiling",
@@ -82,7 +81,7 @@ def measure_accuracy(out: Path, *, concurrency: int, requests: int, schedule: Re
                       else warmup_requests)
         run_load(cfg)
         truth = server.truth()
-    (out / "selftest_truth.json").write_text(json.dumps(truth))
+    write_json(out / "selftest_truth.json", truth, indent=False)
     return compare_with_truth(load_run(out), truth)
 
 
@@ -135,25 +134,11 @@ def run_selftest(out: Path, *, concurrency: int = 64, requests: int = 256,
         ceiling = measure_ceiling(out / "ceiling", concurrency=concurrency,
                                   duration_s=ceiling_s, workers=workers)
     result = SelftestResult(acc, ceiling, out)
-    (out / "selftest.json").write_text(json.dumps(_jsonable(result), indent=2))
+    write_json(out / "selftest.json", _jsonable(result))
     return result
 
 
 def _jsonable(r: SelftestResult) -> dict[str, Any]:
-    def stats(s: Stats) -> dict[str, float | int]:
-        return s.to_dict()
-
-    a = r.accuracy
-    return {
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "accuracy": {
-            "requests_matched": a.requests_matched,
-            "requests_unmatched": a.requests_unmatched,
-            "event_count_mismatches": a.event_count_mismatches,
-            "ttft_error_ns": stats(a.ttft_error_ns), "itl_error_ns": stats(a.itl_error_ns),
-            "e2e_error_ns": stats(a.e2e_error_ns),
-            "abs_ttft_error_ns": stats(a.abs_ttft_error_ns),
-            "abs_itl_error_ns": stats(a.abs_itl_error_ns),
-        },
-        "ceiling": asdict(r.ceiling) if r.ceiling else None,
-    }
+    """``selftest.json``: when, the accuracy (error statistics in ns) and the ceiling."""
+    return {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "accuracy": r.accuracy,
+            "ceiling": r.ceiling}

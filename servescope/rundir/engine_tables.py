@@ -27,7 +27,8 @@ n_entries, body_bytes, cpu_ns`` (see docs/engines.md). Reading needs no engine a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from servescope.redact import redact_text
-from servescope.rundir.atomic import staged
+from servescope.rundir.finalize import Rows, TableSpec, finalize, read_tables
+from servescope.rundir.journal import JournalEntry
+from servescope.rundir.journal import read_journal as _read_lines
 from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
@@ -44,16 +47,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINE_DIR",
+    "METRICS",
     "METRICS_FILE",
     "METRICS_JOURNAL",
     "METRIC_COLUMNS",
     "SCRAPER_FILE",
+    "SCRAPES",
     "SCRAPES_FILE",
     "SCRAPE_COLUMNS",
     "EngineTables",
     "engine_dir",
     "finalize_engine_tables",
     "read_engine_tables",
+    "read_journal",
 ]
 
 ENGINE_DIR = "engine"
@@ -62,64 +68,31 @@ METRICS_FILE = "metrics.parquet"
 SCRAPES_FILE = "scrapes.parquet"
 SCRAPER_FILE = "scraper.json"  # the scraper's settings (interval, timeout, endpoints)
 
-METRIC_COLUMNS = ("scrape", "t_ns", "family", "type", "sample", "labels", "value")
-SCRAPE_COLUMNS = ("scrape", "tag", "endpoint", "format", "t_sched_ns", "t_start_ns",
-                  "t_end_ns", "ok", "status", "outcome", "error", "n_samples", "n_entries",
-                  "body_bytes", "cpu_ns")
+METRICS = TableSpec(f"{ENGINE_DIR}/{METRICS_FILE}", (
+    ("scrape", "int64"), ("t_ns", "int64"), ("family", "string"), ("type", "string"),
+    ("sample", "string"), ("labels", "string"), ("value", "float64")))
 _SCRAPE_STR = frozenset({"tag", "endpoint", "format", "outcome", "error"})
+SCRAPES = TableSpec(f"{ENGINE_DIR}/{SCRAPES_FILE}", tuple(
+    (c, "string" if c in _SCRAPE_STR else "bool" if c == "ok" else "int64")
+    for c in ("scrape", "tag", "endpoint", "format", "t_sched_ns", "t_start_ns", "t_end_ns",
+              "ok", "status", "outcome", "error", "n_samples", "n_entries", "body_bytes",
+              "cpu_ns")))
+METRIC_COLUMNS = METRICS.names
+SCRAPE_COLUMNS = SCRAPES.names
+BATCH_BYTES = 4 << 20  # journal bytes (raw pages) parsed and written at a time
 
 
 def engine_dir(run_dir: Path) -> Path:
     return Path(run_dir) / ENGINE_DIR
 
 
-_BATCH_ROWS = 200_000  # metric rows per parquet row group while writing
-
-
-def _journal_index(path: Path) -> tuple[list[tuple[int, str, int, int]], list[str]]:
-    """(t_start_ns, endpoint, offset, length) of every scrape line, in t_start_ns order,
-    read one line at a time (a journal of capped pages is never held whole); a line cut by
-    a crash is skipped and reported."""
-    index: list[tuple[int, str, int, int]] = []
-    warnings: list[str] = []
-    offset = 0
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            here, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                warnings.append(f"{path.name}:{n}: incomplete scrape line skipped")
-                continue
-            if isinstance(line, dict):
-                index.append((int(line.get("t_start_ns", 0) or 0),
-                              str(line.get("endpoint", "")), here, len(raw)))
-    index.sort(key=lambda e: (e[0], e[1]))
-    return index, warnings
-
-
-def _iter_journal(path: Path, index: list[tuple[int, str, int, int]]
-                  ) -> Iterator[dict[str, Any]]:
-    """The indexed lines in order, raw pages parsed, one at a time."""
-    with path.open("rb") as fh:
-        for _t, _ep, offset, length in index:
-            fh.seek(offset)
-            line: dict[str, Any] = orjson.loads(fh.read(length))
-            if "body" in line:
-                _parse_deferred(line)
-            yield line
-
-
-def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every scrape line of ``engine/metrics.jsonl``, in ``t_start_ns`` order; a line cut by
-    a crash is skipped and reported."""
-    path = engine_dir(run_dir) / METRICS_JOURNAL
-    if not path.is_file():
-        return [], []
-    index, warnings = _journal_index(path)
-    return list(_iter_journal(path, index)), warnings
+def _int(v: object, default: int = -1) -> int:
+    """``v`` as an int (a float with an integer value too); ``default`` for None."""
+    if v is None:
+        return default
+    if type(v) is int or (type(v) is float and v.is_integer()):
+        return int(v)
+    raise ValueError(f"{orjson.dumps(v).decode()[:30]} is not an integer")
 
 
 def _parse_deferred(line: dict[str, Any]) -> None:
@@ -143,112 +116,123 @@ def _parse_deferred(line: dict[str, Any]) -> None:
     line["parse_cpu_ns"] = time.thread_time_ns() - c0
 
 
-class _Tables:
-    """Rows of both tables, added one scrape at a time; metric rows are taken in batches."""
+class _EngineTables:
+    """Scrape lines → ``metrics.parquet`` and ``scrapes.parquet``, in ``t_start_ns`` order
+    (scrapes numbered in that order). A scrape line whose values do not fit its columns is
+    skipped with a warning."""
+
+    specs = (METRICS, SCRAPES)
 
     def __init__(self) -> None:
-        self.m: dict[str, list[Any]] = {c: [] for c in METRIC_COLUMNS}
-        self.s: dict[str, list[Any]] = {c: [] for c in SCRAPE_COLUMNS}
+        self.next_scrape = 0
 
     @property
-    def metric_rows(self) -> int:
-        return len(self.m["scrape"])
+    def batch_bytes(self) -> int:
+        return BATCH_BYTES
 
-    def add(self, scrape_id: int, d: dict[str, Any]) -> None:
-        m, s = self.m, self.s
-        samples = d.get("samples") or []
-        t_ns = int(d.get("t_end_ns", -1))
-        for family, typ, sample, labels, value in samples:
-            m["family"].append(family)
-            m["type"].append(typ)
-            m["sample"].append(sample)
-            m["labels"].append(labels)
-            m["value"].append(float("nan") if value is None else float(value))
-        m["scrape"].extend([scrape_id] * len(samples))
-        m["t_ns"].extend([t_ns] * len(samples))
-        for c in SCRAPE_COLUMNS:
-            if c == "scrape":
-                s[c].append(scrape_id)
-            elif c == "n_samples":
-                s[c].append(len(samples))
-            elif c == "ok":
-                s[c].append(bool(d.get("ok", False)))
-            elif c in _SCRAPE_STR:
-                s[c].append(str(d.get(c) or ""))
-            else:
-                v = d.get(c)
-                s[c].append(-1 if v is None else int(v))
+    def torn(self, name: str, line: int) -> str:
+        return f"{name}:{line}: incomplete scrape line skipped"
 
-    def take_metrics(self) -> pa.Table:
-        import pyarrow as pa
+    def key(self, entry: JournalEntry, where: str, warnings: list[str]
+            ) -> tuple[int, str] | None:
+        d = entry.value
+        if type(d) is not dict:
+            warnings.append(f"{where}: scrape line is not a JSON object; skipped")
+            return None
+        try:
+            return _int(d.get("t_start_ns"), 0), str(d.get("endpoint", ""))
+        except ValueError as exc:
+            warnings.append(f"{where}: t_start_ns {exc}; scrape line skipped")
+            return None
 
-        table = pa.table({c: pa.array(self.m[c], type=_metric_types()[c])
-                          for c in METRIC_COLUMNS})
-        self.m = {c: [] for c in METRIC_COLUMNS}
-        return table
-
-    def scrapes(self) -> pa.Table:
-        import pyarrow as pa
-
-        return pa.table({
-            c: pa.array(self.s[c], type=(pa.string() if c in _SCRAPE_STR
-                                         else pa.bool_() if c == "ok" else pa.int64()))
-            for c in SCRAPE_COLUMNS
-        })
+    def convert(self, lines: list[Any], warnings: list[str]) -> Sequence[pa.Table]:
+        m, s = Rows(METRICS), Rows(SCRAPES)
+        for d in lines:
+            if "body" in d:
+                _parse_deferred(d)
+            try:
+                scrape, metrics = _scrape_row(self.next_scrape, d), _metric_rows(d)
+            except (TypeError, ValueError) as exc:
+                warnings.append(f"scrape at t_start_ns {d.get('t_start_ns')}: {exc}; skipped")
+                continue
+            for c, v in zip(SCRAPE_COLUMNS, scrape, strict=True):
+                s.cols[c].append(v)
+            n = len(metrics[0])
+            for c, vs in zip(METRIC_COLUMNS[2:], metrics, strict=True):
+                m.cols[c].extend(vs)
+            m.cols["scrape"].extend([self.next_scrape] * n)
+            m.cols["t_ns"].extend([_int(d.get("t_end_ns"))] * n)
+            self.next_scrape += 1
+        return m.take(), s.take()
 
 
-def _metric_types() -> dict[str, pa.DataType]:
-    import pyarrow as pa
+def _metric_rows(d: dict[str, Any]) -> tuple[list[Any], ...]:
+    """The family, type, sample, labels and value columns of ``d``'s samples."""
+    samples = d.get("samples") or []
+    if type(samples) is not list:
+        raise TypeError("samples is not a list")
+    cols: tuple[list[Any], ...] = ([], [], [], [], [])
+    for row in samples:
+        family, typ, sample, labels, value = row
+        if not all(type(x) is str for x in (family, typ, sample, labels)):
+            raise TypeError(f"sample {orjson.dumps(row).decode()[:60]} is not 4 strings "
+                            "and a number")
+        cols[0].append(family)
+        cols[1].append(typ)
+        cols[2].append(sample)
+        cols[3].append(labels)
+        cols[4].append(math.nan if value is None else float(value))
+    return cols
 
-    return {"scrape": pa.int64(), "t_ns": pa.int64(), "family": pa.string(),
-            "type": pa.string(), "sample": pa.string(), "labels": pa.string(),
-            "value": pa.float64()}
+
+def _scrape_row(scrape_id: int, d: dict[str, Any]) -> list[Any]:
+    row: list[Any] = []
+    for c in SCRAPE_COLUMNS:
+        if c == "scrape":
+            row.append(scrape_id)
+        elif c == "n_samples":
+            row.append(len(d.get("samples") or ()))
+        elif c == "ok":
+            row.append(bool(d.get("ok", False)))
+        elif c in _SCRAPE_STR:
+            row.append(str(d.get(c) or ""))
+        else:
+            row.append(_int(d.get(c)))
+    return row
 
 
-def _arrow_tables(lines: Iterable[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    tables = _Tables()
-    for scrape_id, d in enumerate(lines):
-        tables.add(scrape_id, d)
-    return tables.take_metrics(), tables.scrapes()
-
-
-def _write_tables(path: Path, index: list[tuple[int, str, int, int]], metrics_to: Path,
-                  scrapes_to: Path) -> int:
-    """Stream the journal into both parquet files; returns the scrapes. Memory holds one
-    parsed page and one batch of rows, not the whole run."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = _Tables()
-    schema = pa.schema([(c, t) for c, t in _metric_types().items()])
-    with pq.ParquetWriter(metrics_to, schema, compression="zstd") as out:
-        for scrape_id, d in enumerate(_iter_journal(path, index)):
-            tables.add(scrape_id, d)
-            if tables.metric_rows >= _BATCH_ROWS:
-                out.write_table(tables.take_metrics())
-        out.write_table(tables.take_metrics())
-    scrapes = tables.scrapes()
-    pq.write_table(scrapes, scrapes_to, compression="zstd")
-    return int(scrapes.num_rows)
+def read_journal(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every scrape line of ``engine/metrics.jsonl`` (raw pages parsed), in ``t_start_ns``
+    order, in memory; a line cut by a crash is skipped and reported."""
+    path = engine_dir(run_dir) / METRICS_JOURNAL
+    if not path.is_file():
+        return [], []
+    warnings: list[str] = []
+    conv = _EngineTables()
+    keyed = []
+    for entry in _read_lines(path, warnings, conv.torn):
+        key = conv.key(entry, f"{path.name}:{entry.line}", warnings)
+        if key is not None:
+            keyed.append((key, entry.value))
+    keyed.sort(key=lambda kv: kv[0])
+    for _, d in keyed:
+        if "body" in d:
+            _parse_deferred(d)
+    return [d for _, d in keyed], warnings
 
 
 def finalize_engine_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
     """Write ``metrics.parquet`` and ``scrapes.parquet`` from the journal; returns (scrapes
-    written, warnings). The journal is streamed one scrape at a time, so memory is bounded by
-    the largest page (capped by the scraper) and time by the bytes journaled. Both files are
-    written whole or not at all (:func:`servescope.rundir.atomic.staged`: no stray temporary
-    file), and the journal is removed only after both are in place. A run without an
-    ``engine/`` journal is left alone."""
-    edir = engine_dir(run_dir)
-    journal = edir / METRICS_JOURNAL
+    written, warnings). Streamed (:func:`servescope.rundir.finalize.finalize`): memory is
+    bounded by a batch of raw pages (each capped by the scraper) and time by the bytes
+    journaled. Both files are written whole or not at all (no stray temporary file), and the
+    journal is removed only after both are in place. A run without an ``engine/`` journal is
+    left alone."""
+    journal = engine_dir(run_dir) / METRICS_JOURNAL
     if not journal.is_file():
         return 0, []
-    index, warnings = _journal_index(journal)
-    with staged(edir / METRICS_FILE, edir / SCRAPES_FILE) as (metrics_tmp, scrapes_tmp):
-        n = _write_tables(journal, index, metrics_tmp, scrapes_tmp)
-    if not keep_journal:
-        journal.unlink()
-    return n, warnings
+    rows, warnings = finalize(run_dir, [journal], _EngineTables(), keep_journal=keep_journal)
+    return rows[1], warnings
 
 
 @dataclass(slots=True)
@@ -284,6 +268,5 @@ def read_engine_tables(run_dir: Path) -> EngineTables | None:
         return EngineTables(metrics, scrapes, "parquet", settings)
     if not (edir / METRICS_JOURNAL).is_file():
         return None
-    lines, warnings = read_journal(run_dir)
-    m_t, s_t = _arrow_tables(lines)
+    (m_t, s_t), warnings = read_tables([edir / METRICS_JOURNAL], _EngineTables())
     return EngineTables(m_t.to_pandas(), s_t.to_pandas(), "journal", settings, warnings)

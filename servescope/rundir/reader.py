@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from servescope.rundir.layout import EVENTS_FILE, REQUESTS_FILE, RunDirError
 from servescope.rundir.manifest import Manifest, read_manifest
-from servescope.rundir.tables import arrow_tables, read_journals
+from servescope.rundir.tables import journal_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,9 +47,7 @@ def load_run(path: str | Path) -> RunData:
         except Exception as exc:
             raise RunDirError(f"cannot read the tables of {run_dir}: {exc}") from exc
         return RunData(run_dir, manifest, requests, events, "parquet")
-    lines, warnings = read_journals(run_dir)
-    req_t, ev_t, table_warnings = arrow_tables(lines)
-    warnings.extend(table_warnings)
+    req_t, ev_t, warnings = journal_tables(run_dir)
     if manifest.status == "running":
         warnings.append("the run did not finish (no final tables); read from its journal")
     return RunData(run_dir, manifest, req_t.to_pandas(), ev_t.to_pandas(), "journal", warnings)

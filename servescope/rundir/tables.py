@@ -10,6 +10,7 @@ columns of the other requests can never be misaligned by it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from servescope.records import EventKind, Outcome, RequestRecord
-from servescope.rundir.atomic import staged
+from servescope.rundir.finalize import TableSpec, finalize, read_tables
+from servescope.rundir.journal import JournalEntry, read_journal
 from servescope.rundir.layout import EVENTS_FILE, JOURNAL_DIR, REQUESTS_FILE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["EVENT_COLUMNS", "REQUEST_COLUMNS", "arrow_tables", "finalize_tables",
-           "read_journals"]
+__all__ = ["CLIENT_TABLES", "EVENTS", "EVENT_COLUMNS", "REQUESTS", "REQUEST_COLUMNS",
+           "arrow_tables", "count_journals", "finalize_tables", "journal_files",
+           "journal_tables", "read_journals"]
 
 _EVENT_LISTS = ("ev_t_ns", "ev_kind", "ev_chars", "ev_tokens_cum")
 REQUEST_COLUMNS: tuple[str, ...] = tuple(
@@ -43,42 +46,82 @@ _EVENT_RANGE: dict[str, tuple[str, str, int, int]] = {
     "ev_chars": ("chars", "int32", 0, _I32_MAX),
     "ev_tokens_cum": ("tokens_cum", "int32", -1, _I32_MAX),
 }
+REQUESTS = TableSpec(REQUESTS_FILE, tuple(
+    (c, "string" if c in _STR_COLUMNS or c == "output_text" else "int64")
+    for c in REQUEST_COLUMNS))
+EVENTS = TableSpec(EVENTS_FILE, (("request_id", "int64"), ("seq", "int32"), *(
+    (col, typ) for col, typ, _, _ in _EVENT_RANGE.values())))
+BATCH_BYTES = 16 << 20  # journal bytes converted at a time
 
 
 def _is_int(v: object, lo: int = _I64[0], hi: int = _I64[1]) -> bool:
     return type(v) is int and lo <= v <= hi
 
 
+def journal_files(run_dir: Path) -> list[Path]:
+    """The workers' journals of ``run_dir``, in worker order of their names."""
+    jdir = Path(run_dir) / JOURNAL_DIR
+    return sorted(jdir.glob("worker-*.jsonl")) if jdir.is_dir() else []
+
+
+class _ClientTables:
+    """Request lines → ``requests.parquet`` and ``events.parquet``, in request_id order."""
+
+    specs = (REQUESTS, EVENTS)
+
+    @property
+    def batch_bytes(self) -> int:
+        return BATCH_BYTES
+
+    def torn(self, name: str, line: int) -> str:
+        return f"{name}:{line}: incomplete or unreadable journal line skipped"
+
+    def key(self, entry: JournalEntry, where: str, warnings: list[str]
+            ) -> tuple[int, int] | None:
+        d = entry.value
+        if type(d) is not dict:
+            warnings.append(f"{where}: journal line is not a JSON object; skipped")
+            return None
+        if not _is_int(d.get("request_id")):
+            warnings.append(f"{where}: journal line has no integer request_id; skipped")
+            return None
+        return d["request_id"], _worker(d)
+
+    def convert(self, lines: list[Any], warnings: list[str]) -> Sequence[pa.Table]:
+        requests, events, problems = arrow_tables(lines)
+        warnings.extend(problems)
+        return requests, events
+
+
+CLIENT_TABLES = _ClientTables()
+
+
+def count_journals(run_dir: Path) -> tuple[int, list[str]]:
+    """(request lines in the workers' journals, warnings for the lines that are not), read
+    one line at a time."""
+    n = 0
+    warnings: list[str] = []
+    for path in journal_files(run_dir):
+        for entry in read_journal(path, warnings, CLIENT_TABLES.torn):
+            n += CLIENT_TABLES.key(entry, f"{path.name}:{entry.line}", warnings) is not None
+    return n, warnings
+
+
 def read_journals(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """All request lines of all workers' journals, sorted by request_id.
+    """All request lines of all workers' journals, sorted by request_id (in memory).
 
     A line cut short by a crash mid-write, or one that is not a request (not a JSON
     object, no integer ``request_id``), is skipped and reported in the returned warnings.
     """
-    lines: list[dict[str, Any]] = []
+    lines: list[tuple[tuple[int, int], dict[str, Any]]] = []
     warnings: list[str] = []
-    jdir = run_dir / JOURNAL_DIR
-    for path in sorted(jdir.glob("worker-*.jsonl")) if jdir.is_dir() else []:
-        with path.open("rb") as fh:
-            for n, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    d = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    warnings.append(f"{path.name}:{n}: incomplete or unreadable journal line "
-                                    "skipped")
-                    continue
-                if type(d) is not dict:
-                    warnings.append(f"{path.name}:{n}: journal line is not a JSON object; "
-                                    "skipped")
-                elif not _is_int(d.get("request_id")):
-                    warnings.append(f"{path.name}:{n}: journal line has no integer "
-                                    "request_id; skipped")
-                else:
-                    lines.append(d)
-    lines.sort(key=lambda d: (d["request_id"], _worker(d)))
-    return lines, warnings
+    for path in journal_files(run_dir):
+        for entry in read_journal(path, warnings, CLIENT_TABLES.torn):
+            key = CLIENT_TABLES.key(entry, f"{path.name}:{entry.line}", warnings)
+            if key is not None:
+                lines.append((key, entry.value))
+    lines.sort(key=lambda kv: kv[0])
+    return [d for _, d in lines], warnings
 
 
 def _worker(d: dict[str, Any]) -> int:
@@ -199,8 +242,7 @@ def arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table, list[
     problems = _line_problems(lines)
     for attempt in range(3):
         req_cols, ev = _columns(lines, problems)
-        ev_arrays = {"request_id": pa.array(ev["request_id"], type=pa.int64()),
-                     "seq": pa.array(ev["seq"], type=pa.int32())}
+        ev_arrays: dict[str, Any] = {"request_id": ev["request_id"], "seq": ev["seq"]}
         for col, typ, lo, hi in _EVENT_RANGE.values():
             arr = _fast_int_array(ev[col], lo, hi, getattr(pa, typ)())
             if arr is None:
@@ -212,39 +254,38 @@ def arrow_tables(lines: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table, list[
         problems.update({i: why or "event values unreadable" for i, d in enumerate(lines)
                          if i not in problems
                          and ((why := _event_problem(d)) or (attempt and d.get("ev_t_ns")))})
-    req_arrays = {}
+    req_arrays: dict[str, list[Any]] = {}
     for c, vals in req_cols.items():
-        if c == "output_text":
-            req_arrays[c] = pa.array(vals, type=pa.string())
-        elif c in _STR_COLUMNS:
-            req_arrays[c] = pa.array(["" if v is None else v for v in vals], type=pa.string())
+        if c in _STR_COLUMNS:
+            req_arrays[c] = ["" if v is None else v for v in vals]
+        elif c != "output_text":
+            req_arrays[c] = [-1 if v is None else v for v in vals]
         else:
-            req_arrays[c] = pa.array([-1 if v is None else v for v in vals], type=pa.int64())
+            req_arrays[c] = vals
     warnings = [f"request {lines[i].get('request_id')}: {why}; kept as invalid_response "
                 "without its events" for i, why in sorted(problems.items())]
-    return pa.table(req_arrays), pa.table(ev_arrays), warnings
+    return REQUESTS.table(req_arrays), EVENTS.table(ev_arrays), warnings
+
+
+def journal_tables(run_dir: Path) -> tuple[pa.Table, pa.Table, list[str]]:
+    """(requests, events, warnings) of the journals of a run that did not finalize."""
+    (requests, events), warnings = read_tables(journal_files(run_dir), CLIENT_TABLES)
+    return requests, events, warnings
 
 
 def finalize_tables(run_dir: Path, keep_journal: bool = False) -> tuple[int, list[str]]:
     """Write the parquet tables from the journals; returns (requests written, warnings).
 
-    Both tables are written under temporary names and renamed together, and the journal is
-    removed only after both are in place, so an interrupted or failed finalize (a full disk:
+    Streamed (:func:`servescope.rundir.finalize.finalize`): both tables are written under
+    temporary names and renamed together, and the journal is removed only after both are in
+    place, so an interrupted or failed finalize (a full disk:
     :class:`~servescope.rundir.atomic.RunDirWriteError`) loses nothing and leaves no temporary
     file; readers then use the journal.
     """
-    import pyarrow.parquet as pq
-
-    lines, warnings = read_journals(run_dir)
-    requests, events, table_warnings = arrow_tables(lines)
-    warnings.extend(table_warnings)
-    with staged(run_dir / REQUESTS_FILE, run_dir / EVENTS_FILE) as (req_tmp, ev_tmp):
-        pq.write_table(requests, req_tmp, compression="zstd")
-        pq.write_table(events, ev_tmp, compression="zstd")
+    rows, warnings = finalize(run_dir, journal_files(run_dir), CLIENT_TABLES,
+                              keep_journal=keep_journal)
     if not keep_journal:
-        jdir = run_dir / JOURNAL_DIR
-        for path in jdir.glob("worker-*.jsonl"):
-            path.unlink()
+        jdir = Path(run_dir) / JOURNAL_DIR
         if jdir.is_dir() and not any(jdir.iterdir()):
             jdir.rmdir()
-    return requests.num_rows, warnings
+    return rows[0], warnings

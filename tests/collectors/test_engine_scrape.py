@@ -201,7 +201,7 @@ def test_child_redacts_the_secrets_its_parent_registered(hostile, tmp_path):
 
 def test_tables_are_written_in_batches_in_time_order(tmp_path, monkeypatch):
     """Several row groups (a small batch size), scrapes journaled out of order."""
-    monkeypatch.setattr(engine_tables, "_BATCH_ROWS", 50)
+    monkeypatch.setattr(engine_tables, "BATCH_BYTES", 1)  # every scrape a batch of its own
     edir = engine_dir(tmp_path)
     edir.mkdir()
     page = prom_page(3000).decode()
@@ -246,11 +246,10 @@ def test_a_failed_table_write_leaves_the_journal_and_no_temporary_file(tmp_path,
     (edir / METRICS_JOURNAL).write_bytes(orjson.dumps({"endpoint": "e", "t_start_ns": 1,
                                                        "outcome": "timeout"}) + b"\n")
 
-    def full_disk(_path, _index, metrics_to, _scrapes_to):
-        metrics_to.write_bytes(b"PAR1 half")
-        raise OSError(errno.ENOSPC, "No space left on device", str(metrics_to))
+    def full_disk(writer, _table, *_args, **_kwargs):  # the temporary file was opened
+        raise OSError(errno.ENOSPC, "No space left on device", str(writer.where))
 
-    monkeypatch.setattr(engine_tables, "_write_tables", full_disk)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
     with pytest.raises(RunDirError, match="no space left on device"):
         finalize(tmp_path)
     assert sorted(f.name for f in edir.iterdir()) == [METRICS_JOURNAL]
