@@ -2,7 +2,7 @@
 
 :func:`engine_signals` reads ``RUN/engine/metrics.parquet`` (or the journal of a killed run)
 and returns one row per canonical signal per snapshot, through the engine spec named in
-``manifest.extra["engine"]["name"]``. :func:`engine_window` summarizes a time window: KV usage
+``manifest.engine.name``. :func:`engine_window` summarizes a time window: KV usage
 max/mean, running/waiting max/mean, and counter increases (prefix-cache hits/queries and their
 ratio, preemptions, tokens, finished requests) that survive counter resets and failed scrapes.
 
@@ -60,17 +60,16 @@ _ITER = "trtllm_iter"
 
 
 def _engine_name(run: RunData) -> str | None:
-    engine = run.manifest.extra.get("engine")
-    name = engine.get("name") if isinstance(engine, dict) else None
-    return name if isinstance(name, str) and name else None
+    engine = run.manifest.engine
+    return engine.name if engine is not None and engine.name else None
 
 
 def run_spec(run: RunData) -> EngineSpec:
-    """The engine spec the run recorded in ``manifest.extra["engine"]["name"]``; RunDirError
+    """The engine spec the run recorded in ``manifest.engine.name``; RunDirError
     when it records none or one this version does not know (a newer servescope's)."""
     name = _engine_name(run)
     if name is None:
-        raise RunDirError(f"{run.path} records no engine (manifest.extra.engine.name); "
+        raise RunDirError(f"{run.path} records no engine (manifest.engine.name); "
                           "pass the spec explicitly")
     try:
         return get_spec(name)

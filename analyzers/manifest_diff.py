@@ -4,15 +4,16 @@ Keys are dotted paths. Compared:
 
 - ``servescope_version``, ``schema_version``, ``seed``, ``workers``;
 - ``target.*`` (model, endpoint, stream, per-chunk usage) except ``url``;
-- ``host.*`` (CPU model and count, memory, OS, Python, hostname) and each GPU's
-  ``host.gpus[i].name / driver / memory_bytes``;
+- ``host.*`` (CPU model and count, memory, OS, Python, hostname), the GPUs'
+  ``gpus.driver_version`` and each one's ``gpus.devices[i].name / memory_bytes``;
 - ``workload.*``: every field of the workload spec, flattened;
 - the engine: ``engine.name`` and any other descriptive field the run recorded under
-  ``manifest.extra.engine`` (e.g. a version), and the engine's command line split into
+  ``manifest.engine`` (e.g. a version), and the engine's command line split into
   ``engine.env.VAR`` (``VAR=value`` given through ``env``), ``engine.arg[i]`` (positional
   arguments: the launcher and the model) and ``engine.flag.--name`` (a flag's value, ``true``
   for a switch);
-- any other ``manifest.extra`` section, flattened.
+- ``client.timestamps``, the ``imported`` section and any section this version does not
+  know, flattened.
 
 Left out because they differ between any two runs: ``run_id``, times, the clock anchor,
 ``status`` and ``warnings`` (validity checks cover them), servescope's own ``command_line``
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servescope.rundir.manifest import Manifest
+from servescope.rundir.manifest_check import encode
 
 __all__ = ["MISSING", "ManifestChange", "engine_settings", "flatten", "manifest_diff"]
 
@@ -119,23 +121,22 @@ def _settings(m: Manifest) -> dict[str, Any]:
     out.update(flatten({k: v for k, v in m.target.items() if k != "url"}, "target"))
     host = {"hostname": m.host.hostname, "os": m.host.os, "python": m.host.python,
             "cpu_model": m.host.cpu_model, "cpu_count": m.host.cpu_count,
-            "memory_bytes": m.host.memory_bytes, "gpus": m.host.gpus}
+            "memory_bytes": m.host.memory_bytes}
     out.update(flatten(host, "host"))
+    out.update(flatten(encode(m.gpus), "gpus"))
     out.update(flatten(m.workload, "workload"))
-    for section, value in m.extra.items():
-        kept = value
-        if section == "client" and isinstance(value, Mapping):
-            # per-step CPU and wall time are measurements of this run, not settings
-            kept = {k: v for k, v in value.items() if k != "steps"}
-        if section != "engine":
-            out.update(flatten(kept, section))
-    engine = m.extra.get("engine")
-    if isinstance(engine, Mapping):
+    if m.client.timestamps:  # its per-step CPU and wall time are measurements, not settings
+        out["client.timestamps"] = m.client.timestamps
+    sections = {**m.extra, "imported": encode(m.imported) if m.imported else None}
+    for section, value in sections.items():
+        if value is not None:
+            out.update(flatten(value, section))
+    if m.engine is not None:
+        engine = encode(m.engine)
         out.update(flatten({k: v for k, v in engine.items() if k not in _ENGINE_VOLATILE},
                            "engine"))
-        command = engine.get("command")
-        if isinstance(command, list) and all(isinstance(t, str) for t in command):
-            out.update(engine_settings(command))
+        if m.engine.command:
+            out.update(engine_settings(m.engine.command))
     return out
 
 

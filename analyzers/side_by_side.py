@@ -94,5 +94,5 @@ def engine_view(run: RunData, summary: RunSummary) -> EngineView | None:
         client = _client(summary, attr)
         if server or not all(math.isnan(v) for v in client.values()):
             rows.append(SideBySideRow(label, client, server, count, note))
-    engine = str(run.manifest.extra.get("engine", {}).get("name", "?"))
+    engine = run.manifest.engine.name if run.manifest.engine is not None else "?"
     return EngineView(engine, window, tuple(rows))

@@ -19,7 +19,7 @@ slow drift spreads over all modes:
 Before the runs, with the engine idle, the harness GETs ``/metrics`` ``--calibrate`` times and
 measures the API server's CPU per page served (less its idle CPU): the engine's cost of one
 scrape without any noise from the load. The scraper's own parse CPU per scrape comes from
-servescope's scraper accounting (``manifest.extra.engine.scrapes.cpu_ns_total``).
+servescope's scraper accounting (``manifest.engine.scrapes.cpu_ns_total``).
 
 Each run gets its own seed (fresh prompts: no prefix-cache hits carried between runs). Before
 each run the harness waits for a quiet machine. Per run it records the client's own numbers
@@ -122,7 +122,7 @@ def servescope_numbers(out: Path) -> dict[str, Any]:
 
     run = load_run(out)
     s = summarize(run)
-    scrapes = run.manifest.extra.get("engine", {}).get("scrapes") or {}
+    scrapes = run.manifest.engine.scrapes if run.manifest.engine is not None else None
     return {
         "completed": s.successful_requests,
         "failed": s.measured_requests - s.successful_requests,
@@ -131,8 +131,8 @@ def servescope_numbers(out: Path) -> dict[str, Any]:
         "req_per_s": s.request_throughput_per_s,
         "ttft_p50_ms": s.latency.ttft_ns.p50 / 1e6,
         "itl_p50_ms": s.latency.itl_per_token_ns.p50 / 1e6,
-        "scrapes_ok": scrapes.get("ok"),
-        "scraper_cpu_s": (scrapes.get("cpu_ns_total") or 0) / 1e9 if scrapes else None,
+        "scrapes_ok": scrapes.ok if scrapes else None,
+        "scraper_cpu_s": scrapes.cpu_ns_total / 1e9 if scrapes else None,
         "status": run.manifest.status,
     }
 

@@ -31,7 +31,7 @@ from collectors.timeline import TimelineRecorder
 from servescope.clock import take_anchor
 from servescope.records import EventKind, Outcome, RequestRecord
 from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
-from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.manifest import EngineInfo, Manifest, host_fingerprint, write_manifest
 from servescope.rundir.tables import finalize_tables
 
 __all__ = ["build_large_run", "main", "measure_render"]
@@ -112,13 +112,13 @@ def build_large_run(root: Path, n_requests: int = 10_000, *, tokens: int = 64,
     arrival = {"kind": "poisson", "rate_per_s": rate, "concurrency": None, "burstiness": 1.0}
     manifest = Manifest(
         run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
-        host=host_fingerprint(probe_gpus=False), command_line=["benchmarks.report_size"],
+        host=host_fingerprint(), command_line=["benchmarks.report_size"],
         workload={"arrival": arrival, "steps": [arrival], "num_requests": n_requests,
                   "dataset": {"kind": "synthetic", "input_len": {"kind": "fixed", "mean": 256},
                               "output_len": {"kind": "fixed", "mean": tokens}}},
         seed=seed, target={"model": "synthetic", "endpoint": "completions", "stream": True,
                            "per_chunk_usage": True},
-        status="complete", extra={"engine": {"name": "vllm"}} if engine else {})
+        status="complete", engine=EngineInfo(name="vllm") if engine else None)
     write_manifest(run_dir, manifest)
     recs = _records(anchor.mono_ns, n_requests, tokens, rate, seed)
     with TimelineRecorder(run_dir, worker_id=0) as rec:

@@ -124,17 +124,19 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
     signals.finished()
     if pid is not None:
         try:
-            _annotate(res.run_dir, {"server_pid": pid})
+            _record_server_pid(res.run_dir, pid)
         except RunDirError as exc:  # a full disk: the run is recorded; this is a detail
             res.warnings.append(f"server pid not recorded: {exc}")
     return _end_of_run(console, res)
 
 
-def _annotate(run_dir: Path, values: dict[str, object]) -> None:
-    from servescope.rundir.manifest import read_manifest, write_manifest
+def _record_server_pid(run_dir: Path, pid: int) -> None:
+    from servescope.rundir.manifest import EngineInfo, read_manifest, write_manifest
 
     m = read_manifest(run_dir)
-    m.extra.setdefault("engine", {}).update(values)
+    if m.engine is None:  # (attach always records its engine)
+        m.engine = EngineInfo(name="")
+    m.engine.server_pid = pid
     write_manifest(run_dir, m)
 
 

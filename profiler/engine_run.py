@@ -23,7 +23,17 @@ from servescope.engines.registry import detect_from_metrics, detect_spec, engine
 from servescope.engines.spec import EngineSpec
 from servescope.redact import redact_argv, redact_text, register_secrets, secrets_in
 from servescope.rundir.atomic import RunDirWriteError
-from servescope.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
+from servescope.rundir.manifest import (
+    EngineError,
+    EngineInfo,
+    EngineStop,
+    Manifest,
+    ScrapeCounts,
+    gpu_inventory,
+    host_fingerprint,
+    read_manifest,
+    write_manifest,
+)
 
 __all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
            "run_engine", "sniff_engine"]
@@ -88,14 +98,6 @@ def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineSpec
     return spec, f"http://{host}:{port}"
 
 
-def _write_failure(run_dir: Path, manifest: Manifest, status: str, error: dict[str, Any]
-                   ) -> None:
-    manifest.status = status
-    manifest.ended_wall_ns = time.time_ns()
-    manifest.extra.setdefault("engine", {})["error"] = error
-    write_manifest(run_dir, manifest)
-
-
 class _Watchdog:
     """Interrupts the main thread (as Ctrl-C would) when the engine exits mid-run, so the
     load stops at once and finalizes instead of failing request after request."""
@@ -136,28 +138,27 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     register_secrets([*secrets_in(argv, env), *([opts.api_key] if opts.api_key else [])])
     run_dir = prepare_run_dir(out)
     anchor = take_anchor()
-    info = spec.manifest_entry(argv, base_url)
-    info["command"] = redact_argv(list(argv))
+    info = EngineInfo.from_json(spec.manifest_entry(argv, base_url))
+    info.command = redact_argv(list(argv))
     write_manifest(run_dir, Manifest(
         run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
         host=host_fingerprint(), command_line=redact_argv(list(command_line)), workload={},
-        seed=0, target={"url": base_url}, status="starting", extra={"engine": info},
+        seed=0, target={"url": base_url}, status="starting", gpus=gpu_inventory(), engine=info,
     ))
     engine = EngineProcess(argv, run_dir / ENGINE_DIR, env=env)
-    warnings: list[str] = list(info.get("warnings", []))
+    warnings: list[str] = list(info.warnings)
     say(f"starting {spec.name}: {' '.join(redact_argv(list(argv)))}")
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
-    error: dict[str, Any] | None = None
+    error: EngineError | None = None
     try:
         _start_and_load(engine, spec, argv, base_url, opts, make_config, info, res,
                         on_progress, say)
         res.status = res.load.status if res.load is not None else "failed"
     except EngineExited as exc:
-        error = {"kind": "exited", "returncode": exc.returncode, "message": str(exc),
-                 "log_tail": exc.tail}
+        error = EngineError("exited", str(exc), exc.returncode, exc.tail)
         raise EngineRunError(str(exc), run_dir, exc.tail) from exc
     except EngineNotReady as exc:
-        error = {"kind": "not_ready", "message": str(exc), "log_tail": exc.tail}
+        error = EngineError("not_ready", str(exc), log_tail=exc.tail)
         raise EngineRunError(str(exc), run_dir, exc.tail) from exc
     except KeyboardInterrupt:
         res.status = "interrupted"
@@ -172,17 +173,17 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
 def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
         engine: EngineProcess, spec: EngineSpec, argv: Sequence[str],
                     base_url: str, opts: EngineOptions,
-                    make_config: Callable[[str, Path], LoadConfig], info: dict[str, Any],
+                    make_config: Callable[[str, Path], LoadConfig], info: EngineInfo,
                     res: EngineRunResult, on_progress: Callable[[Progress], None] | None,
                     say: Callable[[str], None]) -> None:
     engine.start()
     say(f"waiting for {base_url} to be ready (up to {opts.ready_timeout_s:g} s)")
     res.ready_s = engine.wait_ready(base_url, spec.readiness_paths, opts.ready_timeout_s,
                                     headers=opts.headers())
-    info["ready_s"] = round(res.ready_s, 3)
-    info["processes"] = {str(k): _clean_title(v) for k, v in engine.processes().items()}
+    info.ready_s = round(res.ready_s, 3)
+    info.processes = {str(k): _clean_title(v) for k, v in engine.processes().items()}
     if (version := engine_version(base_url, headers=opts.headers())) is not None:
-        info["version"] = version
+        info.version = version
     say(f"ready after {res.ready_s:.1f} s; running the workload")
     try:
         cfg = make_config(base_url, res.run_dir)
@@ -197,14 +198,13 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
         with _Watchdog(engine) as dog:
             try:
                 res.load = run_load(cfg, on_progress=_with_gauges(on_progress, scraper),
-                                    run_dir_ready=True,
-                                    manifest_extra={"engine": info})
+                                    run_dir_ready=True, engine=info)
             except KeyboardInterrupt:
                 if dog.died_with is None:
                     raise
     finally:
         if scraper is not None:
-            info["scrapes"] = scraper.stop().to_json()
+            info.scrapes = ScrapeCounts.from_json(scraper.stop().to_json())
             if scraper.error:
                 res.warnings.append(f"metrics scraper: {scraper.error}")
     if dog.died_with is not None:
@@ -263,8 +263,8 @@ def _start_scraper(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa
     return scraper
 
 
-def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
-            warnings: list[str], *, status: str, error: dict[str, Any] | None = None) -> None:
+def _finish(run_dir: Path, engine_info: EngineInfo, stop: StopReport | None,
+            warnings: list[str], *, status: str, error: EngineError | None = None) -> None:
     """Finalize the engine tables and record the engine's end in the manifest."""
     from collectors.engine_metrics import finalize
 
@@ -274,10 +274,9 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
         warnings.append(f"engine metrics tables not written ({type(exc).__name__}: {exc}); "
                         "the engine journal is kept and read instead")
     manifest = read_manifest(run_dir)
-    info = manifest.extra.setdefault("engine", {})
-    info.update({k: v for k, v in engine_info.items() if k not in info or k == "scrapes"})
+    info = manifest.engine = engine_info  # the same entry, as the run went on (scrapes too)
     if stop is not None:
-        info["stop"] = stop.to_json()
+        info.stop = EngineStop.from_json(stop.to_json())
         if stop.leftover_pids:
             warnings.append(f"engine processes still alive after SIGKILL: {stop.leftover_pids}")
         if stop.outside_group:
@@ -286,7 +285,7 @@ def _finish(run_dir: Path, engine_info: dict[str, Any], stop: StopReport | None,
             warnings.append(f"engine processes outside its process group (daemons): {listed}; "
                             + ("some were left alive" if stop.leftover_pids else "stopped"))
     if error is not None:
-        info["error"] = error
+        info.error = error
     if manifest.status in ("starting", "running") or status != "complete":
         manifest.status = status
     if manifest.ended_wall_ns < 0:
@@ -337,27 +336,26 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     name = opts.engine or sniff_engine(base_url, headers=opts.headers())
     spec = get_spec(name)
     run_dir = prepare_run_dir(config.out_dir)
-    info = spec.manifest_entry([], base_url)
-    info["attached"] = True
+    info = EngineInfo.from_json(spec.manifest_entry([], base_url))
+    info.attached = True
     if not opts.engine:
-        info["detected_from"] = "/metrics names" if name != "openai" else "default"
+        info.detected_from = "/metrics names" if name != "openai" else "default"
     if (version := engine_version(base_url, headers=opts.headers())) is not None:
-        info["version"] = version
+        info.version = version
     warnings: list[str] = []
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     scraper = None
     try:
         scraper = _start_scraper(spec, [], base_url, run_dir, opts, warnings)
         res.load = run_load(config, on_progress=_with_gauges(on_progress, scraper),
-                            run_dir_ready=True,
-                            manifest_extra={"engine": info})
+                            run_dir_ready=True, engine=info)
         res.status = res.load.status
     except KeyboardInterrupt:
         res.status = "interrupted"
     finally:
         signals.begin_stop()
         if scraper is not None:
-            info["scrapes"] = scraper.stop().to_json()
+            info.scrapes = ScrapeCounts.from_json(scraper.stop().to_json())
             if scraper.error:
                 warnings.append(f"metrics scraper: {scraper.error}")
         _finish(run_dir, info, None, warnings, status=res.status)

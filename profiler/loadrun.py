@@ -28,7 +28,15 @@ from servescope.clock import take_anchor
 from servescope.redact import redact_argv
 from servescope.rundir.atomic import RunDirWriteError, is_disk_full
 from servescope.rundir.layout import JOURNAL_DIR, RunDirError
-from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.manifest import (
+    ClientInfo,
+    ClientStep,
+    EngineInfo,
+    Manifest,
+    gpu_inventory,
+    host_fingerprint,
+    write_manifest,
+)
 from servescope.rundir.space import (
     RESERVE_BYTES,
     Reserve,
@@ -36,7 +44,7 @@ from servescope.rundir.space import (
     lines_since,
     room_for_tables,
 )
-from servescope.rundir.tables import finalize_tables, read_journals
+from servescope.rundir.tables import count_journals, finalize_tables
 
 __all__ = ["LoadConfig", "LoadResult", "Progress", "prepare_run_dir", "run_load"]
 
@@ -170,11 +178,12 @@ def _cap_share(cap: int | None, w: int, k: int) -> int | None:
 
 
 def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = None,
-             manifest_extra: dict[str, Any] | None = None,
+             engine: EngineInfo | None = None,
              run_dir_ready: bool = False) -> LoadResult:
     """Run every step, writing as it goes; always finalizes the run directory, also on
     Ctrl-C (status ``interrupted``) or an unexpected error (status ``failed``).
-    ``run_dir_ready``: the caller created ``cfg.out_dir`` (and may have written into it).
+    ``run_dir_ready``: the caller created ``cfg.out_dir`` (and may have written into it);
+    ``engine``: the manifest's engine section (the caller may fill it in as the run goes on).
 
     A disk that fills up stops the run at once (status ``interrupted``, the reason in
     ``LoadResult.error`` and the manifest's warnings): :class:`Reserve` keeps room for the
@@ -192,9 +201,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
                 "endpoint": cfg.target.endpoint, "stream": cfg.target.stream,
                 "per_chunk_usage": cfg.target.per_chunk_usage,
                 "ignore_eos": cfg.target.ignore_eos},
-        workers=cfg.workers,
-        extra={"client": {"timestamps": "socket_read" if timed.available()
-                          else "coroutine_wakeup"}, **(manifest_extra or {})},
+        workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
+        client=ClientInfo("socket_read" if timed.available() else "coroutine_wakeup"),
     )
     try:
         write_manifest(run_dir, manifest)
@@ -204,8 +212,6 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
     status, stop_reason = "complete", ""
     progress = Progress(steps=len(steps))
     first_index = 0
-    client_steps: list[dict[str, int]] = []
-    manifest.extra["client"]["steps"] = client_steps
     try:
         for step, arrival in enumerate(steps):
             sessions = build_sessions(cfg.dataset, _sessions_needed(cfg, arrival),
@@ -215,7 +221,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
             shards = _shards(cfg, arrival, sessions, step, first_index)
             usage0 = _client_usage()
             ok, stop_reason = _run_step(cfg, shards, run_dir, progress, on_progress)
-            client_steps.append(_step_usage(step, cfg.workers, usage0, _client_usage()))
+            manifest.client.steps.append(
+                _step_usage(step, cfg.workers, usage0, _client_usage()))
             first_index += 10**9  # ids of the next step never collide with this one
             if stop_reason or not ok:
                 status = "interrupted"
@@ -255,8 +262,7 @@ def _finish(run_dir: Path, manifest: Manifest, status: str, stop_reason: str,
         except RunDirWriteError as exc:
             tables_error = str(exc)
     if tables_error:
-        lines, warnings = read_journals(run_dir)
-        n = len(lines)
+        n, warnings = count_journals(run_dir)
         warnings.append(f"the tables were not written ({tables_error}); the journal is kept "
                         "and read instead")
     error = ""
@@ -282,12 +288,12 @@ def _client_usage() -> tuple[int, int]:
 
 
 def _step_usage(step: int, workers: int, before: tuple[int, int],
-                after: tuple[int, int]) -> dict[str, int]:
+                after: tuple[int, int]) -> ClientStep:
     """The client's CPU use during one step. With workers, their CPU is counted once they
     are reaped (at the end of the step), so the step's total is right. Engines started by
     ``run`` are children too, but are reaped only when stopped, after the last step."""
-    return {"step": step, "workers": workers, "wall_ns": after[0] - before[0],
-            "cpu_ns": after[1] - before[1]}
+    return ClientStep(step=step, workers=workers, wall_ns=after[0] - before[0],
+                      cpu_ns=after[1] - before[1])
 
 
 def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Progress,

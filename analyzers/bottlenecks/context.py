@@ -115,8 +115,8 @@ class RuleContext:
 
 
 def _engine_args(run: RunData, spec: EngineSpec | None) -> tuple[str, ...]:
-    eng = run.manifest.extra.get("engine", {})
-    argv: Sequence[str] = eng.get("command") or ()
+    eng = run.manifest.engine
+    argv: Sequence[str] = (eng.command or ()) if eng is not None else ()
     if spec is None or not argv:
         return ()
     launch = spec.launch(argv)
@@ -138,11 +138,11 @@ def build_context(run: RunData) -> RuleContext:
         window = _whole(measured)
     else:
         window = steady_window(measured, step=int(steps[0]) if steps.size else 0)
-    eng = run.manifest.extra.get("engine", {})
+    eng = run.manifest.engine
     spec: EngineSpec | None = None
-    if eng.get("name"):
+    if eng is not None and eng.name:
         try:
-            spec = get_spec(str(eng["name"]))
+            spec = get_spec(eng.name)
         except UnknownEngineError:  # a newer servescope's engine: the summary warns
             spec = None
     signals = engine = None
@@ -158,7 +158,7 @@ def build_context(run: RunData) -> RuleContext:
     return RuleContext(
         run=run, timeline=tl, metrics=metrics, measured=measured, ok=ok, itl=itl,
         window=window, spec=spec, engine_args=_engine_args(run, spec),
-        attached=bool(eng.get("attached", False)), signals=signals, engine=engine,
+        attached=eng is not None and eng.attached, signals=signals, engine=engine,
         histograms=hist, workload=run.manifest.workload)
 
 

@@ -165,8 +165,8 @@ def client_behind(ctx: RuleContext) -> Finding | None:
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else math.nan
     late = lag > LAG_P99_NS if lag.size else np.zeros(0, dtype=np.bool_)
     busy = math.nan
-    for s in ctx.run.manifest.extra.get("client", {}).get("steps", []):
-        wall, cpu, workers = s.get("wall_ns", 0), s.get("cpu_ns", 0), s.get("workers", 1)
+    for s in ctx.run.manifest.client.steps:
+        wall, cpu, workers = s.wall_ns, s.cpu_ns, s.workers
         if wall > 0:
             frac = cpu / (wall * max(workers, 1))
             busy = frac if math.isnan(busy) else max(busy, frac)

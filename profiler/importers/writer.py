@@ -3,7 +3,8 @@
 Records go through :class:`collectors.timeline.TimelineRecorder` (the journal) and
 :func:`servescope.rundir.tables.finalize_tables` (the parquet tables), so ``load_run``,
 ``summarize`` and every analyzer read an imported run exactly as a recorded one.
-``manifest.extra["imported"]`` says where the data came from and what was reconstructed.
+``manifest.imported`` (:class:`~servescope.rundir.manifest.ImportInfo`) says where the data
+came from and what was reconstructed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collectors.timeline import TimelineRecorder
 from profiler.importers.base import ImportedRun
 from servescope.rundir.atomic import RunDirWriteError
 from servescope.rundir.layout import RunDirError
-from servescope.rundir.manifest import HostInfo, Manifest, write_manifest
+from servescope.rundir.manifest import HostInfo, ImportInfo, Manifest, write_manifest
 from servescope.rundir.tables import finalize_tables
 
-__all__ = ["imported_extra", "prepare_out_dir", "write_imported"]
+__all__ = ["import_info", "prepare_out_dir", "write_imported"]
 
 _UNKNOWN = "unknown"
 
@@ -45,29 +46,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def imported_extra(run: ImportedRun) -> dict[str, Any]:
-    """``manifest.extra["imported"]`` of ``run``."""
-    return {
-        "tool": run.tool,
-        "importer": run.importer,
-        "version": run.version,
-        "verified_with": run.verified_with,
-        "source_file": str(run.source_file.resolve()),
-        "source_sha256": _sha256(run.source_file),
-        "source_bytes": run.source_file.stat().st_size,
-        "imported_wall_ns": time.time_ns(),
-        "clock": run.clock_note,
-        "reconstructed": list(run.reconstructed),
-        "aggregates": dict(run.aggregates),
-        "details": dict(run.details),
-    }
+def import_info(run: ImportedRun) -> ImportInfo:
+    """``manifest.imported`` of ``run``."""
+    return ImportInfo(
+        tool=run.tool,
+        importer=run.importer,
+        version=run.version,
+        verified_with=run.verified_with,
+        source_file=str(run.source_file.resolve()),
+        source_sha256=_sha256(run.source_file),
+        source_bytes=run.source_file.stat().st_size,
+        imported_wall_ns=time.time_ns(),
+        clock_note=run.clock_note,
+        reconstructed=list(run.reconstructed),
+        aggregates=dict(run.aggregates),
+        details=dict(run.details),
+    )
 
 
 def _host(info: dict[str, Any]) -> HostInfo:
     return HostInfo(
         hostname=str(info.get("hostname", _UNKNOWN)), os=str(info.get("os", _UNKNOWN)),
         python=str(info.get("python", _UNKNOWN)), cpu_model=str(info.get("cpu_model", _UNKNOWN)),
-        cpu_count=-1, memory_bytes=-1, gpus=[],
+        cpu_count=-1, memory_bytes=-1,
     )
 
 
@@ -80,7 +81,7 @@ def write_imported(run: ImportedRun, out: Path) -> list[str]:
         host=_host(dict(run.host)), command_line=list(run.command_line),
         workload=dict(run.workload), seed=run.seed, target=dict(run.target),
         workers=run.workers, warnings=list(run.warnings),
-        extra={"imported": imported_extra(run)},
+        imported=import_info(run),
     )
     write_manifest(out, manifest)
     with TimelineRecorder(out, worker_id=0) as recorder:

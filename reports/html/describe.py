@@ -70,12 +70,12 @@ def workload_text(w: Mapping[str, Any]) -> str:
 
 
 def engine_name(m: Manifest) -> str:
-    eng = m.extra.get("engine")
-    if isinstance(eng, Mapping) and eng.get("name"):
-        how = "attached to" if eng.get("attached") else "started"
-        return f"{eng['name']} ({how} by servescope)"
-    if isinstance(m.extra.get("imported"), Mapping):
-        return f"imported from {m.extra['imported'].get('tool', '?')}"
+    eng = m.engine
+    if eng is not None and eng.name:
+        how = "attached to" if eng.attached else "started"
+        return f"{eng.name} ({how} by servescope)"
+    if m.imported is not None:
+        return f"imported from {m.imported.tool or '?'}"
     return "an OpenAI-compatible server"
 
 
@@ -93,7 +93,7 @@ def what_was_run(m: Manifest) -> str:
     endpoint = t.get("endpoint") or "?"
     stream = "streaming" if t.get("stream", True) else "not streaming"
     host = m.host
-    gpus = ", ".join(str(g.get("name", "GPU")) for g in host.gpus) if host.gpus else "no GPU"
+    gpus = ", ".join(g.name or "GPU" for g in m.gpus.devices) or "no GPU"
     return (f"Model {model} served by {engine_name(m)}, {endpoint} endpoint ({stream}); "
             f"{workload_text(m.workload)}. Client on {host.hostname or '?'} "
             f"({host.cpu_count} CPUs, {gpus}), started {started_text(m)}, "

@@ -200,26 +200,26 @@ def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
 def environment(m: Manifest) -> str:
     """Host, target, workload, engine and command lines (secrets masked)."""
     h = m.host
-    gpus = "; ".join(f"{g.get('name', '?')} ({g.get('memory_bytes', 0) / 2**30:.0f} GiB, "
-                     f"driver {g.get('driver', '?')})" for g in h.gpus) or "none"
+    gpus = "; ".join(f"{g.name} ({max(g.memory_bytes, 0) / 2**30:.0f} GiB, "
+                     f"driver {m.gpus.driver_version or '?'})" for g in m.gpus.devices) or "none"
     run = {"run id": m.run_id, "status": m.status, "started": started_text(m),
            "servescope": m.servescope_version, "schema version": m.schema_version,
            "seed": m.seed, "client workers": m.workers}
     host = {"hostname": h.hostname, "os": h.os, "python": h.python,
             "cpu": f"{h.cpu_model} × {h.cpu_count}",
             "memory": f"{h.memory_bytes / 2**30:.1f} GiB", "gpus": gpus}
-    eng = m.extra.get("engine") if isinstance(m.extra.get("engine"), Mapping) else {}
+    eng = m.engine
     engine: dict[str, Any] = {"engine": engine_name(m)}
-    if eng:
-        if eng.get("command"):
-            engine["engine command"] = redacted_command(eng["command"])
-        for key in ("ready_s", "attached"):
-            if key in eng:
-                engine[key] = eng[key]
-        if isinstance(eng.get("stop"), Mapping):
-            stop = eng["stop"]
-            engine["stopped"] = (f"{', '.join(stop.get('signals', [])) or 'no signal'}, "
-                                 f"return code {stop.get('returncode')}")
+    if eng is not None:
+        if eng.command:
+            engine["engine command"] = redacted_command(eng.command)
+        if eng.ready_s is not None:
+            engine["ready_s"] = eng.ready_s
+        if eng.attached:
+            engine["attached"] = True
+        if eng.stop is not None:
+            engine["stopped"] = (f"{', '.join(eng.stop.signals) or 'no signal'}, "
+                                 f"return code {eng.stop.returncode}")
     engine["servescope command"] = redacted_command(m.command_line)
     workload = flatten(m.workload, "")
     blocks = [("Run", run), ("Target", {k: v for k, v in m.target.items()}),

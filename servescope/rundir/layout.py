@@ -16,7 +16,7 @@ __all__ = [
     "journal_path",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: typed sections (client, gpus, engine, imported); 1 is converted on read
 MANIFEST_FILE = "manifest.json"
 JOURNAL_DIR = "journal"  # per-worker append-only JSONL, written while the run goes on
 REQUESTS_FILE = "requests.parquet"

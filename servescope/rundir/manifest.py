@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from servescope.clock import ClockAnchor
+from servescope.jsonio import dumps, loads
 from servescope.rundir.atomic import atomic_write
 from servescope.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
-from servescope.rundir.manifest_check import ManifestShapeError, check_manifest
+from servescope.rundir.manifest_check import (
+    Check,
+    ManifestShapeError,
+    check_top,
+    decode,
+    encode,
+    obj_check,
+)
+from servescope.rundir.manifest_sections import (
+    ClientInfo,
+    ClientStep,
+    EngineError,
+    EngineInfo,
+    EngineStop,
+    GpuDevice,
+    GpuInventory,
+    ImportInfo,
+    ScrapeCounts,
+    ScrapedEndpoint,
+)
+from servescope.rundir.manifest_v1 import V1_PATHS, convert_v1
 from servescope.version import __version__
 
-__all__ = ["HostInfo", "Manifest", "host_fingerprint", "read_manifest", "write_manifest"]
+__all__ = ["ClientInfo", "ClientStep", "EngineError", "EngineInfo", "EngineStop", "GpuDevice",
+           "GpuInventory", "HostInfo", "ImportInfo", "Manifest", "ScrapeCounts",
+           "ScrapedEndpoint", "gpu_inventory", "host_fingerprint", "read_manifest",
+           "write_manifest"]
 
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 
@@ -30,11 +53,25 @@ class HostInfo:
     cpu_model: str
     cpu_count: int
     memory_bytes: int
-    gpus: list[dict[str, Any]] = field(default_factory=list)
+
+
+# the typed sections, each decoded as its dataclass (``engine``/``imported`` may be absent)
+_SECTIONS: dict[str, type] = {"clock": ClockAnchor, "host": HostInfo, "client": ClientInfo,
+                              "gpus": GpuInventory, "engine": EngineInfo,
+                              "imported": ImportInfo}
+_ANY_SECTION: dict[str, Check] = {name: obj_check() for name in _SECTIONS}
 
 
 @dataclass(slots=True)
 class Manifest:
+    """``manifest.json`` (schema 2, docs/run-format.md).
+
+    ``schema_version`` is the schema the directory was written with (a schema-1 manifest is
+    converted when read); a manifest is always written in the current schema. ``extra`` holds
+    the sections a newer servescope wrote that this one does not know: kept and written back
+    as they are, never read here.
+    """
+
     run_id: str
     started_wall_ns: int
     clock: ClockAnchor
@@ -49,23 +86,51 @@ class Manifest:
     ended_wall_ns: int = -1
     workers: int = 1
     warnings: list[str] = field(default_factory=list)
+    client: ClientInfo = field(default_factory=ClientInfo)
+    gpus: GpuInventory = field(default_factory=GpuInventory)
+    engine: EngineInfo | None = None
+    imported: ImportInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The manifest as written (schema 2); unknown sections go back where they were."""
+        out: dict[str, Any] = {name: section for name, section in self.extra.items()
+                               if name not in _KNOWN}
+        for name in _KNOWN:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = encode(value)
+        out["schema_version"] = SCHEMA_VERSION
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        """The manifest of a decoded ``manifest.json``; :class:`RunDirError`
+        """The manifest of a decoded ``manifest.json`` (schema 1 or 2); :class:`RunDirError`
         ``manifest.json is malformed: FIELD: expected …`` when a field has the wrong shape."""
         try:
-            check_manifest(data)
+            return cls._from_json(data)
         except ManifestShapeError as exc:
             raise RunDirError(f"{MANIFEST_FILE} is malformed: {exc}") from exc
-        d = dict(data)
-        d["clock"] = ClockAnchor(**d["clock"])
-        d["host"] = HostInfo(**d["host"])
-        return cls(**d)
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Manifest:
+        version = data.get("schema_version", SCHEMA_VERSION)
+        paths: dict[str, str] = {}
+        if version == 1:
+            data, paths = convert_v1(data), V1_PATHS
+        unknown = {k: v for k, v in data.items() if k not in _KNOWN}
+        for name, value in unknown.items():
+            if type(value) is not dict:  # a section is an object; anything else is a mistake
+                raise ManifestShapeError(f"{name}: unknown field")
+        check_top({k: v for k, v in data.items() if k in _KNOWN}, _ANY_SECTION)
+        kwargs = {k: v for k, v in data.items() if k in _KNOWN}
+        for name, section in _SECTIONS.items():
+            if name in data:
+                kwargs[name] = decode(section, data[name], paths.get(name, name))
+        return cls(**kwargs, extra=unknown)
+
+
+_KNOWN = tuple(f for f in Manifest.__dataclass_fields__ if f != "extra")
 
 
 def _cpu_model() -> str:
@@ -85,32 +150,28 @@ def _memory_bytes() -> int:
         return -1
 
 
-def _gpus() -> list[dict[str, Any]]:
-    """GPU names and driver via NVML when it is there; an empty list otherwise."""
+def gpu_inventory() -> GpuInventory:
+    """The host's GPUs via NVML when it is there; an empty inventory otherwise."""
     try:
         import pynvml  # lazy: heavy and absent on most CI machines
     except ImportError:
-        return []
+        return GpuInventory()
     try:
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no driver, no GPU: both mean "no GPUs"
-        return []
+        return GpuInventory()
     try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        out = []
+        devices = []
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            out.append(
-                {"index": i, "name": pynvml.nvmlDeviceGetName(h), "driver": driver,
-                 "memory_bytes": int(mem.total)}
-            )
-        return out
+            devices.append(GpuDevice(index=i, name=str(pynvml.nvmlDeviceGetName(h)),
+                                     memory_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(h).total)))
+        return GpuInventory(str(pynvml.nvmlSystemGetDriverVersion()), devices)
     finally:
         pynvml.nvmlShutdown()
 
 
-def host_fingerprint(probe_gpus: bool = True) -> HostInfo:
+def host_fingerprint() -> HostInfo:
     return HostInfo(
         hostname=socket.gethostname(),
         os=f"{platform.system()} {platform.release()}",
@@ -118,7 +179,6 @@ def host_fingerprint(probe_gpus: bool = True) -> HostInfo:
         cpu_model=_cpu_model(),
         cpu_count=os.cpu_count() or 1,
         memory_bytes=_memory_bytes(),
-        gpus=_gpus() if probe_gpus else [],
     )
 
 
@@ -126,8 +186,7 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Write atomically (temp file + rename), so a reader never sees half a manifest; a
     failed write leaves the previous manifest and no temporary file, and raises
     :class:`~servescope.rundir.atomic.RunDirWriteError` (a :class:`RunDirError`)."""
-    text = json.dumps(manifest.to_json(), indent=2, sort_keys=True)
-    atomic_write(run_dir / MANIFEST_FILE, text.encode())
+    atomic_write(run_dir / MANIFEST_FILE, dumps(manifest.to_json(), indent=True))
 
 
 def read_manifest(run_dir: Path) -> Manifest:
@@ -135,14 +194,14 @@ def read_manifest(run_dir: Path) -> Manifest:
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a servescope run directory (no {MANIFEST_FILE})")
     try:
-        data = json.loads(path.read_bytes())
+        data = loads(path.read_bytes())
     except (OSError, ValueError, RecursionError) as exc:
         raise RunDirError(f"cannot read {path}: {str(exc)[:200]}") from exc
     if not isinstance(data, dict):
         raise RunDirError(f"{path} is not a JSON object")
     version = data.get("schema_version")
-    if type(version) is not int:
-        raise RunDirError(f"{path} has no integer schema_version")
+    if type(version) is not int or version < 1:
+        raise RunDirError(f"{path} has no schema_version (an integer from 1)")
     if version > SCHEMA_VERSION:
         raise RunDirError(
             f"{run_dir} was written with run-directory schema {version}, newer than this "

@@ -98,7 +98,7 @@ def vllm_page(*, ttft_buckets: dict[float, int], kv_usage: float, preemptions: i
 def add_engine(run: RunData, pages: Sequence[tuple[float, bytes]]) -> RunData:
     """Give a run an engine (vLLM adapter) whose scrapes ended at the given times (ms on the
     run's clock, as the requests' times) with the given pages."""
-    edit_manifest(run.path, {"extra": {"engine": {"name": "vllm"}}})
+    edit_manifest(run.path, {"engine": {"name": "vllm"}})
     edir = engine_dir(run.path)
     edir.mkdir()
     with (edir / METRICS_JOURNAL).open("wb") as fh:

@@ -91,7 +91,7 @@ def write_run(root: Path, records: list[RequestRecord], *, finalize: bool = True
     anchor = take_anchor()
     manifest = Manifest(
         run_id=name, started_wall_ns=anchor.wall_ns, clock=anchor,
-        host=host_fingerprint(probe_gpus=False), command_line=["pytest"], workload={},
+        host=host_fingerprint(), command_line=["pytest"], workload={},
         seed=0, target={}, status="complete" if finalize else "running",
     )
     write_manifest(run_dir, manifest)

@@ -267,12 +267,12 @@ def test_manifest_diff_names_changed_engine_flags_env_and_workload(tmp_path):
                 "--port", "8001", "--max-num-seqs", "256", "--enforce-eager"]
     cand_cmd = ["env", "VLLM_CPU_KVCACHE_SPACE=4", "vllm", "serve", "/models/tiny",
                 "--port", "9002", "--max-num-seqs=1"]
-    a = _base(tmp_path, "a", manifest={"extra": {"engine": {
+    a = _base(tmp_path, "a", manifest={"engine": {
         "name": "vllm", "command": base_cmd, "version": "0.32.0", "ready_s": 30.0,
-        "base_url": "http://127.0.0.1:8001"}}, "workload": {"arrival": {"concurrency": 4}}})
-    b = _base(tmp_path, "b", manifest={"extra": {"engine": {
+        "base_url": "http://127.0.0.1:8001"}, "workload": {"arrival": {"concurrency": 4}}})
+    b = _base(tmp_path, "b", manifest={"engine": {
         "name": "vllm", "command": cand_cmd, "version": "0.33.0", "ready_s": 31.0,
-        "base_url": "http://127.0.0.1:9002"}}, "workload": {"arrival": {"concurrency": 8}}})
+        "base_url": "http://127.0.0.1:9002"}, "workload": {"arrival": {"concurrency": 8}}})
     changes = {c.key: (c.baseline, c.candidate) for c in manifest_diff(a.manifest, b.manifest)}
     assert changes == {
         "engine.env.VLLM_CPU_KVCACHE_SPACE": ("1", "4"),
@@ -288,14 +288,13 @@ def test_manifest_diff_names_changed_engine_flags_env_and_workload(tmp_path):
 def test_manifest_diff_host_gpus_and_versions(tmp_path):
     a = _base(tmp_path, "a")
     b = _base(tmp_path, "b", seed=2)
-    host = {k: getattr(b.manifest.host, k) for k in ("hostname", "os", "python", "cpu_model",
-                                                       "cpu_count", "memory_bytes")}
-    host["gpus"] = [{"index": 0, "name": "NVIDIA H100", "driver": "550.54", "memory_bytes": 8}]
-    edit_manifest(b.path, {"host": host, "servescope_version": "9.9.9"})
+    gpus = {"driver_version": "550.54",
+            "devices": [{"index": 0, "name": "NVIDIA H100", "memory_bytes": 8}]}
+    edit_manifest(b.path, {"gpus": gpus, "servescope_version": "9.9.9"})
     changes = {c.key: (c.baseline, c.candidate)
                for c in manifest_diff(a.manifest, load_run(b.path).manifest)}
-    assert changes["host.gpus[0].driver"] == (MISSING, "550.54")
-    assert changes["host.gpus[0].name"] == (MISSING, "NVIDIA H100")
+    assert changes["gpus.driver_version"] == ("", "550.54")
+    assert changes["gpus.devices[0].name"] == (MISSING, "NVIDIA H100")
     assert changes["servescope_version"][1] == "9.9.9"
     assert "run_id" not in changes  # differs between any two runs: left out
 

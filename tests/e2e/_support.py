@@ -218,7 +218,7 @@ def finished_ok(run_dir: Path) -> int:
 
 def engine_processes_when_ready(run_dir: Path) -> dict[int, str]:
     """pid → title of the engine's processes, once ``run`` recorded them (after ready)."""
-    procs = manifest_json(run_dir).get("extra", {}).get("engine", {}).get("processes") or {}
+    procs = manifest_json(run_dir).get("engine", {}).get("processes") or {}
     return {int(k): str(v) for k, v in procs.items()}
 
 

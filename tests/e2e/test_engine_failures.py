@@ -43,7 +43,7 @@ def test_never_ready_times_out_with_log_tail(tmp_path, tracker):
     assert res.seconds < 30  # 3 s of waiting, then a SIGINT stops the tree at once
     m = manifest_json(out)
     assert m["status"] == "failed"
-    engine = m["extra"]["engine"]
+    engine = m["engine"]
     assert engine["error"]["kind"] == "not_ready"
     assert "loading weights for model-under-test" in engine["error"]["log_tail"]
     assert engine["stop"]["signals"] == ["SIGINT"]
@@ -60,11 +60,11 @@ def test_exits_at_once_reports_code_and_tail(tmp_path, tracker):
     assert f"run directory (what was recorded): {out}" in res.text
     m = manifest_json(out)
     assert m["status"] == "failed"
-    err = m["extra"]["engine"]["error"]
+    err = m["engine"]["error"]
     assert err["kind"] == "exited"
     assert err["returncode"] == 3
     assert "boom: no such model" in err["log_tail"]
-    assert m["extra"]["engine"]["stop"]["leftover_pids"] == []
+    assert m["engine"]["stop"]["leftover_pids"] == []
     assert not (out / "requests.parquet").exists()  # no load was started
     assert tracker.live() == {}
 
@@ -76,7 +76,7 @@ def test_command_not_found(tmp_path, tracker):
     assert "no-such-server" in res.text
     m = manifest_json(out)
     assert m["status"] == "failed"
-    assert m["extra"]["engine"]["error"]["kind"] == "exited"
+    assert m["engine"]["error"]["kind"] == "exited"
 
 
 def test_unrecognized_command_is_bad_input(tmp_path, tracker):
@@ -98,7 +98,7 @@ def test_brackets_in_the_serving_command(tmp_path, tracker):
     assert res.returncode == 1, res.output
     assert "the engine exited with code 3" in res.text
     assert "[/INST]" in res.text  # shown as given in the "starting" line
-    assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "exited"
+    assert manifest_json(out)["engine"]["error"]["kind"] == "exited"
 
 
 # An engine that serves readiness and model discovery, and exits with code 3 at the N-th
@@ -143,8 +143,8 @@ def test_engine_dies_right_after_ready(tmp_path, tracker, path, n, workers):
     assert f"RuntimeError: engine died at {path}" in res.text  # the log tail
     m = manifest_json(out)
     assert m["status"] == "failed"
-    assert m["extra"]["engine"]["error"]["returncode"] == 3
-    assert m["extra"]["engine"]["stop"]["leftover_pids"] == []
+    assert m["engine"]["error"]["returncode"] == 3
+    assert m["engine"]["stop"]["leftover_pids"] == []
     assert_nothing_left(tracker)  # the resource tracker ends just after servescope
 
 
@@ -165,7 +165,7 @@ def test_autodetected_command_exits_at_once(tmp_path, tracker):
     assert "Traceback" not in res.output
     assert "the engine exited with code 3" in res.text
     assert "fake engine failed to start (as asked)" in res.text
-    assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "exited"
+    assert manifest_json(out)["engine"]["error"]["kind"] == "exited"
     assert_nothing_left(tracker)  # the resource tracker ends just after servescope
 
 
@@ -196,7 +196,7 @@ def test_api_key_from_the_serving_command(tmp_path, tracker, form):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     assert "REDACTED" in (out / "engine" / "stdout.log").read_text()  # it was logged
-    titles = " ".join(m["extra"]["engine"]["processes"].values())
+    titles = " ".join(m["engine"]["processes"].values())
     assert "--api-key" in titles
     assert KEY not in titles
     assert_nothing_left(tracker)  # the resource tracker ends just after servescope
@@ -219,5 +219,5 @@ def test_refused_readiness_names_the_401s(tmp_path, tracker, monkeypatch):
     assert re.search(r"it answered HTTP 401 \d+ times", res.text), res.text
     assert KEY not in res.output
     assert "not-the-right-key" not in res.output
-    assert manifest_json(out)["extra"]["engine"]["error"]["kind"] == "not_ready"
+    assert manifest_json(out)["engine"]["error"]["kind"] == "not_ready"
     assert_nothing_left(tracker)  # the resource tracker ends just after servescope

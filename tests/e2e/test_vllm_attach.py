@@ -51,11 +51,12 @@ def test_attach_collects_and_leaves_server_running(server, tmp_path, tracker):
     assert res.returncode == 0, res.output[-4000:]
     run = load_run(out)
     assert run.manifest.status == "complete"
-    engine = run.manifest.extra["engine"]
-    assert engine["name"] == "vllm"  # no --engine: sniffed from the /metrics names
-    assert engine["detected_from"] == "/metrics names"
-    assert engine["attached"] is True
-    assert "stop" not in engine  # attach never stops the server
+    engine = run.manifest.engine
+    assert engine is not None
+    assert engine.name == "vllm"  # no --engine: sniffed from the /metrics names
+    assert engine.detected_from == "/metrics names"
+    assert engine.attached is True
+    assert engine.stop is None  # attach never stops the server
     assert len(run.requests) == REQUESTS
     assert (run.requests["outcome"] == "success").all()
     scrapes = pd.read_parquet(out / "engine" / "scrapes.parquet")
@@ -80,5 +81,6 @@ def test_attach_without_metrics(server, tmp_path, tracker):
     assert run.manifest.status == "complete"
     assert (run.requests["outcome"] == "success").all()
     assert not (out / "engine").exists()
-    assert "scrapes" not in run.manifest.extra["engine"]
+    assert run.manifest.engine is not None
+    assert run.manifest.engine.scrapes is None
     assert server.proc.poll() is None

@@ -59,7 +59,7 @@ def _start_long_run(tmp_path: Path, tracker: Tracker) -> tuple[Background, dict[
 
 
 def _assert_nothing_left(run_dir: Path, procs: dict[int, str], tracker: Tracker) -> None:
-    stop = manifest_json(run_dir)["extra"]["engine"]["stop"]
+    stop = manifest_json(run_dir)["engine"]["stop"]
     assert stop["leftover_pids"] == []
     assert [p for p in procs if alive(p)] == []
     assert tracker.live() == {}
@@ -83,11 +83,13 @@ def test_engine_killed_mid_run(tmp_path, tracker, victim):
     run = load_run(bg.run_dir)
     assert run.source == "parquet"
     assert run.manifest.status == "failed"
-    error = run.manifest.extra["engine"]["error"]
-    assert error["kind"] == "exited"
-    assert error["log_tail"]
+    assert run.manifest.engine is not None
+    error = run.manifest.engine.error
+    assert error is not None
+    assert error.kind == "exited"
+    assert error.log_tail
     if victim == " serve ":
-        assert error["returncode"] == -signal.SIGKILL
+        assert error.returncode == -signal.SIGKILL
     outcomes = run.requests["outcome"].value_counts().to_dict()
     assert outcomes.get("success", 0) >= finished, outcomes  # nothing finished was lost
     _assert_nothing_left(bg.run_dir, procs, tracker)
@@ -105,11 +107,13 @@ def test_ctrl_c_mid_run(tmp_path, tracker):
     run = load_run(bg.run_dir)
     assert run.source == "parquet"
     assert run.manifest.status == "interrupted"
-    assert "error" not in run.manifest.extra["engine"]
+    assert run.manifest.engine is not None
+    assert run.manifest.engine.error is None
     outcomes = run.requests["outcome"].value_counts().to_dict()
     assert outcomes.get("success", 0) >= finished, outcomes
     assert set(outcomes) <= {"success", "cancelled"}, outcomes  # in-flight ones: cancelled
-    stop = run.manifest.extra["engine"]["stop"]
-    assert stop["signals"][0] == "SIGINT"
-    assert "SIGKILL" not in stop["signals"]
+    stop = run.manifest.engine.stop
+    assert stop is not None
+    assert stop.signals[0] == "SIGINT"
+    assert "SIGKILL" not in stop.signals
     _assert_nothing_left(bg.run_dir, procs, tracker)

@@ -81,11 +81,14 @@ def test_exit_zero_and_complete_run_directory(completed):
     assert (run_dir / "engine" / "stderr.log").stat().st_size > 0
     scrapes = pd.read_parquet(run_dir / "engine" / "scrapes.parquet")
     assert int(scrapes["ok"].sum()) >= 2
-    engine = run.manifest.extra["engine"]
-    assert engine["name"] == "vllm"
-    assert str(engine["version"]).startswith("0.32")  # GET /version of the running engine
-    assert engine["ready_s"] > 0
-    titles = list(engine["processes"].values())
+    engine = run.manifest.engine
+    assert engine is not None
+    assert engine.name == "vllm"
+    assert str(engine.version).startswith("0.32")  # GET /version of the running engine
+    assert engine.ready_s is not None
+    assert engine.ready_s > 0
+    assert engine.processes is not None
+    titles = list(engine.processes.values())
     assert any(" serve " in t for t in titles), titles
     assert "VLLM::EngineCore" in titles
     assert "VLLM::Worker" in titles
@@ -149,12 +152,15 @@ def test_summarize_shows_engine_side(completed, tracker):
 
 
 def test_engine_stopped_and_nothing_left(completed):
-    engine = completed.run.manifest.extra["engine"]
-    stop = engine["stop"]
-    assert stop["leftover_pids"] == []
-    assert stop["signals"][0] == "SIGINT"
-    assert "SIGKILL" not in stop["signals"]  # vLLM stops on SIGINT in a few seconds
-    assert [p for p in map(int, engine["processes"]) if alive(p)] == []
+    engine = completed.run.manifest.engine
+    assert engine is not None
+    assert engine.stop is not None
+    assert engine.processes is not None
+    stop = engine.stop
+    assert stop.leftover_pids == []
+    assert stop.signals[0] == "SIGINT"
+    assert "SIGKILL" not in stop.signals  # vLLM stops on SIGINT in a few seconds
+    assert [p for p in map(int, engine.processes) if alive(p)] == []
     assert completed.left_after_exit == {}  # nor anything else of the run: scraper, tracker
     assert "no process left" in completed.res.text
 
@@ -170,7 +176,7 @@ def test_nonexistent_model_fails_with_vllm_error(tmp_path, tracker):
     assert "/nonexistent/model" in res.text  # vLLM's own error, from the log tail
     m = manifest_json(run_dir)
     assert m["status"] == "failed"
-    assert m["extra"]["engine"]["error"]["kind"] == "exited"
-    assert m["extra"]["engine"]["error"]["returncode"] == 1
+    assert m["engine"]["error"]["kind"] == "exited"
+    assert m["engine"]["error"]["returncode"] == 1
     assert tracker.live() == {}
 

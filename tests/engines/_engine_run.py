@@ -13,7 +13,7 @@ from collectors.engine_metrics import ScrapeOutcome, ScrapeResult, parse_body
 from servescope.clock import take_anchor
 from servescope.engines.base import MetricsFormat
 from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir, finalize_engine_tables
-from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.manifest import EngineInfo, Manifest, host_fingerprint, write_manifest
 from servescope.rundir.reader import RunData, load_run
 from servescope.rundir.tables import finalize_tables
 
@@ -48,9 +48,9 @@ def write_engine_run(root: Path, engine: str | None, pages: list[Page], *,
     anchor = take_anchor()
     manifest = Manifest(
         run_id=name, started_wall_ns=anchor.wall_ns, clock=anchor,
-        host=host_fingerprint(probe_gpus=False), command_line=["pytest"], workload={},
+        host=host_fingerprint(), command_line=["pytest"], workload={},
         seed=0, target={}, status="complete",
-        extra={"engine": {"name": engine}} if engine else {},
+        engine=EngineInfo(name=engine) if engine else None,
     )
     write_manifest(run_dir, manifest)
     finalize_tables(run_dir)  # no requests: empty client tables

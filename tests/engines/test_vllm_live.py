@@ -25,7 +25,7 @@ from collectors.engine_scrape_process import ScraperProcess
 from servescope.clock import now_ns, take_anchor
 from servescope.engines._argv import base_url
 from servescope.engines.registry import detect_spec
-from servescope.rundir.manifest import Manifest, host_fingerprint, write_manifest
+from servescope.rundir.manifest import EngineInfo, Manifest, host_fingerprint, write_manifest
 from servescope.rundir.reader import load_run
 from servescope.rundir.tables import finalize_tables
 from tests.collectors._server import free_port
@@ -112,9 +112,9 @@ async def test_live_vllm_engine_metrics(tmp_path):
     anchor = take_anchor()
     write_manifest(run_dir, Manifest(
         run_id="live", started_wall_ns=anchor.wall_ns, clock=anchor,
-        host=host_fingerprint(probe_gpus=False), command_line=["pytest"], workload={},
+        host=host_fingerprint(), command_line=["pytest"], workload={},
         seed=0, target={"url": base}, status="complete",
-        extra={"engine": spec.manifest_entry(argv, base)}))
+        engine=EngineInfo.from_json(spec.manifest_entry(argv, base))))
     finalize_tables(run_dir)
     proc = start_engine(argv)
     try:

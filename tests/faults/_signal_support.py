@@ -96,7 +96,7 @@ def assert_clean_stop(res: CliResult, run_dir: Path, code: int, status: str = "i
     assert "KeyboardInterrupt" not in res.output, res.output[-4000:]
     m = manifest_json(run_dir)
     assert m["status"] == status, (m["status"], res.output[-3000:])
-    stop: dict[str, Any] = m["extra"]["engine"]["stop"]
+    stop: dict[str, Any] = m["engine"]["stop"]
     assert stop["leftover_pids"] == []
     return stop
 

@@ -91,7 +91,7 @@ def test_daemon_of_the_engine_is_stopped_and_reported(tmp_path, tracker):
     assert "Traceback" not in res.output
     daemon = _daemon_pid(out)
     m = manifest_json(out)
-    stop = m["extra"]["engine"]["stop"]
+    stop = m["engine"]["stop"]
     assert str(daemon) in stop["outside_group"]
     assert stop["leftover_pids"] == []
     assert any(str(daemon) in w and "stopped" in w for w in m["warnings"])

@@ -66,7 +66,7 @@ def _check(res, out: Path, outcome: str, warning: str) -> dict[str, Any]:
     assert res.seconds < DURATION_S + SLACK_S, res.seconds
     m = manifest_json(out)
     assert m["status"] == "complete"
-    scrapes = m["extra"]["engine"]["scrapes"]
+    scrapes = m["engine"]["scrapes"]
     assert scrapes["ok"] == 0
     assert scrapes["by_outcome"] == {outcome: scrapes["scrapes"]}
     assert scrapes["scrapes"] >= 3  # scheduled every 0.5 s for 3 s, and the final snapshot
@@ -88,7 +88,7 @@ def test_attach_with_a_10_mb_metrics_page(tmp_path, tracker):
         out = tmp_path / "run"
         res = _attach(srv.url, out, tracker)
     _check(res, out, "too_large", "scrapes failed (too_large")
-    scrapes = manifest_json(out)["extra"]["engine"]["scrapes"]
+    scrapes = manifest_json(out)["engine"]["scrapes"]
     assert "4,194,304-byte limit" in json.dumps(scrapes["examples"])
     assert tracker.live() == {}  # the scraper child is gone
 

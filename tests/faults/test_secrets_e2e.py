@@ -117,7 +117,7 @@ def test_no_secret_in_a_successful_run(tmp_path, tracker, planted):
     assert "Traceback" not in res.output
     m = manifest_json(out)
     assert m["status"] == "complete"
-    assert m["extra"]["engine"]["processes"]  # the process list was recorded (and checked)
+    assert m["engine"]["processes"]  # the process list was recorded (and checked)
     log = (out / "engine" / "stdout.log").read_text()
     assert "REDACTED" in log  # the engine did print its secrets, masked
     assert (out / "requests.parquet").is_file()
@@ -136,7 +136,7 @@ def test_no_secret_when_the_engine_fails_at_start(tmp_path, tracker, planted):
     assert "Traceback" not in res.output
     assert "the engine exited with code 3" in res.text
     assert "REDACTED" in res.output  # the log tail with the engine's secrets, masked
-    err = manifest_json(out)["extra"]["engine"]["error"]
+    err = manifest_json(out)["engine"]["error"]
     assert "REDACTED" in err["log_tail"]
     texts = _run_dir_texts(out)
     texts["terminal output"] = res.output.encode()

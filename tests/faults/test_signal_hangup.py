@@ -125,7 +125,7 @@ def test_terminal_really_gone(tmp_path, tracker):
     assert rc == 129, bytes(seen[-3000:]).decode(errors="replace")
     assert b"Traceback" not in seen
     assert manifest_json(run_dir)["status"] == "interrupted"
-    assert manifest_json(run_dir)["extra"]["engine"]["stop"]["leftover_pids"] == []
+    assert manifest_json(run_dir)["engine"]["stop"]["leftover_pids"] == []
     assert_nothing_left(tracker)
 
 

@@ -95,5 +95,5 @@ def test_second_ctrl_c_kills_a_stubborn_engine(tmp_path, tracker):
     assert stop["escalated"] is True
     assert stop["signals"][-1] == "SIGKILL"
     assert "SIGTERM" not in stop["signals"]
-    assert manifest_json(bg.run_dir)["extra"]["engine"]["stop"]["returncode"] == -9
+    assert manifest_json(bg.run_dir)["engine"]["stop"]["returncode"] == -9
     assert_nothing_left(tracker)

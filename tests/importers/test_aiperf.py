@@ -110,8 +110,8 @@ def test_http_trace_gives_the_moment_the_body_was_sent(tmp_path):
     lead = np.array([r["trace_data"]["request_send_end_ns"] - r["metadata"]["request_start_ns"]
                      for r in records])
     np.testing.assert_allclose(theirs - ours, lead, atol=NS_TOL)
-    assert any("request_send_end_ns" in r
-               for r in run.manifest.extra["imported"]["reconstructed"])
+    assert run.manifest.imported is not None
+    assert any("request_send_end_ns" in r for r in run.manifest.imported.reconstructed)
 
 
 def test_error_records_become_failed_requests_without_events(tmp_path):
@@ -129,9 +129,10 @@ def test_error_records_become_failed_requests_without_events(tmp_path):
 def test_manifest_records_version_settings_and_aggregates(tmp_path):
     agg = load(AIPERF_OK.with_name("profile_export_aiperf.json"))
     run = imported(AIPERF_OK, tmp_path)
-    imp = run.manifest.extra["imported"]
-    assert (imp["tool"], imp["version"]) == ("AIPerf", "0.13.0")
-    assert imp["aggregates"]["time_to_first_token"] == agg["time_to_first_token"]
+    imp = run.manifest.imported
+    assert imp is not None
+    assert (imp.tool, imp.version) == ("AIPerf", "0.13.0")
+    assert imp.aggregates["time_to_first_token"] == agg["time_to_first_token"]
     assert run.manifest.target["url"] == "http://127.0.0.1:18731"
     assert run.manifest.seed == 0
     assert run.manifest.command_line[:2] == ["aiperf", "profile"]
@@ -144,7 +145,8 @@ def test_without_the_summary_file_the_import_goes_on_and_says_so(tmp_path):
     alone.write_bytes(AIPERF_OK.read_bytes())
     run = imported(alone, tmp_path)
     assert len(run.requests) == 30
-    assert run.manifest.extra["imported"]["version"] == "unknown"
+    assert run.manifest.imported is not None
+    assert run.manifest.imported.version == "unknown"
     assert any("profile_export_aiperf.json" in w for w in run.manifest.warnings)
 
 

@@ -115,9 +115,10 @@ def test_errored_requests_keep_their_partial_stream_and_error(tmp_path):
 def test_manifest_records_version_target_and_aggregates(tmp_path):
     bench = _bench(GUIDELLM_OK)
     run = imported(GUIDELLM_OK, tmp_path)
-    imp = run.manifest.extra["imported"]
-    assert (imp["tool"], imp["version"]) == ("GuideLLM", "0.8.1")
-    step0 = imp["aggregates"]["benchmarks"][0]
+    imp = run.manifest.imported
+    assert imp is not None
+    assert (imp.tool, imp.version) == ("GuideLLM", "0.8.1")
+    step0 = imp.aggregates["benchmarks"][0]
     assert step0["time_to_first_token_ms"]["successful"]["mean"] == \
         bench["metrics"]["time_to_first_token_ms"]["successful"]["mean"]
     assert "pdf" not in step0["time_to_first_token_ms"]["successful"]

@@ -43,7 +43,9 @@ def test_two_tools_runs_against_one_server_can_be_compared(tmp_path):
     assert cmp.candidate.measured_requests == 12
     names = {m.spec.name for m in cmp.metrics}
     assert "ttft_p50" in names
-    assert load_run(tmp_path / "vllm").manifest.extra["imported"]["tool"] == "vllm bench serve"
+    imported_from = load_run(tmp_path / "vllm").manifest.imported
+    assert imported_from is not None
+    assert imported_from.tool == "vllm bench serve"
 
 
 def test_an_imported_run_can_be_gated_against_another(tmp_path):

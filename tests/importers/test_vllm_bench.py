@@ -65,14 +65,15 @@ def test_aggregates_equal_vllms_reported_ones(source, tmp_path):
 def test_manifest_records_source_aggregates_and_what_was_reconstructed(tmp_path):
     data = load(VLLM_OK)
     run = imported(VLLM_OK, tmp_path)
-    imp = run.manifest.extra["imported"]
-    assert imp["tool"] == "vllm bench serve"
-    assert imp["version"] == "unknown"  # vLLM's result JSON carries no version
-    assert imp["source_file"] == str(VLLM_OK)
-    assert imp["aggregates"]["mean_ttft_ms"] == data["mean_ttft_ms"]
-    assert imp["aggregates"]["duration"] == data["duration"]
-    assert "ttfts" not in imp["aggregates"]
-    assert any("t_send_ns = t_start_ns" in r for r in imp["reconstructed"])
+    imp = run.manifest.imported
+    assert imp is not None
+    assert imp.tool == "vllm bench serve"
+    assert imp.version == "unknown"  # vLLM's result JSON carries no version
+    assert imp.source_file == str(VLLM_OK)
+    assert imp.aggregates["mean_ttft_ms"] == data["mean_ttft_ms"]
+    assert imp.aggregates["duration"] == data["duration"]
+    assert "ttfts" not in imp.aggregates
+    assert any("t_send_ns = t_start_ns" in r for r in imp.reconstructed)
     assert run.manifest.warnings
     assert run.manifest.target["model"] == data["model_id"]
     assert run.manifest.workload["max_concurrency"] == 4

@@ -13,7 +13,13 @@ import pytest
 from profiler.engine_run import _finish
 from servescope.clock import take_anchor
 from servescope.rundir.engine_tables import METRICS_JOURNAL, engine_dir
-from servescope.rundir.manifest import Manifest, host_fingerprint, read_manifest, write_manifest
+from servescope.rundir.manifest import (
+    EngineInfo,
+    Manifest,
+    host_fingerprint,
+    read_manifest,
+    write_manifest,
+)
 
 GOOD = {"endpoint": "http://127.0.0.1:1/metrics", "format": "prometheus", "tag": "",
         "t_sched_ns": 1, "t_start_ns": 1, "t_end_ns": 2, "ok": True, "status": 200,
@@ -26,8 +32,8 @@ def _run_dir(tmp_path: Path, journal: bytes) -> Path:
     run.mkdir()
     anchor = take_anchor()
     write_manifest(run, Manifest(run_id="run", started_wall_ns=anchor.wall_ns, clock=anchor,
-                                 host=host_fingerprint(probe_gpus=False), command_line=[],
-                                 workload={}, seed=0, target={}, extra={"engine": {}}))
+                                 host=host_fingerprint(), command_line=[],
+                                 workload={}, seed=0, target={}, engine=EngineInfo(name="")))
     engine_dir(run).mkdir()
     (engine_dir(run) / METRICS_JOURNAL).write_bytes(journal)
     return run
@@ -35,7 +41,7 @@ def _run_dir(tmp_path: Path, journal: bytes) -> Path:
 
 def test_a_torn_engine_journal_line_is_a_manifest_warning(tmp_path: Path) -> None:
     run = _run_dir(tmp_path, orjson.dumps(GOOD) + b"\n" + b'{"endpoint": "http://12')
-    _finish(run, {"name": "vllm"}, None, [], status="complete")
+    _finish(run, EngineInfo(name="vllm"), None, [], status="complete")
     warnings = read_manifest(run).warnings
     assert any(w.startswith("engine metrics: ") and "incomplete scrape line" in w
                for w in warnings), warnings
@@ -52,7 +58,7 @@ def test_a_failed_finalize_keeps_the_journal_and_says_so(tmp_path: Path,
 
     monkeypatch.setattr(em, "finalize", broken)
     run = _run_dir(tmp_path, orjson.dumps(GOOD) + b"\n")
-    _finish(run, {"name": "vllm"}, None, [], status="complete")
+    _finish(run, EngineInfo(name="vllm"), None, [], status="complete")
     m = json.loads((run / "manifest.json").read_text())
     assert any("engine metrics tables not written" in w and "No space left" in w
                for w in m["warnings"]), m["warnings"]

@@ -59,8 +59,8 @@ def hostile_run(root: Path) -> Path:
                    "url": "http://127.0.0.1:8000"},
         "command_line": ["servescope", "attach", "--api-key", SECRETS[0],
                          f"--hf-token={SECRETS[2]}", "--model", MODEL],
-        "extra": {"engine": {"name": "vllm", "command": [
-            "vllm", "serve", MODEL, "--api-key", SECRETS[1], "--chat-template", ERROR]}},
+        "engine": {"name": "vllm", "command": [
+            "vllm", "serve", MODEL, "--api-key", SECRETS[1], "--chat-template", ERROR]},
         "workload": {"dataset": {"kind": "jsonl", "path": f"/data/{MODEL}.jsonl"}},
     })
     return run.path

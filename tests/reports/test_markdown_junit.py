@@ -30,10 +30,10 @@ BUDGETS = parse_budgets('[budgets]\nttft_p50 = "+10%"\ne2e_p50 = "+10%"\n'
 def _pair(tmp_path: Path, scale: float) -> tuple[Path, Path]:
     ttft = lognormal_ms(300, 50, 0.3, 1)
     cmd = ["vllm", "serve", "m", "--chat-template", HOSTILE]
-    synthetic_run(tmp_path, "a", ttft, manifest={"extra": {"engine": {
-        "name": "vllm", "command": ["vllm", "serve", "m"]}}})
-    synthetic_run(tmp_path, "b", ttft * scale, manifest={"extra": {"engine": {
-        "name": "vllm", "command": cmd}}})
+    synthetic_run(tmp_path, "a", ttft, manifest={"engine": {
+        "name": "vllm", "command": ["vllm", "serve", "m"]}})
+    synthetic_run(tmp_path, "b", ttft * scale, manifest={"engine": {
+        "name": "vllm", "command": cmd}})
     return tmp_path / "a", tmp_path / "b"
 
 
