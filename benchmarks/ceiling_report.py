@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.peers.common import CellResult
+from servescope.jsonio import write_json
 
 __all__ = ["markdown_table", "result_document", "write_outputs"]
 
@@ -52,7 +52,7 @@ def _notes(cells: Sequence[CellResult]) -> str:
 
 def result_document(cells: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON document: run metadata plus every cell's fields."""
-    return {**meta, "cells": [dataclasses.asdict(c) for c in cells]}
+    return {**meta, "cells": list(cells)}  # servescope.jsonio writes the dataclasses
 
 
 def write_outputs(
@@ -60,7 +60,7 @@ def write_outputs(
 ) -> tuple[str, Path]:
     """Write ``out`` (JSON) and ``out`` with ``.md``; return the Markdown and its path."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result_document(cells, meta), indent=2, default=str) + "\n")
+    write_json(out, result_document(cells, meta))
     machine = meta.get("machine", {})
     versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
     settings = meta.get("settings", {})

@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{runs[0]['journal_bytes'] / 2**20:.1f} MiB → tables "
               f"{runs[0]['table_bytes'] / 2**20:.1f} MiB", flush=True)
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        from servescope.jsonio import write_json
+
+        write_json(args.json, result)
     return 0
 
 

@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result, indent=1))
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        from servescope.jsonio import write_json
+
+        write_json(args.json, result)
     return 0
 
 
