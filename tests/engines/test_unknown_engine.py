@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _name_engine(run: RunData, name: str) -> RunData:
-    """Rename the engine the run recorded (wherever the manifest keeps it)."""
+    """Rename the engine the run recorded."""
     path = run.path / "manifest.json"
     data = json.loads(path.read_text())
-    section = data.get("engine") or data["extra"]["engine"]
+    section = data["engine"]
     section["name"] = name
     path.write_text(json.dumps(data))
     return load_run(run.path)
