@@ -1,6 +1,6 @@
 """Measure what scraping costs the engine: vLLM's API-server CPU per /metrics request.
 
-    .venv/bin/python -m tests.engines.engine_scrape_cost [--seconds 20] [--hz 10]
+    .venv/bin/python -m benchmarks.engine_scrape_cost [--seconds 20] [--hz 10]
 
 Starts the tiny vLLM-CPU engine (as tests/engines/test_vllm_live.py does), idles it, then
 compares the API server's own ``process_cpu_seconds_total`` (exposed on /metrics: the
