@@ -135,3 +135,14 @@ def test_a_schema_1_run_rewritten_is_schema_2_with_the_same_content(tmp_path: Pa
         assert after.schema_version == 2
         after.schema_version = before.schema_version
         assert after == before
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_html_report_of_a_schema_1_run(tmp_path: Path, name: str) -> None:
+    from profiler.commands_report import write_run_report
+
+    copy = tmp_path / name
+    shutil.copytree(DATA / name, copy)
+    html = write_run_report(copy).read_text()
+    assert EXPECTED[name]["engine_name"] in html
+    assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 1  # untouched
