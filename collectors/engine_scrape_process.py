@@ -88,12 +88,11 @@ class MetricsCollector:
     name = "metrics"
     label = "metrics scraper"
 
-    def __init__(self, gauges: LiveGauges | None = None) -> None:
+    def __init__(self) -> None:
         # the live gauges, then 1.0 once the child reads them: made here, in the parent,
         # so both processes hold the same memory once this instance reaches the child
         self._shared = mp.get_context("spawn").Array(
             "d", [math.nan] * len(LIVE_SIGNALS) + [0.0], lock=False)
-        self._gauges = gauges  # transitional: a caller's own LiveGauges, also kept current
         self._scraper: MetricsScraper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -131,18 +130,14 @@ class MetricsCollector:
     def start(self, ctx: CollectContext) -> None:
         live, shared = self._live_gauges(ctx.engine), self._shared
 
-        gauges = self._gauges
-
         def on_result(r: ScrapeResult) -> None:
             if live is not None and r.ok and r.body:
                 live.update_from_page(r.body)
                 for i, value in enumerate(live.values().values()):
                     shared[i] = value
-            if gauges is not None and r.ok and r.body:
-                gauges.update_from_page(r.body)
 
         scraper = _scraper(ctx, ctx.options_for(self.name),
-                           on_result if live is not None or gauges is not None else None)
+                           on_result if live is not None else None)
         self._scraper = scraper
         opened = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(scraper, opened),
@@ -208,7 +203,6 @@ class ScraperProcess:
     def __init__(self, run_dir: Path, endpoints: Sequence[MetricsEndpoint], *,
                  interval_s: float = 1.0, timeout_s: float | None = None,
                  headers: Mapping[str, str] | None = None, keep_created: bool = False,
-                 live: LiveGauges | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  max_journal_bytes_per_s: float = DEFAULT_JOURNAL_BYTES_PER_S) -> None:
         options = {"interval_s": interval_s, "timeout_s": timeout_s,
@@ -218,8 +212,7 @@ class ScraperProcess:
                                                             metrics_endpoints=tuple(endpoints)),
                              take_anchor(), dict(headers or {}), tuple(known_secrets()),
                              {MetricsCollector.name: options})
-        self.collector = MetricsCollector(live)
-        self.live = live
+        self.collector = MetricsCollector()
         self._runner = ChildRunner(self.collector, ctx)
 
     @property

@@ -7,12 +7,17 @@ the command so ``servescope --help`` stays instant.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from profiler.cli_workload import WorkloadOptions, default_run_dir
+from collectors.registry import DEFAULT_COLLECT, describe
+from profiler.cli_workload import WorkloadOptions, default_run_dir, option_groups
+
+if TYPE_CHECKING:
+    from profiler.engine_run import EngineOptions
 
 app = typer.Typer(
     name="servescope", no_args_is_help=True, add_completion=False,
@@ -20,71 +25,14 @@ app = typer.Typer(
          "bottlenecks and regressions.",
 )
 
-_W = "Workload"
 Url = Annotated[str, typer.Option("--url", help="Server base URL, e.g. http://127.0.0.1:8000")]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to create "
                                           "(default runs/<time>-<label>)")]
-Model = Annotated[str | None, typer.Option(help="Model name (default: first of /v1/models)",
-                                           rich_help_panel=_W)]
-EndpointOpt = Annotated[str, typer.Option(help="completions | chat", rich_help_panel=_W)]
-Dataset = Annotated[str, typer.Option(help="synthetic | jsonl | sharegpt | shared_prefix | "
-                                      "multi_turn | trace", rich_help_panel=_W)]
-DatasetPath = Annotated[str | None, typer.Option(help="Data file for jsonl/sharegpt/trace",
-                                                 rich_help_panel=_W)]
-Tokenizer = Annotated[str | None, typer.Option(help="tokenizer.json or a directory with one "
-                                               "(real-token prompts and counts)",
-                                               rich_help_panel=_W)]
-InputLen = Annotated[str, typer.Option(help="Prompt tokens: fixed:N | uniform:LO,HI | "
-                                       "normal:MEAN,SD | lognormal:MEAN,SD", rich_help_panel=_W)]
-OutputLen = Annotated[str | None, typer.Option(help="max_tokens, same forms as --input-len",
-                                               rich_help_panel=_W)]
-Concurrency = Annotated[int | None, typer.Option(help="Closed loop: requests in flight; with "
-                                                 "--rate: a cap", rich_help_panel=_W)]
-Rate = Annotated[float | None, typer.Option(help="Open loop: requests per second",
-                                            rich_help_panel=_W)]
-Arrival = Annotated[str, typer.Option(help="Open-loop arrivals: poisson | constant | gamma",
-                                      rich_help_panel=_W)]
-Burstiness = Annotated[float, typer.Option(help="Gamma shape k (<1 bursty, 1 = Poisson)",
-                                           rich_help_panel=_W)]
-Requests = Annotated[int | None, typer.Option(help="Requests (sessions) per step "
-                                              "(default 100 unless --duration)",
-                                              rich_help_panel=_W)]
-Duration = Annotated[float | None, typer.Option(help="Seconds per step", rich_help_panel=_W)]
-WarmupReq = Annotated[int, typer.Option(help="Warm-up requests, excluded from metrics",
-                                        rich_help_panel=_W)]
-WarmupS = Annotated[float, typer.Option(help="Warm-up seconds, excluded from metrics",
-                                        rich_help_panel=_W)]
-Sweep = Annotated[str | None, typer.Option(help="Sweep rates (with --rate) or concurrencies: "
-                                           "1,2,4 | 1:16:x2 | 2:10:+2", rich_help_panel=_W)]
-Seed = Annotated[int, typer.Option(help="Seed for prompts, lengths and arrivals",
-                                   rich_help_panel=_W)]
-Workers = Annotated[int, typer.Option(help="Client worker processes", rich_help_panel=_W)]
-Groups = Annotated[int, typer.Option(help="shared_prefix: groups", rich_help_panel=_W)]
-PrefixLen = Annotated[int, typer.Option(help="shared_prefix: prefix tokens", rich_help_panel=_W)]
-Turns = Annotated[str, typer.Option(help="multi_turn: turns per conversation",
-                                    rich_help_panel=_W)]
-ThinkTime = Annotated[float, typer.Option(help="multi_turn: seconds between turns",
-                                          rich_help_panel=_W)]
-TimeScale = Annotated[float, typer.Option(help="trace: replay speed-up", rich_help_panel=_W)]
-MultiTurn = Annotated[bool, typer.Option("--multi-turn", help="sharegpt: keep every human turn "
-                                         "of a conversation", rich_help_panel=_W)]
-ChunkUsage = Annotated[bool, typer.Option("--per-chunk-usage/--no-per-chunk-usage",
-                                          help="Ask for usage on every event (exact tokens "
-                                          "per event)", rich_help_panel=_W)]
-IgnoreEos = Annotated[bool, typer.Option("--ignore-eos/--no-ignore-eos",
-                                         help="Send ignore_eos so outputs reach max_tokens",
-                                         rich_help_panel=_W)]
-ReqTimeout = Annotated[float, typer.Option(help="Per-request limit, seconds",
-                                           rich_help_panel=_W)]
-StallTimeout = Annotated[float, typer.Option(help="Give up on a stream silent this long, "
-                                             "seconds", rich_help_panel=_W)]
-MaxResponse = Annotated[int, typer.Option(help="Largest non-streamed answer read, bytes (a larger "
-                                          "one ends invalid_response)", rich_help_panel=_W)]
-ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key "
-                                        "(never written anywhere)", rich_help_panel=_W)]
 RunApiKeyEnv = Annotated[str | None, typer.Option(
     help="Environment variable holding the API key (never written anywhere); default: the "
-    "serving command's own --api-key, else OPENAI_API_KEY", rich_help_panel=_W)]
+    "serving command's own --api-key, else OPENAI_API_KEY", rich_help_panel="Workload")]
+_E = "Engine"
+_COLLECT_HELP = f"What to collect, comma-separated: {describe()}"
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -92,98 +40,74 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-EngineOpt = Annotated[str | None, typer.Option(
-    "--engine", help="vllm | sglang | trtllm | triton | openai (default: recognized from the "
-    "command, or for attach from the /metrics names)", rich_help_panel="Engine")]
-MetricsInterval = Annotated[float, typer.Option(help="Seconds between engine metric scrapes",
-                                                rich_help_panel="Engine")]
-NoMetrics = Annotated[bool, typer.Option("--no-metrics", help="Do not scrape engine metrics",
-                                         rich_help_panel="Engine")]
-MetricsMax = Annotated[int, typer.Option(help="Largest metrics page read, bytes (a larger one is "
-                                         "refused and counted as too_large)",
-                                         rich_help_panel="Engine")]
+@dataclass(slots=True)
+class EngineFlags:
+    """The engine and collection options of ``run`` and ``attach`` (an option group)."""
 
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="vllm | sglang | trtllm | triton | openai (default: recognized from the "
+        "command, or for attach from the /metrics names)", rich_help_panel=_E)] = None
+    collect: Annotated[str, typer.Option(help=_COLLECT_HELP, rich_help_panel=_E)
+                       ] = DEFAULT_COLLECT
+    metrics_interval: Annotated[float, typer.Option(
+        help="Seconds between engine metric scrapes", rich_help_panel=_E)] = 1.0
+    no_metrics: Annotated[bool, typer.Option(
+        "--no-metrics", help="Do not scrape engine metrics (shorthand: leaves metrics out of "
+        "--collect)", rich_help_panel=_E)] = False
+    metrics_max_bytes: Annotated[int, typer.Option(
+        help="Largest metrics page read, bytes (a larger one is refused and counted as "
+        "too_large)", rich_help_panel=_E)] = 4 << 20
 
-def _workload(values: dict[str, object]) -> WorkloadOptions:
-    """The WorkloadOptions fields out of a command's parameters."""
-    from dataclasses import fields
+    def engine_options(self, **more: Any) -> EngineOptions:
+        """The library's options; a bad value is a usage error (exit 2)."""
+        from profiler.engine_run import EngineOptions
 
-    return WorkloadOptions(**{f.name: values[f.name] for f in fields(WorkloadOptions)
-                              if f.name in values})  # type: ignore[arg-type]
+        try:
+            return EngineOptions(engine=self.engine, collect=self.collect,
+                                 metrics_interval_s=self.metrics_interval,
+                                 metrics_max_bytes=self.metrics_max_bytes,
+                                 scrape=not self.no_metrics, **more)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
 
 
 @app.command()
+@option_groups
 def attach(
-    url: Url, out: Out = None, engine: EngineOpt = None,
-    metrics_interval: MetricsInterval = 1.0, no_metrics: NoMetrics = False,
+    url: Url, out: Out = None,
     pid: Annotated[int | None, typer.Option(help="The server's PID (recorded, for CPU "
-                                            "profiling)", rich_help_panel="Engine")] = None,
-    model: Model = None, endpoint: EndpointOpt = "completions",
-    dataset: Dataset = "synthetic", dataset_path: DatasetPath = None,
-    tokenizer: Tokenizer = None, input_len: InputLen = "fixed:128",
-    output_len: OutputLen = None, concurrency: Concurrency = None, rate: Rate = None,
-    arrival: Arrival = "poisson", burstiness: Burstiness = 1.0, requests: Requests = None,
-    duration: Duration = None, warmup_requests: WarmupReq = 0, warmup_s: WarmupS = 0.0,
-    sweep: Sweep = None, seed: Seed = 0, workers: Workers = 1, groups: Groups = 8,
-    prefix_len: PrefixLen = 512, turns: Turns = "fixed:3", think_time: ThinkTime = 0.0,
-    time_scale: TimeScale = 1.0, multi_turn: MultiTurn = False,
-    per_chunk_usage: ChunkUsage = True,
-    ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
-    stall_timeout: StallTimeout = 120.0, api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
-    max_response_bytes: MaxResponse = 64 << 20, metrics_max_bytes: MetricsMax = 4 << 20,
+                                            "profiling)", rich_help_panel=_E)] = None,
+    *, flags: EngineFlags, workload: WorkloadOptions,
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
     from profiler.commands_run import attach_command
-    from profiler.engine_run import EngineOptions
 
-    try:
-        eopts = EngineOptions(engine=engine, metrics_interval_s=metrics_interval,
-                              metrics_max_bytes=metrics_max_bytes, scrape=not no_metrics)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    code = attach_command(url, _workload(locals()), eopts, out or default_run_dir("attach"),
-                          sys.argv, pid=pid)
+    eopts = flags.engine_options(pid=pid)
+    code = attach_command(url, workload, eopts, out or default_run_dir("attach"), sys.argv,
+                          pid=pid)
     raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@option_groups
 def run(
     command: Annotated[list[str], typer.Argument(
         help="The serving command, after --, e.g. -- vllm serve MODEL --port 8000",
         show_default=False)],
-    out: Out = None, engine: EngineOpt = None,
+    out: Out = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="Where the server answers (default: from the command's flags)",
-        rich_help_panel="Engine")] = None,
+        rich_help_panel=_E)] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness",
-                                                 rich_help_panel="Engine")] = 900.0,
-    metrics_interval: MetricsInterval = 1.0, no_metrics: NoMetrics = False,
-    model: Model = None, endpoint: EndpointOpt = "completions",
-    dataset: Dataset = "synthetic", dataset_path: DatasetPath = None,
-    tokenizer: Tokenizer = None, input_len: InputLen = "fixed:128",
-    output_len: OutputLen = None, concurrency: Concurrency = None, rate: Rate = None,
-    arrival: Arrival = "poisson", burstiness: Burstiness = 1.0, requests: Requests = None,
-    duration: Duration = None, warmup_requests: WarmupReq = 0, warmup_s: WarmupS = 0.0,
-    sweep: Sweep = None, seed: Seed = 0, workers: Workers = 1, groups: Groups = 8,
-    prefix_len: PrefixLen = 512, turns: Turns = "fixed:3", think_time: ThinkTime = 0.0,
-    time_scale: TimeScale = 1.0, multi_turn: MultiTurn = False,
-    per_chunk_usage: ChunkUsage = True,
-    ignore_eos: IgnoreEos = True, request_timeout: ReqTimeout = 600.0,
-    stall_timeout: StallTimeout = 120.0, api_key_env: RunApiKeyEnv = None,
-    max_response_bytes: MaxResponse = 64 << 20, metrics_max_bytes: MetricsMax = 4 << 20,
+                                                 rich_help_panel=_E)] = 900.0,
+    *, flags: EngineFlags, workload: WorkloadOptions,
+    api_key_env: RunApiKeyEnv = None,  # noqa: ARG001 - run's own; it reaches workload
 ) -> None:
     """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
     from profiler.commands_run import run_command
-    from profiler.engine_run import EngineOptions
 
-    try:
-        eopts = EngineOptions(engine=engine, url=url, ready_timeout_s=ready_timeout,
-                              metrics_interval_s=metrics_interval,
-                              metrics_max_bytes=metrics_max_bytes, scrape=not no_metrics)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    code = run_command(command, _workload(locals()), eopts, out or default_run_dir("run"),
-                       sys.argv)
+    eopts = flags.engine_options(url=url, ready_timeout_s=ready_timeout)
+    code = run_command(command, workload, eopts, out or default_run_dir("run"), sys.argv)
     raise typer.Exit(code)
 
 

@@ -1,53 +1,90 @@
-"""Workload options shared by ``attach`` and ``run``, turned into a :class:`LoadConfig`."""
+"""Workload options shared by ``attach`` and ``run``, turned into a :class:`LoadConfig`, and
+:func:`option_groups`, which gives a command a group of options defined once.
+
+An option group is a dataclass whose fields are the options, each annotated as typer reads
+it (``Annotated[type, typer.Option(...)]``) with its default: :class:`WorkloadOptions` here,
+``EngineFlags`` in :mod:`profiler.cli`. A command takes the group as one parameter
+(``workload: WorkloadOptions``); :func:`option_groups` puts the group's fields in its place in
+the signature typer reads, and hands the command one instance built from them. Both
+``run`` and ``attach`` take the same groups, so their options are the same by construction.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
 import time
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
 
 if TYPE_CHECKING:
     from profiler.loadrun import LoadConfig
 
-__all__ = ["WorkloadOptions", "default_run_dir"]
+__all__ = ["WorkloadOptions", "default_run_dir", "option_groups"]
+
+_W = "Workload"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _opt(help_text: str, *decls: str) -> Any:
+    return typer.Option(*decls, help=help_text, rich_help_panel=_W)
 
 
 @dataclass(slots=True)
 class WorkloadOptions:
     """The CLI's workload flags, as typed (no parsing done yet)."""
 
-    model: str | None = None
-    endpoint: str = "completions"
-    dataset: str = "synthetic"
-    dataset_path: str | None = None
-    tokenizer: str | None = None
-    input_len: str = "fixed:128"
-    output_len: str | None = None
-    concurrency: int | None = None
-    rate: float | None = None
-    arrival: str = "poisson"
-    burstiness: float = 1.0
-    requests: int | None = None
-    duration: float | None = None
-    warmup_requests: int = 0
-    warmup_s: float = 0.0
-    sweep: str | None = None
-    seed: int = 0
-    workers: int = 1
-    groups: int = 8
-    prefix_len: int = 512
-    turns: str = "fixed:3"
-    think_time: float = 0.0
-    time_scale: float = 1.0
-    multi_turn: bool = False
-    per_chunk_usage: bool = True
-    ignore_eos: bool = True
-    request_timeout: float = 600.0
-    stall_timeout: float = 120.0
-    max_response_bytes: int = 64 << 20
-    api_key_env: str | None = "OPENAI_API_KEY"  # run: None = the serving command's key
+    model: Annotated[str | None, _opt("Model name (default: first of /v1/models)")] = None
+    endpoint: Annotated[str, _opt("completions | chat")] = "completions"
+    dataset: Annotated[str, _opt("synthetic | jsonl | sharegpt | shared_prefix | multi_turn | "
+                                 "trace")] = "synthetic"
+    dataset_path: Annotated[str | None, _opt("Data file for jsonl/sharegpt/trace")] = None
+    tokenizer: Annotated[str | None, _opt("tokenizer.json or a directory with one (real-token "
+                                          "prompts and counts)")] = None
+    input_len: Annotated[str, _opt("Prompt tokens: fixed:N | uniform:LO,HI | normal:MEAN,SD | "
+                                   "lognormal:MEAN,SD")] = "fixed:128"
+    output_len: Annotated[str | None, _opt("max_tokens, same forms as --input-len")] = None
+    concurrency: Annotated[int | None, _opt("Closed loop: requests in flight; with --rate: a "
+                                            "cap")] = None
+    rate: Annotated[float | None, _opt("Open loop: requests per second")] = None
+    arrival: Annotated[str, _opt("Open-loop arrivals: poisson | constant | gamma")] = "poisson"
+    burstiness: Annotated[float, _opt("Gamma shape k (<1 bursty, 1 = Poisson)")] = 1.0
+    requests: Annotated[int | None, _opt("Requests (sessions) per step (default 100 unless "
+                                         "--duration)")] = None
+    duration: Annotated[float | None, _opt("Seconds per step")] = None
+    warmup_requests: Annotated[int, _opt("Warm-up requests, excluded from metrics")] = 0
+    warmup_s: Annotated[float, _opt("Warm-up seconds, excluded from metrics")] = 0.0
+    sweep: Annotated[str | None, _opt("Sweep rates (with --rate) or concurrencies: 1,2,4 | "
+                                      "1:16:x2 | 2:10:+2")] = None
+    seed: Annotated[int, _opt("Seed for prompts, lengths and arrivals")] = 0
+    workers: Annotated[int, _opt("Client worker processes")] = 1
+    groups: Annotated[int, _opt("shared_prefix: groups")] = 8
+    prefix_len: Annotated[int, _opt("shared_prefix: prefix tokens")] = 512
+    turns: Annotated[str, _opt("multi_turn: turns per conversation")] = "fixed:3"
+    think_time: Annotated[float, _opt("multi_turn: seconds between turns")] = 0.0
+    time_scale: Annotated[float, _opt("trace: replay speed-up")] = 1.0
+    multi_turn: Annotated[bool, _opt("sharegpt: keep every human turn of a conversation",
+                                     "--multi-turn")] = False
+    per_chunk_usage: Annotated[bool, _opt("Ask for usage on every event (exact tokens per "
+                                          "event)", "--per-chunk-usage/--no-per-chunk-usage")
+                               ] = True
+    ignore_eos: Annotated[bool, _opt("Send ignore_eos so outputs reach max_tokens",
+                                     "--ignore-eos/--no-ignore-eos")] = True
+    request_timeout: Annotated[float, _opt("Per-request limit, seconds")] = 600.0
+    stall_timeout: Annotated[float, _opt("Give up on a stream silent this long, seconds")
+                             ] = 120.0
+    # run overrides this one (default None: the serving command's own key)
+    api_key_env: Annotated[str | None, _opt("Environment variable holding the API key (never "
+                                            "written anywhere)")] = "OPENAI_API_KEY"
+    max_response_bytes: Annotated[int, _opt("Largest non-streamed answer read, bytes (a larger "
+                                            "one ends invalid_response)")] = 64 << 20
 
     def to_config(self, base_url: str, model: str, out: Path, argv: list[str],
                   api_key: str | None = None) -> LoadConfig:
@@ -105,3 +142,43 @@ class WorkloadOptions:
 
 def default_run_dir(label: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
+
+
+def _group_params(group: type[Any]) -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(group, include_extras=True)
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                              default=f.default)
+            for f in dataclasses.fields(group)]
+
+
+def _is_group(annotation: object) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+
+
+def option_groups(fn: F) -> F:
+    """Give ``fn`` the options of each option group it takes (a parameter annotated with a
+    dataclass). In the signature typer reads, each such parameter becomes the group's fields,
+    in place; a parameter of ``fn`` named like a field replaces that field (its own help and
+    default, same place). ``fn`` is called with one instance of each group."""
+    sig = inspect.signature(fn, eval_str=True)
+    groups = {p.name: p.annotation for p in sig.parameters.values() if _is_group(p.annotation)}
+    fields = {name: [f.name for f in dataclasses.fields(g)] for name, g in groups.items()}
+    grouped = {f for names in fields.values() for f in names}
+    own = {p.name: p for p in sig.parameters.values() if p.name not in groups}
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        if p.name in groups:
+            params.extend(own.get(q.name, q) for q in _group_params(groups[p.name]))
+        elif p.name not in grouped:
+            params.append(p)
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+
+    @functools.wraps(fn)
+    def command(**values: Any) -> Any:
+        for name, group in groups.items():
+            values[name] = group(**{k: values.pop(k) for k in fields[name]})
+        return fn(**values)
+
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return typing.cast(F, command)

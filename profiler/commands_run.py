@@ -95,7 +95,9 @@ def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: P
 
 def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
             eopts: EngineOptions, out: Path, argv: list[str], pid: int | None) -> int:
+    from collectors.base import CollectorUnavailable
     from collectors.client.target import TargetError
+    from profiler.collection import prepare
     from profiler.discovery import DiscoveryError
     from profiler.engine_run import attach_engine
     from profiler.scaleout import WorkerError
@@ -107,14 +109,16 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
     api_key = resolve_api_key(opts, None, ())
     eopts = dataclasses.replace(eopts, api_key=api_key)
     try:
+        collectors = prepare(eopts)  # a collector this machine cannot run: before anything
         model = _model_for(opts, url, api_key)
         cfg = opts.to_config(url, model, out, argv, api_key=api_key)
-    except (DiscoveryError, TargetError, WorkloadError, ValueError) as exc:
+    except (CollectorUnavailable, DiscoveryError, TargetError, WorkloadError, ValueError) as exc:
         _err(console, str(exc))
         return EXIT_USAGE
     try:
         with LiveView(console, f"{model} @ {url}") as live:
-            res = attach_engine(url, eopts, config=cfg, on_progress=live.update)
+            res = attach_engine(url, eopts, config=cfg, on_progress=live.update,
+                                collectors=collectors)
     except (RunDirError, WorkloadError, UnknownEngineError) as exc:
         _err(console, str(exc))
         return EXIT_USAGE
@@ -152,6 +156,8 @@ def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions,
 
 def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
          eopts: EngineOptions, out: Path, argv: list[str]) -> int:
+    from collectors.base import CollectorUnavailable
+    from profiler.collection import prepare
     from profiler.commands import model_tokenizer
     from profiler.discovery import DiscoveryError
     from profiler.engine_run import EngineRunError, resolve_engine, run_engine
@@ -169,7 +175,8 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
     try:
         spec, _ = resolve_engine(command, eopts)
         opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
-    except (UnknownEngineError, WorkloadError, ValueError) as exc:
+        collectors = prepare(eopts)  # a collector this machine cannot run: before the engine
+    except (CollectorUnavailable, UnknownEngineError, WorkloadError, ValueError) as exc:
         _err(console, str(exc))
         return EXIT_USAGE
     api_key = resolve_api_key(opts, spec, command)
@@ -182,7 +189,7 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
     try:
         with LiveView(console, "run") as live:
             res = run_engine(command, eopts, make_config=make_config, out=out,
-                             command_line=argv, on_progress=live.update,
+                             command_line=argv, on_progress=live.update, collectors=collectors,
                              on_status=lambda m: console.print(m, highlight=False, markup=False))
     except EngineRunError as exc:
         signals.finished()

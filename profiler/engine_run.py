@@ -10,30 +10,35 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectors.client.progress import Progress
-from profiler import httpget, signals
+from collectors.registry import COLLECTORS, DEFAULT_COLLECT, CollectorEntry, parse_collect
+from profiler import collection, httpget, signals
 from profiler.launch import EngineExited, EngineNotReady, EngineProcess, StopReport
 from profiler.loadrun import LoadConfig, LoadResult, prepare_run_dir, run_load
 from servescope.clock import take_anchor
 from servescope.engines.registry import detect_from_metrics, detect_spec, engine_names, get_spec
 from servescope.engines.spec import EngineSpec
 from servescope.redact import redact_argv, redact_text, register_secrets, secrets_in
+from servescope.registry import Registry
 from servescope.rundir.atomic import RunDirWriteError
 from servescope.rundir.manifest import (
     EngineError,
     EngineInfo,
     EngineStop,
     Manifest,
-    ScrapeCounts,
     gpu_inventory,
     host_fingerprint,
     read_manifest,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from collectors.base import Collector
+    from collectors.child import ChildRunner
 
 __all__ = ["EngineOptions", "EngineRunError", "EngineRunResult", "attach_engine", "resolve_engine",
            "run_engine", "sniff_engine"]
@@ -61,6 +66,9 @@ class EngineOptions:
     scrape: bool = True
     stop_grace_s: tuple[float, float, float] = (15.0, 10.0, 5.0)
     api_key: str | None = None  # for servescope's own requests (readiness, /version, /metrics)
+    collect: str | Sequence[str] = DEFAULT_COLLECT  # collector names (--collect)
+    pid: int | None = None  # attach: the server's pid (--pid), for collectors that watch it
+    registry: Registry[CollectorEntry] = field(default=COLLECTORS, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.ready_timeout_s > 0:
@@ -69,6 +77,15 @@ class EngineOptions:
             raise ValueError("--metrics-interval must be positive")
         if self.metrics_max_bytes < 1:
             raise ValueError("--metrics-max-bytes must be positive")
+        try:
+            self.collectors()
+        except ValueError as exc:  # an unknown name: the message lists the valid ones
+            raise ValueError(f"--collect: {exc}") from None
+
+    def collectors(self) -> tuple[str, ...]:
+        """The chosen collectors' names; ``scrape=False`` (--no-metrics) leaves metrics out."""
+        return tuple(n for n in parse_collect(self.collect, self.registry)
+                     if self.scrape or n != "metrics")
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -82,6 +99,7 @@ class EngineRunResult:
     stop: StopReport | None
     ready_s: float
     warnings: list[str]
+    collected: dict[str, dict[str, Any]] = field(default_factory=dict)  # see collection.stop
 
 
 def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineSpec, str]:
@@ -129,11 +147,15 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
                make_config: Callable[[str, Path], LoadConfig], out: Path,
                command_line: Sequence[str],
                on_progress: Callable[[Progress], None] | None = None,
-               on_status: Callable[[str], None] | None = None) -> EngineRunResult:
+               on_status: Callable[[str], None] | None = None,
+               collectors: Sequence[Collector] | None = None) -> EngineRunResult:
     """``make_config(base_url, run_dir)`` builds the workload once the engine is ready (the
-    model name is known only then)."""
+    model name is known only then). ``collectors``: made by :func:`collection.prepare`
+    (default: here, before anything starts; :class:`CollectorUnavailable` then)."""
     say = on_status or (lambda _msg: None)
     spec, base_url = resolve_engine(argv, opts)
+    if collectors is None:
+        collectors = collection.prepare(opts)
     env = dict(os.environ)
     register_secrets([*secrets_in(argv, env), *([opts.api_key] if opts.api_key else [])])
     run_dir = prepare_run_dir(out)
@@ -152,7 +174,7 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     error: EngineError | None = None
     try:
         _start_and_load(engine, spec, argv, base_url, opts, make_config, info, res,
-                        on_progress, say)
+                        on_progress, say, collectors)
         res.status = res.load.status if res.load is not None else "failed"
     except EngineExited as exc:
         error = EngineError("exited", str(exc), exc.returncode, exc.tail)
@@ -167,6 +189,7 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
         say("stopping the engine")
         res.stop = engine.stop(opts.stop_grace_s, hurry=signals.escalate, on_hurry=say)
         _finish(run_dir, info, res.stop, warnings, status=res.status, error=error)
+        collection.record(run_dir, res.collected, warnings)
     return res
 
 
@@ -175,7 +198,7 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
                     base_url: str, opts: EngineOptions,
                     make_config: Callable[[str, Path], LoadConfig], info: EngineInfo,
                     res: EngineRunResult, on_progress: Callable[[Progress], None] | None,
-                    say: Callable[[str], None]) -> None:
+                    say: Callable[[str], None], collectors: Sequence[Collector]) -> None:
     engine.start()
     say(f"waiting for {base_url} to be ready (up to {opts.ready_timeout_s:g} s)")
     res.ready_s = engine.wait_ready(base_url, spec.readiness_paths, opts.ready_timeout_s,
@@ -193,20 +216,18 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
             raise EngineExited(f"the engine exited with code {rc} right after it was ready",
                                rc, engine.tail()) from None
         raise
-    scraper = _start_scraper(spec, argv, base_url, res.run_dir, opts, res.warnings)
+    ctx = collection.context(spec, argv, base_url, res.run_dir, opts, engine.pid)
+    running = collection.start(collectors, ctx, res.warnings)
     try:
         with _Watchdog(engine) as dog:
             try:
-                res.load = run_load(cfg, on_progress=_with_gauges(on_progress, scraper),
+                res.load = run_load(cfg, on_progress=collection.with_gauges(on_progress, running),
                                     run_dir_ready=True, engine=info)
             except KeyboardInterrupt:
                 if dog.died_with is None:
                     raise
     finally:
-        if scraper is not None:
-            info.scrapes = ScrapeCounts.from_json(scraper.stop().to_json())
-            if scraper.error:
-                res.warnings.append(f"metrics scraper: {scraper.error}")
+        res.collected = collection.stop(running, info, res.warnings)
     if dog.died_with is not None:
         raise EngineExited(f"the engine exited with code {dog.died_with} during the run",
                            dog.died_with, engine.tail())
@@ -215,52 +236,6 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
 def _clean_title(title: str) -> str:
     """A process title as recorded: secret flags' values and registered secrets masked."""
     return redact_text(" ".join(redact_argv(title.split(" "))))
-
-
-def _with_gauges(on_progress: Callable[[Progress], None] | None,
-                 scraper: Any) -> Callable[[Progress], None] | None:
-    """The progress callback, with the scraper's latest live engine gauges filled in."""
-    live = getattr(scraper, "live", None)
-    if on_progress is None or live is None:
-        return on_progress
-    cb = on_progress
-
-    def update(p: Progress) -> None:
-        p.engine = {k.value: v for k, v in live.values().items()}
-        cb(p)
-
-    return update
-
-
-def _start_scraper(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR0917
-                   run_dir: Path, opts: EngineOptions, warnings: list[str]) -> Any:
-    if not opts.scrape:
-        return None
-    from collectors.engine_scrape_process import ScraperProcess
-
-    endpoints = spec.metrics_endpoints(argv, base_url)
-    if not endpoints:
-        warnings.append(f"{spec.name}: no metrics endpoint; engine metrics not collected")
-        return None
-    from collectors.live_gauges import LiveGauges, live_families
-
-    live = (LiveGauges(live_families(spec))
-            if all(ep.format == "prometheus" for ep in endpoints) else None)
-    scraper = ScraperProcess(run_dir, endpoints, interval_s=opts.metrics_interval_s, live=live,
-                             headers=opts.headers() or None,
-                             max_body_bytes=opts.metrics_max_bytes)
-    try:
-        # started from a thread with the terminal's signals blocked: the scraper is born
-        # deaf to a Ctrl-C or hangup of the terminal (servescope stops it), and a stop
-        # signal cannot cut its start in half
-        started = signals.run_in_shielded_thread(scraper.start)
-    except KeyboardInterrupt:
-        scraper.stop()
-        raise
-    if not started:
-        warnings.append(f"metrics scraper did not start: {scraper.error}")
-        return None
-    return scraper
 
 
 def _finish(run_dir: Path, engine_info: EngineInfo, stop: StopReport | None,
@@ -328,13 +303,16 @@ def engine_version(base_url: str, timeout_s: float = 2.0,
 
 
 def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
-                  on_progress: Callable[[Progress], None] | None = None) -> EngineRunResult:
+                  on_progress: Callable[[Progress], None] | None = None,
+                  collectors: Sequence[Collector] | None = None) -> EngineRunResult:
     """The same collection against a server servescope did not start (never stops it)."""
     # the client accepts .../v1 as the base URL; /metrics and /version live at the root
     base_url = base_url.rstrip("/").removesuffix("/v1")
     register_secrets([*secrets_in([], os.environ), *([opts.api_key] if opts.api_key else [])])
     name = opts.engine or sniff_engine(base_url, headers=opts.headers())
     spec = get_spec(name)
+    if collectors is None:
+        collectors = collection.prepare(opts)
     run_dir = prepare_run_dir(config.out_dir)
     info = EngineInfo.from_json(spec.manifest_entry([], base_url))
     info.attached = True
@@ -344,19 +322,18 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
         info.version = version
     warnings: list[str] = []
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
-    scraper = None
+    running: list[ChildRunner] = []
     try:
-        scraper = _start_scraper(spec, [], base_url, run_dir, opts, warnings)
-        res.load = run_load(config, on_progress=_with_gauges(on_progress, scraper),
+        ctx = collection.context(spec, [], base_url, run_dir, opts, opts.pid)
+        running = collection.start(collectors, ctx, warnings)
+        res.load = run_load(config, on_progress=collection.with_gauges(on_progress, running),
                             run_dir_ready=True, engine=info)
         res.status = res.load.status
     except KeyboardInterrupt:
         res.status = "interrupted"
     finally:
         signals.begin_stop()
-        if scraper is not None:
-            info.scrapes = ScrapeCounts.from_json(scraper.stop().to_json())
-            if scraper.error:
-                warnings.append(f"metrics scraper: {scraper.error}")
+        res.collected = collection.stop(running, info, warnings)
         _finish(run_dir, info, None, warnings, status=res.status)
+        collection.record(run_dir, res.collected, warnings)
     return res

@@ -83,3 +83,53 @@ def test_listing_collectors_imports_none_of_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- through run and attach
+
+
+def test_attach_runs_each_chosen_collector_and_records_its_counts(refserver, tmp_path):
+    from profiler.cli_workload import WorkloadOptions
+    from profiler.engine_run import EngineOptions, attach_engine
+    from servescope.rundir.manifest import read_manifest
+
+    opts = EngineOptions(engine="openai", collect="probe,requests", registry=probe_registry())
+    assert opts.collectors() == ("probe", "requests")
+    out = tmp_path / "run"
+    cfg = WorkloadOptions(requests=40, concurrency=2, input_len="fixed:8",
+                          output_len="fixed:8").to_config(refserver.url, "ref", out, ["t"])
+    res = attach_engine(refserver.url, opts, config=cfg)
+    assert res.status == "complete"
+    manifest = read_manifest(out)
+    counts = manifest.extra["collectors"]["probe"]  # under its name
+    assert counts["ticks"] >= 1
+    assert counts["process_cpu_ns"] > 0
+    assert (out / "probe.txt").read_text().count("\n") == counts["ticks"]
+    assert manifest.engine is not None
+    assert manifest.engine.scrapes is None  # metrics was not chosen
+
+
+def test_an_unavailable_collector_stops_run_before_the_engine_starts(tmp_path):
+    from profiler.engine_run import EngineOptions, run_engine
+
+    marker = tmp_path / "engine-started"
+    opts = EngineOptions(engine="openai", url="http://127.0.0.1:9", collect="probe",
+                         registry=probe_registry(unavailable="probe needs probe-tools: pip "
+                                                 "install probe-tools"))
+    with pytest.raises(CollectorUnavailable, match="pip install probe-tools"):
+        run_engine([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], opts,
+                   make_config=lambda *_: None, out=tmp_path / "run",  # type: ignore[arg-type]
+                   command_line=["t"])
+    assert not marker.exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_collector_is_refused_with_the_valid_names():
+    from profiler.engine_run import EngineOptions
+
+    with pytest.raises(ValueError, match=r"^--collect: unknown collector 'gpu'; valid "
+                                         r"collectors: requests, metrics$"):
+        EngineOptions(collect="metrics,gpu")
+    assert EngineOptions(scrape=False).collectors() == ()  # --no-metrics
+    assert EngineOptions(collect="requests,metrics", scrape=False).collectors() == ("requests",)
+    assert EngineOptions().collectors() == ("metrics",)

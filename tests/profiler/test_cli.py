@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from profiler.selftest.process import RefServerHandle
 from servescope.rundir.reader import load_run
 
@@ -40,7 +42,8 @@ def test_attach_then_summarize(refserver: RefServerHandle, tmp_path: Path) -> No
     run = load_run(out)
     assert run.manifest.status == "complete"
     assert len(run.requests) == 20
-    assert run.manifest.extra["engine"]["name"] == "openai"  # no /metrics: generic adapter
+    assert run.manifest.engine is not None
+    assert run.manifest.engine.name == "openai"  # no /metrics: generic adapter
     s = cli("summarize", str(out), "--definitions", "all", "--slo", "ttft:500,itl:100")
     assert s.returncode == 0, s.stderr
     assert "goodput" in s.stdout
@@ -102,3 +105,83 @@ def test_bad_engine_and_size_options_exit_2_before_anything_starts(tmp_path: Pat
         assert message in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr + r.stdout
         assert not out.exists()
+
+
+def _options(command: str) -> dict[str, dict[str, object]]:
+    import typer.main
+
+    from profiler.cli import app
+
+    cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return {p.name: {"opts": p.opts, "secondary": p.secondary_opts, "default": p.default,
+                     "help": getattr(p, "help", None),
+                     "panel": getattr(p, "rich_help_panel", None)}
+            for p in cmd.params if p.name is not None}
+
+
+def test_run_and_attach_expose_the_same_workload_and_engine_options() -> None:
+    from dataclasses import fields
+
+    from profiler.cli import EngineFlags
+    from profiler.cli_workload import WorkloadOptions
+
+    run, attach = _options("run"), _options("attach")
+    shared = [f.name for f in (*fields(WorkloadOptions), *fields(EngineFlags))]
+    assert len(shared) >= 35
+    differ = {"api_key_env"}  # run's default is the serving command's own key
+    for name in shared:
+        assert name in run, name
+        assert name in attach, name
+        if name not in differ:
+            assert run[name] == attach[name], name
+    assert run["api_key_env"]["opts"] == attach["api_key_env"]["opts"]
+    assert (run["api_key_env"]["default"], attach["api_key_env"]["default"]) == (
+        None, "OPENAI_API_KEY")
+    # each command's own options, and nothing else
+    assert set(run) - set(shared) == {"command", "out", "url", "ready_timeout"}
+    assert set(attach) - set(shared) == {"url", "out", "pid"}
+    assert run["collect"]["default"] == "metrics"
+    assert attach["no_metrics"]["opts"] == ["--no-metrics"]
+    assert attach["per_chunk_usage"]["secondary"] == ["--no-per-chunk-usage"]
+    assert {run[n]["panel"] for n in (f.name for f in fields(WorkloadOptions))} == {"Workload"}
+    assert {run[n]["panel"] for n in (f.name for f in fields(EngineFlags))} == {"Engine"}
+
+
+def test_collect_names_what_it_knows_before_anything_starts(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    for args in (["attach", "--url", "http://127.0.0.1:9"],
+                 ["run", "--engine", "vllm", "--", sys.executable, "-c", "pass"]):
+        r = cli(*args[:1], "--out", str(out), "--collect", "metrics,gpu", *args[1:])
+        assert r.returncode == 2, r.stderr
+        assert "--collect: unknown collector 'gpu'; valid collectors: requests, metrics" in (
+            r.stderr), r.stderr
+        assert "Traceback" not in r.stderr + r.stdout
+        assert not out.exists()
+
+
+def test_a_collector_this_machine_cannot_run_is_exit_2_before_anything(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """attach and run check every chosen collector's environment first (a test collector
+    whose validate_environment() fails; the real registry is left alone)."""
+    from collectors.registry import CollectorEntry
+    from profiler.cli_workload import WorkloadOptions
+    from profiler.commands_run import attach_command, run_command
+    from profiler.engine_run import EngineOptions
+    from servescope.registry import Registry
+    from tests.collectors._probe import Probe
+
+    fix = "the probe needs probe-tools: pip install probe-tools"
+    reg = Registry("collector", [("probe", CollectorEntry("probe", "a test probe",
+                                                          lambda: Probe(unavailable=fix)))])
+    out, marker = tmp_path / "r", tmp_path / "engine-started"
+    code = attach_command("http://127.0.0.1:9", WorkloadOptions(),
+                          EngineOptions(collect="probe", registry=reg), out, ["t"])
+    assert code == 2
+    assert f"error: {fix}" in capsys.readouterr().err
+    code = run_command([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], WorkloadOptions(),
+                       EngineOptions(engine="openai", collect="probe", registry=reg), out,
+                       ["t"])
+    assert code == 2
+    assert f"error: {fix}" in capsys.readouterr().err
+    assert not out.exists()
+    assert not marker.exists()

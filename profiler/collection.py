@@ -1,0 +1,106 @@
+"""The collectors a run chose (``--collect``), around its load.
+
+Each is made and its environment checked before the engine starts (:func:`prepare`: a missing
+dependency or permission is a usage error then, not a failure mid-run), started in a child
+process of its own once the engine is ready, with the terminal's signals blocked (:func:`start`:
+a Ctrl-C reaches only servescope, which stops them in order, and a stop signal cannot cut a
+start in half), and stopped after the load (:func:`stop`), each one's counts recorded under its
+name: the metrics scraper's in the engine's section (``engine.scrapes``), any other's in the
+manifest's ``collectors`` section (:func:`record`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from collectors.base import CollectContext, Collector, EngineFacts, LiveSource
+from collectors.child import ChildRunner, start_children, stop_children
+from collectors.registry import make_collectors
+from profiler import signals
+from servescope.clock import take_anchor
+from servescope.redact import known_secrets
+from servescope.rundir.layout import RunDirError
+from servescope.rundir.manifest import ScrapeCounts, read_manifest, write_manifest
+
+if TYPE_CHECKING:
+    from collectors.client.progress import Progress
+    from profiler.engine_run import EngineOptions
+    from servescope.engines.spec import EngineSpec
+    from servescope.rundir.manifest import EngineInfo
+
+__all__ = ["COLLECTORS_SECTION", "context", "prepare", "record", "start", "stop",
+           "with_gauges"]
+
+COLLECTORS_SECTION = "collectors"  # the manifest's section for counts with no typed place
+
+
+def prepare(opts: EngineOptions) -> list[Collector]:
+    """The chosen collectors, each made and its ``validate_environment()`` passed:
+    :class:`collectors.base.CollectorUnavailable` (one line naming the fix) otherwise."""
+    return make_collectors(opts.collectors(), opts.registry)
+
+
+def context(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR0917
+            run_dir: Path, opts: EngineOptions, pid: int | None) -> CollectContext:
+    """What the collectors start with, for an engine that is ready."""
+    from collectors.live_gauges import live_families
+
+    facts = EngineFacts(spec.name, tuple(argv), pid, spec.metrics_endpoints(argv, base_url),
+                        live_families(spec))
+    return CollectContext(run_dir, base_url, facts, take_anchor(), opts.headers(),
+                          tuple(known_secrets()),
+                          {"metrics": {"interval_s": opts.metrics_interval_s,
+                                       "max_body_bytes": opts.metrics_max_bytes}})
+
+
+def start(collectors: Sequence[Collector], ctx: CollectContext, warnings: list[str]
+          ) -> list[ChildRunner]:
+    """Each collector in its own child, started from a thread with the terminal's signals
+    blocked; those skipped or not started are warnings."""
+    if not collectors:
+        return []
+    return start_children(collectors, ctx, warnings, run=signals.run_in_shielded_thread)
+
+
+def stop(running: Sequence[ChildRunner], info: EngineInfo, warnings: list[str]
+         ) -> dict[str, dict[str, Any]]:
+    """Stop every running collector (bounded); the metrics scraper's counts go to
+    ``info.scrapes``, every other collector's are returned by name (for :func:`record`)."""
+    others: dict[str, dict[str, Any]] = {}
+    for name, stats in stop_children(running, warnings).items():
+        if name == "metrics":
+            info.scrapes = ScrapeCounts.from_json(stats.to_json())
+        else:
+            others[name] = stats.to_json()
+    return others
+
+
+def record(run_dir: Path, counts: dict[str, dict[str, Any]], warnings: list[str]) -> None:
+    """The counts of collectors other than metrics, in the manifest's ``collectors``
+    section under each one's name (nothing is written when there are none)."""
+    if not counts:
+        return
+    try:
+        manifest = read_manifest(run_dir)
+        manifest.extra.setdefault(COLLECTORS_SECTION, {}).update(counts)
+        write_manifest(run_dir, manifest)
+    except RunDirError as exc:  # a full disk: the run is recorded; these are details
+        warnings.append(f"collector counts not recorded: {exc}")
+
+
+def with_gauges(on_progress: Callable[[Progress], None] | None,
+                running: Sequence[ChildRunner]) -> Callable[[Progress], None] | None:
+    """The progress callback, with the latest live engine gauges filled in (from the first
+    collector that has them)."""
+    live = next((r.collector for r in running if isinstance(r.collector, LiveSource)), None)
+    if on_progress is None or live is None:
+        return on_progress
+    cb, source = on_progress, live
+
+    def update(p: Progress) -> None:
+        p.engine = source.live_values()
+        cb(p)
+
+    return update
