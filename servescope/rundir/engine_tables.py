@@ -79,7 +79,7 @@ SCRAPES = TableSpec(f"{ENGINE_DIR}/{SCRAPES_FILE}", tuple(
               "cpu_ns")))
 METRIC_COLUMNS = METRICS.names
 SCRAPE_COLUMNS = SCRAPES.names
-BATCH_BYTES = 4 << 20  # journal bytes (raw pages) parsed and written at a time
+BATCH_BYTES = 16 << 20  # journal bytes (raw pages) parsed and written at a time
 
 
 def engine_dir(run_dir: Path) -> Path:
@@ -163,6 +163,7 @@ class _EngineTables:
             m.cols["scrape"].extend([self.next_scrape] * n)
             m.cols["t_ns"].extend([_int(d.get("t_end_ns"))] * n)
             self.next_scrape += 1
+            d.pop("samples", None)  # free the parsed page now (the batch holds many)
         return m.take(), s.take()
 
 

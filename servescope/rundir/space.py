@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from servescope.rundir.atomic import RunDirWriteError
-from servescope.rundir.layout import JOURNAL_DIR, RESERVE_FILE
+from servescope.rundir.layout import RESERVE_FILE
+from servescope.rundir.tables import journal_files
 
 __all__ = ["RESERVE_BYTES", "Reserve", "journal_bytes", "journal_sizes", "lines_since",
            "room_for_tables"]
@@ -61,9 +62,8 @@ def _allocate(fd: int, size: int) -> None:
 
 def journal_sizes(run_dir: Path) -> dict[Path, int]:
     """Size of each worker's journal now."""
-    jdir = run_dir / JOURNAL_DIR
     sizes: dict[Path, int] = {}
-    for path in jdir.glob("worker-*.jsonl") if jdir.is_dir() else []:
+    for path in journal_files(run_dir):
         with contextlib.suppress(OSError):
             sizes[path] = path.stat().st_size
     return sizes
