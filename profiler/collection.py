@@ -84,7 +84,7 @@ def record(run_dir: Path, counts: dict[str, dict[str, Any]], warnings: list[str]
         return
     try:
         manifest = read_manifest(run_dir)
-        manifest.extra.setdefault(COLLECTORS_SECTION, {}).update(counts)
+        manifest.collectors.update(counts)
         write_manifest(run_dir, manifest)
     except RunDirError as exc:  # a full disk: the run is recorded; these are details
         warnings.append(f"collector counts not recorded: {exc}")

@@ -6,6 +6,7 @@ import os
 import platform
 import socket
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from servescope.rundir.manifest_check import (
     Check,
     ManifestShapeError,
     check_top,
-    decode,
+    decode_value,
     encode,
     obj_check,
 )
@@ -55,10 +56,8 @@ class HostInfo:
     memory_bytes: int
 
 
-# the typed sections, each decoded as its dataclass (``engine``/``imported`` may be absent)
-_SECTIONS: dict[str, type] = {"clock": ClockAnchor, "host": HostInfo, "client": ClientInfo,
-                              "gpus": GpuInventory, "engine": EngineInfo,
-                              "imported": ImportInfo}
+# the typed sections, each decoded by its annotation (``engine``/``imported`` may be absent)
+_SECTIONS = ("clock", "host", "client", "gpus", "engine", "imported", "collectors")
 _ANY_SECTION: dict[str, Check] = {name: obj_check() for name in _SECTIONS}
 
 
@@ -67,9 +66,11 @@ class Manifest:
     """``manifest.json`` (schema 2, docs/run-format.md).
 
     ``schema_version`` is the schema the directory was written with (a schema-1 manifest is
-    converted when read); a manifest is always written in the current schema. ``extra`` holds
-    the sections a newer servescope wrote that this one does not know: kept and written back
-    as they are, never read here.
+    converted when read); a manifest is always written in the current schema. ``collectors``:
+    the counts of each collector other than the metrics scraper (whose counts are
+    ``engine.scrapes``), under its name, in its own fields. ``extra`` holds the sections a newer
+    servescope wrote that this one does not know: kept and written back as they are, never
+    read here.
     """
 
     run_id: str
@@ -90,6 +91,7 @@ class Manifest:
     gpus: GpuInventory = field(default_factory=GpuInventory)
     engine: EngineInfo | None = None
     imported: ImportInfo | None = None
+    collectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -124,9 +126,10 @@ class Manifest:
                 raise ManifestShapeError(f"{name}: unknown field")
         check_top({k: v for k, v in data.items() if k in _KNOWN}, _ANY_SECTION)
         kwargs = {k: v for k, v in data.items() if k in _KNOWN}
-        for name, section in _SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for name in _SECTIONS:
             if name in data:
-                kwargs[name] = decode(section, data[name], paths.get(name, name))
+                kwargs[name] = decode_value(hints[name], data[name], paths.get(name, name))
         return cls(**kwargs, extra=unknown)
 
 

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 __all__ = ["OMIT_DEFAULT", "V1_GPU", "Check", "ManifestShapeError", "check_top", "decode",
-           "encode", "kind_of", "obj_check", "obj_list"]
+           "decode_value", "encode", "kind_of", "obj_check", "obj_list"]
 
 T = TypeVar("T")
 Check = Callable[[object, str], None]
@@ -75,7 +75,9 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _value(tp: Any, v: object, where: str) -> Any:
+def decode_value(tp: Any, v: object, where: str) -> Any:
+    """``v`` (decoded JSON) as a value of the annotation ``tp``; :class:`ManifestShapeError`
+    naming ``where`` or the first bad field inside it."""
     if tp is Any:
         return v
     if tp in (int, str, bool):
@@ -94,7 +96,7 @@ def _value(tp: Any, v: object, where: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         try:
-            return _value(inner[0], v, where)
+            return decode_value(inner[0], v, where)
         except ManifestShapeError as exc:
             if str(exc).startswith(f"{where}: "):  # this field itself: say null would do
                 raise _bad(where, _expected(tp), v) from None
@@ -102,11 +104,11 @@ def _value(tp: Any, v: object, where: str) -> Any:
     if origin is list:
         if type(v) is not list:
             raise _bad(where, _expected(tp), v)
-        return [_value(args[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
+        return [decode_value(args[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
     if origin is dict:
         if type(v) is not dict:
             raise _bad(where, "an object", v)
-        return {k: _value(args[1], x, f"{where}.{k}") for k, x in v.items()}
+        return {k: decode_value(args[1], x, f"{where}.{k}") for k, x in v.items()}
     raise TypeError(f"{where}: no decoder for {tp!r}")  # a programming error, not the file's
 
 
@@ -121,7 +123,7 @@ def decode(cls: type[T], v: object, where: str) -> T:
     for key, value in v.items():
         if key not in fields:
             raise ManifestShapeError(f"{where}.{key}: unknown field")
-        kwargs[key] = _value(hints[key], value, f"{where}.{key}")
+        kwargs[key] = decode_value(hints[key], value, f"{where}.{key}")
     for name, f in fields.items():
         if (name not in kwargs and f.default is dataclasses.MISSING
                 and f.default_factory is dataclasses.MISSING):

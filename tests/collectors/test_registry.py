@@ -101,7 +101,7 @@ def test_attach_runs_each_chosen_collector_and_records_its_counts(refserver, tmp
     res = attach_engine(refserver.url, opts, config=cfg)
     assert res.status == "complete"
     manifest = read_manifest(out)
-    counts = manifest.extra["collectors"]["probe"]  # under its name
+    counts = manifest.collectors["probe"]  # under its name
     assert counts["ticks"] >= 1
     assert counts["process_cpu_ns"] > 0
     assert (out / "probe.txt").read_text().count("\n") == counts["ticks"]

@@ -85,6 +85,8 @@ CASES: list[tuple[str, Any, str]] = [
     ("engine.error", {"kind": "exited"}, "engine.error.message: missing"),
     ("engine.surprise", 1, "engine.surprise: unknown field"),
     ("imported", {"tool": 1}, "imported.tool: expected a string, got an integer"),
+    ("collectors", [], "collectors: expected an object, got a list"),
+    ("collectors", {"gpu": 5}, "collectors.gpu: expected an object, got an integer"),
     ("workload.steps", "x", "workload.steps: expected a list of objects, got a string"),
     ("workload.dataset", 3, "workload.dataset: expected an object, got an integer"),
     ("workload.arrival", [], "workload.arrival: expected an object, got a list"),

@@ -97,6 +97,7 @@ def test_a_manifest_round_trips(tmp_path: Any) -> None:
                  engine=EngineInfo("vllm", command=["vllm", "serve"], ready_s=1.5,
                                    scrapes=ScrapeCounts(scrapes=3, ok=2, failed=1),
                                    stop=EngineStop(["SIGINT"], 0, 0.25)),
+                 collectors={"gpu": {"samples": 4, "process_cpu_ns": -1}},
                  extra={"later": {"x": 1}})
     write_manifest(tmp_path, m)
     assert read_manifest(tmp_path) == m
