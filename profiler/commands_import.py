@@ -34,7 +34,7 @@ def import_command(source: Path, out: Path, tool: str | None) -> int:
     err.print(f"imported {res.requests} requests from {escape(res.tool)} {escape(version)} "
               f"({escape(str(source))})", highlight=False)
     err.print(f"run directory: [bold]{escape(str(res.run_dir))}[/] (imported)", highlight=False)
-    err.print("reconstructed (manifest.extra.imported.reconstructed):", highlight=False)
+    err.print("reconstructed (manifest.imported.reconstructed):", highlight=False)
     for line in res.reconstructed:
         err.print(f"  - {escape(line)}", highlight=False)
     for w in res.warnings:

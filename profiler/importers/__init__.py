@@ -2,7 +2,7 @@
 
 ``import_run(FILE, OUT, tool=None)`` reads a ``vllm bench serve --save-detailed`` JSON, an
 AIPerf ``profile_export.jsonl`` or a GuideLLM ``benchmarks.json`` and writes a standard run
-directory (docs/run-format.md) whose ``manifest.extra["imported"]`` says what was
+directory (docs/run-format.md) whose ``manifest.imported`` says what was
 reconstructed; every analyzer then works on it. docs/importers.md has the details per tool.
 """
 
