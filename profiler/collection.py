@@ -30,10 +30,7 @@ if TYPE_CHECKING:
     from servescope.engines.spec import EngineSpec
     from servescope.rundir.manifest import EngineInfo
 
-__all__ = ["COLLECTORS_SECTION", "context", "prepare", "record", "start", "stop",
-           "with_gauges"]
-
-COLLECTORS_SECTION = "collectors"  # the manifest's section for counts with no typed place
+__all__ = ["context", "prepare", "record", "start", "stop", "with_gauges"]
 
 
 def prepare(opts: EngineOptions) -> list[Collector]:

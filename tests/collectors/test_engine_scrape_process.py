@@ -57,3 +57,48 @@ async def test_child_survives_a_dead_server(tmp_path):
 def test_stop_without_start_is_harmless(tmp_path):
     proc = ScraperProcess(tmp_path, [MetricsEndpoint("http://127.0.0.1:1/m", "prometheus")])
     assert proc.stop().scrapes == 0
+
+
+async def test_the_live_gauges_reach_the_parent_from_the_child(tmp_path):
+    """What the live view shows while the run goes on: the child reads KV-cache usage,
+    running and waiting from each raw page into memory the parent made."""
+    from collectors.base import CollectContext, EngineFacts
+    from collectors.child import ChildRunner
+    from collectors.engine_scrape_process import MetricsCollector
+    from collectors.live_gauges import live_families
+    from servescope.clock import take_anchor
+    from servescope.engines.registry import get_spec
+
+    async with scripted_server({"/metrics": Route(VLLM)}) as srv:
+        facts = EngineFacts("vllm", metrics_endpoints=(MetricsEndpoint(srv.url(), "prometheus"),),
+                            live_families=live_families(get_spec("vllm")))
+        ctx = CollectContext(tmp_path, srv.url(""), facts, take_anchor(),
+                             options={"metrics": {"interval_s": 0.1}})
+        collector = MetricsCollector()
+        assert collector.live_values() == {}  # nothing read yet
+        runner = ChildRunner(collector, ctx)
+        assert await asyncio.to_thread(runner.start)
+        await asyncio.sleep(0.5)
+        live = collector.live_values()  # the parent's own instance
+        stats = await asyncio.to_thread(runner.stop)
+    assert runner.error == ""
+    assert stats.counts["ok"] >= 3
+    assert live == {"kv_cache_usage_frac": 0.0036623329060612164,
+                    "requests_running": 20.0, "requests_waiting": 0.0}
+
+
+def test_json_pages_give_no_live_gauges_and_no_endpoint_is_a_skip(tmp_path):
+    from collectors.base import CollectContext, EngineFacts
+    from collectors.engine_scrape_process import MetricsCollector
+    from servescope.clock import take_anchor
+
+    collector = MetricsCollector()
+    none = CollectContext(tmp_path, "", EngineFacts("openai"), take_anchor())
+    assert collector.skip_reason(none) == (
+        "openai: no metrics endpoint; engine metrics not collected")
+    assert collector.stop().counts["scrapes"] == 0  # never started: zero counts
+    json_ep = EngineFacts("trtllm", metrics_endpoints=(
+        MetricsEndpoint("http://127.0.0.1:1/metrics", "trtllm_json"),),
+        live_families={"requests_running": (("numActiveRequests",), 1.0, "sum")})
+    assert collector._live_gauges(json_ep) is None
+    assert collector.live_values() == {}
