@@ -4,29 +4,17 @@ and TensorRT-LLM's JSON iteration statistics."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from servescope.engines.base import MetricsFormat
 from servescope.engines.trtllm import ITER_PREFIX
+from servescope.records.engine import MetricSample
 
 __all__ = ["MetricSample", "parse_body", "parse_prometheus", "parse_trtllm_json"]
 
 _SORT = orjson.OPT_SORT_KEYS
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSample:
-    family: str
-    type: str
-    sample: str
-    labels: str  # JSON object, keys sorted
-    value: float
-
-    def row(self) -> tuple[str, str, str, str, float]:
-        return (self.family, self.type, self.sample, self.labels, self.value)
 
 
 def _metric_name(line: str) -> str:

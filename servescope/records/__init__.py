@@ -1,8 +1,18 @@
-"""Typed records: one frozen (or slotted) dataclass per kind of measurement, raw integer
-nanoseconds and native units, units in the field names."""
+"""Typed records: one dataclass per kind of measurement, raw integer nanoseconds and native
+units, the unit in each field's name. ``client`` and ``engine`` are written today; ``gpu``,
+``stacks``, ``kernels``, ``spans`` and ``bandwidth`` are the schema of the GPU half's
+collectors (docs/run-format.md)."""
 
 from __future__ import annotations
 
+from servescope.records.bandwidth import BandwidthSample
 from servescope.records.client import UNKNOWN, EventKind, Outcome, RequestRecord
+from servescope.records.engine import MetricSample
+from servescope.records.gpu import GpmSample, GpuProcessSample, GpuSample
+from servescope.records.kernels import KernelEvent, TraceEventKind
+from servescope.records.spans import SpanRecord
+from servescope.records.stacks import StackSample
 
-__all__ = ["UNKNOWN", "EventKind", "Outcome", "RequestRecord"]
+__all__ = ["UNKNOWN", "BandwidthSample", "EventKind", "GpmSample", "GpuProcessSample",
+           "GpuSample", "KernelEvent", "MetricSample", "Outcome", "RequestRecord",
+           "SpanRecord", "StackSample", "TraceEventKind"]
