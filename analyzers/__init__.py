@@ -1,12 +1,15 @@
 """servescope analyzers: read run directories and return data (never rendering).
 
 Every metric is derived from the raw client timeline recorded in the run directory and is
-defined once (docs/metrics.md). Numbers under peer tools' definitions come from the same
-timeline through :mod:`analyzers.definitions`. pandas is imported inside functions only.
+defined once (docs/metrics.md). A run's :class:`RunContext` loads it once and computes each
+derived member (timeline, summary, analysis, engine signals, ...) once for every analyzer.
+Numbers under peer tools' definitions come from the same timeline through
+:mod:`analyzers.definitions`. pandas is imported inside functions only.
 """
 
 from __future__ import annotations
 
+from analyzers.context import RunContext
 from analyzers.definitions import (
     DEFINITIONS,
     Definition,
@@ -30,6 +33,7 @@ __all__ = [
     "Goodput",
     "ITLSamples",
     "LatencySummary",
+    "RunContext",
     "RunSummary",
     "Stats",
     "Timeline",

@@ -1,8 +1,9 @@
 """Compare two runs metric by metric: the change, its confidence interval, a test, a verdict.
 
-:func:`compare_runs` (paths) and :func:`compare_samples` (already loaded runs) return a
-:class:`Comparison`: one :class:`MetricComparison` per metric both runs have, and the manifest
-keys that differ. Data only; ``reports.markdown`` and ``reports.compare_terminal`` render it.
+:func:`compare_runs` (two runs, or their contexts) and :func:`compare_samples` (their samples)
+return a :class:`Comparison`: one :class:`MetricComparison` per metric both runs have, and the
+manifest keys that differ. Data only; ``reports.markdown`` and ``reports.compare_terminal``
+render it.
 
 **Verdict** of a metric (``docs/analysis.md`` explains it with examples). Let ``T`` be the
 minimum effect (``min_effect_frac`` for relative changes, ``min_effect_points`` for
@@ -31,7 +32,6 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzers.bootstrap import Interval
@@ -42,6 +42,7 @@ from analyzers.run_samples import DEFAULT_SLICES, RunSamples, run_samples
 from analyzers.significance import Correction, adjust_pvalues
 
 if TYPE_CHECKING:
+    from analyzers.context import RunSource
     from analyzers.goodput import SLO
 
 __all__ = [
@@ -209,10 +210,11 @@ def compare_samples(a: RunSamples, b: RunSamples, *,
                       tuple(warnings))
 
 
-def compare_runs(baseline: str | Path, candidate: str | Path, *, slo: SLO | None = None,
+def compare_runs(baseline: RunSource, candidate: RunSource, *, slo: SLO | None = None,
                  settings: CompareSettings | None = None,
                  metrics: Collection[str] | None = None) -> Comparison:
-    """Load both runs and :func:`compare_samples` them. RunDirError for an unreadable run."""
+    """:func:`compare_samples` of two runs (run directories, loaded runs, or their contexts,
+    whose members are shared). RunDirError for an unreadable run."""
     cfg = settings or CompareSettings()
     a = run_samples(baseline, slo, n_slices=cfg.n_slices)
     b = run_samples(candidate, slo, n_slices=cfg.n_slices)

@@ -30,7 +30,6 @@ from analyzers.timeline import (
     IntArray,
     Selection,
     Timeline,
-    as_timeline,
     int_column,
     interval_ns,
 )
@@ -38,7 +37,7 @@ from analyzers.timeline import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from servescope.rundir.reader import RunData
+    from analyzers.context import RunSource
 
 __all__ = [
     "DEFINITIONS",
@@ -47,6 +46,7 @@ __all__ = [
     "UnknownDefinitionError",
     "definition_samples",
     "definition_table",
+    "definition_tables",
     "get_definition",
 ]
 
@@ -215,18 +215,24 @@ def get_definition(name: str) -> Definition:
             f"{', '.join(sorted(DEFINITIONS))}") from None
 
 
-def definition_samples(run: RunData | Timeline, name: str, *,
+def definition_samples(run: RunSource | Timeline, name: str, *,
                        step: int | None = None) -> dict[str, FloatArray]:
     """Samples (ns) of every metric of definition ``name``, NaN where not defined.
 
     Per-request metrics have one value per successful measured request (in request-table
     order); pooled ones (``itl_ns``, ``inter_chunk_latency_ns``, ``itl_per_*``) one per gap.
-    ``step`` restricts to one sweep step.
+    ``step`` restricts to one sweep step. Given a :class:`RunContext`, from its timeline,
+    ITL samples and request metrics.
     """
+    from analyzers.context import RunContext
+
     definition = get_definition(name)
-    tl = as_timeline(run)
-    itl = itl_samples(tl)
-    metrics = request_metrics(tl, itl=itl)
+    if isinstance(run, Timeline):
+        tl, itl = run, itl_samples(run)
+        metrics = request_metrics(tl, itl=itl)
+    else:
+        ctx = RunContext.of(run)
+        tl, itl, metrics = ctx.timeline, ctx.itl, ctx.metrics
     selected = ((metrics["outcome"].to_numpy() == "success")
                 & (metrics["phase"].to_numpy() == "measure"))
     if step is not None:
@@ -235,7 +241,18 @@ def definition_samples(run: RunData | Timeline, name: str, *,
     return definition.compute(DefinitionInput(tl, itl, metrics, rows))
 
 
-def definition_table(run: RunData | Timeline, name: str, *,
+def definition_table(run: RunSource | Timeline, name: str, *,
                      step: int | None = None) -> dict[str, Stats]:
     """:func:`describe` of every metric of definition ``name``, keyed by the tool's names."""
     return {k: describe(v) for k, v in definition_samples(run, name, step=step).items()}
+
+
+def definition_tables(run: RunSource | Timeline,
+                      which: str) -> list[tuple[Definition, dict[str, Stats]]]:
+    """:func:`definition_table` of each definition named in ``which`` (comma-separated, or
+    ``all``), in that order (``all``: by name). UnknownDefinitionError for a name not in the
+    registry, before any table is computed."""
+    names = sorted(DEFINITIONS) if which.strip().lower() == "all" else [
+        n.strip() for n in which.split(",") if n.strip()]
+    chosen = [get_definition(n) for n in names]
+    return [(d, definition_table(run, d.name)) for d in chosen]

@@ -21,7 +21,6 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,12 +28,14 @@ import orjson
 from servescope.engines.base import Signal, SignalSpec
 from servescope.engines.registry import UnknownEngineError, get_spec
 from servescope.engines.spec import EngineSpec
-from servescope.rundir.engine_tables import EngineTables, read_engine_tables
 from servescope.rundir.layout import RunDirError
-from servescope.rundir.reader import RunData, load_run
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from analyzers.context import RunSource
+    from servescope.rundir.engine_tables import EngineTables
+    from servescope.rundir.reader import RunData
 
 __all__ = [
     "COUNTER_SIGNALS",
@@ -47,8 +48,8 @@ __all__ = [
     "label_match",
     "run_spec",
     "signals_from_metrics",
-    "unknown_engine_warning",
     "window_from_signals",
+    "window_over",
 ]
 
 SIGNAL_COLUMNS = ("t_ns", "signal", "value")
@@ -77,26 +78,17 @@ def run_spec(run: RunData) -> EngineSpec:
         raise RunDirError(f"{run.path}: {exc}") from exc
 
 
-def unknown_engine_warning(run: RunData) -> str | None:
-    """What to tell the user when the run names an engine this version does not know."""
-    name = _engine_name(run)
-    try:
-        if name is not None:
-            get_spec(name)
-    except UnknownEngineError as exc:
-        return f"{exc}: the run is analysed without engine signals"
-    return None
-
-
-def engine_inputs(run: RunData | str | Path,
+def engine_inputs(run: RunSource,
                   spec: EngineSpec | None = None) -> tuple[EngineSpec, EngineTables]:
-    """The run's engine spec and tables; RunDirError if the run scraped no engine or names
-    one this version does not know."""
-    data = run if isinstance(run, RunData) else load_run(run)
-    tables = read_engine_tables(data.path)
+    """The run's engine spec and tables (read once per :class:`RunContext`); RunDirError if
+    the run scraped no engine or names one this version does not know."""
+    from analyzers.context import RunContext
+
+    ctx = RunContext.of(run)
+    tables = ctx.engine_tables
     if tables is None:
-        raise RunDirError(f"{data.path} has no engine metrics (no engine/ directory)")
-    return (spec or run_spec(data)), tables
+        raise RunDirError(f"{ctx.path} has no engine metrics (no engine/ directory)")
+    return (spec or run_spec(ctx.run)), tables
 
 
 def label_match(labels: Mapping[str, str], want: Mapping[str, str]) -> bool:
@@ -173,7 +165,7 @@ def signals_from_metrics(metrics: pd.DataFrame, engine: EngineSpec) -> pd.DataFr
     })
 
 
-def engine_signals(run: RunData | str | Path, spec: EngineSpec | None = None) -> pd.DataFrame:
+def engine_signals(run: RunSource, spec: EngineSpec | None = None) -> pd.DataFrame:
     """DataFrame(t_ns, signal, value): every canonical signal the engine exposed, per
     snapshot, time-ordered (``t_ns`` = the scrape's ``t_end_ns``)."""
     engine, tables = engine_inputs(run, spec)
@@ -306,14 +298,20 @@ def window_from_signals(sig: pd.DataFrame, start_ns: int, end_ns: int,
     )
 
 
-def engine_window(run: RunData | str | Path, start_ns: int | None = None,
+def window_over(sig: pd.DataFrame, scrapes: pd.DataFrame, start_ns: int | None = None,
+                end_ns: int | None = None) -> EngineWindow:
+    """:func:`window_from_signals` over [start_ns, end_ns], by default from the first scrape
+    (then the counters' baseline) to the last."""
+    n = len(scrapes)
+    lo = start_ns if start_ns is not None else (int(scrapes["t_end_ns"].min()) if n else 0)
+    hi = end_ns if end_ns is not None else (int(scrapes["t_end_ns"].max()) if n else 0)
+    return window_from_signals(sig, lo, hi, scrapes)
+
+
+def engine_window(run: RunSource, start_ns: int | None = None,
                   end_ns: int | None = None, spec: EngineSpec | None = None) -> EngineWindow:
     """Engine signals summarized over [start_ns, end_ns] (default: from the first scrape,
     which is then the counters' baseline, to the last)."""
     engine, tables = engine_inputs(run, spec)
-    sig = signals_from_metrics(tables.metrics, engine)
-    s = tables.scrapes
-    lo = start_ns if start_ns is not None else (int(s["t_end_ns"].min()) if len(s) else 0)
-    hi = end_ns if end_ns is not None else (int(s["t_end_ns"].max()) if len(s) else 0)
-    return window_from_signals(sig, lo, hi, s)
-
+    return window_over(signals_from_metrics(tables.metrics, engine), tables.scrapes, start_ns,
+                       end_ns)

@@ -26,13 +26,18 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzers.bootstrap import Interval
 from analyzers.budgets import Budget, BudgetFile, BudgetKind, Validity
 from analyzers.compare import CompareSettings, Comparison, RunRef, compare_samples
+from analyzers.context import RunContext
 from analyzers.metric_catalog import Direction
 from analyzers.run_samples import RunSamples, run_samples
 from servescope.rundir.layout import RunDirError
+
+if TYPE_CHECKING:
+    from analyzers.context import RunSource
 
 __all__ = [
     "EXIT_INVALID",
@@ -190,20 +195,20 @@ def evaluate_budget(b: Budget, comparison: Comparison) -> BudgetResult:
     return BudgetResult(b, status, m.baseline, m.candidate, ch, msg)
 
 
-def _load(path: Path, budgets: BudgetFile, role: str, n_slices: int
+def _load(run: RunSource, budgets: BudgetFile, role: str, n_slices: int
           ) -> tuple[RunSamples | None, list[ValidityIssue]]:
     try:
-        s = run_samples(path, budgets.slo, n_slices=n_slices)
+        s = run_samples(run, budgets.slo, n_slices=n_slices)
     except RunDirError as exc:
         return None, [ValidityIssue(role, "unreadable", str(exc))]
     return s, check_validity(s, budgets.validity, role)
 
 
-def run_gate(candidate: str | Path, budgets: BudgetFile, *, baseline: str | Path | None = None,
+def run_gate(candidate: RunSource, budgets: BudgetFile, *, baseline: RunSource | None = None,
              baseline_store: str | Path | None = None) -> GateResult:
-    """Check ``candidate`` against ``baseline`` (a run directory) or the latest complete run
-    in ``baseline_store``. Unreadable or invalid runs come back as ``issues`` (exit code 2),
-    not exceptions, so a report can still be written."""
+    """Check ``candidate`` against ``baseline`` (a run directory, or its context) or the
+    latest complete run in ``baseline_store``. Unreadable or invalid runs come back as
+    ``issues`` (exit code 2), not exceptions, so a report can still be written."""
     if (baseline is None) == (baseline_store is None):
         raise ValueError("give exactly one of a baseline run or a baseline store")
     settings = budgets.settings
@@ -214,16 +219,17 @@ def run_gate(candidate: str | Path, budgets: BudgetFile, *, baseline: str | Path
     cfg = CompareSettings(confidence=confidence, n_resamples=resamples, seed=settings.seed)
     notes: list[str] = []
     issues: list[ValidityIssue] = []
-    base_path: Path | None = Path(baseline) if baseline is not None else None
+    cand = RunContext.of(candidate)  # loaded (once) by _load, where errors become issues
+    base = RunContext.of(baseline) if baseline is not None else None
     if baseline_store is not None:
         try:
-            base_path = latest_baseline(baseline_store, exclude=candidate)
-            notes.append(f"baseline: {base_path} (newest complete run in {baseline_store})")
+            base = RunContext(latest_baseline(baseline_store, exclude=cand.path))
+            notes.append(f"baseline: {base.path} (newest complete run in {baseline_store})")
         except RunDirError as exc:
             issues.append(ValidityIssue("baseline", "unreadable", str(exc)))
-    a, a_issues = _load(base_path, budgets, "baseline", cfg.n_slices) if base_path \
+    a, a_issues = _load(base, budgets, "baseline", cfg.n_slices) if base is not None \
         else (None, [])
-    b, b_issues = _load(Path(candidate), budgets, "candidate", cfg.n_slices)
+    b, b_issues = _load(cand, budgets, "candidate", cfg.n_slices)
     issues += a_issues + b_issues
     refs = (RunRef.of(a) if a else None, RunRef.of(b) if b else None)
     if a is None or b is None or issues:

@@ -138,8 +138,7 @@ def run_history(paths: Sequence[str | Path], *, metrics: Sequence[str] = DEFAULT
                 min_effect_points: float = 0.01, correction: Correction = Correction.HOLM,
                 n_permutations: int = 2000, seed: int = 0) -> History:
     """Change points and drift per metric over the runs in ``paths`` (module doc)."""
-    from analyzers.summary import summarize
-    from servescope.rundir.reader import load_run
+    from analyzers.context import RunContext
 
     specs = [get_metric(m) for m in metrics]
     for s in specs:
@@ -152,7 +151,7 @@ def run_history(paths: Sequence[str | Path], *, metrics: Sequence[str] = DEFAULT
     values: list[list[float]] = []
     for d, started, run_id in found:
         try:
-            summary = summarize(load_run(d), slo)
+            summary = RunContext(d).summary(slo)
         except RunDirError as exc:
             skipped.append(f"{d}: {exc}")
             continue

@@ -23,20 +23,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzers.bootstrap import Interval, percentile_cis
-from analyzers.bottlenecks import RuleContext, build_context, find_bottlenecks
+from analyzers.bottlenecks import find_bottlenecks
+from analyzers.context import RunContext
 from analyzers.decompose import Decomposition, decompose
 from analyzers.findings import Finding
 from analyzers.goodput import SLO
 from analyzers.steady_state import SteadyWindow
-from analyzers.summary import RunSummary, summarize
+from analyzers.summary import RunSummary
 from analyzers.sweep import SweepCurve, sweep_curve
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from servescope.rundir.reader import RunData
+    from analyzers.context import RunSource
 
-__all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_run"]
+__all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_context", "analyze_run"]
 
 CI_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0)
 
@@ -54,16 +55,22 @@ class RunAnalysis:
     findings: tuple[Finding, ...]
 
 
-def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000,
-                seed: int = 0, ctx: RuleContext | None = None) -> RunAnalysis:
-    """``ctx``: the run's :func:`build_context`, when the caller has built it already."""
-    summary = summarize(run, slo)
-    ctx = ctx if ctx is not None else build_context(run)
+def analyze_run(run: RunSource, slo: SLO | None = None, *, n_resamples: int = 1000,
+                seed: int = 0) -> RunAnalysis:
+    """The analysis of ``run``; given a :class:`RunContext`, its analysis (computed once per
+    argument set, from the context's members)."""
+    return RunContext.of(run).analysis(slo, n_resamples=n_resamples, seed=seed)
+
+
+def analyze_context(ctx: RunContext, slo: SLO | None = None, *, n_resamples: int = 1000,
+                    seed: int = 0) -> RunAnalysis:
+    """What :meth:`RunContext.analysis` holds."""
+    summary = ctx.summary(slo)
     steady = ctx.window
     ok = ctx.ok
     in_steady = ok[np.isin(ok["request_id"].to_numpy(), np.asarray(steady.steady_ids))]
     cis: dict[str, Mapping[float, Interval]] = {}
-    if np.unique(ctx.measured["step"].to_numpy()).size <= 1:
+    if not ctx.is_sweep:
         # a sweep mixes loads: its per-step percentiles are in the sweep curve instead
         for col in ("ttft_ns", "tpot_ns", "e2e_ns"):
             cis[col] = percentile_cis(in_steady[col].to_numpy(np.float64), CI_PERCENTILES,
@@ -85,8 +92,8 @@ def analyze_run(run: RunData, slo: SLO | None = None, *, n_resamples: int = 1000
             ok["output_tokens"].to_numpy()[inside].sum()) / window_s,
         percentile_cis=cis,
         decomposition=decompose(_same_requests(ok, ctx.histograms), ctx.histograms),
-        sweep=sweep_curve(summary, run.manifest.workload, slo),
-        findings=tuple(find_bottlenecks(ctx)),
+        sweep=sweep_curve(summary, ctx.manifest.workload, slo),
+        findings=tuple(find_bottlenecks(ctx.rules)),
     )
 
 

@@ -1,8 +1,8 @@
 """What a comparison needs from one run: its summary and the samples behind each number.
 
-:func:`run_samples` reads a run once and returns, besides :func:`analyzers.summary.summarize`'s
-summary (every point estimate a comparison reports comes from it, so ``compare`` and
-``summarize`` never disagree):
+:func:`run_samples` takes a run's :class:`~analyzers.context.RunContext` (or makes one) and
+returns, besides its summary (the context's, which ``summarize`` shows: every point estimate a
+comparison reports comes from it, so ``compare`` and ``summarize`` never disagree):
 
 - per-request latency values of the successful measured requests (``ttft_ns``, ``tpot_ns``,
   ``e2e_ns``, and ``itl_mean_ns``, the request's mean per-token ITL, for rank tests);
@@ -13,8 +13,8 @@ summary (every point estimate a comparison reports comes from it, so ``compare``
   good ones (with an SLO), each divided by the slice's length. The mean of the slice rates is
   exactly the summary's throughput (tokens / window), and the slices are the samples the
   rate's noise is judged from (batch means);
-- the engine's window (:func:`analyzers.engine_signals.engine_window`) and server histograms
-  (bucket count deltas) over the client's window, when the run scraped an engine.
+- the engine's window and server histograms (bucket count deltas) from the client's first
+  send to the last scrape (the context's ``engine_load``), when the run scraped an engine.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 from analyzers.timeline import FloatArray, IntArray
 
 if TYPE_CHECKING:
+    from analyzers.context import RunSource
     from analyzers.engine_signals import EngineWindow
     from analyzers.goodput import SLO
     from analyzers.server_histograms import HistogramDelta
@@ -57,21 +58,16 @@ class RunSamples:
     good: int  # good requests (-1 without an SLO)
 
 
-def run_samples(path: str | Path, slo: SLO | None = None, *,
+def run_samples(run: RunSource, slo: SLO | None = None, *,
                 n_slices: int = DEFAULT_SLICES) -> RunSamples:
-    """Load the run at ``path`` and gather its samples. RunDirError for an unreadable run."""
+    """Gather the samples of ``run`` (a run directory is loaded; a :class:`RunContext`
+    gives its members). RunDirError for an unreadable run."""
+    from analyzers.context import RunContext
     from analyzers.goodput import good_mask
-    from analyzers.itl import itl_samples
-    from analyzers.request_metrics import request_metrics
-    from analyzers.summary import summarize
-    from analyzers.timeline import build_timeline
-    from servescope.rundir.reader import load_run
 
-    run = load_run(path)
-    summary = summarize(run, slo)
-    tl = build_timeline(run)
-    itl = itl_samples(tl)
-    metrics = request_metrics(tl, itl=itl)
+    ctx = RunContext.of(run)
+    summary = ctx.summary(slo)
+    tl, itl, metrics = ctx.timeline, ctx.itl, ctx.metrics
     measured = metrics["phase"].to_numpy() == "measure"
     ok = measured & (metrics["outcome"].to_numpy() == "success")
     latency = {c: np.asarray(metrics[c].to_numpy()[ok], dtype=np.float64)
@@ -98,11 +94,12 @@ def run_samples(path: str | Path, slo: SLO | None = None, *,
         rates["request_throughput"] = _binned(t_last[ok], None, edges) / widths_s
         if good is not None:
             rates["goodput"] = _binned(t_last[good], None, edges) / widths_s
-    engine, server = _engine(run, summary)
+    load = ctx.engine_load
     return RunSamples(
-        path=Path(path), run=run, summary=summary, latency_ns=latency,
+        path=ctx.path, run=ctx.run, summary=summary, latency_ns=latency,
         itl_ns=itl.per_token_of(rows), itl_request=itl.per_token_row[rows[itl.per_token_row]],
-        slice_rates=rates, engine=engine, server=server,
+        slice_rates=rates, engine=load.window if load is not None else None,
+        server={str(h): d for h, d in load.histograms.items()} if load is not None else {},
         good=int(good.sum()) if good is not None else -1,
     )
 
@@ -120,35 +117,3 @@ def _binned(t_ns: IntArray, weights: FloatArray | None, edges: IntArray) -> Floa
     keep = (idx >= 0) & (idx < edges.size - 1)
     w = None if weights is None else weights[keep]
     return np.bincount(idx[keep], weights=w, minlength=edges.size - 1).astype(np.float64)
-
-
-def _engine(run: RunData, summary: RunSummary) -> tuple[EngineWindow | None,
-                                                         dict[str, HistogramDelta]]:
-    """Engine window and histogram deltas from the client's first send to the last scrape
-    (as ``summarize`` shows them); (None, {}) when the run scraped no engine."""
-    from analyzers.engine_signals import engine_inputs, engine_window
-    from analyzers.server_histograms import histogram_delta
-    from servescope.rundir.layout import RunDirError
-
-    start = summary.window_start_ns if summary.window_start_ns > 0 else None
-    try:
-        spec, tables = engine_inputs(run)
-        window = engine_window(run, start, None, spec)
-    except RunDirError:
-        return None, {}
-    if window.n_snapshots == 0:
-        return None, {}
-    scrapes = tables.scrapes
-    lo = start if start is not None else int(scrapes["t_end_ns"].min())
-    hi = int(scrapes["t_end_ns"].max())
-    scale, labels = spec.histogram_scale, spec.histogram_labels
-    server: dict[str, HistogramDelta] = {}
-    for hist, families in spec.histograms.items():
-        for family in families:
-            d = histogram_delta(tables.metrics, scrapes, family, lo, hi,
-                                labels=dict(labels.get(family, {})),
-                                scale=scale.get(family, 1.0))
-            if d is not None:
-                server[str(hist)] = d
-                break
-    return window, server

@@ -18,23 +18,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
 from analyzers.engine_signals import engine_inputs, label_match
-from servescope.engines.spec import EngineSpec
-from servescope.rundir.reader import RunData
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from analyzers.context import RunSource
+    from servescope.engines.base import Histogram
+    from servescope.engines.spec import EngineSpec
+    from servescope.rundir.engine_tables import EngineTables
 
 __all__ = [
     "HistogramDelta",
     "Percentile",
     "histogram_delta",
+    "histogram_deltas",
     "histogram_quantile",
+    "histogram_rows",
     "server_histograms",
 ]
 
@@ -198,7 +202,51 @@ def _pname(q: float) -> str:
     return f"p{q * 100:g}".replace(".", "_")
 
 
-def server_histograms(run: RunData | str | Path, start_ns: int | None = None,
+def histogram_deltas(tables: EngineTables, spec: EngineSpec, start_ns: int | None = None,
+                     end_ns: int | None = None, *, labels: Mapping[str, str] | None = None
+                     ) -> dict[Histogram, HistogramDelta]:
+    """Each canonical histogram the engine exposes over [start_ns, end_ns] (default: the
+    first to the last scrape), from the newest family name present; ``labels`` filters the
+    series on top of the spec's defaults."""
+    scrapes = tables.scrapes
+    lo = start_ns if start_ns is not None else (int(scrapes["t_end_ns"].min()) if len(scrapes)
+                                                else 0)
+    hi = end_ns if end_ns is not None else (int(scrapes["t_end_ns"].max()) if len(scrapes)
+                                            else 0)
+    out: dict[Histogram, HistogramDelta] = {}
+    for hist, families in spec.histograms.items():
+        for family in families:
+            want = {**spec.histogram_labels.get(family, {}), **(labels or {})}
+            d = histogram_delta(tables.metrics, scrapes, family, lo, hi, labels=want,
+                                scale=spec.histogram_scale.get(family, 1.0))
+            if d is not None:
+                out[hist] = d
+                break  # newest family name present wins
+    return out
+
+
+def histogram_rows(deltas: Mapping[Histogram, HistogramDelta], spec: EngineSpec, *,
+                   quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pd.DataFrame:
+    """The table :func:`server_histograms` returns, from :func:`histogram_deltas`."""
+    import pandas as pd
+
+    rows: list[dict[str, object]] = []
+    for hist, d in deltas.items():
+        row: dict[str, object] = {"histogram": hist.value, "family": d.family,
+                                  "count": d.count, "sum_s": d.sum_s, "mean_s": d.mean_s}
+        for q in quantiles:
+            p = d.quantile(q)
+            name = _pname(q)
+            row[f"{name}_s"], row[f"{name}_lo_s"], row[f"{name}_hi_s"] = (
+                p.value_s, p.lo_s, p.hi_s)
+        row["t_base_ns"], row["t_end_ns"] = d.t_base_ns, d.t_end_ns
+        row["note"] = "; ".join([*([spec.notes[hist]] if hist in spec.notes else []),
+                                 *d.notes])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def server_histograms(run: RunSource, start_ns: int | None = None,
                       end_ns: int | None = None, *,
                       quantiles: Sequence[float] = DEFAULT_QUANTILES,
                       labels: Mapping[str, str] | None = None,
@@ -209,34 +257,6 @@ def server_histograms(run: RunData | str | Path, start_ns: int | None = None,
     (the engine's definition and anything that limits the numbers). ``labels`` filters the
     series (e.g. ``{"is_streaming": "true"}``, ``{"model": "ensemble"}``) on top of the
     spec's defaults."""
-    import pandas as pd
-
     engine, tables = engine_inputs(run, spec)
-    scrapes = tables.scrapes
-    lo = start_ns if start_ns is not None else (int(scrapes["t_end_ns"].min()) if len(scrapes)
-                                                else 0)
-    hi = end_ns if end_ns is not None else (int(scrapes["t_end_ns"].max()) if len(scrapes)
-                                            else 0)
-    scale = engine.histogram_scale
-    defaults = engine.histogram_labels
-    notes = engine.notes
-    rows: list[dict[str, object]] = []
-    for hist, families in engine.histograms.items():
-        for family in families:
-            want = {**defaults.get(family, {}), **(labels or {})}
-            d = histogram_delta(tables.metrics, scrapes, family, lo, hi, labels=want,
-                                scale=scale.get(family, 1.0))
-            if d is None:
-                continue
-            row: dict[str, object] = {"histogram": hist.value, "family": family,
-                                      "count": d.count, "sum_s": d.sum_s, "mean_s": d.mean_s}
-            for q in quantiles:
-                p = d.quantile(q)
-                name = _pname(q)
-                row[f"{name}_s"], row[f"{name}_lo_s"], row[f"{name}_hi_s"] = (
-                    p.value_s, p.lo_s, p.hi_s)
-            row["t_base_ns"], row["t_end_ns"] = d.t_base_ns, d.t_end_ns
-            row["note"] = "; ".join([*([notes[hist]] if hist in notes else []), *d.notes])
-            rows.append(row)
-            break  # newest family name present wins
-    return pd.DataFrame(rows)
+    return histogram_rows(histogram_deltas(tables, engine, start_ns, end_ns, labels=labels),
+                          engine, quantiles=quantiles)

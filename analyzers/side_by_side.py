@@ -12,15 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from analyzers.engine_signals import EngineWindow, engine_window
-from analyzers.server_histograms import server_histograms
+from analyzers.engine_signals import EngineWindow
 from servescope.engines.base import Histogram
-from servescope.rundir.layout import RunDirError
 
 if TYPE_CHECKING:
+    from analyzers.context import RunSource
     from analyzers.stats import Stats
     from analyzers.summary import RunSummary
-    from servescope.rundir.reader import RunData
 
 __all__ = ["EngineView", "ServerPercentile", "SideBySideRow", "engine_view"]
 
@@ -66,17 +64,18 @@ def _client(summary: RunSummary, attr: str | None) -> dict[str, float]:
     return {"p50": st.p50 / 1e6, "p90": st.p90 / 1e6, "p99": st.p99 / 1e6}
 
 
-def engine_view(run: RunData, summary: RunSummary) -> EngineView | None:
+def engine_view(run: RunSource, summary: RunSummary) -> EngineView | None:
     """None when the run has no engine metrics. The server window starts at the client's
-    measured window and ends with the run's last scrape (taken after the load ended)."""
-    start = summary.window_start_ns if summary.window_start_ns > 0 else None
-    try:
-        window = engine_window(run, start, None)
-        hist = server_histograms(run, start, None)
-    except RunDirError:
+    measured window and ends with the run's last scrape (taken after the load ended):
+    the context's ``engine_load``."""
+    from analyzers.context import RunContext
+    from analyzers.server_histograms import histogram_rows
+
+    ctx = RunContext.of(run)
+    load, spec = ctx.engine_load, ctx.spec
+    if load is None or spec is None:  # no engine, or an endpoint that never answered
         return None
-    if window.n_snapshots == 0:  # an endpoint that was absent or never answered
-        return None
+    hist = histogram_rows(load.histograms, spec)
     by_name = {str(h): row for h, row in hist.set_index("histogram").iterrows()} \
         if len(hist) else {}
     rows = []
@@ -94,5 +93,5 @@ def engine_view(run: RunData, summary: RunSummary) -> EngineView | None:
         client = _client(summary, attr)
         if server or not all(math.isnan(v) for v in client.values()):
             rows.append(SideBySideRow(label, client, server, count, note))
-    engine = run.manifest.engine.name if run.manifest.engine is not None else "?"
-    return EngineView(engine, window, tuple(rows))
+    engine = ctx.manifest.engine.name if ctx.manifest.engine is not None else "?"
+    return EngineView(engine, load.window, tuple(rows))

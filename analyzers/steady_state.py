@@ -33,7 +33,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MIN_STEADY_FRAC", "MIN_STEADY_REQUESTS", "SteadyWindow", "steady_window"]
+__all__ = ["MIN_STEADY_FRAC", "MIN_STEADY_REQUESTS", "SteadyWindow", "steady_window",
+           "whole_load"]
 
 MIN_STEADY_REQUESTS = 20
 MIN_STEADY_FRAC = 0.25
@@ -142,3 +143,15 @@ def steady_window(rows: pd.DataFrame, *, step: int = 0) -> SteadyWindow:
 
 def _what_ended(ramp_end: int, first_done: int) -> str:
     return "first completion" if ramp_end == first_done else "batch fill"
+
+
+def whole_load(rows: pd.DataFrame, reason: str) -> SteadyWindow:
+    """The whole load of ``rows`` (measured requests of any step) as a window: from the first
+    send to the last end, every request in it; ``step`` -1 (a sweep's steps together)."""
+    send = rows["t_send_ns"].to_numpy(np.int64)
+    last = rows["t_last_ns"].to_numpy(np.int64)
+    send = send[send >= 0]
+    t0, t1 = (int(send.min()), int(last.max())) if send.size else (-1, -1)
+    ids = tuple(int(i) for i in rows["request_id"].to_numpy())
+    return SteadyWindow(-1, False, t0, t1, t0, t1, 0, 0, 0.0, len(ids), len(ids), 0, 0,
+                        len(ids), ids, reason)

@@ -22,25 +22,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzers.engine_signals import unknown_engine_warning
+from analyzers.context import RunContext
 from analyzers.goodput import SLO, Goodput, goodput
-from analyzers.itl import TOKENS_ONE_PER_EVENT, ITLSamples, itl_samples
-from analyzers.request_metrics import (
-    INPUT_PLANNED,
-    INPUT_UNKNOWN,
-    OUTPUT_EVENTS,
-    request_metrics,
-)
+from analyzers.itl import TOKENS_ONE_PER_EVENT, ITLSamples
+from analyzers.request_metrics import INPUT_PLANNED, INPUT_UNKNOWN, OUTPUT_EVENTS
 from analyzers.stats import Stats, describe
-from analyzers.timeline import BoolArray, build_timeline
+from analyzers.timeline import BoolArray
 from servescope.records import Outcome
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from servescope.rundir.reader import RunData
+    from analyzers.context import RunSource
 
-__all__ = ["DEFAULT_LAG_WARN_MS", "LatencySummary", "RunSummary", "summarize"]
+__all__ = ["DEFAULT_LAG_WARN_MS", "LatencySummary", "RunSummary", "send_to_last", "summarize",
+           "summarize_context"]
 
 DEFAULT_LAG_WARN_MS = 10.0  # p99 schedule lag above this is reported as a warning
 _NS_PER_MS = 1_000_000
@@ -93,12 +89,17 @@ class RunSummary:
     steps: tuple[RunSummary, ...] = ()
 
 
-def summarize(run: RunData, slo: SLO | None = None, *,
+def summarize(run: RunSource, slo: SLO | None = None, *,
               lag_warn_ms: float = DEFAULT_LAG_WARN_MS) -> RunSummary:
-    """Summarize ``run``; with ``slo``, add goodput under those objectives."""
-    tl = build_timeline(run)
-    itl = itl_samples(tl)
-    metrics = request_metrics(tl, itl=itl)
+    """Summarize ``run``; with ``slo``, add goodput under those objectives. Given a
+    :class:`RunContext`, its summary (computed once per ``slo``)."""
+    return RunContext.of(run).summary(slo, lag_warn_ms=lag_warn_ms)
+
+
+def summarize_context(ctx: RunContext, slo: SLO | None = None, *,
+                      lag_warn_ms: float = DEFAULT_LAG_WARN_MS) -> RunSummary:
+    """What :meth:`RunContext.summary` holds: the summary from the context's members."""
+    metrics, itl = ctx.metrics, ctx.itl
     whole = _summarize_rows(metrics, itl, slo, None, lag_warn_ms)
     measured_steps = np.unique(metrics["step"].to_numpy()[_measured(metrics)])
     steps: tuple[RunSummary, ...] = ()
@@ -108,9 +109,18 @@ def summarize(run: RunData, slo: SLO | None = None, *,
             _summarize_rows(metrics[step_col == s], itl, slo, int(s), lag_warn_ms)
             for s in measured_steps
         )
-    unknown = unknown_engine_warning(run)
-    warnings = (*run.warnings, *tl.warnings, *whole.warnings, *([unknown] if unknown else []))
+    unknown = ctx.unknown_engine_warning
+    warnings = (*ctx.run.warnings, *ctx.timeline.warnings, *whole.warnings,
+                *([unknown] if unknown else []))
     return replace(whole, warnings=warnings, steps=steps)
+
+
+def send_to_last(measured: pd.DataFrame) -> tuple[int, int]:
+    """The window of ``measured`` requests: (first send, last end), -1 for none."""
+    sends = measured["t_send_ns"].to_numpy()
+    sends = sends[sends >= 0]
+    lasts = measured["t_last_ns"].to_numpy()
+    return (int(sends.min()) if sends.size else -1), (int(lasts.max()) if lasts.size else -1)
 
 
 def _measured(metrics: pd.DataFrame) -> BoolArray:
@@ -125,11 +135,7 @@ def _summarize_rows(rows: pd.DataFrame, itl: ITLSamples, slo: SLO | None, step: 
     ok = measured[measured["outcome"].to_numpy() == _SUCCESS]
     n, n_ok = len(measured), len(ok)
 
-    sends = measured["t_send_ns"].to_numpy()
-    sends = sends[sends >= 0]
-    lasts = measured["t_last_ns"].to_numpy()
-    start = int(sends.min()) if sends.size else -1
-    end = int(lasts.max()) if lasts.size else -1
+    start, end = send_to_last(measured)
     window_ns = end - start if start >= 0 and end > start else 0
     window_s = window_ns / 1e9 if window_ns > 0 else math.nan
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from analyzers.context import RunContext
     from analyzers.goodput import SLO
 
 __all__ = ["analyze_command", "model_tokenizer", "parse_slo", "selftest_command",
@@ -46,10 +47,11 @@ def model_tokenizer(command: Sequence[str]) -> Path | None:
 
 
 def summarize_command(run: Path, definitions: str, slo: str | None) -> int:
+    from analyzers.context import RunContext
     from servescope.rundir.layout import RunDirError
 
     try:
-        _print_summary(run, definitions, slo)
+        _print_summary(RunContext(run), definitions, slo)
     except (RunDirError, ValueError) as exc:
         _err(Console(stderr=True, soft_wrap=True), str(exc))
         return EXIT_USAGE
@@ -60,18 +62,18 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
     """Steady state, CIs, decomposition, sweep and bottleneck findings of a run directory."""
     import json
 
+    from analyzers.context import RunContext
     from analyzers.run_analysis import analyze_run
     from reports.analysis_view import analysis_json, print_analysis
     from servescope.rundir.layout import RunDirError
-    from servescope.rundir.reader import load_run
 
     err = Console(stderr=True, soft_wrap=True)
     try:
         parsed = parse_slo(slo) if slo else None
-        data = load_run(run)
-        if data.requests.empty:
+        ctx = RunContext(run)
+        if ctx.run.requests.empty:
             raise RunDirError(f"{run} has no requests: nothing to analyse")
-        result = analyze_run(data, parsed)
+        result = analyze_run(ctx, parsed)
         text = (json.dumps(analysis_json(result), indent=1, allow_nan=False)
                 if json_out is not None else "")
     except (RunDirError, ValueError) as exc:
@@ -112,23 +114,21 @@ def parse_slo(text: str) -> SLO:
     return SLO(**values)
 
 
-def _findings_and_report(run: Path) -> None:
-    """The bottleneck findings, then ``report.html`` in the run directory, from one analysis
-    of the run. A failure is a warning and the run keeps its exit code: everything recorded
-    is already on disk."""
+def _findings_and_report(ctx: RunContext) -> None:
+    """The bottleneck findings, then ``report.html`` in the run directory, from the run's
+    context (its analysis, shared with the summary printed before). A failure is a warning
+    and the run keeps its exit code: everything recorded is already on disk."""
     import sys
 
+    from analyzers.report_inputs import gather_run
     from profiler.commands_report import write_run_report
     from reports.analysis_view import print_finding
-    from reports.html import gather_run
-    from servescope.rundir.reader import load_run
 
     console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
-        data = load_run(run)
-        if data.requests.empty:
+        if ctx.run.requests.empty:
             return
-        inputs = gather_run(data)
+        inputs = gather_run(ctx)
     except Exception as exc:  # noqa: BLE001 - never lose a recorded run to an analysis bug
         console.print(f"[yellow]warning: the analysis failed: {escape(str(exc))}[/]")
         return
@@ -137,30 +137,32 @@ def _findings_and_report(run: Path) -> None:
         console.print("[green]bottlenecks: none found by the rules[/]")
     for f in findings:
         print_finding(console, f)
-    console.print(f"details: servescope analyze {run}", markup=False, highlight=False)
+    console.print(f"details: servescope analyze {ctx.path}", markup=False, highlight=False)
     try:
-        path = write_run_report(run, inputs)
+        path = write_run_report(ctx.path, inputs)
     except Exception as exc:  # noqa: BLE001 - never lose a recorded run to a report bug
         console.print(f"[yellow]warning: the HTML report failed: {escape(str(exc))}[/]")
         return
     console.print(f"report: {path}", markup=False, highlight=False)
 
 
-def _print_summary(run: Path, definitions: str, slo: str | None) -> None:
-    from analyzers.summary import summarize
-    from reports.terminal import print_definitions, print_summary
-    from servescope.rundir.reader import load_run
-
-    parsed = parse_slo(slo) if slo else None
-    data = load_run(run)
-    summary = summarize(data, parsed)
+def _print_summary(ctx: RunContext, definitions: str, slo: str | None) -> None:
+    """The run's summary and engine view, then (``definitions``) its numbers under other
+    tools' definitions: all computed from ``ctx``, then rendered."""
     import sys
 
+    from analyzers.definitions import definition_tables
+    from analyzers.side_by_side import engine_view
+    from reports.terminal import print_definition_tables, print_summary
+
+    parsed = parse_slo(slo) if slo else None
+    summary = ctx.summary(parsed)
+    engine = engine_view(ctx, summary)
     # logs and pipes get 120 columns (rich's default of 80 cuts the latency table)
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    print_summary(console, data, summary)
+    print_summary(console, ctx.run, summary, engine)
     if definitions:
-        print_definitions(console, data, definitions)
+        print_definition_tables(console, definition_tables(ctx, definitions))
 
 
 def selftest_command(*, concurrency: int, requests: int, ttft_ms: float, itl_ms: float,

@@ -123,6 +123,7 @@ def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
 
     def body() -> int:
         from analyzers.compare import CompareSettings, compare_runs
+        from analyzers.context import RunContext
         from analyzers.significance import Correction
         from reports.compare_terminal import print_comparison
         from reports.markdown import comparison_markdown
@@ -133,8 +134,8 @@ def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
             raise ValueError(f"--correction {correction!r}: use holm or bh") from None
         settings = CompareSettings(confidence=confidence, correction=corr,
                                    min_effect_frac=parse_fraction(min_effect))
-        result = compare_runs(baseline, candidate, slo=_slo(slo), settings=settings,
-                              metrics=_metrics(metrics))
+        result = compare_runs(RunContext(baseline), RunContext(candidate), slo=_slo(slo),
+                              settings=settings, metrics=_metrics(metrics))
         print_comparison(_stdout(), result)
         _write_json(json_out, result)
         _write(markdown_out, comparison_markdown(result))
@@ -152,6 +153,7 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
 
     def body() -> int:
         from analyzers.budgets import load_budgets
+        from analyzers.context import RunContext
         from analyzers.gate import run_gate
         from reports.compare_terminal import print_gate
         from reports.junit import gate_junit
@@ -161,7 +163,8 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
             raise ValueError("give a baseline: --baseline RUN or --baseline-store DIR "
                              "(exactly one)")
         spec = load_budgets(budgets)
-        result = run_gate(candidate, spec, baseline=baseline, baseline_store=baseline_store)
+        result = run_gate(RunContext(candidate), spec, baseline_store=baseline_store,
+                          baseline=RunContext(baseline) if baseline is not None else None)
         print_gate(_stdout(), result)
         _ci_outputs(result, gate_markdown(result), gate_junit if junit else None,
                     markdown=markdown, junit=junit, json_out=json_out)

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from analyzers.context import RunContext
     from analyzers.goodput import SLO
-    from reports.html import RunInputs
+    from analyzers.report_inputs import RunInputs
 
 __all__ = ["REPORT_FILE", "build_report", "report_command", "write_run_report"]
 
@@ -26,18 +27,22 @@ EXIT_OK, EXIT_USAGE = 0, 2
 REPORT_FILE = "report.html"
 
 
-def build_report(run: Path, run_b: Path | None = None, *, include_text: bool = False,
-                 slo: SLO | None = None) -> str:
-    """The report's HTML: of ``run`` alone, or ``run`` (A, baseline) against ``run_b`` (B)."""
+def build_report(run: Path | RunContext, run_b: Path | RunContext | None = None, *,
+                 include_text: bool = False, slo: SLO | None = None) -> str:
+    """The report's HTML: of ``run`` alone, or ``run`` (A, baseline) against ``run_b`` (B).
+    One context per run: its analysis and the comparison share its members."""
     from analyzers.compare import compare_runs
-    from reports.html import ab_report_html, gather_run, run_report_html
-    from servescope.rundir.reader import load_run
+    from analyzers.context import RunContext
+    from analyzers.report_inputs import gather_run
+    from reports.html import ab_report_html, run_report_html
 
-    a = gather_run(load_run(run), slo, include_text=include_text)
+    ctx_a = RunContext.of(run)
+    a = gather_run(ctx_a, slo, include_text=include_text)
     if run_b is None:
         return run_report_html(a)
-    b = gather_run(load_run(run_b), slo, include_text=include_text)
-    return ab_report_html(a, b, compare_runs(run, run_b, slo=slo))
+    ctx_b = RunContext.of(run_b)
+    b = gather_run(ctx_b, slo, include_text=include_text)
+    return ab_report_html(a, b, compare_runs(ctx_a, ctx_b, slo=slo))
 
 
 def _write(path: Path, text: str) -> None:
@@ -49,7 +54,8 @@ def _write(path: Path, text: str) -> None:
 
 def write_run_report(run_dir: Path, inputs: RunInputs | None = None) -> Path:
     """Write ``run_dir/report.html`` (the report of that run) and return its path;
-    ``inputs``: the run's :func:`reports.html.gather_run`, when the caller has it already."""
+    ``inputs``: the run's :func:`analyzers.report_inputs.gather_run`, when the caller has it
+    already."""
     path = Path(run_dir) / REPORT_FILE
     if inputs is None:
         _write(path, build_report(Path(run_dir)))

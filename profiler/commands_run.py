@@ -211,7 +211,10 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
 def _end_of_run(console: Console, res: EngineRunResult) -> int:
     """What run and attach print once the run is recorded, and their exit code. A run the
     client had to stop (a full disk: ``LoadResult.error``) ends with that one line and exit
-    1, after the summary of what was kept; no findings or report are attempted then."""
+    1, after the summary of what was kept; no findings or report are attempted then. The
+    summary, the findings and the report share one context of the run directory: it is
+    loaded once, its timeline built once and its engine tables read once."""
+    from analyzers.context import RunContext
     from profiler.commands import _findings_and_report, _print_summary
 
     error = res.load.error if res.load is not None else ""
@@ -223,9 +226,10 @@ def _end_of_run(console: Console, res: EngineRunResult) -> int:
                       + (f"; [red]left alive: {res.stop.leftover_pids}[/]"
                          if res.stop.leftover_pids else "; no process left"))
     if res.load is not None:
-        _print_summary(res.run_dir, "", None)
+        ctx = RunContext(res.run_dir)
+        _print_summary(ctx, "", None)
         if not error:
-            _findings_and_report(res.run_dir)
+            _findings_and_report(ctx)
     if error:
         _err(console, error)
         return EXIT_FAIL

@@ -1,4 +1,5 @@
-"""Render analyzer results as rich tables in a terminal (or plain text in a log)."""
+"""Render analyzer results as rich tables in a terminal (or plain text in a log): what the
+command computed (the summary, the engine view, the definition tables) is passed in."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from analyzers.definitions import Definition
+    from analyzers.side_by_side import EngineView
     from analyzers.stats import Stats
     from analyzers.summary import RunSummary
     from servescope.rundir.reader import RunData
 
-__all__ = ["latency_rows", "print_definitions", "print_summary"]
+__all__ = ["latency_rows", "print_definition_tables", "print_definitions", "print_summary"]
 
 _MS = 1e-6
 
@@ -80,7 +85,10 @@ def _headline(s: RunSummary) -> Table:
     return t
 
 
-def print_summary(console: Console, run: RunData, s: RunSummary) -> None:
+def print_summary(console: Console, run: RunData, s: RunSummary,
+                  engine: EngineView | None = None) -> None:
+    """The run's summary ``s``, and the engine's view beside the client's when given
+    (:func:`analyzers.side_by_side.engine_view`)."""
     m = run.manifest
     target = m.target
     console.print(Text(f"{run.path}  ·  {target.get('model', '?')} @ {target.get('url', '?')}"
@@ -90,26 +98,20 @@ def print_summary(console: Console, run: RunData, s: RunSummary) -> None:
     for step in s.steps:
         console.print(_headline(step))
         console.print(_latency_table(step, f"step {step.step}"))
-    from analyzers.side_by_side import engine_view
-    from reports.engine_view import print_engine_view
+    if engine is not None:
+        from reports.engine_view import print_engine_view
 
-    view = engine_view(run, s)
-    if view is not None:
-        print_engine_view(console, view)
+        print_engine_view(console, engine)
     # the manifest's warnings (written while recording or importing), then the analysis'
     for w in dict.fromkeys((*run.manifest.warnings, *s.warnings)):
         console.print(Text(f"warning: {w}", style="yellow"))
 
 
-def print_definitions(console: Console, run: RunData, which: str) -> None:
-    """The run's numbers under another tool's definitions, each definition spelled out."""
-    from analyzers.definitions import DEFINITIONS, definition_table, get_definition
-
-    names = sorted(DEFINITIONS) if which.strip().lower() == "all" else [
-        n.strip() for n in which.split(",") if n.strip()]
-    for name in names:
-        d = get_definition(name)
-        table = definition_table(run, d.name)
+def print_definition_tables(console: Console,
+                            tables: Iterable[tuple[Definition, Mapping[str, Stats]]]) -> None:
+    """The run's numbers under other tools' definitions
+    (:func:`analyzers.definitions.definition_tables`), each definition spelled out."""
+    for d, table in tables:
         t = Table(title=f"under {d.tool}'s definitions", title_justify="left")
         t.add_column("ms", no_wrap=True)
         for c in ("p50", "p90", "p99", "mean", "n"):
@@ -121,3 +123,12 @@ def print_definitions(console: Console, run: RunData, which: str) -> None:
         console.print(t)
         for metric, text in d.metrics.items():
             console.print(Text(f"  {metric.removesuffix('_ns')}: {text}", style="dim"))
+
+
+def print_definitions(console: Console, run: RunData, which: str) -> None:
+    """Transitional: :func:`print_definition_tables` of ``run``'s tables, computed here.
+    Kept only for ``profiler.commands_import`` until it passes the tables; the one place in
+    ``reports`` that still calls an analyzer."""
+    from analyzers.definitions import definition_tables
+
+    print_definition_tables(console, definition_tables(run, which))

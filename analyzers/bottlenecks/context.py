@@ -1,4 +1,5 @@
-"""What every bottleneck rule looks at, computed once per run: :class:`RuleContext`.
+"""What every bottleneck rule looks at: :class:`RuleContext`, a narrow view of the run's
+:class:`~analyzers.context.RunContext` (which computes each member once).
 
 The **window** the rules judge is the steady-state window of the run's measured requests
 (:mod:`analyzers.steady_state`) when one was found, else the whole load; a sweep is judged
@@ -15,18 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analyzers.itl import ITLSamples, itl_samples
-from analyzers.request_metrics import request_metrics
-from analyzers.steady_state import SteadyWindow, steady_window
-from analyzers.timeline import Timeline, build_timeline
 from servescope.engines.base import Knob, Signal
-from servescope.engines.registry import UnknownEngineError, get_spec
-from servescope.engines.spec import EngineSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from analyzers.context import RunContext
     from analyzers.engine_signals import EngineWindow
+    from analyzers.itl import ITLSamples
+    from analyzers.steady_state import SteadyWindow
+    from analyzers.timeline import Timeline
+    from servescope.engines.spec import EngineSpec
     from servescope.rundir.reader import RunData
 
 __all__ = ["RuleContext", "build_context"]
@@ -42,6 +42,9 @@ _GENERIC_KNOB = {
 
 @dataclass(frozen=True, slots=True)
 class RuleContext:
+    """What the rules read: members of the run's :class:`~analyzers.context.RunContext`
+    (:meth:`of`), and the helpers the rules share."""
+
     run: RunData
     timeline: Timeline
     metrics: pd.DataFrame  # request_metrics, every request
@@ -54,8 +57,21 @@ class RuleContext:
     attached: bool
     signals: pd.DataFrame | None  # t_ns, signal, value (None: no engine metrics)
     engine: EngineWindow | None  # engine signals summarized over the window
+    engine_whole: EngineWindow | None  # ... from the first scrape to the last
     histograms: pd.DataFrame  # server histograms over the window (may be empty)
     workload: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> RuleContext:
+        """The rules' view of ``ctx`` (what :attr:`RunContext.rules` holds)."""
+        run, spec = ctx.run, ctx.spec
+        eng = run.manifest.engine
+        return cls(
+            run=run, timeline=ctx.timeline, metrics=ctx.metrics, measured=ctx.measured,
+            ok=ctx.ok, itl=ctx.itl, window=ctx.window, spec=spec,
+            engine_args=_engine_args(run, spec), attached=eng is not None and eng.attached,
+            signals=ctx.signals, engine=ctx.engine, engine_whole=ctx.engine_whole,
+            histograms=ctx.histograms, workload=run.manifest.workload)
 
     @property
     def start_ns(self) -> int:
@@ -123,56 +139,9 @@ def _engine_args(run: RunData, spec: EngineSpec | None) -> tuple[str, ...]:
     return tuple(launch.args) if launch is not None else ()
 
 
-def build_context(run: RunData) -> RuleContext:
-    from analyzers.engine_signals import engine_signals, engine_window
-    from analyzers.server_histograms import server_histograms
-    from servescope.rundir.layout import RunDirError
+def build_context(run: RunData | RunContext) -> RuleContext:
+    """The rules' view of ``run`` (of its :class:`~analyzers.context.RunContext`, shared
+    with everything else that analyses it when one is given)."""
+    from analyzers.context import RunContext
 
-    tl = build_timeline(run)
-    itl = itl_samples(tl)
-    metrics = request_metrics(tl, itl=itl)
-    measured = metrics[metrics["phase"].to_numpy() == "measure"]
-    ok = measured[measured["outcome"].to_numpy() == "success"]
-    steps = np.unique(measured["step"].to_numpy())
-    if steps.size > 1:  # a sweep: judge the whole load (each step has its own steady state)
-        window = _whole(measured)
-    else:
-        window = steady_window(measured, step=int(steps[0]) if steps.size else 0)
-    eng = run.manifest.engine
-    spec: EngineSpec | None = None
-    if eng is not None and eng.name:
-        try:
-            spec = get_spec(eng.name)
-        except UnknownEngineError:  # a newer servescope's engine: the summary warns
-            spec = None
-    signals = engine = None
-    hist = _empty_hist()
-    if spec is not None and (run.path / "engine").is_dir():
-        try:
-            signals = engine_signals(run, spec)
-            engine = engine_window(run, window.start_ns, window.end_ns, spec)
-            found = server_histograms(run, window.start_ns, window.end_ns, spec=spec)
-            hist = found if not found.empty else hist
-        except RunDirError:
-            signals = engine = None
-    return RuleContext(
-        run=run, timeline=tl, metrics=metrics, measured=measured, ok=ok, itl=itl,
-        window=window, spec=spec, engine_args=_engine_args(run, spec),
-        attached=eng is not None and eng.attached, signals=signals, engine=engine,
-        histograms=hist, workload=run.manifest.workload)
-
-
-def _whole(measured: pd.DataFrame) -> SteadyWindow:
-    send = measured["t_send_ns"].to_numpy(np.int64)
-    last = measured["t_last_ns"].to_numpy(np.int64)
-    send = send[send >= 0]
-    t0, t1 = (int(send.min()), int(last.max())) if send.size else (-1, -1)
-    ids = tuple(int(i) for i in measured["request_id"].to_numpy())
-    return SteadyWindow(-1, False, t0, t1, t0, t1, 0, 0, 0.0, len(ids), len(ids), 0, 0,
-                        len(ids), ids, "a sweep: the rules judge the whole load")
-
-
-def _empty_hist() -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(columns=["histogram", "family", "count", "sum_s", "mean_s"])
+    return RunContext.of(run).rules

@@ -333,8 +333,6 @@ def _token_totals(ctx: RuleContext) -> tuple[float, float]:
     others may use it) and the engine's counter bracketed the run; else (NaN, NaN). Requests
     that failed may have generated tokens the client never counted: then the totals are not
     compared."""
-    from analyzers.engine_signals import engine_window
-
     nan = (math.nan, math.nan)
     if ctx.signals is None or ctx.attached or ctx.spec is None:
         return nan
@@ -342,8 +340,8 @@ def _token_totals(ctx: RuleContext) -> tuple[float, float]:
     outcome = m["outcome"].to_numpy()
     if ((outcome != "success") & (m["n_output_events"].to_numpy() > 0)).any():
         return nan
-    whole = engine_window(ctx.run, spec=ctx.spec)
-    if whole.generation_tokens is None:
+    whole = ctx.engine_whole
+    if whole is None or whole.generation_tokens is None:
         return nan
     send = m["t_send_ns"].to_numpy(np.int64)
     last = m["t_last_ns"].to_numpy(np.int64)

@@ -1,14 +1,26 @@
 """The HTML report: one self-contained page for a run or an A/B comparison (docs/reports.md).
 
-:func:`gather_run` collects the analyzer results a report shows (:class:`RunInputs`);
-:func:`run_report_html` and :func:`ab_report_html` render them. Figures are plain data
+:func:`run_report_html` and :func:`ab_report_html` render what a run's report shows, a
+:class:`~analyzers.report_inputs.RunInputs` that the caller gathered
+(:func:`analyzers.report_inputs.gather_run`, from the run's context). Figures are plain data
 (:mod:`reports.html.figspec`); plotly is imported only when a page is assembled.
 """
 
 from __future__ import annotations
 
-from reports.html.inputs import RunInputs, gather_run
+from typing import Any
+
+from analyzers.report_inputs import RunInputs
 from reports.html.report import ab_figures, ab_report_html, run_figures, run_report_html
 
-__all__ = ["RunInputs", "ab_figures", "ab_report_html", "gather_run", "run_figures",
-           "run_report_html"]
+__all__ = ["RunInputs", "ab_figures", "ab_report_html", "run_figures", "run_report_html"]
+
+
+def __getattr__(name: str) -> Any:
+    """``gather_run``, the old import path of :func:`analyzers.report_inputs.gather_run`
+    (tests/browser still uses it): forwarded, never called here."""
+    if name == "gather_run":
+        from analyzers.report_inputs import gather_run
+
+        return gather_run
+    raise AttributeError(f"module 'reports.html' has no attribute {name!r}")

@@ -11,8 +11,8 @@ from typing import Any
 
 from analyzers.compare import Comparison, Verdict
 from analyzers.metric_catalog import Kind
+from analyzers.report_inputs import RunInputs
 from reports.html.figspec import RUN_COLORS, Figure, axis_title, base_layout, figure, nums, run_name
-from reports.html.inputs import RunInputs
 from reports.html.text import plot_text
 
 __all__ = ["VERDICT_COLORS", "changes_figure", "sweep_figure"]

@@ -1,6 +1,6 @@
 """Latency distributions (CDFs) and where TTFT and E2E go (the engine's decomposition).
 
-Pure functions from :class:`~reports.html.inputs.RunInputs` to figure specs. For two runs the
+Pure functions from :class:`~analyzers.report_inputs.RunInputs` to figure specs. For two runs the
 baseline (A) and the candidate (B) share each subplot.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from analyzers.report_inputs import RunInputs
 from reports.html.figspec import (
     RUN_COLORS,
     RUN_DASH,
@@ -21,7 +22,6 @@ from reports.html.figspec import (
     nums,
     run_name,
 )
-from reports.html.inputs import RunInputs
 from reports.html.series import ecdf
 
 __all__ = ["CDF_MAX_POINTS", "cdf_figure", "decomposition_figure", "latency_samples"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from analyzers.report_inputs import RunInputs
 from reports.html.figspec import (
     RUN_COLORS,
     Figure,
@@ -33,7 +34,6 @@ from reports.html.figspec import (
     run_name,
     secs,
 )
-from reports.html.inputs import RunInputs
 from reports.html.series import (
     FloatArray,
     binned_max,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from analyzers.compare import Comparison
+from analyzers.report_inputs import RunInputs
 from reports.html import sections as S
 from reports.html import sections_ab as AB
 from reports.html.describe import what_was_run
@@ -16,7 +17,6 @@ from reports.html.figspec import Figure
 from reports.html.figures_compare import changes_figure, sweep_figure
 from reports.html.figures_latency import cdf_figure, decomposition_figure
 from reports.html.figures_timeline import timeline_figure
-from reports.html.inputs import RunInputs
 from reports.html.page import plot_div, render_page
 from reports.html.text import esc
 from servescope.version import __version__

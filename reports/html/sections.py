@@ -12,10 +12,10 @@ from typing import Any
 
 from analyzers.findings import Finding, Severity
 from analyzers.manifest_diff import flatten
+from analyzers.report_inputs import ErrorGroup
 from analyzers.run_analysis import RunAnalysis
 from analyzers.stats import Stats
 from reports.html.describe import engine_name, started_text
-from reports.html.inputs import ErrorGroup
 from reports.html.text import DEFINITIONS, esc, fmt_ms, fmt_num, fmt_pct, redacted_command, short
 from servescope.redact import redact_text
 from servescope.rundir.manifest import Manifest

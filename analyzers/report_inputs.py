@@ -1,9 +1,11 @@
-"""The analyzer results one run's report renders, gathered once: :class:`RunInputs`.
+"""What one run's report shows, gathered from its context: :class:`RunInputs`.
 
-:func:`gather_run` is the only place in ``reports.html`` that calls analyzers; everything
-else renders a :class:`RunInputs` (so figures are tested as data on inputs built from run
-directories with chosen timings). Raw per-event data is not kept here beyond the per-event
-ITL gaps the timeline bins; what is plotted is reduced in :mod:`reports.html.series`.
+:func:`gather_run` takes the run's :class:`~analyzers.context.RunContext` (its analysis,
+timeline, ITL samples and engine signals, each computed once and shared with the summary and
+the comparison); ``reports.html`` renders a :class:`RunInputs` and calls no analyzer (so its
+figures are tested as data on inputs built from run directories with chosen timings). Raw
+per-event data is not kept here beyond the per-event ITL gaps the timeline bins; what is
+plotted is reduced in :mod:`reports.html.series`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reports.html.series import FloatArray, IntArray
+from analyzers.timeline import FloatArray, IntArray
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from analyzers.context import RunSource
     from analyzers.goodput import SLO
     from analyzers.run_analysis import RunAnalysis
     from servescope.rundir.manifest import Manifest
-    from servescope.rundir.reader import RunData
 
 __all__ = ["ErrorGroup", "RunInputs", "gather_run"]
 
@@ -85,17 +87,18 @@ def _outputs(measured: pd.DataFrame, requests: pd.DataFrame) -> tuple[tuple[int,
     return tuple(out)
 
 
-def gather_run(run: RunData, slo: SLO | None = None, *, include_text: bool = False,
+def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = False,
                n_resamples: int = 1000) -> RunInputs:
-    """Everything a report of ``run`` shows. RunDirError for a run without requests."""
-    from analyzers.bottlenecks import build_context
-    from analyzers.run_analysis import analyze_run
+    """Everything a report of ``run`` shows (from its :class:`RunContext` when given one).
+    RunDirError for a run without requests."""
+    from analyzers.context import RunContext
     from servescope.rundir.layout import RunDirError
 
-    if run.requests.empty:
-        raise RunDirError(f"{run.path} has no requests: nothing to report")
-    ctx = build_context(run)
-    analysis = analyze_run(run, slo, n_resamples=n_resamples, ctx=ctx)
+    ctx = RunContext.of(run)
+    data = ctx.run
+    if data.requests.empty:
+        raise RunDirError(f"{data.path} has no requests: nothing to report")
+    analysis = ctx.analysis(slo, n_resamples=n_resamples)
     measured = ctx.measured.reset_index(drop=True)
     ok_rows = np.zeros(len(ctx.metrics), dtype=np.bool_)
     ok_rows[ctx.ok.index.to_numpy()] = True
@@ -109,9 +112,9 @@ def gather_run(run: RunData, slo: SLO | None = None, *, include_text: bool = Fal
     if origin < 0:
         origin = int(sends.min()) if sends.size else 0
     return RunInputs(
-        label=run.manifest.run_id or run.path.name,
-        path=str(run.path),
-        manifest=run.manifest,
+        label=data.manifest.run_id or data.path.name,
+        path=str(data.path),
+        manifest=data.manifest,
         analysis=analysis,
         measured=measured,
         origin_ns=int(origin),
@@ -120,6 +123,6 @@ def gather_run(run: RunData, slo: SLO | None = None, *, include_text: bool = Fal
         itl_token_ns=np.asarray(ctx.itl.per_token_of(ok_rows), dtype=np.float64),
         signals=ctx.signals,
         errors=_errors(tl.requests.loc[ctx.measured.index]),
-        outputs=_outputs(measured, run.requests) if include_text else (),
-        load_warnings=tuple(run.warnings),
+        outputs=_outputs(measured, data.requests) if include_text else (),
+        load_warnings=tuple(data.warnings),
     )
