@@ -16,6 +16,7 @@ from profiler.commands_compare import (
     history_command,
     parse_fraction,
 )
+from servescope.rundir.layout import SCHEMA_VERSION
 from tests.analyzers._gate_runs import edit_manifest, lognormal_ms, synthetic_run
 
 BUDGETS = '[budgets]\nttft_p50 = "+10%"\ne2e_p50 = "+10%"\noutput_throughput = "-20%"\n'
@@ -83,7 +84,7 @@ def test_gate_invalid_runs_exit_2(runs, capsys, case):
         baseline = runs / "dir"
         baseline.mkdir()
     elif case == "newer_schema":
-        edit_manifest(runs / "b", {"schema_version": 2})
+        edit_manifest(runs / "b", {"schema_version": SCHEMA_VERSION + 1})
     elif case == "empty_run":
         synthetic_run(runs, "empty", [])
         candidate = "empty"
