@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from analyzers.compare import compare_runs
-from reports.html import ab_figures, gather_run, run_figures
+from analyzers.report_inputs import gather_run
+from reports.html import ab_figures, run_figures
 from reports.html.figspec import Figure
 from tests.reports._html_runs import GAP_MS, ITL_MS, KV, PREEMPTIONS, TTFT_MS, N, known_run
 
