@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -44,12 +43,9 @@ def import_command(source: Path, out: Path, tool: str | None) -> int:
 
 
 def _print_summary(run_dir: Path, definitions: str) -> None:
-    from analyzers.summary import summarize
-    from reports.terminal import print_definitions, print_summary
-    from servescope.rundir.reader import load_run
+    """The imported run's summary (and its numbers under other tools' definitions), from one
+    analysis context, as ``summarize`` prints them."""
+    from analyzers.context import RunContext
+    from profiler.commands import _print_summary as print_run_summary
 
-    data = load_run(run_dir)
-    # logs and pipes get 120 columns (rich's default of 80 cuts the latency table)
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    print_summary(console, data, summarize(data))
-    print_definitions(console, data, definitions)
+    print_run_summary(RunContext(run_dir), definitions, None)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from analyzers.summary import RunSummary
     from servescope.rundir.reader import RunData
 
-__all__ = ["latency_rows", "print_definition_tables", "print_definitions", "print_summary"]
+__all__ = ["latency_rows", "print_definition_tables", "print_summary"]
 
 _MS = 1e-6
 
@@ -125,10 +125,3 @@ def print_definition_tables(console: Console,
             console.print(Text(f"  {metric.removesuffix('_ns')}: {text}", style="dim"))
 
 
-def print_definitions(console: Console, run: RunData, which: str) -> None:
-    """Transitional: :func:`print_definition_tables` of ``run``'s tables, computed here.
-    Kept only for ``profiler.commands_import`` until it passes the tables; the one place in
-    ``reports`` that still calls an analyzer."""
-    from analyzers.definitions import definition_tables
-
-    print_definition_tables(console, definition_tables(run, which))

@@ -8,19 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from analyzers.report_inputs import RunInputs
 from reports.html.report import ab_figures, ab_report_html, run_figures, run_report_html
 
 __all__ = ["RunInputs", "ab_figures", "ab_report_html", "run_figures", "run_report_html"]
 
-
-def __getattr__(name: str) -> Any:
-    """``gather_run``, the old import path of :func:`analyzers.report_inputs.gather_run`
-    (tests/browser still uses it): forwarded, never called here."""
-    if name == "gather_run":
-        from analyzers.report_inputs import gather_run
-
-        return gather_run
-    raise AttributeError(f"module 'reports.html' has no attribute {name!r}")

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from analyzers.compare import compare_runs
+from analyzers.report_inputs import gather_run
 from benchmarks.report_size import build_large_run
 from profiler.commands_report import build_report, write_run_report
-from reports.html import ab_report_html, gather_run
+from reports.html import ab_report_html
 from servescope.rundir.reader import load_run
 from tests.reports._html_runs import hostile_run, known_run
 
