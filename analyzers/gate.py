@@ -53,7 +53,8 @@ __all__ = [
     "run_gate",
 ]
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_INVALID = 0, 1, 2
+from servescope.exitcodes import EXIT_INVALID, EXIT_PASS, EXIT_REGRESSION
+
 _MIN_TAIL_RESAMPLES = 10  # resamples beyond each end of a CI, at least
 
 

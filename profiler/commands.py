@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["analyze_command", "model_tokenizer", "parse_slo", "selftest_command",
            "summarize_command"]  # run and attach: profiler.commands_run
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from servescope.exitcodes import EXIT_OK, EXIT_USAGE
 
 
 def _err(console: Console, msg: str) -> None:

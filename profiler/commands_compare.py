@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["compare_command", "gate_command", "gate_entry", "history_command", "parse_fraction"]
 
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
+from servescope.exitcodes import EXIT_OK, EXIT_USAGE
 
 
 def _stderr() -> Console:

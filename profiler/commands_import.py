@@ -9,7 +9,7 @@ from rich.markup import escape
 
 __all__ = ["import_command"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from servescope.exitcodes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
 
 def import_command(source: Path, out: Path, tool: str | None) -> int:

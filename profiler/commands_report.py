@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_FILE", "build_report", "report_command", "write_run_report"]
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from servescope.exitcodes import EXIT_OK, EXIT_USAGE
+
 REPORT_FILE = "report.html"
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["attach_command", "resolve_api_key", "run_command"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from servescope.exitcodes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def _err(console: Console, msg: str) -> None:
