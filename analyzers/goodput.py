@@ -27,7 +27,7 @@ from analyzers.timeline import BoolArray
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SLO", "Goodput", "good_mask", "goodput"]
+__all__ = ["SLO", "Goodput", "good_mask", "goodput", "parse_slo"]
 
 _NS_PER_MS = 1_000_000
 
@@ -112,3 +112,22 @@ def goodput(metrics: pd.DataFrame, window_ns: int, slo: SLO) -> Goodput:
         met={name: int((success & _met(metrics, name, limit)).sum())
              for name, limit in slo.given().items()},
     )
+
+
+def parse_slo(text: str) -> SLO:
+    """``ttft:200,itl:50,tpot:40,e2e:2000`` (milliseconds) → :class:`SLO`."""
+    keys = {"ttft": "ttft_ms", "itl": "itl_ms", "tpot": "tpot_ms", "e2e": "e2e_ms"}
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, num = part.partition(":")
+        key = keys.get(name.strip().lower())
+        if not sep or key is None:
+            raise ValueError(f"SLO {part!r}: expected NAME:MS with NAME one of "
+                             f"{', '.join(keys)} (e.g. ttft:200,tpot:40)")
+        try:
+            values[key] = float(num)
+        except ValueError:
+            raise ValueError(f"SLO {part!r}: {num!r} is not a number of milliseconds") from None
+    if not values:
+        raise ValueError("--slo is empty; e.g. --slo ttft:200,tpot:40")
+    return SLO(**values)

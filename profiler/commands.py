@@ -11,9 +11,8 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from analyzers.context import RunContext
-    from analyzers.goodput import SLO
 
-__all__ = ["analyze_command", "model_tokenizer", "parse_slo", "selftest_command",
+__all__ = ["analyze_command", "model_tokenizer", "selftest_command",
            "summarize_command"]  # run and attach: profiler.commands_run
 
 from servescope.exitcodes import EXIT_OK, EXIT_USAGE
@@ -69,6 +68,8 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
 
     err = Console(stderr=True, soft_wrap=True)
     try:
+        from analyzers.goodput import parse_slo
+
         parsed = parse_slo(slo) if slo else None
         ctx = RunContext(run)
         if ctx.run.requests.empty:
@@ -91,27 +92,6 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
             return EXIT_USAGE
         console.print(f"analysis: {json_out}", markup=False, highlight=False)
     return EXIT_OK
-
-
-def parse_slo(text: str) -> SLO:
-    """``ttft:200,itl:50,tpot:40,e2e:2000`` (milliseconds) → :class:`SLO`."""
-    from analyzers.goodput import SLO
-
-    keys = {"ttft": "ttft_ms", "itl": "itl_ms", "tpot": "tpot_ms", "e2e": "e2e_ms"}
-    values: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, num = part.partition(":")
-        key = keys.get(name.strip().lower())
-        if not sep or key is None:
-            raise ValueError(f"SLO {part!r}: expected NAME:MS with NAME one of "
-                             f"{', '.join(keys)} (e.g. ttft:200,tpot:40)")
-        try:
-            values[key] = float(num)
-        except ValueError:
-            raise ValueError(f"SLO {part!r}: {num!r} is not a number of milliseconds") from None
-    if not values:
-        raise ValueError("--slo is empty; e.g. --slo ttft:200,tpot:40")
-    return SLO(**values)
 
 
 def _findings_and_report(ctx: RunContext) -> None:
@@ -152,6 +132,7 @@ def _print_summary(ctx: RunContext, definitions: str, slo: str | None) -> None:
     import sys
 
     from analyzers.definitions import definition_tables
+    from analyzers.goodput import parse_slo
     from analyzers.side_by_side import engine_view
     from reports.terminal import print_definition_tables, print_summary
 

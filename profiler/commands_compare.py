@@ -54,7 +54,7 @@ def parse_fraction(text: str, what: str = "--min-effect") -> float:
 
 
 def _slo(text: str | None) -> SLO | None:
-    from profiler.commands import parse_slo
+    from analyzers.goodput import parse_slo
 
     return parse_slo(text) if text else None
 

@@ -70,7 +70,7 @@ def write_run_report(run_dir: Path, inputs: RunInputs | None = None) -> Path:
 def report_command(run: Path, run_b: Path | None, out: Path, *, include_text: bool = False,
                    slo: str | None = None) -> int:
     """Write the HTML report of ``run`` (or of ``run`` against ``run_b``) to ``out``."""
-    from profiler.commands import parse_slo
+    from analyzers.goodput import parse_slo
     from servescope.rundir.layout import RunDirError
 
     err = Console(stderr=True, soft_wrap=True)
