@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTER_SIGNALS",
-    "SIGNAL_COLUMNS",
     "EngineWindow",
     "counter_increase",
     "engine_inputs",
@@ -52,7 +51,6 @@ __all__ = [
     "window_over",
 ]
 
-SIGNAL_COLUMNS = ("t_ns", "signal", "value")
 COUNTER_SIGNALS = frozenset({
     Signal.PREEMPTIONS_TOTAL, Signal.PREFIX_CACHE_QUERIES_TOTAL, Signal.PREFIX_CACHE_HITS_TOTAL,
     Signal.PROMPT_TOKENS_TOTAL, Signal.GENERATION_TOKENS_TOTAL, Signal.REQUESTS_FINISHED_TOTAL,

@@ -7,7 +7,6 @@ from pathlib import Path
 __all__ = [
     "EVENTS_FILE",
     "JOURNAL_DIR",
-    "LOGS_DIR",
     "MANIFEST_FILE",
     "REQUESTS_FILE",
     "RESERVE_FILE",
@@ -21,7 +20,6 @@ MANIFEST_FILE = "manifest.json"
 JOURNAL_DIR = "journal"  # per-worker append-only JSONL, written while the run goes on
 REQUESTS_FILE = "requests.parquet"
 EVENTS_FILE = "events.parquet"
-LOGS_DIR = "logs"
 RESERVE_FILE = ".reserve"  # room kept for the end of a run on a disk that fills up
 
 

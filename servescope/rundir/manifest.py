@@ -16,6 +16,7 @@ from servescope.jsonio import dumps, loads
 from servescope.rundir.atomic import atomic_write
 from servescope.rundir.layout import MANIFEST_FILE, SCHEMA_VERSION, RunDirError
 from servescope.rundir.manifest_check import (
+    RUN_STATUSES,
     Check,
     ManifestShapeError,
     check_top,
@@ -38,12 +39,11 @@ from servescope.rundir.manifest_sections import (
 from servescope.rundir.manifest_v1 import V1_PATHS, convert_v1
 from servescope.version import __version__
 
-__all__ = ["ClientInfo", "ClientStep", "EngineError", "EngineInfo", "EngineStop", "GpuDevice",
-           "GpuInventory", "HostInfo", "ImportInfo", "Manifest", "ScrapeCounts",
+__all__ = ["RUN_STATUSES", "ClientInfo", "ClientStep", "EngineError", "EngineInfo", "EngineStop",
+           "GpuDevice", "GpuInventory", "HostInfo", "ImportInfo", "Manifest", "ScrapeCounts",
            "ScrapedEndpoint", "gpu_inventory", "host_fingerprint", "read_manifest",
            "write_manifest"]
 
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 
 
 @dataclass(slots=True)

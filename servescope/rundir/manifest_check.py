@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
-__all__ = ["OMIT_DEFAULT", "V1_GPU", "Check", "ManifestShapeError", "check_top", "decode",
-           "decode_value", "encode", "kind_of", "obj_check", "obj_list"]
+__all__ = ["OMIT_DEFAULT", "RUN_STATUSES", "V1_GPU", "Check", "ManifestShapeError", "check_top",
+           "decode", "decode_value", "encode", "kind_of", "obj_check", "obj_list"]
 
 T = TypeVar("T")
 Check = Callable[[object, str], None]
@@ -162,6 +162,16 @@ def _str(v: object, where: str) -> None:
         raise _bad(where, "a string", v)
 
 
+RUN_STATUSES = ("starting", "running", "complete", "interrupted", "failed")
+
+
+def _status(v: object, where: str) -> None:
+    _str(v, where)
+    if v not in RUN_STATUSES:
+        raise ManifestShapeError(f"{where}: expected one of {', '.join(RUN_STATUSES)}, "
+                                 f"got {v!r}")
+
+
 def _str_list(v: object, where: str) -> None:
     if type(v) is not list:
         raise _bad(where, "a list of strings", v)
@@ -200,7 +210,7 @@ SCALARS: dict[str, Check] = {
     "target": obj_check(),
     "schema_version": _int,
     "servescope_version": _str,
-    "status": _str,
+    "status": _status,
     "ended_wall_ns": _int,
     "workers": _int,
     "warnings": _str_list,

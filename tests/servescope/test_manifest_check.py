@@ -101,3 +101,32 @@ def test_a_manifest_round_trips(tmp_path: Any) -> None:
                  extra={"later": {"x": 1}})
     write_manifest(tmp_path, m)
     assert read_manifest(tmp_path) == m
+
+
+@pytest.mark.parametrize("status", ["starting", "running", "complete", "interrupted", "failed"])
+def test_every_status_the_orchestration_writes_reads_back(tmp_path: Any, status: str) -> None:
+    # "starting" is what engine_run writes before the engine is ready; it was missing from
+    # RUN_STATUSES, and nothing checked a status against the list
+    from servescope.clock import take_anchor
+    from servescope.rundir.manifest import host_fingerprint, read_manifest, write_manifest
+
+    anchor = take_anchor()
+    m = Manifest(run_id="r", started_wall_ns=anchor.wall_ns, clock=anchor,
+                 host=host_fingerprint(), command_line=["x"], workload={}, seed=0,
+                 target={"url": "u"}, status=status)
+    write_manifest(tmp_path, m)
+    assert read_manifest(tmp_path).status == status
+
+
+def test_an_unknown_status_is_one_error_naming_the_field(tmp_path: Any) -> None:
+    from servescope.clock import take_anchor
+    from servescope.rundir.layout import RunDirError
+    from servescope.rundir.manifest import host_fingerprint, read_manifest, write_manifest
+
+    anchor = take_anchor()
+    m = Manifest(run_id="r", started_wall_ns=anchor.wall_ns, clock=anchor,
+                 host=host_fingerprint(), command_line=["x"], workload={}, seed=0,
+                 target={"url": "u"}, status="half-done")
+    write_manifest(tmp_path, m)
+    with pytest.raises(RunDirError, match=r"status: expected one of starting, .*'half-done'"):
+        read_manifest(tmp_path)
