@@ -8,11 +8,12 @@ from __future__ import annotations
 from servescope.records.bandwidth import BandwidthSample
 from servescope.records.client import UNKNOWN, EventKind, Outcome, RequestRecord
 from servescope.records.engine import MetricSample
-from servescope.records.gpu import GpmSample, GpuProcessSample, GpuSample
+from servescope.records.gpu import GpmSample, GpuDeviceFacts, GpuProcessSample, GpuSample
 from servescope.records.kernels import KernelEvent, TraceEventKind
 from servescope.records.spans import SpanRecord
-from servescope.records.stacks import StackSample
+from servescope.records.stacks import HangDump, HotFrame, StackProcess, StackSample, StackThread
 
-__all__ = ["UNKNOWN", "BandwidthSample", "EventKind", "GpmSample", "GpuProcessSample",
-           "GpuSample", "KernelEvent", "MetricSample", "Outcome", "RequestRecord",
-           "SpanRecord", "StackSample", "TraceEventKind"]
+__all__ = ["UNKNOWN", "BandwidthSample", "EventKind", "GpmSample", "GpuDeviceFacts",
+           "GpuProcessSample", "GpuSample", "HangDump", "HotFrame", "KernelEvent",
+           "MetricSample", "Outcome", "RequestRecord", "SpanRecord", "StackProcess",
+           "StackSample", "StackThread", "TraceEventKind"]

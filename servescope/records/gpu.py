@@ -1,15 +1,17 @@
 """GPU telemetry records (NVML and, on Hopper and newer, GPM), on the run's monotonic clock.
 
-The schema the GPU collector writes (issue 10); no writer in this version yet. A field a
-device does not support is ``None`` (recorded once as unsupported by the collector, not as
-an error per sample).
+What the GPU collector (``collectors/gpu``) writes: ``gpu/devices.json`` (one
+:class:`GpuDeviceFacts` per GPU watched), ``gpu/samples.parquet`` (:class:`GpuSample`),
+``gpu/gpm.parquet`` (:class:`GpmSample`, long format) and ``gpu/processes.parquet``
+(:class:`GpuProcessSample`); docs/run-format.md. A field a device does not support is ``None``
+(named once in :attr:`GpuDeviceFacts.unsupported`, not an error per sample).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GpmSample", "GpuProcessSample", "GpuSample"]
+__all__ = ["GpmSample", "GpuDeviceFacts", "GpuProcessSample", "GpuSample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +59,24 @@ class GpuProcessSample:
     gpu_index: int
     pid: int
     used_mem_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuDeviceFacts:
+    """What does not change during a run, per GPU watched (``gpu/devices.json``)."""
+
+    gpu_index: int  # NVML's index (not the CUDA ordinal under CUDA_VISIBLE_DEVICES)
+    gpu_uuid: str
+    name: str
+    arch: int | None  # NVML's architecture number (9: Hopper)
+    memory_total_bytes: int | None
+    max_sm_clock_mhz: int | None
+    max_mem_clock_mhz: int | None
+    mem_bus_width_bits: int | None
+    # max memory clock × 2 (DDR) × bus width / 8: the HBM peak the % of peak is against
+    peak_dram_bytes_per_s: float | None
+    power_limit_w: float | None
+    gpm_supported: bool
+    mig_gpu_instances: tuple[int, ...]  # GPU instance ids when MIG is on; () otherwise
+    why_watched: str  # "engine process 1234", "CUDA_VISIBLE_DEVICES=0,1", "all GPUs", ...
+    unsupported: tuple[str, ...]  # fields this device answered NotSupported for (once each)

@@ -6,11 +6,21 @@ from pathlib import Path
 
 __all__ = [
     "EVENTS_FILE",
+    "GPM_FILE",
+    "GPU_DEVICES_FILE",
+    "GPU_DIR",
+    "GPU_PROCESSES_FILE",
+    "GPU_SAMPLES_FILE",
+    "HANGS_FILE",
     "JOURNAL_DIR",
     "MANIFEST_FILE",
     "REQUESTS_FILE",
     "RESERVE_FILE",
     "SCHEMA_VERSION",
+    "STACKS_DIR",
+    "STACK_HOT_FILE",
+    "STACK_PROCESSES_FILE",
+    "STACK_THREADS_FILE",
     "RunDirError",
     "journal_path",
 ]
@@ -21,6 +31,18 @@ JOURNAL_DIR = "journal"  # per-worker append-only JSONL, written while the run g
 REQUESTS_FILE = "requests.parquet"
 EVENTS_FILE = "events.parquet"
 RESERVE_FILE = ".reserve"  # room kept for the end of a run on a disk that fills up
+# the GPU collector's (servescope/records/gpu.py)
+GPU_DIR = "gpu"
+GPU_DEVICES_FILE = "gpu/devices.json"
+GPU_SAMPLES_FILE = "gpu/samples.parquet"
+GPM_FILE = "gpu/gpm.parquet"
+GPU_PROCESSES_FILE = "gpu/processes.parquet"
+# the stack collector's (servescope/records/stacks.py)
+STACKS_DIR = "stacks"
+STACK_PROCESSES_FILE = "stacks/processes.json"
+STACK_THREADS_FILE = "stacks/threads.parquet"
+STACK_HOT_FILE = "stacks/hot.parquet"
+HANGS_FILE = "stacks/hangs.json"
 
 
 class RunDirError(Exception):

@@ -11,13 +11,14 @@ import pytest
 import servescope.records as records
 
 UNIT_SUFFIXES = ("_ns", "_bytes", "_frac", "_w", "_mj", "_mhz", "_c", "_per_s", "_total",
-                 "_tokens", "_chars")
+                 "_tokens", "_chars", "_s", "_bits", "_samples")
 # identifiers, indexes, counts and codes: numbers without a physical unit
 UNITLESS = {"request_id", "worker_id", "step", "conversation_id", "turn", "group_id",
             "status", "prompt_tokens_planned", "max_tokens", "gpu_index", "mig_gpu_instance",
             "clock_event_reasons", "metric_id", "pid", "tid", "rank", "device", "stream",
             "correlation_id", "repeats", "ranks", "devices", "value",
-            "ev_kind", "ev_tokens_cum"}  # event kinds (codes); cumulative token counts
+            "ev_kind", "ev_tokens_cum", "samples", "in_flight", "line", "arch",
+            "mig_gpu_instances"}  # event kinds (codes); cumulative token counts
 KINDS = [getattr(records, name) for name in records.__all__
          if dataclasses.is_dataclass(getattr(records, name))]
 
