@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from servescope.clock import ClockAnchor
 
 if TYPE_CHECKING:  # kept out of `servescope --help`, which lists the collectors
+    from servescope.engines.observability import ProcessRole
     from servescope.engines.spec import MetricsEndpoint
 
-__all__ = ["CollectContext", "Collector", "CollectorStats", "CollectorUnavailable",
-           "EngineFacts", "LiveSource", "session_pids"]
+__all__ = ["Activity", "ActivityBoard", "CollectContext", "Collector", "CollectorStats",
+           "CollectorUnavailable", "EngineFacts", "LiveSource", "session_pids"]
 
 # signal → (families, scale, aggregate): the live gauges of an engine, as plain data
 LiveFamilies = Mapping[str, tuple[tuple[str, ...], float, str]]
@@ -53,6 +54,48 @@ class EngineFacts:
     pid: int | None = None  # its first process (run: the session leader; attach: --pid)
     metrics_endpoints: tuple[MetricsEndpoint, ...] = ()
     live_families: LiveFamilies = field(default_factory=dict)
+    # the engine's process roles by title (a stack sampler's labels); () when unknown
+    process_roles: tuple[ProcessRole, ...] = ()
+    # CUDA_VISIBLE_DEVICES as the engine got it (None: unset or unknown; run: servescope's
+    # own environment, which the engine inherits; attach: /proc/PID/environ when readable)
+    cuda_visible_devices: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """The load as servescope's process last saw it (every progress tick, ~0.25–0.5 s)."""
+
+    updated_ns: int  # when it was written (monotonic, the run's clock); 0: never
+    last_token_ns: int  # when the count of stream chunks last grew, or requests began
+    in_flight: int  # requests sent and not ended
+    chunks: int  # stream chunks received so far
+
+    def stalled_s(self, now_ns: int) -> float:
+        """How long requests have been in flight with no chunk arriving (0 when none are)."""
+        if self.in_flight <= 0 or self.updated_ns == 0:
+            return 0.0
+        return max(0.0, (now_ns - self.last_token_ns) / 1e9)
+
+
+class ActivityBoard:
+    """:class:`Activity` in shared memory: servescope's process writes it, a collector's
+    child reads it (it travels in the :class:`CollectContext`; a torn read of one tick is
+    harmless). Made before the children start."""
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        self._a: Any = mp.get_context("spawn").RawArray("q", 4)
+
+    def write(self, now_ns: int, in_flight: int, chunks: int) -> None:
+        a = self._a
+        if chunks != a[3] or a[2] <= 0:  # a chunk arrived, or requests began after none
+            a[1] = now_ns
+        a[2], a[3], a[0] = in_flight, chunks, now_ns
+
+    def read(self) -> Activity:
+        a = self._a
+        return Activity(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +111,7 @@ class CollectContext:
     headers: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    activity: ActivityBoard | None = None  # the load's progress, for stall detection
 
     def options_for(self, name: str) -> Mapping[str, Any]:
         return self.options.get(name, {})

@@ -58,6 +58,20 @@ class EngineFlags:
         help="Largest metrics page read, bytes (a larger one is refused and counted as "
         "too_large)", rich_help_panel=_E)] = 4 << 20
 
+    gpu_interval: Annotated[float, typer.Option(
+        help="Seconds between GPU samples (the gpu collector; GPM windows are as long)",
+        rich_help_panel=_E)] = 0.1
+    stacks_rate: Annotated[int, typer.Option(
+        help="Stack samples a second per engine process (the stacks collector, py-spy)",
+        rich_help_panel=_E)] = 50
+    stacks_blocking: Annotated[bool, typer.Option(
+        "--stacks-blocking", help="Let py-spy stop the engine's threads at each sample "
+        "(exact stacks; can slow a torch engine 5-15x)", rich_help_panel=_E)] = False
+    hang_after: Annotated[float, typer.Option(
+        help="Seconds without a streamed token, requests in flight, before the stacks "
+        "collector dumps every engine process (py-spy dump --native)",
+        rich_help_panel=_E)] = 30.0
+
     def engine_options(self, **more: Any) -> EngineOptions:
         """The library's options; a bad value is a usage error (exit 2)."""
         from profiler.engine_run import EngineOptions
@@ -66,6 +80,10 @@ class EngineFlags:
             return EngineOptions(engine=self.engine, collect=self.collect,
                                  metrics_interval_s=self.metrics_interval,
                                  metrics_max_bytes=self.metrics_max_bytes,
+                                 gpu_interval_s=self.gpu_interval,
+                                 stacks_rate_hz=self.stacks_rate,
+                                 stacks_blocking=self.stacks_blocking,
+                                 hang_after_s=self.hang_after,
                                  scrape=not self.no_metrics, **more)
         except ValueError as exc:
             raise _fail(str(exc)) from None

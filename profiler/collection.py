@@ -11,15 +11,16 @@ manifest's ``collectors`` section (:func:`record`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collectors.base import CollectContext, Collector, EngineFacts, LiveSource
+from collectors.base import ActivityBoard, CollectContext, Collector, EngineFacts, LiveSource
 from collectors.child import ChildRunner, start_children, stop_children
 from collectors.registry import make_collectors
 from profiler import signals
-from servescope.clock import take_anchor
+from servescope.clock import now_ns, take_anchor
 from servescope.redact import known_secrets
 from servescope.rundir.layout import RunDirError
 from servescope.rundir.manifest import ScrapeCounts, read_manifest, write_manifest
@@ -45,11 +46,36 @@ def context(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR09
     from collectors.live_gauges import live_families
 
     facts = EngineFacts(spec.name, tuple(argv), pid, spec.metrics_endpoints(argv, base_url),
-                        live_families(spec))
+                        live_families(spec), spec.process_roles,
+                        _cuda_visible_devices(bool(argv), pid))
     return CollectContext(run_dir, base_url, facts, take_anchor(), opts.headers(),
                           tuple(known_secrets()),
                           {"metrics": {"interval_s": opts.metrics_interval_s,
-                                       "max_body_bytes": opts.metrics_max_bytes}})
+                                       "max_body_bytes": opts.metrics_max_bytes},
+                           "gpu": {"interval_s": opts.gpu_interval_s},
+                           "stacks": {"rate_hz": opts.stacks_rate_hz,
+                                      "blocking": opts.stacks_blocking,
+                                      "hang_after_s": opts.hang_after_s}},
+                          ActivityBoard())
+
+
+def _cuda_visible_devices(started: bool, pid: int | None) -> str | None:
+    """CUDA_VISIBLE_DEVICES as the engine got it: a started engine inherits servescope's
+    environment; an attached one's (``--pid``) is read from /proc when allowed (None
+    otherwise)."""
+    if started:
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            env = fh.read(1 << 20).split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"CUDA_VISIBLE_DEVICES="):
+            return item.split(b"=", 1)[1].decode(errors="replace")
+    return None
 
 
 def start(collectors: Sequence[Collector], ctx: CollectContext, warnings: list[str]
@@ -88,16 +114,25 @@ def record(run_dir: Path, counts: dict[str, dict[str, Any]], warnings: list[str]
 
 
 def with_gauges(on_progress: Callable[[Progress], None] | None,
-                running: Sequence[ChildRunner]) -> Callable[[Progress], None] | None:
-    """The progress callback, with the latest live engine gauges filled in (from the first
-    collector that has them)."""
-    live = next((r.collector for r in running if isinstance(r.collector, LiveSource)), None)
-    if on_progress is None or live is None:
+                running: Sequence[ChildRunner], board: ActivityBoard | None = None
+                ) -> Callable[[Progress], None] | None:
+    """The progress callback, with the latest live gauges filled in (from every collector
+    that has them) and the load's activity written to ``board`` for the collectors (so a
+    callback exists whenever a collector runs, live view or not)."""
+    live = [r.collector for r in running if isinstance(r.collector, LiveSource)]
+    if not running or (not live and board is None):
         return on_progress
-    cb, source = on_progress, live
+    cb = on_progress
 
     def update(p: Progress) -> None:
-        p.engine = source.live_values()
+        if board is not None:
+            board.write(now_ns(), p.in_flight, p.chunks)
+        if cb is None:
+            return
+        values: dict[str, float] = {}
+        for source in live:
+            values.update(source.live_values())
+        p.engine = values
         cb(p)
 
     return update

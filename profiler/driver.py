@@ -79,6 +79,13 @@ class DriveStats:
     exact_arrival_times: bool = False  # socket-read timestamps (see collectors.client.timed)
     write_error: str = ""  # why the journal could not be written ("" when it could)
     records_lost: int = 0  # requests that ended but could not be written
+    chunks_done: int = 0  # stream chunks of requests that ended
+    streaming: dict[int, RequestRecord] = field(default_factory=dict)  # in flight, by id
+
+    def chunks(self) -> int:
+        """Stream chunks received so far, in flight ones included (read at each progress
+        tick, so the per-chunk path pays nothing for it)."""
+        return self.chunks_done + sum(len(r.ev_t_ns) for r in list(self.streaming.values()))
 
 
 class _Dispatcher:
@@ -145,10 +152,13 @@ class _Dispatcher:
         st = self.stats
         st.sent += 1
         st.in_flight += 1
+        st.streaming[rec.request_id] = rec
         try:
             await send_request(self.http, self.target, body, rec, keep_text)
         finally:
             st.in_flight -= 1
+            del st.streaming[rec.request_id]
+            st.chunks_done += len(rec.ev_t_ns)
             st.done += 1
             st.outcomes[rec.outcome] = st.outcomes.get(rec.outcome, 0) + 1
             if rec.outcome != Outcome.SUCCESS.value:

@@ -67,6 +67,10 @@ class EngineOptions:
     stop_grace_s: tuple[float, float, float] = (15.0, 10.0, 5.0)
     api_key: str | None = None  # for servescope's own requests (readiness, /version, /metrics)
     collect: str | Sequence[str] = DEFAULT_COLLECT  # collector names (--collect)
+    gpu_interval_s: float = 0.1  # the GPU collector's sampling period (--gpu-interval)
+    stacks_rate_hz: int = 50  # py-spy's sampling rate (--stacks-rate)
+    stacks_blocking: bool = False  # py-spy stops the threads per sample (--stacks-blocking)
+    hang_after_s: float = 30.0  # no chunk this long with requests in flight: dump stacks
     pid: int | None = None  # attach: the server's pid (--pid), for collectors that watch it
     registry: Registry[CollectorEntry] = field(default=COLLECTORS, repr=False, compare=False)
 
@@ -77,6 +81,12 @@ class EngineOptions:
             raise ValueError("--metrics-interval must be positive")
         if self.metrics_max_bytes < 1:
             raise ValueError("--metrics-max-bytes must be positive")
+        if not 0.01 <= self.gpu_interval_s <= 60:
+            raise ValueError("--gpu-interval must be between 0.01 and 60 seconds")
+        if not 1 <= self.stacks_rate_hz <= 1000:
+            raise ValueError("--stacks-rate must be between 1 and 1000 samples a second")
+        if not self.hang_after_s > 0:
+            raise ValueError("--hang-after must be positive")
         try:
             self.collectors()
         except ValueError as exc:  # an unknown name: the message lists the valid ones
@@ -221,7 +231,8 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
     try:
         with _Watchdog(engine) as dog:
             try:
-                res.load = run_load(cfg, on_progress=collection.with_gauges(on_progress, running),
+                res.load = run_load(cfg, on_progress=collection.with_gauges(on_progress, running,
+                                                                           ctx.activity),
                                     run_dir_ready=True, engine=info)
             except KeyboardInterrupt:
                 if dog.died_with is None:
@@ -326,7 +337,8 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     try:
         ctx = collection.context(spec, [], base_url, run_dir, opts, opts.pid)
         running = collection.start(collectors, ctx, warnings)
-        res.load = run_load(config, on_progress=collection.with_gauges(on_progress, running),
+        res.load = run_load(config, on_progress=collection.with_gauges(on_progress, running,
+                                                                           ctx.activity),
                             run_dir_ready=True, engine=info)
         res.status = res.load.status
     except KeyboardInterrupt:

@@ -316,6 +316,7 @@ def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Pro
         progress.done = sum(counters[i * COUNTERS + 1] for i in range(n))
         progress.errors = sum(counters[i * COUNTERS + 2] for i in range(n))
         progress.in_flight = sum(counters[i * COUNTERS + 3] for i in range(n))
+        progress.chunks = sum(counters[i * COUNTERS + 4] for i in range(n))
         if on_progress is not None:
             on_progress(progress)
 
@@ -346,6 +347,7 @@ async def _with_ticks(job: WorkerJob, stats: DriveStats, progress: Progress,
             progress.recent_ttft_ns = list(stats.recent_ttft_ns)
             progress.recent_itl_ns = list(stats.recent_itl_ns)
             progress.output_tokens = stats.output_tokens
+            progress.chunks = stats.chunks()
             on_progress(progress)
             await asyncio.sleep(0.5)
 

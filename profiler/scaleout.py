@@ -29,7 +29,7 @@ from servescope.redact import known_secrets, register_secrets
 
 __all__ = ["COUNTERS", "WorkerError", "WorkerJob", "run_in_process", "run_workers"]
 
-COUNTERS = 4  # per worker: sent, done, errors, in_flight
+COUNTERS = 5  # per worker: sent, done, errors, in_flight, stream chunks received
 READY_TIMEOUT_S = 120.0  # a worker imports the client and builds its shard
 STOP_TIMEOUT_S = 30.0  # a stopped worker writes its in-flight requests as cancelled
 
@@ -52,6 +52,7 @@ def _publish(stats: DriveStats, counters: Any, base: int) -> None:
     counters[base + 1] = stats.done
     counters[base + 2] = stats.errors
     counters[base + 3] = stats.in_flight
+    counters[base + 4] = stats.chunks()
 
 
 async def run_in_process(job: WorkerJob, stats: DriveStats | None = None,

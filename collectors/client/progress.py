@@ -20,4 +20,5 @@ class Progress:
     recent_ttft_ns: list[int] = field(default_factory=list)
     recent_itl_ns: list[int] = field(default_factory=list)
     output_tokens: int = 0
+    chunks: int = 0  # stream chunks received, in flight requests' included
     engine: dict[str, float] = field(default_factory=dict)  # live gauges: signal → value
