@@ -45,6 +45,16 @@ def _metrics() -> Collector:
     return MetricsCollector()
 
 
+def _load(module: str, cls: str) -> Callable[[], Collector]:
+    """A loader of ``module.cls()``, imported only when the collector is chosen."""
+    def make() -> Collector:
+        import importlib
+
+        made: Collector = getattr(importlib.import_module(module), cls)()
+        return made
+    return make
+
+
 def _entries(*entries: CollectorEntry) -> Registry[CollectorEntry]:
     return Registry("collector", [(e.name, e) for e in entries])
 
@@ -52,6 +62,12 @@ def _entries(*entries: CollectorEntry) -> Registry[CollectorEntry]:
 COLLECTORS: Registry[CollectorEntry] = _entries(
     CollectorEntry("requests", "every request's timing, from the client; always on"),
     CollectorEntry("metrics", "the engine's metrics pages, every --metrics-interval", _metrics),
+    CollectorEntry("gpu", "NVML and Hopper GPM telemetry of the engine's GPUs, every "
+                   "--gpu-interval (the gpu extra)", _load("collectors.gpu.collector",
+                                                            "GpuCollector")),
+    CollectorEntry("stacks", "CPU stacks of every engine process with py-spy, and dumps when "
+                   "tokens stop (the profiling extra)", _load("collectors.stacks.collector",
+                                                               "StackCollector")),
 )
 
 
