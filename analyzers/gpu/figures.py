@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["CLOCK_EVENT_REASONS", "GpuFigures", "GpuWindowFigures", "ThrottleShare"]
+__all__ = ["CLOCK_EVENT_REASONS", "IDLE_REASON_BIT", "POWER_BITS", "THERMAL_BITS",
+           "THROTTLE_BITS", "GpuFigures", "GpuWindowFigures", "ThrottleShare"]
 
 # NVML clock-event ("throttle") reason bits, as pynvml's nvmlClocksEventReason* constants
 # (nvmlClocksThrottleReason* are the old names of the same bits). 0x1 (GPU idle) is not a
@@ -19,12 +20,19 @@ CLOCK_EVENT_REASONS: dict[int, str] = {
     0x2: "applications_clocks_setting",
     0x4: "sw_power_cap",
     0x8: "hw_slowdown",
-    0x20: "sync_boost",
-    0x40: "sw_thermal_slowdown",
-    0x80: "hw_thermal_slowdown",
-    0x100: "hw_power_brake_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
 }
 IDLE_REASON_BIT = 0x1
+# what slows a GPU that has work: power and thermal caps and hardware slowdown. Not idle, not
+# a clock the user set (applications clocks, display clock), not sync boost (a multi-GPU
+# clock match).
+POWER_BITS = 0x4 | 0x80  # sw_power_cap, hw_power_brake_slowdown
+THERMAL_BITS = 0x20 | 0x40  # sw_thermal_slowdown, hw_thermal_slowdown
+THROTTLE_BITS = POWER_BITS | THERMAL_BITS | 0x8  # ... and hw_slowdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ class GpuWindowFigures:
     sm_clock_median_mhz: float
     max_sm_clock_mhz: float  # devices.json
     sm_clock_max_frac: float  # sm_clock_median_mhz / max_sm_clock_mhz
-    throttled_frac: float  # samples with any reason but gpu_idle set
+    throttled_frac: float  # samples with a THROTTLE_BITS reason set (power, thermal, slowdown)
     throttle: tuple[ThrottleShare, ...]  # every reason seen in the window, idle included
     mem_used_max_bytes: float
     mem_total_bytes: float
