@@ -20,6 +20,10 @@ Members (each computed at most once):
   and the engine over three spans: ``engine``/``histograms`` over ``window`` (what the rules
   judge), ``engine_load`` from the client's first measured send to the last scrape (what
   ``summarize`` and ``compare`` show) and ``engine_whole`` (first to last scrape);
+- below the HTTP layer (None when the run recorded none): ``gpu``, the GPU collector's tables
+  (:func:`analyzers.gpu.load.read_gpu`), ``gpu_window``, the GPU figures over ``window``
+  (:func:`analyzers.gpu.window.gpu_figures`), and ``stacks``, the engine's CPU stacks
+  summarized (:func:`analyzers.stacks_summary.summarize_stacks`);
 - per argument set: ``summary(slo)``, ``analysis(slo, n_resamples, seed)``; and ``rules``,
   the bottleneck rules' view.
 
@@ -47,9 +51,12 @@ if TYPE_CHECKING:
     from analyzers.bottlenecks.context import RuleContext
     from analyzers.engine_signals import EngineWindow
     from analyzers.goodput import SLO
+    from analyzers.gpu.figures import GpuFigures
+    from analyzers.gpu.load import GpuTables
     from analyzers.itl import ITLSamples
     from analyzers.run_analysis import RunAnalysis
     from analyzers.server_histograms import HistogramDelta
+    from analyzers.stacks_summary import StacksSummary
     from analyzers.steady_state import SteadyWindow
     from analyzers.summary import RunSummary
     from analyzers.timeline import Timeline
@@ -190,6 +197,35 @@ class RunContext:
         from analyzers.bottlenecks.context import RuleContext
 
         return RuleContext.of(self)
+
+    # ------------------------------------------------------------- below the HTTP layer
+
+    @cached_property
+    def gpu(self) -> GpuTables | None:
+        """The GPU collector's tables, read once; None when the run recorded no GPU."""
+        from analyzers.gpu.load import read_gpu
+
+        return read_gpu(self.path)
+
+    @cached_property
+    def gpu_window(self) -> GpuFigures | None:
+        """The GPU figures over ``window`` (the client's steady state), beside its latency;
+        None without GPU data."""
+        from analyzers.gpu.window import gpu_figures
+
+        tables = self.gpu
+        if tables is None:
+            return None
+        w = self.window
+        note = "steady state" if w.found else f"whole load: {w.reason}"
+        return gpu_figures(tables, w.start_ns, w.end_ns, self.ok, note)
+
+    @cached_property
+    def stacks(self) -> StacksSummary | None:
+        """The engine's CPU stacks summarized; None when the run sampled none."""
+        from analyzers.stacks_summary import summarize_stacks
+
+        return summarize_stacks(self.path, self.spec)
 
     # ------------------------------------------------------------------------ the engine
 

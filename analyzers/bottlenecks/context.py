@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from analyzers.context import RunContext
     from analyzers.engine_signals import EngineWindow
+    from analyzers.gpu.figures import GpuFigures
     from analyzers.itl import ITLSamples
+    from analyzers.stacks_summary import StacksSummary
     from analyzers.steady_state import SteadyWindow
     from analyzers.timeline import Timeline
     from servescope.engines.spec import EngineSpec
@@ -37,6 +39,12 @@ _GENERIC_KNOB = {
     Knob.PREFILL_CHUNK: "make the engine prefill long prompts in smaller chunks",
     Knob.PREFIX_CACHE: "enable the engine's prefix cache",
     Knob.MAX_MODEL_LEN: "raise the engine's maximum context length, or send shorter requests",
+    Knob.CUDA_GRAPHS: "run the engine's decode step in CUDA graphs (most engines' default; "
+                      "check that no eager-mode flag is set)",
+    Knob.ASYNC_SCHEDULING: "turn on the engine's asynchronous scheduling, if it has one "
+                           "(the scheduler's CPU work overlaps the GPU's step)",
+    Knob.QUANTIZATION: "serve a quantized checkpoint and an FP8 KV cache (fewer bytes read "
+                       "per decode step)",
 }
 
 
@@ -60,6 +68,8 @@ class RuleContext:
     engine_whole: EngineWindow | None  # ... from the first scrape to the last
     histograms: pd.DataFrame  # server histograms over the window (may be empty)
     workload: Mapping[str, Any]
+    gpu: GpuFigures | None = None  # GPU figures over the window (None: no GPU recorded)
+    stacks: StacksSummary | None = None  # the engine's CPU stacks (None: none sampled)
 
     @classmethod
     def of(cls, ctx: RunContext) -> RuleContext:
@@ -71,7 +81,8 @@ class RuleContext:
             ok=ctx.ok, itl=ctx.itl, window=ctx.window, spec=spec,
             engine_args=_engine_args(run, spec), attached=eng is not None and eng.attached,
             signals=ctx.signals, engine=ctx.engine, engine_whole=ctx.engine_whole,
-            histograms=ctx.histograms, workload=run.manifest.workload)
+            histograms=ctx.histograms, workload=run.manifest.workload,
+            gpu=ctx.gpu_window, stacks=ctx.stacks)
 
     @property
     def start_ns(self) -> int:
