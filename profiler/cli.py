@@ -45,8 +45,9 @@ class EngineFlags:
     """The engine and collection options of ``run`` and ``attach`` (an option group)."""
 
     engine: Annotated[str | None, typer.Option(
-        "--engine", help="vllm | sglang | trtllm | triton | openai (default: recognized from the "
-        "command, or for attach from the /metrics names)", rich_help_panel=_E)] = None
+        "--engine", help="vllm | sglang | trtllm | triton | transformers | openai (default: "
+        "recognized from the command, or for attach from the /metrics names)",
+        rich_help_panel=_E)] = None
     collect: Annotated[str, typer.Option(help=_COLLECT_HELP, rich_help_panel=_E)
                        ] = DEFAULT_COLLECT
     metrics_interval: Annotated[float, typer.Option(

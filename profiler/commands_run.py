@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -63,10 +63,45 @@ def resolve_api_key(opts: WorkloadOptions, spec: EngineSpec | None,
     return os.environ.get("OPENAI_API_KEY") or None
 
 
-def _model_for(opts: WorkloadOptions, url: str, api_key: str | None) -> str:
-    from profiler.discovery import discover_model
+def _model_for(opts: WorkloadOptions, url: str, api_key: str | None,
+               spec: EngineSpec | None = None) -> str:
+    from profiler.discovery import DiscoveryError, discover_model
 
-    return opts.model or discover_model(url, api_key)
+    if opts.model:
+        return opts.model
+    try:
+        return discover_model(url, api_key)
+    except DiscoveryError as exc:
+        if spec is not None and not spec.lists_models:
+            raise DiscoveryError(f"{spec.display_name} does not list its models ({exc}); "
+                                 "pass --model") from None
+        raise
+
+
+def fit_to_engine(opts: WorkloadOptions, spec: EngineSpec, command: Sequence[str],
+                  note: Callable[[str], None]) -> WorkloadOptions:
+    """The workload's request options for this engine: OpenAI extensions it refuses (HTTP
+    422) are not sent, and a model it does not list is taken from its command; each change
+    is said through ``note``."""
+    changes: dict[str, Any] = {}
+    rejected = set(spec.rejected_request_fields)
+    if "ignore_eos" in rejected and opts.ignore_eos:
+        changes["ignore_eos"] = False
+        note(f"{spec.display_name} refuses ignore_eos (HTTP 422), so it is not sent: outputs "
+             "may end at an end-of-sequence token before max_tokens")
+    if "continuous_usage_stats" in rejected and opts.per_chunk_usage:
+        changes["per_chunk_usage"] = False
+        note(f"{spec.display_name} refuses stream_options.continuous_usage_stats (HTTP 422), "
+             "so it is not sent: token counts per event are not reported")
+    if not opts.model and not spec.lists_models and (model := spec.served_model(command)):
+        changes["model"] = model
+        note(f"model: {model} (from the command: {spec.display_name} does not list its "
+             "models; --model overrides)")
+    return dataclasses.replace(opts, **changes) if changes else opts
+
+
+def _note(console: Console) -> Callable[[str], None]:
+    return lambda text: console.print(text, markup=False, highlight=False)
 
 
 def _report_end(console: Console, run_dir: Path, status: str, warnings: list[str]) -> None:
@@ -103,16 +138,20 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
     from profiler.scaleout import WorkerError
     from profiler.workloads.spec import WorkloadError
     from reports.live import LiveView
-    from servescope.engines.registry import UnknownEngineError
+    from servescope.engines.registry import UnknownEngineError, get_spec
     from servescope.rundir.layout import RunDirError
 
     api_key = resolve_api_key(opts, None, ())
     eopts = dataclasses.replace(eopts, api_key=api_key)
     try:
+        spec = get_spec(eopts.engine) if eopts.engine else None
+        if spec is not None:
+            opts = fit_to_engine(opts, spec, (), _note(console))
         collectors = prepare(eopts)  # a collector this machine cannot run: before anything
-        model = _model_for(opts, url, api_key)
+        model = _model_for(opts, url, api_key, spec)
         cfg = opts.to_config(url, model, out, argv, api_key=api_key)
-    except (CollectorUnavailable, DiscoveryError, TargetError, WorkloadError, ValueError) as exc:
+    except (CollectorUnavailable, DiscoveryError, TargetError, WorkloadError, ValueError,
+            UnknownEngineError) as exc:
         _err(console, str(exc))
         return EXIT_USAGE
     try:
@@ -174,6 +213,7 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
                       markup=False, highlight=False)
     try:
         spec, _ = resolve_engine(command, eopts)
+        opts = fit_to_engine(opts, spec, command, _note(console))
         opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)  # validate now
         collectors = prepare(eopts)  # a collector this machine cannot run: before the engine
     except (CollectorUnavailable, UnknownEngineError, WorkloadError, ValueError) as exc:
@@ -183,7 +223,7 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
     eopts = dataclasses.replace(eopts, api_key=api_key)
 
     def make_config(url: str, run_dir: Path) -> LoadConfig:
-        return opts.to_config(url, _model_for(opts, url, api_key), run_dir, argv,
+        return opts.to_config(url, _model_for(opts, url, api_key, spec), run_dir, argv,
                               api_key=api_key)
 
     try:

@@ -48,6 +48,9 @@ class Knob(StrEnum):
     PREFILL_CHUNK = "prefill_chunk"  # tokens per scheduler step / chunked prefill
     PREFIX_CACHE = "prefix_cache"  # reuse of shared prompt prefixes
     MAX_MODEL_LEN = "max_model_len"  # longest prompt + output accepted
+    CUDA_GRAPHS = "cuda_graphs"  # capture the step in CUDA graphs (launch-bound steps)
+    ASYNC_SCHEDULING = "async_scheduling"  # overlap the scheduler's CPU work with the GPU
+    QUANTIZATION = "quantization"  # fewer bytes per weight / KV entry (memory-bound decode)
 
 
 class Histogram(StrEnum):

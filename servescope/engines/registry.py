@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from servescope.engines import openai_generic, sglang, triton, trtllm, vllm
+from servescope.engines import openai_generic, sglang, transformers_serve, triton, trtllm, vllm
 from servescope.engines.spec import EngineSpec
 from servescope.registry import Registry, UnknownNameError
 
@@ -20,6 +20,7 @@ ENGINES: Registry[EngineSpec] = Registry("engine", ((s.name, s) for s in (
     sglang.SPEC,
     trtllm.SPEC,
     triton.SPEC,
+    transformers_serve.SPEC,
     openai_generic.SPEC,
 )))
 

@@ -96,6 +96,11 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
     Knob.PREFIX_CACHE: "keep the radix cache on (remove --disable-radix-cache) and use "
                        "--schedule-policy lpm so requests sharing a prefix run together",
     Knob.MAX_MODEL_LEN: "raise --context-length, or send shorter prompts / smaller max_tokens",
+    Knob.CUDA_GRAPHS: "keep CUDA graphs on (remove --disable-cuda-graph) and raise "
+                      "--cuda-graph-max-bs to the running batch",
+    Knob.ASYNC_SCHEDULING: "keep the overlap scheduler on (remove --disable-overlap-schedule)",
+    Knob.QUANTIZATION: "--kv-cache-dtype fp8_e5m2 and an FP8 checkpoint (--quantization fp8): "
+                       "fewer bytes read per decode step",
 })
 
 

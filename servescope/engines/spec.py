@@ -196,6 +196,11 @@ class EngineSpec:
     api_key_env: tuple[str, ...] = ()  # variables the server reads that key from
     command_warnings: tuple[LaunchWarning, ...] = ()
     batch_cap_flags: tuple[str, ...] = ()  # the flag capping sequences running at once
+    # -- requests: OpenAI extensions the server refuses (HTTP 422), which servescope then
+    # does not send ("ignore_eos", "continuous_usage_stats"); whether GET /v1/models works
+    # (False: the model is the command's first positional argument, unless --model)
+    rejected_request_fields: tuple[str, ...] = ()
+    lists_models: bool = True
     # -- metrics
     metrics: tuple[MetricsRoute, ...]
     signals: Mapping[Signal, SignalSpec] = field(default_factory=frozen_map)
@@ -265,6 +270,15 @@ class EngineSpec:
         return None
 
     # ---- metrics
+
+    def served_model(self, argv: Sequence[str]) -> str | None:
+        """The model the command serves: its first positional argument after the launcher
+        (``transformers serve MODEL``, ``vllm serve MODEL``), or None."""
+        launch = self.launch(argv)
+        args = launch.args if launch is not None else ()
+        if args and not args[0].startswith("-"):
+            return args[0]
+        return None
 
     def metrics_endpoints(self, argv: Sequence[str], base: str) -> tuple[MetricsEndpoint, ...]:
         """Every metrics URL for a server started by ``argv`` (``[]`` when attaching) whose

@@ -103,6 +103,12 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
     Knob.PREFIX_CACHE: "enable KV block reuse (kv_cache_config: enable_block_reuse: true in "
                        "--extra_llm_api_options)",
     Knob.MAX_MODEL_LEN: "raise --max_seq_len, or send shorter prompts / smaller max_tokens",
+    Knob.CUDA_GRAPHS: "enable CUDA graphs (cuda_graph_config with batch_sizes covering the "
+                      "running batch, in --extra_llm_api_options)",
+    Knob.ASYNC_SCHEDULING: "keep the overlap scheduler on (disable_overlap_scheduler: false in "
+                           "--extra_llm_api_options)",
+    Knob.QUANTIZATION: "an FP8 checkpoint and kv_cache_config dtype fp8: fewer bytes read per "
+                       "decode step",
 })
 
 

@@ -98,6 +98,13 @@ _TUNING: Mapping[Knob, str] = MappingProxyType({
                        "--no-enable-prefix-caching) and keep shared prefixes identical and at "
                        "the start of the prompt",
     Knob.MAX_MODEL_LEN: "raise --max-model-len, or send shorter prompts / smaller max_tokens",
+    Knob.CUDA_GRAPHS: "keep CUDA graphs on (remove --enforce-eager) and let their capture "
+                      "sizes cover the batch you run (--max-cudagraph-capture-size, or "
+                      "cudagraph_capture_sizes in --compilation-config)",
+    Knob.ASYNC_SCHEDULING: "--async-scheduling (the scheduler's CPU work overlaps the "
+                           "GPU's step)",
+    Knob.QUANTIZATION: "--kv-cache-dtype fp8 and an FP8/INT4 checkpoint (--quantization): "
+                       "fewer bytes read per decode step",
 })
 
 
