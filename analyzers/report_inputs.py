@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from analyzers.context import RunSource
     from analyzers.goodput import SLO
+    from analyzers.gpu_series import GpuSeries
     from analyzers.run_analysis import RunAnalysis
     from servescope.rundir.manifest import Manifest
 
@@ -57,6 +58,8 @@ class RunInputs:
     errors: tuple[ErrorGroup, ...]
     outputs: tuple[tuple[int, str], ...]  # (request id, output text): only with include_text
     load_warnings: tuple[str, ...]
+    # the GPU collector's series over the report's time axis (None: no GPU recorded)
+    gpu: GpuSeries | None = None
 
 
 def _errors(requests: pd.DataFrame) -> tuple[ErrorGroup, ...]:
@@ -92,6 +95,7 @@ def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = F
     """Everything a report of ``run`` shows (from its :class:`RunContext` when given one).
     RunDirError for a run without requests."""
     from analyzers.context import RunContext
+    from analyzers.gpu_series import gpu_series
     from servescope.rundir.layout import RunDirError
 
     ctx = RunContext.of(run)
@@ -111,6 +115,8 @@ def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = F
     origin = analysis.summary.window_start_ns
     if origin < 0:
         origin = int(sends.min()) if sends.size else 0
+    last = measured["t_last_ns"].max()  # the timeline's right edge
+    end = int(last) if np.isfinite(last) else int(origin)
     return RunInputs(
         label=data.manifest.run_id or data.path.name,
         path=str(data.path),
@@ -125,4 +131,5 @@ def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = F
         errors=_errors(tl.requests.loc[ctx.measured.index]),
         outputs=_outputs(measured, data.requests) if include_text else (),
         load_warnings=tuple(data.warnings),
+        gpu=gpu_series(data.path, int(origin), int(origin), max(end, int(origin))),
     )

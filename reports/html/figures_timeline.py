@@ -11,14 +11,16 @@ to bottom, each drawn only when a run has its data:
 - the engine's KV-cache usage, running and waiting requests (its scrapes: every snapshot, or
   the largest per bin when there are many) and preemptions per bin.
 
-A panel is one function in :data:`PANELS`; a GPU collector's panels (utilization, memory,
-power) go in as more functions there, reading the run's GPU records.
+- with GPU telemetry (``RunInputs.gpu``): SM busy and occupancy, DRAM bandwidth, tensor
+  activity, power, SM clock (throttled periods shaded), memory (:mod:`reports.html.figures_gpu`).
+
+A panel is one function in :data:`PANELS` returning a :class:`~reports.html.panels.Panel`
+(its traces, notes and any spans shaded inside it) or None when no run has its data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,11 +33,14 @@ from reports.html.figspec import (
     base_layout,
     figure,
     nums,
-    run_name,
     secs,
 )
+from reports.html.figures_gpu import GPU_PANELS
+from reports.html.panels import Panel, PanelCtx
+from reports.html.panels import line as _line
+from reports.html.panels import rel_s as _rel
+from reports.html.panels import trace_name as _name
 from reports.html.series import (
-    FloatArray,
     binned_max,
     binned_percentiles,
     counter_increments,
@@ -56,60 +61,17 @@ FINE_BINS = 300
 _PANEL_PX = 135
 
 
-@dataclass(slots=True)
-class Panel:
-    key: str
-    title: str  # the y axis title
-    traces: list[dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-    percent: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Ctx:
-    runs: Sequence[RunInputs]
-    edges: FloatArray  # seconds: bins for counts and percentiles
-    fine: FloatArray  # seconds: finer bins for requests in flight
-
-    @property
-    def width_s(self) -> float:
-        return float(self.edges[1] - self.edges[0])
-
-    @property
-    def fine_s(self) -> float:
-        return float(self.fine[1] - self.fine[0])
-
-    def centers(self) -> FloatArray:
-        return (self.edges[:-1] + self.edges[1:]) / 2
-
-
-def _rel(r: RunInputs, t_ns: np.ndarray) -> np.ndarray:
-    t = np.asarray(t_ns, dtype=np.int64)
-    out = (t - r.origin_ns).astype(np.float64) / 1e9
-    return np.where(t >= 0, out, np.nan)
-
-
 # one colour per series for a single run; two runs are told apart by the run's colour
 _SERIES = {"sent": "#1f77b4", "completed": "#2ca02c", "failed": "#d62728",
            "inflight": "#1f77b4", "ttft": "#9467bd", "itl50": "#17becf", "itl99": "#ff7f0e",
            "kv": "#d62728", "running": "#1f77b4", "waiting": "#ff7f0e", "preempt": "#d62728"}
 
 
-def _color(c: _Ctx, ri: int, series: str) -> str:
+def _color(c: PanelCtx, ri: int, series: str) -> str:
     return _SERIES[series] if len(c.runs) == 1 else RUN_COLORS[ri]
 
 
-def _name(r: RunInputs, ri: int, n: int, what: str) -> str:
-    prefix = run_name(r.label, ri, n)
-    return f"{prefix} {what}" if prefix else what
-
-
-def _line(x: Any, y: Any, name: str, color: str, **kw: Any) -> dict[str, Any]:
-    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name,
-            "line": {"color": color, "width": 1.6, **kw.pop("line", {})}, **kw}
-
-
-def _request_rate(c: _Ctx) -> Panel | None:
+def _request_rate(c: PanelCtx) -> Panel | None:
     p = Panel("rate", "requests/s", [])
     x = secs(c.centers())
     for ri, r in enumerate(c.runs):
@@ -131,7 +93,7 @@ def _request_rate(c: _Ctx) -> Panel | None:
     return p
 
 
-def _in_flight(c: _Ctx) -> Panel | None:
+def _in_flight(c: PanelCtx) -> Panel | None:
     p = Panel("inflight", "in flight (client)", [])
     for ri, r in enumerate(c.runs):
         m = r.measured
@@ -143,7 +105,7 @@ def _in_flight(c: _Ctx) -> Panel | None:
     return p
 
 
-def _ttft(c: _Ctx) -> Panel | None:
+def _ttft(c: PanelCtx) -> Panel | None:
     p = Panel("ttft", "TTFT (ms)", [])
     for ri, r in enumerate(c.runs):
         m = r.measured
@@ -164,7 +126,7 @@ def _ttft(c: _Ctx) -> Panel | None:
     return p
 
 
-def _itl(c: _Ctx) -> Panel | None:
+def _itl(c: PanelCtx) -> Panel | None:
     p = Panel("itl", "ITL (ms)", [])
     x = secs(c.centers())
     for ri, r in enumerate(c.runs):
@@ -184,7 +146,7 @@ def _signal(r: RunInputs, name: str) -> tuple[np.ndarray, np.ndarray]:
     return _rel(r, rows["t_ns"].to_numpy()), rows["value"].to_numpy(np.float64)
 
 
-def _gauge_traces(c: _Ctx, p: Panel, signals: Sequence[tuple[str, str, str, str]]) -> None:
+def _gauge_traces(c: PanelCtx, p: Panel, signals: Sequence[tuple[str, str, str, str]]) -> None:
     """Traces of engine gauges: (signal, label, dash, series colour) each."""
     reduced = False
     for ri, r in enumerate(c.runs):
@@ -205,20 +167,20 @@ def _gauge_traces(c: _Ctx, p: Panel, signals: Sequence[tuple[str, str, str, str]
         p.notes.append(f"{p.title}: largest snapshot per {c.width_s:g} s bin")
 
 
-def _kv(c: _Ctx) -> Panel | None:
+def _kv(c: PanelCtx) -> Panel | None:
     p = Panel("kv", "KV cache used", [], percent=True)
     _gauge_traces(c, p, (("kv_cache_usage_frac", "KV cache usage", "solid", "kv"),))
     return p if p.traces else None
 
 
-def _running_waiting(c: _Ctx) -> Panel | None:
+def _running_waiting(c: PanelCtx) -> Panel | None:
     p = Panel("sched", "engine requests", [])
     _gauge_traces(c, p, (("requests_running", "running", "solid", "running"),
                          ("requests_waiting", "waiting", "dot", "waiting")))
     return p if p.traces else None
 
 
-def _preemptions(c: _Ctx) -> Panel | None:
+def _preemptions(c: PanelCtx) -> Panel | None:
     p = Panel("preempt", "preemptions", [])
     for ri, r in enumerate(c.runs):
         t, v = _signal(r, "preemptions_total")
@@ -234,8 +196,9 @@ def _preemptions(c: _Ctx) -> Panel | None:
     return p if p.traces else None
 
 
-PANELS: tuple[Callable[[_Ctx], Panel | None], ...] = (
-    _request_rate, _in_flight, _ttft, _itl, _kv, _running_waiting, _preemptions)
+PANELS: tuple[Callable[[PanelCtx], Panel | None], ...] = (
+    _request_rate, _in_flight, _ttft, _itl, _kv, _running_waiting, _preemptions,
+    *GPU_PANELS)
 
 
 def timeline_figure(runs: Sequence[RunInputs]) -> Figure:
@@ -246,16 +209,22 @@ def timeline_figure(runs: Sequence[RunInputs]) -> Figure:
     # requests' worth of time per bin on average, and at most MAX_BINS bins
     bins = max(1, min(MAX_BINS, n_req // MIN_PER_BIN))
     edges = time_edges(0, span_ns, bins)
-    ctx = _Ctx(runs, edges, time_edges(0, span_ns, FINE_BINS))
+    ctx = PanelCtx(runs, edges, time_edges(0, span_ns, FINE_BINS))
     panels = [p for build in PANELS if (p := build(ctx)) is not None]
     n = len(panels)
     gap = 0.035
     h = (1.0 - gap * (n - 1)) / n
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {}
+    shapes = _steady_shapes(runs)
     for i, p in enumerate(panels):
         ax = "" if i == 0 else str(i + 1)
         top = 1.0 - i * (h + gap)
+        shapes += [{"type": "rect", "xref": "x", "yref": "paper",
+                    "y0": round(max(top - h, 0.0), 4), "y1": round(top, 4),
+                    "x0": round(sp.x0, 3), "x1": round(sp.x1, 3), "fillcolor": sp.color,
+                    "opacity": sp.opacity, "line": {"width": 0}, "layer": "below"}
+                   for sp in p.spans]
         layout[f"yaxis{ax}"] = {"domain": [max(top - h, 0.0), top], "title": axis_title(
             p.title), "rangemode": "tozero", "zeroline": False, "automargin": True,
             **({"tickformat": ".1~%"} if p.percent else {})}
@@ -271,7 +240,7 @@ def timeline_figure(runs: Sequence[RunInputs]) -> Figure:
     layout["xaxis"] = {"anchor": f"y{last}", "domain": [0, 1], "title": axis_title(
         "seconds since the first measured send"), "range": [0, span_ns / 1e9]}
     layout.update(hovermode="x unified", hoversubplots="axis", barmode="overlay",
-                  shapes=_steady_shapes(runs), legend={"orientation": "h", "y": -0.5 / n,
+                  shapes=shapes, legend={"orientation": "h", "y": -0.5 / n,
                                                        "font": {"size": 11}})
     layout["margin"].update(b=110)
     return figure("fig-timeline", data, layout, note)
