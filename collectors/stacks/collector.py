@@ -100,7 +100,7 @@ class StackCollector:
         self._permission = ""  # the one warning about ptrace
         self._watcher: HangWatcher | None = None
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None  # made where it runs (not picklable)
         self._loop_error = ""
 
     # -- in servescope's process
@@ -138,7 +138,9 @@ class StackCollector:
         if not self._permission and ctx.activity is not None:
             self._watcher = HangWatcher(ctx.activity, ctx.run_dir, self.py_spy,
                                         self._opts.hang_after_s, self._targets)
-        self._thread = threading.Thread(target=self._loop, name="stacks-scan", daemon=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,),
+                                        name="stacks-scan", daemon=True)
         self._thread.start()
 
     @staticmethod
@@ -146,9 +148,9 @@ class StackCollector:
         return (f"py-spy may not read the engine's processes ({why}): CPU stacks not "
                 f"sampled; {PERMISSION_FIX}")
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         next_scan = time.monotonic() + RESCAN_S
-        while not self._stop.wait(_TICK_S):
+        while not stop.wait(_TICK_S):
             try:
                 if time.monotonic() >= next_scan:
                     next_scan += RESCAN_S
@@ -203,7 +205,8 @@ class StackCollector:
         ctx = self._ctx
         if ctx is None:
             return CollectorStats(self._counts(0, 0, 0))
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._thread is not None:  # a hang dump in flight ends within its bound
             self._thread.join(2 * DUMP_TIMEOUT_S + 1)
         recorders = [p.recorder for p in self._procs.values() if p.recorder is not None]
