@@ -23,8 +23,8 @@ __all__ = ["FIELD_IDS", "read_sample"]
 # field value name → NVML field id attribute; what each becomes
 FIELD_IDS = (("pcie_tx_bytes", "NVML_FI_DEV_PCIE_COUNT_TX_BYTES"),
              ("pcie_rx_bytes", "NVML_FI_DEV_PCIE_COUNT_RX_BYTES"),
-             ("nvlink_tx_kib", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX"),
-             ("nvlink_rx_kib", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX"))
+             ("nvlink_tx_bytes", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX"),
+             ("nvlink_rx_bytes", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX"))
 _VALUE_ATTR = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
                6: "usVal"}
 _WRAP = {1: 1 << 32, 5: 1 << 32, 6: 1 << 16}  # counters of these value types wrap
@@ -84,7 +84,7 @@ def read_sample(nvml: Any, w: Watched) -> GpuSample:
     reasons = g("clock_event_reasons", _clock_reasons(nvml), h)
     temp = g("temperature", nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
     fields = _fields(nvml, w)
-    nv_tx, nv_rx = fields.get("nvlink_tx_kib"), fields.get("nvlink_rx_kib")
+    nv_tx, nv_rx = fields.get("nvlink_tx_bytes"), fields.get("nvlink_rx_bytes")
     return GpuSample(
         t_ns=t_ns, gpu_index=w.index, gpu_uuid=w.facts.gpu_uuid, mig_gpu_instance=None,
         util_gpu_frac=None if util is None else util.gpu / 100.0,
