@@ -5,7 +5,10 @@ timeline, ITL samples and engine signals, each computed once and shared with the
 the comparison); ``reports.html`` renders a :class:`RunInputs` and calls no analyzer (so its
 figures are tested as data on inputs built from run directories with chosen timings). Raw
 per-event data is not kept here beyond the per-event ITL gaps the timeline bins; what is
-plotted is reduced in :mod:`reports.html.series`.
+plotted is reduced in :mod:`reports.html.series`. With GPU telemetry: the GPU series of the
+report's time axis (:func:`analyzers.gpu_series.series_of` on the context's GPU tables), the
+GPU figures of the steady-state window (``RunContext.gpu_window``); with stacks, their
+summary (``RunContext.stacks``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ if TYPE_CHECKING:
 
     from analyzers.context import RunSource
     from analyzers.goodput import SLO
+    from analyzers.gpu.figures import GpuFigures
     from analyzers.gpu_series import GpuSeries
     from analyzers.run_analysis import RunAnalysis
+    from analyzers.stacks_summary import StacksSummary
     from servescope.rundir.manifest import Manifest
 
 __all__ = ["ErrorGroup", "RunInputs", "gather_run"]
@@ -60,6 +65,9 @@ class RunInputs:
     load_warnings: tuple[str, ...]
     # the GPU collector's series over the report's time axis (None: no GPU recorded)
     gpu: GpuSeries | None = None
+    # the GPU figures over the steady-state window, beside its latency (RunContext.gpu_window)
+    gpu_figures: GpuFigures | None = None
+    stacks: StacksSummary | None = None  # the engine's CPU stacks (RunContext.stacks)
 
 
 def _errors(requests: pd.DataFrame) -> tuple[ErrorGroup, ...]:
@@ -95,7 +103,7 @@ def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = F
     """Everything a report of ``run`` shows (from its :class:`RunContext` when given one).
     RunDirError for a run without requests."""
     from analyzers.context import RunContext
-    from analyzers.gpu_series import gpu_series
+    from analyzers.gpu_series import series_of
     from servescope.rundir.layout import RunDirError
 
     ctx = RunContext.of(run)
@@ -131,5 +139,9 @@ def gather_run(run: RunSource, slo: SLO | None = None, *, include_text: bool = F
         errors=_errors(tl.requests.loc[ctx.measured.index]),
         outputs=_outputs(measured, data.requests) if include_text else (),
         load_warnings=tuple(data.warnings),
-        gpu=gpu_series(data.path, int(origin), int(origin), max(end, int(origin))),
+        gpu=None if ctx.gpu is None else series_of(
+            ctx.gpu.devices, ctx.gpu.samples, ctx.gpu.gpm, origin_ns=int(origin),
+            t0_ns=int(origin), t1_ns=max(end, int(origin))),
+        gpu_figures=ctx.gpu_window,
+        stacks=ctx.stacks,
     )
