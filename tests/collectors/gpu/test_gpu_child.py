@@ -36,7 +36,8 @@ def test_child_samples_writes_the_tables_and_shares_live_values(tmp_path):
     copy = PROBE["gpm"]["copy"]
     assert live["gpu_dram_bw_frac"] == pytest.approx(copy["DRAM_BW_UTIL"] / 100)
     assert live["gpu_sm_util_frac"] == pytest.approx(copy["SM_UTIL"] / 100)
-    assert live["gpu_tensor_frac"] == 0.0 and live["gpu_util_frac"] == 0.99
+    assert live["gpu_tensor_frac"] == 0.0
+    assert live["gpu_util_frac"] == 0.99
     assert live["gpu_power_w"] == 402.05
     assert live["gpu_mem_used_bytes"] == PROBE["nvml"]["mem"]["v"]["used"] + (3 << 30)
     samples = pd.read_parquet(tmp_path / GPU_SAMPLES_FILE)
@@ -44,8 +45,10 @@ def test_child_samples_writes_the_tables_and_shares_live_values(tmp_path):
     procs = pd.read_parquet(tmp_path / GPU_PROCESSES_FILE)
     devices = json.loads((tmp_path / GPU_DEVICES_FILE).read_text())
     c = stats.counts
-    assert c["samples"] == len(samples) >= 10 and c["gpm_rows"] == len(gpm) > 0
-    assert c["process_rows"] == len(procs) >= 1 and c["gpus"] == len(devices) == 1
+    assert c["samples"] == len(samples) >= 10
+    assert c["gpm_rows"] == len(gpm) > 0
+    assert c["process_rows"] == len(procs) >= 1
+    assert c["gpus"] == len(devices) == 1
     assert 90 <= c["period_ms_median"] <= 110
     assert stats.process_cpu_ns > 0
     assert not (tmp_path / "gpu" / "journal.jsonl").exists()  # finalized

@@ -36,13 +36,16 @@ def test_samples_at_the_requested_rate_with_their_real_times(tmp_path):
 
 
 def test_gpm_windows_are_at_least_100_ms_when_sampling_faster(tmp_path):
-    assert gpm_every(0.05) == 2 and gpm_every(0.1) == 1 and gpm_every(0.03) == 4
+    assert gpm_every(0.05) == 2
+    assert gpm_every(0.1) == 1
+    assert gpm_every(0.03) == 4
     stats, fake = run_in_process(FakeNvmlConfig(), tmp_path, 1.1, interval_s=0.05)
     _, gpm, _, _ = _tables(tmp_path)
     windows = gpm.drop_duplicates("t_start_ns")
     span_ms = (windows["t_end_ns"] - windows["t_start_ns"]) / 1e6
     assert len(windows) == stats.counts["gpm_windows"] >= 8
-    assert span_ms.min() >= 95 and statistics.median(span_ms) == pytest.approx(100, abs=5)
+    assert span_ms.min() >= 95
+    assert statistics.median(span_ms) == pytest.approx(100, abs=5)
     assert min(fake.gpm_windows_s) >= 0.095  # what NVML itself was asked for
     # windows follow one another: each starts where the previous ended
     assert (windows["t_start_ns"].iloc[1:].to_numpy()
@@ -67,7 +70,9 @@ def test_gpm_windows_carry_the_scripted_loads(tmp_path):
             assert hits["sm_util"].iloc[0] == pytest.approx(want["SM_UTIL"])
             assert hits["sm_occupancy"].iloc[0] == pytest.approx(want["SM_OCCUPANCY"])
             assert hits["hmma_tensor_util"].iloc[0] == pytest.approx(want["HMMA_TENSOR_UTIL"])
-    assert seen["idle"] >= 2 and seen["copy"] >= 3 and seen["gemm"] >= 4
+    assert seen["idle"] >= 2
+    assert seen["copy"] >= 3
+    assert seen["gemm"] >= 4
     # the window across copy → GEMM is a time-weighted mix, between the two
     mixed = wide[(wide["dram_bw_util"] < 87.0) & (wide["dram_bw_util"] > 17.3)]
     assert len(mixed) <= 2
@@ -82,13 +87,16 @@ def test_gpm_windows_carry_the_scripted_loads(tmp_path):
 def test_nvml_readings_follow_the_load_and_energy_comes_from_the_counter(tmp_path):
     phases = (("idle", 0.5), ("copy", 1e9))
     run_in_process(FakeNvmlConfig(phases=phases), tmp_path, 1.3)
-    samples, gpm, _, _ = _tables(tmp_path)
+    samples, _gpm, _, _ = _tables(tmp_path)
     snaps = PROBE["snapshots"]
     first, last = samples.iloc[1], samples.iloc[-1]
-    assert first["util_gpu_frac"] == 0 and first["sm_clock_mhz"] == snaps["idle"]["sm_clock"]
+    assert first["util_gpu_frac"] == 0
+    assert first["sm_clock_mhz"] == snaps["idle"]["sm_clock"]
     assert first["clock_event_reasons"] == 1  # GPU idle
-    assert last["util_gpu_frac"] == 0.99 and last["power_w"] == pytest.approx(402.05)
-    assert last["mem_clock_mhz"] == 3201 and last["temp_c"] == 35
+    assert last["util_gpu_frac"] == 0.99
+    assert last["power_w"] == pytest.approx(402.05)
+    assert last["mem_clock_mhz"] == 3201
+    assert last["temp_c"] == 35
     assert last["mem_total_bytes"] == PROBE["nvml"]["mem"]["v"]["total"]
     # the energy counter grows by power × time (402 W in the copy phase)
     tail = samples.iloc[-4:]
@@ -107,7 +115,8 @@ def test_unsupported_fields_are_recorded_once_and_are_not_errors(tmp_path):
     stats, fake = run_in_process(cfg, tmp_path, 0.8)
     samples, gpm, _, devices = _tables(tmp_path)
     assert fake.calls["nvmlDeviceGetTotalEnergyConsumption"] == 1
-    assert samples["energy_mj"].isna().all() and samples["power_w"].notna().all()
+    assert samples["energy_mj"].isna().all()
+    assert samples["power_w"].notna().all()
     # NVLink field values answered ret 3 once; later ticks ask only for the PCIe counters
     nvlink = {FIELD_IDS["NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX"],
               FIELD_IDS["NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX"]}
@@ -118,8 +127,10 @@ def test_unsupported_fields_are_recorded_once_and_are_not_errors(tmp_path):
     assert "nvlink_total_tx_per_sec" in set(gpm["metric"])
     want = ["energy", "gpm_nvlink_total_rx_per_sec", "nvlink_rx_bytes", "nvlink_tx_bytes"]
     assert devices[0]["unsupported"] == want
-    assert stats.counts["unsupported_fields"] == want and stats.counts["unsupported"] == 4
-    assert stats.counts["errors"] == 0 and stats.error == ""
+    assert stats.counts["unsupported_fields"] == want
+    assert stats.counts["unsupported"] == 4
+    assert stats.counts["errors"] == 0
+    assert stats.error == ""
 
 
 def test_a_failing_call_is_counted_not_raised(tmp_path):
@@ -127,9 +138,11 @@ def test_a_failing_call_is_counted_not_raised(tmp_path):
                               tmp_path, 0.7)
     samples, _, _, devices = _tables(tmp_path)
     n = len(samples)
-    assert n >= 5 and samples["power_w"].isna().all()
+    assert n >= 5
+    assert samples["power_w"].isna().all()
     assert samples["util_gpu_frac"].notna().all()  # the rest of each reading is kept
-    assert stats.counts["errors"] == n and stats.counts["errors_by_field"] == {"power": n}
+    assert stats.counts["errors"] == n
+    assert stats.counts["errors_by_field"] == {"power": n}
     assert stats.error.startswith(f"{n} NVML reads failed (power {n}); first power: "
                                   "NVMLError: Unknown Error"), stats.error
     assert devices[0]["unsupported"] == ["nvlink_rx_bytes", "nvlink_tx_bytes"]
@@ -146,8 +159,11 @@ def test_devices_json_has_the_derived_hbm_peak(tmp_path):
     (dev,) = _tables(tmp_path)[3]
     assert dev["peak_dram_bytes_per_s"] == pytest.approx(4.81e12, rel=1e-3)
     assert dev["peak_dram_bytes_per_s"] == 3201e6 * 2 * 6016 / 8
-    assert dev["name"] == "NVIDIA H200" and dev["arch"] == 9 and dev["gpm_supported"]
-    assert dev["power_limit_w"] == 700.0 and dev["mig_gpu_instances"] == []
+    assert dev["name"] == "NVIDIA H200"
+    assert dev["arch"] == 9
+    assert dev["gpm_supported"]
+    assert dev["power_limit_w"] == 700.0
+    assert dev["mig_gpu_instances"] == []
 
 
 def test_gpus_chosen_by_the_engine_process(tmp_path):
@@ -156,8 +172,10 @@ def test_gpus_chosen_by_the_engine_process(tmp_path):
     samples, _, procs, devices = _tables(tmp_path)
     assert [d["gpu_index"] for d in devices] == [1]
     assert devices[0]["why_watched"] == f"engine process {me()}"
-    assert set(samples["gpu_index"]) == {1} and stats.counts["gpus"] == 1
-    assert set(procs["pid"]) == {me()} and (procs["used_mem_bytes"] == 5 << 30).all()
+    assert set(samples["gpu_index"]) == {1}
+    assert stats.counts["gpus"] == 1
+    assert set(procs["pid"]) == {me()}
+    assert (procs["used_mem_bytes"] == 5 << 30).all()
     assert len(procs) >= 2  # once a second
 
 
@@ -170,7 +188,8 @@ def test_gpus_chosen_by_cuda_visible_devices_indexes_and_uuids(tmp_path):
     run_in_process(FakeNvmlConfig(gpus=3), tmp_path / "b", 0.3, visible=uuid1)
     assert [d["gpu_index"] for d in _tables(tmp_path / "b")[3]] == [1]
     stats, _ = run_in_process(FakeNvmlConfig(gpus=3), tmp_path / "c", 0.3, visible="")
-    assert stats.counts["gpus"] == 0 and stats.counts["samples"] == 0
+    assert stats.counts["gpus"] == 0
+    assert stats.counts["samples"] == 0
     assert "no GPU of the engine found to watch" in stats.error
 
 
@@ -196,7 +215,8 @@ def test_mig_gpm_per_gpu_instance(tmp_path):
     _, gpm, _, devices = _tables(tmp_path)
     assert devices[0]["mig_gpu_instances"] == [1, 2]
     assert set(gpm["mig_gpu_instance"]) == {1, 2}
-    assert fake.calls["nvmlGpmMigSampleGet"] >= 8 and fake.calls["nvmlGpmSampleGet"] == 0
+    assert fake.calls["nvmlGpmMigSampleGet"] >= 8
+    assert fake.calls["nvmlGpmSampleGet"] == 0
     assert stats.counts["gpm_windows"] == len(gpm.drop_duplicates(
         ["t_start_ns", "mig_gpu_instance"]))
 
@@ -217,7 +237,8 @@ def test_no_driver_or_no_gpu_is_a_skip_with_one_line(tmp_path):
         collector.validate_environment()  # the binding is there
         warnings: list[str] = []
         running = start_children([collector], context(tmp_path), warnings)
-        assert running == [] and warnings == [NO_GPU]
+        assert running == []
+        assert warnings == [NO_GPU]
         assert NO_GPU == "no NVIDIA GPU/NVML on this machine: gpu collector skipped"
     provider = KeepingProvider(FakeNvmlConfig())
     assert GpuCollector(nvml=provider).skip_reason(context(tmp_path)) == ""
@@ -226,7 +247,7 @@ def test_no_driver_or_no_gpu_is_a_skip_with_one_line(tmp_path):
 
 def test_a_bad_option_is_refused_before_anything_starts(tmp_path):
     collector = GpuCollector(nvml=FakeNvmlProvider())
-    with pytest.raises(ValueError, match="0.01–60"):
+    with pytest.raises(ValueError, match=r"0\.01–60"):
         collector.stop_bound_s(context(tmp_path, interval_s=0.001))
     assert collector.stop().counts["samples"] == 0  # never started: zero counts
 
