@@ -14,6 +14,14 @@ from analyzers.bottlenecks.engine_rules import (
     kv_cache_saturation,
     prefix_cache_low,
 )
+from analyzers.bottlenecks.gpu_rules import (
+    gpu_compute_bound_prefill,
+    gpu_idle_client_limited,
+    gpu_launch_bound,
+    gpu_memory_bound_decode,
+    gpu_memory_pressure,
+    gpu_throttling,
+)
 from analyzers.bottlenecks.request_rules import (
     client_behind,
     engine_errors,
@@ -33,6 +41,12 @@ RULES: dict[str, Rule] = {
     "prefill_interference": prefill_interference,
     "prefix_cache_low": prefix_cache_low,
     "client_behind": client_behind,
+    "gpu_launch_bound": gpu_launch_bound,
+    "gpu_memory_bound_decode": gpu_memory_bound_decode,
+    "gpu_compute_bound_prefill": gpu_compute_bound_prefill,
+    "gpu_throttling": gpu_throttling,
+    "gpu_memory_pressure": gpu_memory_pressure,
+    "gpu_idle_client_limited": gpu_idle_client_limited,
     "output_mismatch": output_mismatch,
 }
 
