@@ -116,7 +116,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 def test_every_process_labelled_and_sampled(run: Run) -> None:
     procs = {p["pid"]: p for p in loads((run.run_dir / STACK_PROCESSES_FILE).read_bytes())}
     main, worker = procs[run.engine.proc.pid], procs[run.engine.worker]
-    assert main["role"] == "main" and "fake_engine.py engine" in main["title"]
+    assert main["role"] == "main"
+    assert "fake_engine.py engine" in main["title"]
     assert worker["role"] == "worker"  # found by a rescan: it started after the first
     for p in (main, worker):
         assert p["error"] == ""
@@ -125,10 +126,13 @@ def test_every_process_labelled_and_sampled(run: Run) -> None:
         assert 0 < p["t_start_ns"] < p["t_end_ns"]
     assert main["samples"] > 50
     sleeper = procs[run.engine.sleeper]  # not Python: listed once, not sampled, no error
-    assert sleeper["speedscope_file"] == "" and "not a Python process (sleep)" in sleeper["error"]
-    assert run.stats.counts["processes"] == 2 and run.stats.counts["skipped"] == 1
+    assert sleeper["speedscope_file"] == ""
+    assert "not a Python process (sleep)" in sleeper["error"]
+    assert run.stats.counts["processes"] == 2
+    assert run.stats.counts["skipped"] == 1
     assert run.stats.counts["errors"] == 0
-    assert run.stats.counts["rate_hz"] == 50 and run.stats.counts["blocking"] is False
+    assert run.stats.counts["rate_hz"] == 50
+    assert run.stats.counts["blocking"] is False
     assert run.stats.process_cpu_ns > 0
 
 
@@ -136,11 +140,14 @@ def test_threads_named_and_busy_as_they_were(run: Run) -> None:
     import pandas as pd
 
     threads = pd.read_parquet(run.run_dir / STACK_THREADS_FILE)
-    main = threads[threads.pid == run.engine.proc.pid].set_index("thread_name")
-    assert {"generation_loop", "light_worker"} <= set(main.index)
-    assert main.loc["generation_loop", "active_frac"] > 0.6
-    assert main.loc["light_worker", "active_frac"] < 0.4
-    assert "batch_waiter" not in main.index  # always waiting: no sample without --idle
+    main = threads[threads.pid == run.engine.proc.pid]
+    busy = dict(zip(main.thread_name, main.active_frac, strict=True))
+    assert {"generation_loop", "light_worker"} <= set(busy)
+    # ~0.9 and ~0.1 on an idle host (they share the GIL; a thread waiting for it is idle);
+    # py-spy falling behind on a loaded host lowers both
+    assert busy["generation_loop"] > 0.4, busy
+    assert busy["generation_loop"] > 2 * busy["light_worker"], busy
+    assert "batch_waiter" not in busy  # always waiting: no sample without --idle
     assert run.stats.counts["threads"] == len(threads)
     assert run.stats.counts["samples"] == threads.samples.sum()
 
@@ -154,24 +161,30 @@ def test_hot_frames_rank_the_busy_function(run: Run) -> None:
                                  "total_frac"]
     gen = hot[(hot.pid == run.engine.proc.pid) & (hot.thread_name == "generation_loop")]
     top_self = gen.sort_values("self_samples", ascending=False).iloc[0]
-    assert top_self.function == "busy_decode_step" and top_self.file.endswith("fake_engine.py")
-    assert top_self.total_frac > 0.5 and top_self.role == "main"
+    assert top_self.function == "busy_decode_step"
+    assert top_self.file.endswith("fake_engine.py")
+    assert top_self.total_frac > 0.5
+    assert top_self.role == "main"
     light = hot[hot.thread_name == "light_worker"]
     assert "light_tokenize" in set(light.function)
 
 
 def test_stalls_dump_every_process_once_per_episode(run: Run) -> None:
     hangs = loads((run.run_dir / HANGS_FILE).read_bytes())
-    assert len(hangs) == 2 and run.stats.counts["hang_dumps"] == 2
+    assert len(hangs) == 2
+    assert run.stats.counts["hang_dumps"] == 2
     for n, hang in enumerate(hangs, 1):
-        assert hang["stalled_s"] >= HANG_AFTER_S and hang["in_flight"] == 4
+        assert hang["stalled_s"] >= HANG_AFTER_S
+        assert hang["in_flight"] == 4
         assert f"stacks/hang-{n}/main-{run.engine.proc.pid}.txt" in hang["files"]
         assert not any("sleep" in f for f in hang["files"])  # not Python: not dumped
     dump = (run.run_dir / hangs[1]["files"][0]).read_text()
-    assert "busy_decode_step" in dump and "wait_for_batch" in dump
+    assert "busy_decode_step" in dump
+    assert "wait_for_batch" in dump
     assert f"worker-{run.engine.worker}.txt" in " ".join(hangs[1]["files"])
     # the run's warning says where the dumps are
-    assert "stacks/hang-1/" in run.stats.error and HANGS_FILE in run.stats.error
+    assert "stacks/hang-1/" in run.stats.error
+    assert HANGS_FILE in run.stats.error
 
 
 def _fake_denied(tmp_path: Path) -> str:
@@ -210,7 +223,9 @@ def test_no_ptrace_permission_is_one_warning(tmp_path: Path, make: object) -> No
         _end_engine(engine)
     assert "\n" not in stats.error
     assert stats.error.startswith("py-spy may not read the engine's processes")
-    assert "Permission Denied" in stats.error and PERMISSION_FIX in stats.error
+    assert "Permission Denied" in stats.error
+    assert PERMISSION_FIX in stats.error
     procs = loads((tmp_path / STACK_PROCESSES_FILE).read_bytes())
     main = next(p for p in procs if p["pid"] == engine.proc.pid)
-    assert main["speedscope_file"] == "" and "Permission Denied" in main["error"]
+    assert main["speedscope_file"] == ""
+    assert "Permission Denied" in main["error"]

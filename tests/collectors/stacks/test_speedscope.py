@@ -101,4 +101,5 @@ def test_bad_file_is_one_line_error(tmp_path: Path, text: str, why: str) -> None
     path.write_text(text)
     with pytest.raises(SpeedscopeError, match=why) as err:
         read_speedscope(path)
-    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+    assert str(path) in str(err.value)
