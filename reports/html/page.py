@@ -70,6 +70,8 @@ pre.text{white-space:pre-wrap;background:#fff;border:1px solid var(--line);paddi
 dl.defs dt{font-weight:600;margin-top:6px}dl.defs dd{margin:0 0 0 16px;color:#333}
 footer{color:var(--muted);font-size:12px;margin-top:40px}
 #js-status{color:var(--crit)}
+.side{display:flex;flex-wrap:wrap;gap:8px 28px;align-items:flex-start}
+table.hot td:nth-child(2){word-break:break-all}
 """
 
 _BOOT = """

@@ -18,6 +18,7 @@ from reports.html.figures_compare import changes_figure, sweep_figure
 from reports.html.figures_latency import cdf_figure, decomposition_figure
 from reports.html.figures_timeline import timeline_figure
 from reports.html.page import plot_div, render_page
+from reports.html.sections_gpu import gpu_ab_table, gpu_figures_table, stacks_section
 from reports.html.text import esc
 from servescope.version import __version__
 
@@ -49,8 +50,18 @@ def _sweep_section(fig: Figure | None) -> str:
     return "" if fig is None else "<h2>Throughput vs latency</h2>" + plot_div(fig)
 
 
-def run_report_html(r: RunInputs) -> str:
-    """The report of one run."""
+def _latency_and_gpu(r: RunInputs) -> str:
+    """The latency table, and the GPU figures of the same window beside it."""
+    gpu = gpu_figures_table(r.gpu_figures)
+    if not gpu:
+        return S.ci_table(r.analysis)
+    return (f'<div class="side"><div>{S.ci_table(r.analysis)}</div>'
+            f'<div class="gpu">{gpu}</div></div>')
+
+
+def run_report_html(r: RunInputs, *, links_from: str | None = None) -> str:
+    """The report of one run; ``links_from``: the directory the page is saved in, which
+    links to the run's files start from (None: the run directory itself)."""
     a, m = r.analysis, r.manifest
     figs = run_figures(r)
     findings = "".join(S.finding_block(f) for f in a.findings) or \
@@ -68,8 +79,9 @@ def run_report_html(r: RunInputs) -> str:
         + "<h2>Latency distributions</h2>" + plot_div(figs["cdf"])
         + "<h2>Over time</h2>" + plot_div(figs["timeline"])
         + _sweep_section(figs["sweep"])
-        + "<h2>Percentiles with confidence intervals</h2>" + S.ci_table(a)
+        + "<h2>Percentiles with confidence intervals</h2>" + _latency_and_gpu(r)
         + plot_div(figs["decomposition"])
+        + stacks_section(r.stacks, r.path, r.origin_ns, links_from)
         + S.outputs_block(r.outputs)
         + "<h2>Environment and configuration</h2>" + S.environment(m)
         + "<h2>Definitions</h2>" + S.definitions_list()
@@ -97,6 +109,7 @@ def ab_report_html(a: RunInputs, b: RunInputs, c: Comparison) -> str:
         + "<h2>Does it matter</h2>" + plot_div(figs["changes"]) + AB.changes_table(c)
         + "<h2>Latency distributions</h2>" + plot_div(figs["cdf"])
         + "<h2>Over time</h2>" + plot_div(figs["timeline"])
+        + gpu_ab_table(a.gpu_figures, b.gpu_figures)
         + _sweep_section(figs["sweep"])
         + "<h2>Findings</h2>" + findings
         + plot_div(figs["decomposition"])
