@@ -4,7 +4,10 @@ Shows requests done (of planned) and in flight, errors, request and output-token
 TTFT and ITL percentiles of the most recent requests (the last 512 TTFTs, the last 4,096
 gaps between events: a moving view, not the run's statistics, which come from the recorded
 events afterwards), and the engine's KV-cache usage, running and waiting requests from the
-latest scrape. With several client workers only the counts are live.
+latest scrape. With the GPU collector: SM busy, DRAM bandwidth as % of the device's peak,
+tensor activity, NVML utilization (all GPUs watched, as the collector publishes them), power
+and memory used; a value the collector does not publish is not shown. With several client
+workers only the counts are live.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from collectors.client.progress import Progress
 
-__all__ = ["LiveView", "live_fields"]
+__all__ = ["GPU_FIELDS", "LiveView", "live_fields"]
 
 
 def _p_ms(values_ns: list[int], q: float) -> float:
@@ -37,6 +40,27 @@ def _p_ms(values_ns: list[int], q: float) -> float:
 
 def _f(v: float, fmt: str) -> str:
     return "–" if v is None or math.isnan(v) else format(v, fmt)
+
+
+# live keys the GPU collector publishes -> (label, scale, format, suffix)
+GPU_FIELDS: tuple[tuple[str, str, float, str, str], ...] = (
+    ("gpu_sm_util_frac", "SM busy", 100.0, ".0f", "%"),
+    ("gpu_dram_bw_frac", "DRAM of peak", 100.0, ".0f", "%"),
+    ("gpu_tensor_frac", "tensor", 100.0, ".0f", "%"),
+    ("gpu_util_frac", "NVML util", 100.0, ".0f", "%"),
+    ("gpu_power_w", "power", 1.0, ",.0f", " W"),
+    ("gpu_mem_used_bytes", "GPU mem", 1 / 2**30, ".1f", " GiB"),
+)
+_ENGINE_KEYS = ("kv_cache_usage_frac", "requests_running", "requests_waiting")
+
+
+def _gpu_fields(eng: dict[str, float]) -> dict[str, str]:
+    out = {}
+    for key, label, scale, fmt, suffix in GPU_FIELDS:
+        v = eng.get(key)
+        if v is not None and not math.isnan(v):
+            out[label] = format(v * scale, fmt) + suffix
+    return out
 
 
 def live_fields(p: Progress, elapsed_s: float) -> dict[str, str]:
@@ -57,10 +81,11 @@ def live_fields(p: Progress, elapsed_s: float) -> dict[str, str]:
         "ITL p50/p99 ms": f"{_f(_p_ms(p.recent_itl_ns, 0.5), '.1f')}/"
                           f"{_f(_p_ms(p.recent_itl_ns, 0.99), '.1f')}",
     }
-    if eng:
+    if any(k in eng for k in _ENGINE_KEYS):
         out["KV cache"] = _f(100 * kv, ".1f") + ("%" if not math.isnan(kv) else "")
         out["running/waiting"] = (f"{_f(eng.get('requests_running', math.nan), '.0f')}/"
                                   f"{_f(eng.get('requests_waiting', math.nan), '.0f')}")
+    out.update(_gpu_fields(eng))
     if p.steps > 1:
         out = {"step": f"{p.step + 1}/{p.steps}", **out}
     return out

@@ -68,3 +68,29 @@ def test_plain_lines_when_not_a_terminal_and_no_markup_from_labels():
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("[bold red]model[/] @ url: done 3, in flight 1, errors 0")
+
+
+def test_gpu_fields_when_the_gpu_collector_publishes_them():
+    gpu = {"gpu_sm_util_frac": 0.123, "gpu_dram_bw_frac": 0.856, "gpu_tensor_frac": 0.4,
+           "gpu_util_frac": 1.0, "gpu_power_w": 612.4, "gpu_mem_used_bytes": 70.5 * 2**30}
+    f = live_fields(Progress(done=3, engine=gpu), elapsed_s=1.0)
+    assert f["SM busy"] == "12%"
+    assert f["DRAM of peak"] == "86%"
+    assert f["tensor"] == "40%"
+    assert f["NVML util"] == "100%"
+    assert f["power"] == "612 W"
+    assert f["GPU mem"] == "70.5 GiB"
+    # a GPU-only engine (transformers serve has no /metrics): no KV-cache fields
+    assert "KV cache" not in f
+    assert "running/waiting" not in f
+    # a key the collector did not publish (no GPM: pre-Hopper) or NaN is not shown
+    part = live_fields(Progress(engine={"gpu_util_frac": 0.5, "gpu_sm_util_frac": math.nan,
+                                        "kv_cache_usage_frac": 0.25}), elapsed_s=1.0)
+    assert part["NVML util"] == "50%"
+    assert "SM busy" not in part
+    assert "DRAM of peak" not in part
+    assert part["KV cache"] == "25.0%"
+    line = LiveView(Console(file=io.StringIO(), force_terminal=False), "run").line(
+        Progress(engine=gpu))
+    assert "SM busy 12%" in line
+    assert "power 612 W" in line
