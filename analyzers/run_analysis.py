@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from analyzers.context import RunSource
+    from analyzers.gpu.figures import GpuFigures
 
 __all__ = ["CI_PERCENTILES", "RunAnalysis", "analyze_context", "analyze_run"]
 
@@ -53,6 +54,9 @@ class RunAnalysis:
     decomposition: tuple[Decomposition, ...]
     sweep: SweepCurve | None
     findings: tuple[Finding, ...]
+    # the GPU figures over the same steady window as the latencies above (None: no GPU
+    # recorded); docs/metrics.md "GPU figures"
+    gpu: GpuFigures | None = None
 
 
 def analyze_run(run: RunSource, slo: SLO | None = None, *, n_resamples: int = 1000,
@@ -94,6 +98,7 @@ def analyze_context(ctx: RunContext, slo: SLO | None = None, *, n_resamples: int
         decomposition=decompose(_same_requests(ok, ctx.histograms), ctx.histograms),
         sweep=sweep_curve(summary, ctx.manifest.workload, slo),
         findings=tuple(find_bottlenecks(ctx.rules)),
+        gpu=ctx.gpu_window,
     )
 
 
