@@ -66,9 +66,12 @@ def _rate(w: Watched, name: str, now: tuple[int, int] | None, t_ns: int) -> floa
     return float(delta) / ((t_ns - int(prev[2])) / 1e9)
 
 
-def _clock_reasons(nvml: Any) -> Any:
-    return (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-            or nvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+def _clock_reasons(nvml: Any, handle: Any) -> Any:
+    """The clock-event reasons (older bindings call them throttle reasons; a binding with
+    neither raises AttributeError, which the guard records as unsupported)."""
+    fn = (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+          or nvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+    return fn(handle)
 
 
 def read_sample(nvml: Any, w: Watched) -> GpuSample:
@@ -81,7 +84,7 @@ def read_sample(nvml: Any, w: Watched) -> GpuSample:
     energy = g("energy", nvml.nvmlDeviceGetTotalEnergyConsumption, h)
     sm = g("sm_clock", nvml.nvmlDeviceGetClockInfo, h, nvml.NVML_CLOCK_SM)
     mc = g("mem_clock", nvml.nvmlDeviceGetClockInfo, h, nvml.NVML_CLOCK_MEM)
-    reasons = g("clock_event_reasons", _clock_reasons(nvml), h)
+    reasons = g("clock_event_reasons", _clock_reasons, nvml, h)
     temp = g("temperature", nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
     fields = _fields(nvml, w)
     nv_tx, nv_rx = fields.get("nvlink_tx_bytes"), fields.get("nvlink_rx_bytes")
