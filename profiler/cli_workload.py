@@ -87,9 +87,10 @@ class WorkloadOptions:
                                             "one ends invalid_response)")] = 64 << 20
 
     def to_config(self, base_url: str, model: str, out: Path, argv: list[str],
-                  api_key: str | None = None) -> LoadConfig:
+                  api_key: str | None = None, *, done_marker: bool = True) -> LoadConfig:
         """``api_key``: the key to send (already resolved); else the one in the variable
-        named by ``api_key_env``."""
+        named by ``api_key_env``. ``done_marker``: whether the server ends its streams with
+        ``[DONE]`` (the engine spec's ``stream_done_marker``)."""
         from collectors.client.target import Target
         from profiler.loadrun import LoadConfig
         from profiler.workloads.arrivals import sweep_values
@@ -121,7 +122,7 @@ class WorkloadOptions:
             api_key=api_key or os.environ.get(self.api_key_env or "OPENAI_API_KEY") or None,
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
-            max_response_bytes=self.max_response_bytes,
+            max_response_bytes=self.max_response_bytes, done_marker=done_marker,
         )
         requests = self.requests
         if requests is None and self.duration is None:

@@ -149,7 +149,8 @@ def _attach(console: Console, url: str, opts: WorkloadOptions,  # noqa: PLR0917
             opts = fit_to_engine(opts, spec, (), _note(console))
         collectors = prepare(eopts)  # a collector this machine cannot run: before anything
         model = _model_for(opts, url, api_key, spec)
-        cfg = opts.to_config(url, model, out, argv, api_key=api_key)
+        cfg = opts.to_config(url, model, out, argv, api_key=api_key,
+                             done_marker=spec.stream_done_marker if spec else True)
     except (CollectorUnavailable, DiscoveryError, TargetError, WorkloadError, ValueError,
             UnknownEngineError) as exc:
         _err(console, str(exc))
@@ -224,7 +225,7 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
 
     def make_config(url: str, run_dir: Path) -> LoadConfig:
         return opts.to_config(url, _model_for(opts, url, api_key, spec), run_dir, argv,
-                              api_key=api_key)
+                              api_key=api_key, done_marker=spec.stream_done_marker)
 
     try:
         with LiveView(console, "run") as live:

@@ -200,7 +200,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         target={"url": cfg.target.base_url, "model": cfg.target.model,
                 "endpoint": cfg.target.endpoint, "stream": cfg.target.stream,
                 "per_chunk_usage": cfg.target.per_chunk_usage,
-                "ignore_eos": cfg.target.ignore_eos},
+                "ignore_eos": cfg.target.ignore_eos,
+                **({} if cfg.target.done_marker else {"done_marker": False})},
         workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
         client=ClientInfo("socket_read" if timed.available() else "coroutine_wakeup"),
     )

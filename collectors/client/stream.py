@@ -281,7 +281,8 @@ async def _read_answer(resp: aiohttp.ClientResponse, target: Target, sink: _Even
                        else Outcome.HTTP_ERROR).value
         rec.error = f"HTTP {resp.status}: {_error_text(raw)}"
     elif "text/event-stream" in resp.headers.get("Content-Type", ""):
-        await _read_stream(resp, sink, min(MAX_EVENT_BYTES, target.max_response_bytes))
+        await _read_stream(resp, sink, min(MAX_EVENT_BYTES, target.max_response_bytes),
+                           target.done_marker)
     else:
         whole = await _read_capped(resp, target.max_response_bytes)
         if whole is None:
@@ -308,8 +309,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | 
         parts.append(piece)
 
 
-async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event_bytes: int
-                       ) -> None:
+async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event_bytes: int,
+                       done_marker: bool = True) -> None:
+    """Read SSE events until the body ends. A stream is complete with ``[DONE]``; for a
+    server that never sends it (``done_marker=False``: transformers serve), with a
+    ``finish_reason`` and then the end of the body."""
     parser = SSEParser()
     content = resp.content
     clock = ArrivalClock(resp)
@@ -334,8 +338,11 @@ async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event
         sink.add(payload, now_ns())
     rec = sink.rec
     if rec.outcome == _SUCCESS and not sink.done:
+        if not done_marker and rec.finish_reason:
+            return
         rec.outcome = Outcome.TRUNCATED.value
-        rec.error = "stream ended without [DONE]"
+        rec.error = ("stream ended without [DONE]" if done_marker
+                     else "stream ended before a finish_reason")
 
 
 def _read_json_body(raw: bytes, t_ns: int, sink: _EventSink) -> None:

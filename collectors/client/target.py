@@ -43,6 +43,9 @@ class Target:
     request_timeout_s: float = 600.0
     stall_timeout_s: float = 120.0
     max_response_bytes: int = 64 << 20
+    # False: the server ends a stream with the body, after a finish_reason, never with
+    # "data: [DONE]" (transformers serve); such a stream is complete, not truncated
+    done_marker: bool = True
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
 

@@ -201,6 +201,7 @@ class EngineSpec:
     # (False: the model is the command's first positional argument, unless --model)
     rejected_request_fields: tuple[str, ...] = ()
     lists_models: bool = True
+    stream_done_marker: bool = True  # False: streams end with the body, no "data: [DONE]"
     # -- metrics
     metrics: tuple[MetricsRoute, ...]
     signals: Mapping[Signal, SignalSpec] = field(default_factory=frozen_map)

@@ -10,7 +10,9 @@ cache at start). What servescope has to know about it:
 - ``GET /v1/models`` answers HTTP 500: the model is the command's positional argument;
 - unknown request fields are refused with HTTP 422, so servescope does not send
   ``ignore_eos`` (outputs may then end at an end-of-sequence token before ``max_tokens``);
-- ``/health`` answers 200 once the model is loaded (15–17 s for a small model).
+- its streams end with the response body after the chunk with ``finish_reason`` (and usage),
+  never with ``data: [DONE]``: such a stream is complete, not truncated;
+- ``/health`` answers 200 once the model is loaded (12–17 s for a small model).
 """
 
 from __future__ import annotations
@@ -51,13 +53,15 @@ _ROLES = (
                      "(ContinuousBatchingManager) with --continuous-batching"),
 )
 
+# the flags of `transformers serve --help` (5.17.0, read on the H200)
 _TUNING: Mapping[Knob, str] = MappingProxyType({
-    Knob.MAX_BATCH: "serve with --continuous-batching (requests then share each decode step)",
-    Knob.CUDA_GRAPHS: "transformers serve 5.17 has no CUDA-graph switch: each decode step is "
-                      "launched kernel by kernel from Python; for launch-bound models serve "
-                      "them with vLLM or SGLang, which replay the step as a CUDA graph",
-    Knob.QUANTIZATION: "a quantized checkpoint (e.g. torchao / bitsandbytes int8/int4): "
-                       "fewer bytes read per decode step",
+    Knob.MAX_BATCH: "serve with --continuous-batching and raise --cb-max-batch-tokens "
+                    "(tokens per batch)",
+    Knob.KV_CACHE_SIZE: "raise --cb-num-blocks or --cb-max-memory-percent (the KV cache's "
+                        "share of GPU memory)",
+    Knob.CUDA_GRAPHS: "--cb-use-cuda-graph (replay the decode step as a CUDA graph) and "
+                      "--compile (torch.compile)",
+    Knob.QUANTIZATION: "--quantization bnb-8bit or bnb-4bit: fewer bytes read per decode step",
 })
 
 _WARNINGS = (
@@ -81,4 +85,5 @@ SPEC = EngineSpec(
     process_roles=_ROLES,
     rejected_request_fields=("ignore_eos",),
     lists_models=False,
+    stream_done_marker=False,
 )
