@@ -4,7 +4,8 @@ busiest thread per role, the hang dumps, and the thread that runs the model
 
 Reads what the stack collector wrote (``stacks/processes.json``, ``stacks/threads.parquet``,
 ``stacks/hot.parquet``, ``stacks/hangs.json``; servescope/records/stacks.py). A run without
-``--collect stacks`` has none of them: :func:`summarize_stacks` returns None.
+``--collect stacks`` has none of them: :func:`summarize_stacks` returns None. A file that
+cannot be read is left out, named in :attr:`StacksSummary.warnings`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class StacksSummary:
     # busiest thread of a runs_model role, else of the whole engine; None without samples
     model_thread: ThreadSummary | None
     model_thread_why: str  # how it was picked, one sentence
+    warnings: tuple[str, ...] = ()  # stack files that could not be read, one sentence each
 
     def role(self, name: str) -> RoleSummary:
         for r in self.roles:
@@ -171,11 +173,30 @@ def summarize_stacks(run_dir: str | Path, spec: EngineSpec | None = None) -> Sta
     run_dir = Path(run_dir)
     if not (run_dir / STACKS_DIR).is_dir():
         return None
-    procs = tuple(_record(StackProcess, d)
-                  for d in _json_list(run_dir / STACK_PROCESSES_FILE, "processes"))
-    hangs = tuple(_record(HangDump, d) for d in _json_list(run_dir / HANGS_FILE, "hangs"))
-    threads = _threads(_table(run_dir / STACK_THREADS_FILE, StackThread),
-                       _table(run_dir / STACK_HOT_FILE, HotFrame))
+    warnings: list[str] = []
+
+    def left_out(exc: RunDirError) -> None:
+        warnings.append(f"{exc}: left out")
+
+    procs: tuple[StackProcess, ...] = ()
+    hangs: tuple[HangDump, ...] = ()
+    try:
+        procs = tuple(_record(StackProcess, d)
+                      for d in _json_list(run_dir / STACK_PROCESSES_FILE, "processes"))
+    except RunDirError as exc:
+        left_out(exc)
+    try:
+        hangs = tuple(_record(HangDump, d) for d in _json_list(run_dir / HANGS_FILE, "hangs"))
+    except RunDirError as exc:
+        left_out(exc)
+    tables = []
+    for name, record in ((STACK_THREADS_FILE, StackThread), (STACK_HOT_FILE, HotFrame)):
+        try:
+            tables.append(_table(run_dir / name, record))
+        except RunDirError as exc:
+            left_out(exc)
+            tables.append(_table(run_dir / STACKS_DIR / "-", record))  # no file: no rows
+    threads = _threads(*tables)
     model_roles = _model_roles(spec)
     role_names = sorted({p.role for p in procs} | {t.role for t in threads})
     roles = []
@@ -193,4 +214,4 @@ def summarize_stacks(run_dir: str | Path, spec: EngineSpec | None = None) -> Sta
         pick = threads[0] if threads else None
         why = ("the busiest thread of every process sampled (no role of the engine's spec "
                "runs the model here)" if pick else "no thread was sampled")
-    return StacksSummary(procs, tuple(roles), hangs, pick, why)
+    return StacksSummary(procs, tuple(roles), hangs, pick, why, tuple(warnings))

@@ -97,6 +97,7 @@ class GpuFigures:
     gpus: tuple[GpuWindowFigures, ...]  # one per GPU watched, by gpu_index
     combined: GpuWindowFigures  # all GPUs: docs/metrics.md says how each field combines
     gpm_supported: bool  # at least one GPU recorded GPM metrics
+    warnings: tuple[str, ...] = ()  # GPU files that could not be read (GpuTables.warnings)
 
     def gpu(self, index: int) -> GpuWindowFigures:
         """The figures of GPU ``index`` (KeyError naming the GPUs there are)."""

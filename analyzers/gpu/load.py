@@ -3,7 +3,8 @@
 A run recorded without ``--collect gpu`` has no ``gpu/`` directory: :func:`read_gpu` returns
 None. A column a file lacks (an older or partial writer) is added as missing (NaN/None: the
 field was not recorded), so the analysis never depends on every optional field being there.
-A file that exists but cannot be read is one RunDirError naming it.
+A file that exists but cannot be read is left out (an empty table, or no devices) with one
+sentence naming it in :attr:`GpuTables.warnings`; the other files are still used.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class GpuTables:
     samples: pd.DataFrame  # GpuSample columns
     gpm: pd.DataFrame  # GpmSample columns (long: one row per metric and window)
     processes: pd.DataFrame  # GpuProcessSample columns
+    warnings: tuple[str, ...] = ()  # files that could not be read, one sentence each
 
     def device(self, index: int) -> GpuDeviceFacts | None:
         return next((d for d in self.devices if d.gpu_index == index), None)
@@ -55,12 +57,16 @@ def _columns(record: type) -> list[str]:
     return [f.name for f in dataclasses.fields(record)]
 
 
-def _read_table(path: Path, record: type, sort: str) -> pd.DataFrame:
+def _empty(record: type) -> pd.DataFrame:
     import pandas as pd
 
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in _columns(record)})
+
+
+def _read_table(path: Path, record: type, sort: str) -> pd.DataFrame:
     cols = _columns(record)
     if not path.is_file():
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+        return _empty(record)
     try:
         import pyarrow.parquet as pq
 
@@ -109,14 +115,28 @@ def read_devices(run_dir: Path) -> tuple[GpuDeviceFacts, ...]:
 
 
 def read_gpu(run_dir: str | Path) -> GpuTables | None:
-    """The run's GPU tables, or None when it recorded no GPU telemetry."""
+    """The run's GPU tables, or None when it recorded no GPU telemetry (no ``gpu/``, or
+    nothing readable in it: then the reason is lost with the tables; read_devices and the
+    files themselves say it)."""
     run_dir = Path(run_dir)
     if not (run_dir / GPU_DIR).is_dir():
         return None
-    devices = read_devices(run_dir)
-    samples = _read_table(run_dir / GPU_SAMPLES_FILE, GpuSample, "t_ns")
-    gpm = _read_table(run_dir / GPM_FILE, GpmSample, "t_start_ns")
-    processes = _read_table(run_dir / GPU_PROCESSES_FILE, GpuProcessSample, "t_ns")
+    warnings: list[str] = []
+    devices: tuple[GpuDeviceFacts, ...] = ()
+    try:
+        devices = read_devices(run_dir)
+    except RunDirError as exc:
+        warnings.append(f"{exc}: the GPUs' facts are left out")
+    tables = []
+    for name, record, sort in ((GPU_SAMPLES_FILE, GpuSample, "t_ns"),
+                               (GPM_FILE, GpmSample, "t_start_ns"),
+                               (GPU_PROCESSES_FILE, GpuProcessSample, "t_ns")):
+        try:
+            tables.append(_read_table(run_dir / name, record, sort))
+        except RunDirError as exc:
+            warnings.append(f"{exc}: {name} is left out")
+            tables.append(_empty(record))
+    samples, gpm, processes = tables
     if not devices and samples.empty and gpm.empty:
         return None
-    return GpuTables(devices, samples, gpm, processes)
+    return GpuTables(devices, samples, gpm, processes, tuple(warnings))

@@ -212,4 +212,5 @@ def gpu_figures(tables: GpuTables, start_ns: int, end_ns: int, ok: pd.DataFrame 
     return GpuFigures(start_ns=start_ns, end_ns=end_ns, window_note=window_note, gpus=gpus,
                       combined=_combine(gpus, start_ns, end_ns, done),
                       gpm_supported=bool(len(tables.gpm)) or any(d.gpm_supported
-                                                                   for d in tables.devices))
+                                                                   for d in tables.devices),
+                      warnings=tables.warnings)

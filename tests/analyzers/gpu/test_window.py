@@ -141,3 +141,16 @@ def test_mig_rows_do_not_mix_with_the_whole_gpu(tmp_path: Path) -> None:
     tables = read_gpu(tmp_path)
     assert tables is not None
     assert gpu_figures(tables, T0, T0 + S).gpu(0).sm_busy_frac == pytest.approx(0.0)
+
+
+def test_an_unreadable_file_is_a_warning_and_the_rest_is_used(tmp_path: Path) -> None:
+    write_gpu(tmp_path, [h200()], _samples(), _gpm())
+    (tmp_path / "gpu" / "gpm.parquet").write_bytes(b"not parquet")
+    tables = read_gpu(tmp_path)
+    assert tables is not None
+    assert len(tables.warnings) == 1
+    assert "gpm.parquet" in tables.warnings[0]
+    figs = gpu_figures(tables, T0, T0 + S)
+    assert figs.warnings == tables.warnings
+    assert math.isnan(figs.gpu(0).sm_busy_frac)
+    assert figs.gpu(0).nvml_util_frac == pytest.approx(0.9)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from analyzers.stacks_summary import summarize_stacks
 from servescope.engines.registry import get_spec
 from servescope.records.stacks import HangDump, HotFrame, StackProcess, StackThread
@@ -78,10 +76,16 @@ def test_no_stacks_directory_is_none(tmp_path: Path) -> None:
     assert summarize_stacks(tmp_path) is None
 
 
-def test_unreadable_file_is_one_error(tmp_path: Path) -> None:
-    from servescope.rundir.layout import RunDirError
-
-    (tmp_path / "stacks").mkdir()
+def test_unreadable_file_is_a_warning_and_the_rest_is_used(tmp_path: Path) -> None:
+    _write(tmp_path)
     (tmp_path / "stacks" / "processes.json").write_text("{not json")
-    with pytest.raises(RunDirError, match=r"processes\.json"):
-        summarize_stacks(tmp_path)
+    (tmp_path / "stacks" / "hot.parquet").write_bytes(b"not parquet")
+    s = summarize_stacks(tmp_path, get_spec("vllm"))
+    assert s is not None
+    assert len(s.warnings) == 2
+    assert "processes.json" in s.warnings[0]
+    assert "hot.parquet" in s.warnings[1]
+    assert s.processes == ()
+    assert s.model_thread is not None
+    assert s.model_thread.tid == 21
+    assert s.model_thread.top == ()
