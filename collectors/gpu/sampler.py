@@ -1,13 +1,19 @@
 """One NVML reading of one GPU (:class:`GpuSample`), the fast path of every tick.
 
-Every call here costs microseconds in steady state (the H200 probe: utilization, power and
-SM clock together 5.4 µs). ``nvmlDeviceGetPcieThroughput`` is left out: it blocks for its
-20 ms sampling window. PCIe rates come instead from NVML's PCIe byte counters (field values
+Measured on the H200 (tests/data/gpu/h200_nvml_call_latency.json, median of 50 steady-state
+calls): utilization, memory, power, clocks, clock-event reasons, temperature 1–7 µs each; the
+field values (PCIe/NVLink counters) 0.3 ms; a GPM sample 32 µs and the GPM metrics of a
+window 1.3 ms. Two calls are slow: the energy counter takes 3.2 ms (15.7 ms at worst) on
+every call, so it is read only on ``energy`` ticks (about every 0.5 s; ``energy_mj`` is null
+in between, which costs nothing for a cumulative counter) and last, after the fast reads;
+``nvmlDeviceGetPcieThroughput`` blocks 21 ms for its 20 ms sampling window and is left out.
+PCIe rates come instead from NVML's PCIe byte counters (field values
 ``PCIE_COUNT_TX/RX_BYTES``; the difference between two readings over their real time apart),
 and on Hopper and newer also from GPM (``pcie_tx/rx_per_sec``). The counters are 32-bit on
-the H200 (they wrap at 4 GiB): one wrap between two readings is undone, so a reading is right
-up to 4 GiB per sampling period (43 GB/s at 10 Hz, above PCIe Gen5 x16's ~64 GB/s only at
-longer periods); GPM's rate has no such limit.
+the H200 (value type 1, measured; they wrap at 4 GiB): one wrap between two readings is
+undone, so a rate is right up to 4 GiB per sampling period, 43 GB/s at 10 Hz, which is less
+than a PCIe Gen5 x16 link carries (~64 GB/s): near-saturated host transfers under-read there,
+and GPM's rate, which has no such limit, is the one to trust.
 """
 
 from __future__ import annotations
@@ -74,20 +80,21 @@ def _clock_reasons(nvml: Any, handle: Any) -> Any:
     return fn(handle)
 
 
-def read_sample(nvml: Any, w: Watched) -> GpuSample:
-    """Read ``w`` now; ``t_ns`` is taken just before the first call (the run's clock)."""
+def read_sample(nvml: Any, w: Watched, *, energy: bool = True) -> GpuSample:
+    """Read ``w`` now; ``t_ns`` is taken just before the first call (the run's clock); the
+    energy counter only when ``energy`` (it is slow), after the rest."""
     g, h = w.guard.read, w.handle
     t_ns = time.monotonic_ns()
     util = g("utilization", nvml.nvmlDeviceGetUtilizationRates, h)
     mem = g("memory", nvml.nvmlDeviceGetMemoryInfo, h)
     power_mw = g("power", nvml.nvmlDeviceGetPowerUsage, h)
-    energy = g("energy", nvml.nvmlDeviceGetTotalEnergyConsumption, h)
     sm = g("sm_clock", nvml.nvmlDeviceGetClockInfo, h, nvml.NVML_CLOCK_SM)
     mc = g("mem_clock", nvml.nvmlDeviceGetClockInfo, h, nvml.NVML_CLOCK_MEM)
     reasons = g("clock_event_reasons", _clock_reasons, nvml, h)
     temp = g("temperature", nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
     fields = _fields(nvml, w)
     nv_tx, nv_rx = fields.get("nvlink_tx_bytes"), fields.get("nvlink_rx_bytes")
+    energy_mj = g("energy", nvml.nvmlDeviceGetTotalEnergyConsumption, h) if energy else None
     return GpuSample(
         t_ns=t_ns, gpu_index=w.index, gpu_uuid=w.facts.gpu_uuid, mig_gpu_instance=None,
         util_gpu_frac=None if util is None else util.gpu / 100.0,
@@ -95,7 +102,7 @@ def read_sample(nvml: Any, w: Watched) -> GpuSample:
         mem_used_bytes=None if mem is None else int(mem.used),
         mem_total_bytes=None if mem is None else int(mem.total),
         power_w=None if power_mw is None else power_mw / 1000.0,
-        energy_mj=None if energy is None else int(energy),
+        energy_mj=None if energy_mj is None else int(energy_mj),
         sm_clock_mhz=sm, mem_clock_mhz=mc,
         clock_event_reasons=None if reasons is None else int(reasons),
         temp_c=temp,

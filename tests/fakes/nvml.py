@@ -3,10 +3,10 @@
 What it keeps of the real device: every value the probe read (name, UUID, memory, clocks,
 bus width, power limit, GPM support, MIG off), the per-load NVML snapshots (utilization, SM
 clock, power, clock-event reasons) and GPM metrics (idle, copy, GEMM, tiny kernels), the
-NotSupported failures (NVLink field values answer ret 3), and the latencies of slow calls
-(scaled by ``latency_scale``): the first call of a function on a device costs what the probe
-measured, later calls ~1.8 µs, and ``nvmlDeviceGetPcieThroughput`` always blocks for its
-20 ms window.
+NotSupported failures (NVLink field values answer ret 3), and each call's latency measured
+on the H200 (tests/data/gpu/h200_nvml_call_latency.json; scaled by ``latency_scale``): its
+first call on a device and its steady-state median, so the energy counter costs 3.2 ms on
+every call and ``nvmlDeviceGetPcieThroughput`` always blocks for its 20 ms window.
 
 A scripted load (``phases``: load name and seconds, the last lasting on) switches from
 ``nvmlInit`` on. GPM is counter-like: a sample holds each metric's integral over time, so a
@@ -30,6 +30,8 @@ from typing import Any
 
 PROBE_FILE = Path(__file__).parents[1] / "data" / "gpu" / "h200_nvml_gpm_probe.json"
 PROBE: dict[str, Any] = json.loads(PROBE_FILE.read_text())
+LATENCY: dict[str, Any] = json.loads(
+    (PROBE_FILE.parent / "h200_nvml_call_latency.json").read_text())
 LOADS = ("idle", "copy", "gemm", "tiny")
 
 GPM_IDS = {"GRAPHICS_UTIL": 1, "SM_UTIL": 2, "SM_OCCUPANCY": 3, "INTEGER_UTIL": 4,
@@ -41,18 +43,25 @@ FIELD_IDS = {"NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX": 138,
              "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX": 139,
              "NVML_FI_DEV_PCIE_COUNT_TX_BYTES": 197, "NVML_FI_DEV_PCIE_COUNT_RX_BYTES": 198}
 _STEADY_US = 5.38678 / 3  # three cheap calls cost 5.4 µs together (probe)
-# probe key of each function's recorded first-call latency
-_LATENCY_KEY = {"nvmlDeviceGetName": "name", "nvmlDeviceGetUUID": "uuid",
-                "nvmlDeviceGetArchitecture": "arch", "nvmlDeviceGetMemoryInfo": "mem",
-                "nvmlDeviceGetUtilizationRates": "util", "nvmlDeviceGetPowerUsage": "power_mW",
-                "nvmlDeviceGetEnforcedPowerLimit": "power_limit_mW",
-                "nvmlDeviceGetTotalEnergyConsumption": "energy_mJ",
-                "nvmlDeviceGetTemperature": "temp_C", "nvmlDeviceGetClockInfo": "sm_clock",
-                "nvmlDeviceGetMaxClockInfo": "max_sm_clock",
-                "nvmlDeviceGetMemoryBusWidth": "bus_width",
-                "nvmlDeviceGetCurrentClocksEventReasons": "clock_event_reasons",
-                "nvmlDeviceGetComputeRunningProcesses": "procs",
-                "nvmlDeviceGetMigMode": "mig", "nvmlGpmQueryDeviceSupport": "gpm_support"}
+# the measured latencies (first call, steady median) of the calls the collector makes
+_MEASURED = {"nvmlDeviceGetUtilizationRates": "utilization",
+             "nvmlDeviceGetMemoryInfo": "memory", "nvmlDeviceGetPowerUsage": "power",
+             "nvmlDeviceGetTotalEnergyConsumption": "energy",
+             "nvmlDeviceGetClockInfo": "sm_clock",
+             "nvmlDeviceGetCurrentClocksEventReasons": "clock_event_reasons",
+             "nvmlDeviceGetTemperature": "temperature",
+             "nvmlDeviceGetFieldValues": "field_values_pcie_nvlink",
+             "nvmlDeviceGetComputeRunningProcesses": "compute_processes",
+             "nvmlDeviceGetGraphicsRunningProcesses": "graphics_processes",
+             "nvmlGpmSampleGet": "gpm_sample_get", "nvmlGpmMetricsGet": "gpm_metrics_get_17",
+             "nvmlDeviceGetPcieThroughput": "pcie_throughput"}
+# the probe's first-call latency of the calls made once
+_FIRST_ONLY = {"nvmlDeviceGetName": "name", "nvmlDeviceGetUUID": "uuid",
+               "nvmlDeviceGetArchitecture": "arch",
+               "nvmlDeviceGetEnforcedPowerLimit": "power_limit_mW",
+               "nvmlDeviceGetMaxClockInfo": "max_sm_clock",
+               "nvmlDeviceGetMemoryBusWidth": "bus_width", "nvmlDeviceGetMigMode": "mig",
+               "nvmlGpmQueryDeviceSupport": "gpm_support"}
 
 
 class NVMLError(Exception):
@@ -189,10 +198,10 @@ class FakeNvml:
         first = (fn, index) not in self._seen
         self._seen.add((fn, index))
         us = _STEADY_US
-        if fn == "nvmlDeviceGetPcieThroughput":
-            us = PROBE["nvml"]["pcie_tx_KBps"]["us"]
-        elif first and fn in _LATENCY_KEY:
-            us = PROBE["nvml"][_LATENCY_KEY[fn]]["us"]
+        if fn in _MEASURED:
+            us = LATENCY[_MEASURED[fn]]["first_us" if first else "median_us"]
+        elif first and fn in _FIRST_ONLY:
+            us = PROBE["nvml"][_FIRST_ONLY[fn]]["us"]
         if us * self.config.latency_scale >= 50:
             time.sleep(us * self.config.latency_scale / 1e6)
 
