@@ -29,9 +29,12 @@ REPORT_FILE = "report.html"
 
 
 def build_report(run: Path | RunContext, run_b: Path | RunContext | None = None, *,
-                 include_text: bool = False, slo: SLO | None = None) -> str:
+                 include_text: bool = False, slo: SLO | None = None,
+                 links_from: Path | None = None) -> str:
     """The report's HTML: of ``run`` alone, or ``run`` (A, baseline) against ``run_b`` (B).
-    One context per run: its analysis and the comparison share its members."""
+    One context per run: its analysis and the comparison share its members. ``links_from``:
+    the directory the page is saved in (links to the run's files start there; None: the
+    run directory)."""
     from analyzers.compare import compare_runs
     from analyzers.context import RunContext
     from analyzers.report_inputs import gather_run
@@ -40,7 +43,7 @@ def build_report(run: Path | RunContext, run_b: Path | RunContext | None = None,
     ctx_a = RunContext.of(run)
     a = gather_run(ctx_a, slo, include_text=include_text)
     if run_b is None:
-        return run_report_html(a)
+        return run_report_html(a, links_from=None if links_from is None else str(links_from))
     ctx_b = RunContext.of(run_b)
     b = gather_run(ctx_b, slo, include_text=include_text)
     return ab_report_html(a, b, compare_runs(ctx_a, ctx_b, slo=slo))
@@ -76,7 +79,8 @@ def report_command(run: Path, run_b: Path | None, out: Path, *, include_text: bo
     err = Console(stderr=True, soft_wrap=True)
     try:
         html = build_report(run, run_b, include_text=include_text,
-                            slo=parse_slo(slo) if slo else None)
+                            slo=parse_slo(slo) if slo else None,
+                            links_from=out.resolve().parent)
         _write(out, html)
     except (RunDirError, ValueError, OSError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)

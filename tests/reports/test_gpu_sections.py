@@ -133,3 +133,17 @@ def test_ab_report_puts_both_runs_gpu_figures_side_by_side(tmp_path):
     c = gather_run(known_run(tmp_path, "c", engine=False), n_resamples=50)
     page = ab_report_html(a, c, compare_runs(a_run.path, c.path))
     assert _rows(page, "gpu-ab")["SM busy (GPM)"][1:] == ["–", ""]
+
+
+def test_report_command_saved_elsewhere_links_back_into_the_run(tmp_path):
+    """``servescope report RUN -o OTHER/page.html``: the links start where the page is."""
+    from profiler.commands_report import report_command
+
+    run = G.gpu_run(tmp_path)
+    out = tmp_path / "out" / "deeper" / "page.html"
+    out.parent.mkdir(parents=True)
+    assert report_command(run.path, None, out) == 0
+    page = out.read_text()
+    href = f"../../{run.path.name}/stacks/engine_core-1234.speedscope.json"
+    assert f'href="{href}"' in page
+    assert (out.parent / href).resolve().is_file()
