@@ -95,11 +95,21 @@ def test_copy_and_gemm_move_dram_bandwidth_and_tensor_activity_apart(tmp_path):
           f"p99 {spacing_ms.quantile(0.99):.2f} ms, max {spacing_ms.max():.2f} ms; "
           f"counts {json.dumps(stats.counts)}; child CPU {stats.process_cpu_ns / 1e9:.2f} s")
     print(f"GPM medians (%): {json.dumps(found)}; live at the end: {json.dumps(live)}")
+    mine = samples[samples["gpu_index"] == me]
+    energy = mine.dropna(subset=["energy_mj"])
+    in_gemm = energy[(energy["t_ns"] >= gemm[0] + MARGIN_NS) & (energy["t_ns"] <= gemm[1])]
+    joules = (in_gemm["energy_mj"].iloc[-1] - in_gemm["energy_mj"].iloc[0]) / 1e3
+    seconds = (in_gemm["t_ns"].iloc[-1] - in_gemm["t_ns"].iloc[0]) / 1e9
+    nvml_w = mine[(mine["t_ns"] >= gemm[0] + 1e9) & (mine["t_ns"] <= gemm[1])]["power_w"]
+    print(f"GEMM phase: energy counter {joules / seconds:.0f} W over {seconds:.2f} s; "
+          f"NVML power median {nvml_w.median():.0f} W; {len(energy)} energy readings")
 
     assert devices[0]["why_watched"] == f"engine process {os.getpid()}"
     assert spacing_ms.median() <= 105  # ≥ ~10 Hz, real spacing
     assert len(samples[samples["gpu_index"] == me]) >= 10 * (2 * PHASE_S) * 0.9
     assert stats.counts["errors"] == 0, stats.error
+    assert energy["energy_mj"].is_monotonic_increasing
+    assert joules / seconds == pytest.approx(nvml_w.median(), rel=0.3)  # same power, two ways
     if not devices[0]["gpm_supported"]:
         pytest.skip("GPM needs Hopper or newer; NVML sampling was checked")
     c, g = found["copy"], found["gemm"]
