@@ -79,10 +79,15 @@ class HangWatcher:
         if not self.hangs:
             return ""
         first = self.hangs[0]
-        where = ", ".join(f"{STACKS_DIR}/hang-{k}/" for k in range(1, len(self.hangs) + 1))
         text = (f"the engine stopped streaming {len(self.hangs)} time(s) (first: no chunk for "
-                f"{first.stalled_s:.0f} s with {first.in_flight} requests in flight); py-spy "
-                f"dumps of every engine process are in {where} ({HANGS_FILE})")
+                f"{first.stalled_s:.0f} s with {first.in_flight} requests in flight); ")
+        dumped = [k for k, h in enumerate(self.hangs, 1) if h.files]
+        if dumped:
+            where = ", ".join(f"{STACKS_DIR}/hang-{k}/" for k in dumped)
+            text += f"py-spy dumps of the engine's processes are in {where} ({HANGS_FILE})"
+        else:
+            error = next((e for h in self.hangs for e in h.errors), "")
+            text += f"py-spy could not dump the engine's processes ({HANGS_FILE}): {error}"
         if self.write_error:
             text += f"; {HANGS_FILE} not written: {self.write_error}"
         return text

@@ -2,7 +2,10 @@
 and ``py-spy dump`` of several processes at once (:func:`dump_all`).
 
 ``record`` runs until it gets SIGINT, then writes its speedscope file (or until its process
-exits, then too). Each runs in a session of its own (a Ctrl-C at the terminal is
+exits, then too). On Linux it also gets SIGINT when the thread that started it ends
+(``PR_SET_PDEATHSIG``): a collector killed past its stop bound leaves no py-spy running on
+an engine that goes on (``attach``), and each still writes its file. Each runs in a session
+of its own (a Ctrl-C at the terminal is
 servescope's to handle, not py-spy's), with SIGINT unblocked and at its default: the
 collector's process is born with the terminal's signals blocked and SIGINT ignored, and
 both would otherwise pass to py-spy through ``exec`` and make it deaf to the stop.
@@ -14,6 +17,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +32,17 @@ __all__ = ["DUMP_TIMEOUT_S", "DumpResult", "Recorder", "dump_all", "error_text",
 DUMP_TIMEOUT_S = 10.0  # one py-spy dump (all processes at once); again without --native
 _ERROR_CHARS = 300
 _ENV = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}
+# exec py-spy with PR_SET_PDEATHSIG = SIGINT set (kept across exec): a shim in Python, not a
+# preexec_fn, which is unsafe in a process with threads
+_PDEATHSIG_SHIM = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 2); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def _launcher() -> list[str]:
+    """What goes before py-spy's argv (nothing off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM]
 
 
 def prepare_signals() -> None:
@@ -75,9 +90,9 @@ class Recorder:
         """Start sampling; False (and ``error``) if py-spy could not be started."""
         try:
             with self.log.open("ab") as log:
-                self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=log, env=_ENV,
-                                              start_new_session=True)
+                self._proc = subprocess.Popen([*_launcher(), *self.argv],
+                                              stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                              env=_ENV, start_new_session=True)
         except OSError as exc:
             self.error = f"py-spy did not start: {exc.strerror or exc}"
             return False

@@ -229,3 +229,42 @@ def test_no_ptrace_permission_is_one_warning(tmp_path: Path, make: object) -> No
     main = next(p for p in procs if p["pid"] == engine.proc.pid)
     assert main["speedscope_file"] == ""
     assert "Permission Denied" in main["error"]
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        if name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+            out.append(int(name))
+    return out
+
+
+def test_killed_collector_leaves_no_py_spy_running(tmp_path: Path) -> None:
+    """The runner kills a collector past its stop bound; on an attached engine that goes on,
+    its py-spy must not sample forever: each gets SIGINT and writes its file."""
+    from collectors.stacks.speedscope import read_speedscope
+
+    engine = _start_engine()
+    try:
+        _need_ptrace(engine.proc.pid)
+        runner = ChildRunner(StackCollector(), _ctx(tmp_path, engine.proc.pid, None))
+        assert runner.start(), runner.error
+        assert runner.pid is not None
+        time.sleep(1.0)
+        spies = _children(runner.pid)
+        assert spies  # one py-spy record (the engine's main process; the worker comes later)
+        os.kill(runner.pid, 9)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{p}").exists() for p in spies) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in spies if Path(f"/proc/{p}").exists()]
+        runner.stop()
+    finally:
+        _end_engine(engine)
+    assert engine.proc.returncode is not None
+    profile = read_speedscope(tmp_path / "stacks" / f"main-{engine.proc.pid}.speedscope.json")
+    assert profile.samples > 0
