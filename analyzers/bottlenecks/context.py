@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from analyzers.context import RunContext
     from analyzers.engine_signals import EngineWindow
     from analyzers.gpu.figures import GpuFigures
+    from analyzers.gpu.load import GpuTables
     from analyzers.itl import ITLSamples
     from analyzers.stacks_summary import StacksSummary
     from analyzers.steady_state import SteadyWindow
@@ -70,6 +71,7 @@ class RuleContext:
     workload: Mapping[str, Any]
     gpu: GpuFigures | None = None  # GPU figures over the window (None: no GPU recorded)
     stacks: StacksSummary | None = None  # the engine's CPU stacks (None: none sampled)
+    gpu_tables: GpuTables | None = None  # the GPU collector's rows (None: no GPU recorded)
 
     @classmethod
     def of(cls, ctx: RunContext) -> RuleContext:
@@ -82,7 +84,7 @@ class RuleContext:
             engine_args=_engine_args(run, spec), attached=eng is not None and eng.attached,
             signals=ctx.signals, engine=ctx.engine, engine_whole=ctx.engine_whole,
             histograms=ctx.histograms, workload=run.manifest.workload,
-            gpu=ctx.gpu_window, stacks=ctx.stacks)
+            gpu=ctx.gpu_window, stacks=ctx.stacks, gpu_tables=ctx.gpu)
 
     @property
     def start_ns(self) -> int:
