@@ -83,6 +83,13 @@ class _Proc:
     skipped: bool = False  # not Python, or exited before sampling: a note, not an error
 
 
+def _files(run_dir: Path, role: str, pid: int) -> tuple[Path, Path]:
+    """A process's speedscope file and py-spy log."""
+    stem = f"{role}-{pid}"
+    return (run_dir / STACKS_DIR / f"{stem}.speedscope.json",
+            run_dir / STACKS_DIR / f"{stem}.py-spy.log")
+
+
 class StackCollector:
     """Samples the engine's processes with py-spy (module doc). Options
     (``ctx.options["stacks"]``): ``rate_hz`` (50), ``blocking`` (False: ``--nonblocking``),
@@ -161,7 +168,9 @@ class StackCollector:
                 self._loop_error = self._loop_error or f"{type(exc).__name__}: {exc}"
 
     def _scan(self) -> None:
-        """Start py-spy on engine processes not seen before; note py-spy that ended."""
+        """Start py-spy on engine processes not seen before; note py-spy that ended; label
+        again the processes whose title changed (a worker sets its title after its imports,
+        seconds after it appeared)."""
         ctx = self._ctx
         if ctx is None:
             return
@@ -171,6 +180,14 @@ class StackCollector:
         for p in self._procs.values():
             if p.recorder is not None and not p.recorder.poll() and p.recorder.error:
                 self._note_failure(p, p.recorder.error)
+        self._relabel(ctx)
+
+    def _relabel(self, ctx: CollectContext) -> None:
+        """Role again the processes whose title changed (while they still run)."""
+        for p in self._procs.values():
+            if not p.skipped and (title := title_of(p.pid)) and title != p.title:
+                p.title = title
+                p.role = role_for(title, ctx.engine.process_roles, first=p.pid == self._first_pid)
 
     def _begin(self, ctx: CollectContext, pid: int) -> _Proc:
         title = title_of(pid)
@@ -182,9 +199,8 @@ class StackCollector:
         if self._permission or self.py_spy is None:
             proc.error = "no ptrace permission; not sampled"
             return proc
-        stem = ctx.run_dir / STACKS_DIR / f"{proc.role}-{pid}"
-        rec = Recorder(self.py_spy, pid, stem.with_name(stem.name + ".speedscope.json"),
-                       stem.with_name(stem.name + ".py-spy.log"), rate_hz=self._opts.rate_hz,
+        out, log = _files(ctx.run_dir, proc.role, pid)
+        rec = Recorder(self.py_spy, pid, out, log, rate_hz=self._opts.rate_hz,
                        blocking=self._opts.blocking)
         proc.recorder = rec
         if not rec.start():
@@ -209,6 +225,7 @@ class StackCollector:
             self._stop.set()
         if self._thread is not None:  # a hang dump in flight ends within its bound
             self._thread.join(2 * DUMP_TIMEOUT_S + 1)
+        self._relabel(ctx)
         recorders = [p.recorder for p in self._procs.values() if p.recorder is not None]
         for rec in recorders:
             rec.interrupt()
@@ -218,6 +235,8 @@ class StackCollector:
         for p in self._procs.values():
             if p.recorder is not None and p.recorder.error and not p.error:
                 self._note_failure(p, p.recorder.error)
+            if p.recorder is not None:  # the files carry the role the process ended with
+                p.recorder.rename(*_files(ctx.run_dir, p.role, p.pid))
         rows, threads, hot, problems = self._summarize(ctx.run_dir)
         try:
             write_tables(ctx.run_dir, rows, threads, hot)

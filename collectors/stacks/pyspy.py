@@ -129,6 +129,14 @@ class Recorder:
             self.error = self.error or "py-spy did not write its file in time; killed"
         self._ended()
 
+    def rename(self, out: Path, log: Path) -> None:
+        """Move the files py-spy wrote (after it ended) to new names."""
+        for old, new in ((self.out, out), (self.log, log)):
+            if old != new:
+                with contextlib.suppress(OSError):  # absent: nothing written
+                    os.replace(old, new)
+        self.out, self.log = out, log
+
     def _ended(self) -> None:
         if self.t_end_ns < 0:
             self.t_end_ns = time.monotonic_ns()

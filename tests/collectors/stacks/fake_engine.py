@@ -5,7 +5,9 @@
 ``batch_waiter`` (always waiting in ``wait_for_batch``); a non-Python child (``sleep``) at
 once, and a Python child ``fake_engine.py worker`` after ``WORKER_DELAY_S`` (engines start
 workers lazily). Prints ``ready`` once its threads run.
-``python fake_engine.py worker``: a process that waits.
+``python fake_engine.py worker booting…``: a process that waits, and sets its title to
+``fake::Worker`` after ``TITLE_DELAY_S`` (as an engine's worker does after its imports, the way
+``setproctitle`` does: over its argv in memory).
 """
 
 import subprocess
@@ -14,6 +16,19 @@ import threading
 import time
 
 WORKER_DELAY_S = 1.0
+TITLE_DELAY_S = 3.5
+BOOTING = "booting" + "." * 40  # room for the new title
+
+
+def set_title(title: str) -> None:
+    """Overwrite this process's argv in memory (fields 48-49 of /proc/self/stat: where it
+    lies), as setproctitle does: /proc/PID/cmdline then reads ``title``."""
+    with open("/proc/self/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])
+    with open("/proc/self/mem", "r+b") as mem:
+        mem.seek(start)
+        mem.write(title.encode()[:end - start - 1].ljust(end - start, b"\0"))
 
 
 def busy_decode_step(n: int) -> int:
@@ -45,7 +60,9 @@ def wait_for_batch(ev: threading.Event) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["worker"]:
+    if sys.argv[1] == "worker":
+        time.sleep(TITLE_DELAY_S)
+        set_title("fake::Worker")
         threading.Event().wait()
         return
     sleeper = subprocess.Popen(["sleep", "600"])
@@ -55,7 +72,7 @@ def main() -> None:
         threading.Thread(target=target, name=name, args=args, daemon=True).start()
     print("ready", sleeper.pid, flush=True)
     time.sleep(WORKER_DELAY_S)
-    worker = subprocess.Popen([sys.executable, __file__, "worker"])
+    worker = subprocess.Popen([sys.executable, __file__, "worker", BOOTING])
     print("worker", worker.pid, flush=True)
     threading.Event().wait()
 

@@ -31,7 +31,7 @@ from servescope.rundir.layout import (
 ENGINE = Path(__file__).with_name("fake_engine.py")
 PY_SPY = find_py_spy()
 HANG_AFTER_S = 1.5
-ROLES = (ProcessRole("worker", r".*fake_engine\.py worker", True, ()),)
+ROLES = (ProcessRole("worker", r"fake::Worker", True, ()),)  # its title, set after a while
 
 pytestmark = pytest.mark.skipif(PY_SPY is None or not sys.platform.startswith("linux"),
                                 reason="needs py-spy (the profiling extra) on Linux")
@@ -118,7 +118,9 @@ def test_every_process_labelled_and_sampled(run: Run) -> None:
     main, worker = procs[run.engine.proc.pid], procs[run.engine.worker]
     assert main["role"] == "main"
     assert "fake_engine.py engine" in main["title"]
-    assert worker["role"] == "worker"  # found by a rescan: it started after the first
+    # started after the engine, titled "fake::Worker" 3.5 s later: labelled by its last title
+    assert worker["role"] == "worker"
+    assert worker["title"] == "fake::Worker"
     for p in (main, worker):
         assert p["error"] == ""
         assert p["speedscope_file"] == f"stacks/{p['role']}-{p['pid']}.speedscope.json"
@@ -147,7 +149,9 @@ def test_threads_named_and_busy_as_they_were(run: Run) -> None:
     # py-spy falling behind on a loaded host lowers both
     assert busy["generation_loop"] > 0.4, busy
     assert busy["generation_loop"] > 2 * busy["light_worker"], busy
-    assert "batch_waiter" not in busy  # always waiting: no sample without --idle
+    # always waiting: (almost) never sampled without --idle (py-spy's idle detection is a
+    # heuristic: a thread caught while a hang dump stops the process can count once)
+    assert busy.get("batch_waiter", 0.0) < 0.05, busy
     assert run.stats.counts["threads"] == len(threads)
     assert run.stats.counts["samples"] == threads.samples.sum()
 
@@ -181,7 +185,7 @@ def test_stalls_dump_every_process_once_per_episode(run: Run) -> None:
     dump = (run.run_dir / hangs[1]["files"][0]).read_text()
     assert "busy_decode_step" in dump
     assert "wait_for_batch" in dump
-    assert f"worker-{run.engine.worker}.txt" in " ".join(hangs[1]["files"])
+    assert f"-{run.engine.worker}.txt" in " ".join(hangs[1]["files"])  # (role at that time)
     # the run's warning says where the dumps are
     assert "stacks/hang-1/" in run.stats.error
     assert HANGS_FILE in run.stats.error
