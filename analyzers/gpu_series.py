@@ -53,10 +53,12 @@ METRICS: dict[str, tuple[str, str, float]] = {
 # also: "dram_bw_bytes_per_s" = dram_bw_peak_frac × the device's peak, where devices.json has it
 _MAX_REDUCED = frozenset({"mem_used_bytes"})
 
-# NVML clock-event reason bits that mean a cap held the clock down (0x1 idle is not one)
+# NVML clock-event reason bits that mean a cap held the clock down (0x1 idle is not one);
+# the bits are analyzers.gpu.figures.THROTTLE_BITS (pynvml's nvmlClocksEventReason*), the
+# names the report shows
 THROTTLE_REASONS: dict[int, str] = {0x4: "SW power cap", 0x8: "HW slowdown",
-                                    0x40: "SW thermal", 0x80: "HW thermal",
-                                    0x100: "HW power brake"}
+                                    0x20: "SW thermal", 0x40: "HW thermal",
+                                    0x80: "HW power brake"}
 THROTTLE_MASK = sum(THROTTLE_REASONS)
 MAX_SPANS = 200
 
