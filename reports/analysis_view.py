@@ -73,6 +73,8 @@ def print_analysis(console: Console, a: RunAnalysis) -> None:
                          if math.isfinite(i.low) and math.isfinite(i.high) else _ms(i.estimate))
         t.add_row(_NAMES.get(key, key), *cells, str(next(iter(cis.values())).n))
     console.print(t)
+    if a.gpu is not None:
+        _print_gpu(console, a)
     for d in a.decomposition:
         parts = ", ".join(f"{p.name} {p.mean_ns / 1e6:,.1f} ms ({p.share:.0%})" for p in d.parts)
         console.print(Text(f"{d.latency.upper()} mean {d.client_mean_ns / 1e6:,.1f} ms = {parts}"))
@@ -84,6 +86,38 @@ def print_analysis(console: Console, a: RunAnalysis) -> None:
         console.print("[green]no bottleneck found by the rules[/]")
     for f in a.findings:
         print_finding(console, f)
+
+
+def _num(v: float, fmt: str) -> str:
+    return "–" if not math.isfinite(v) else format(v, fmt)
+
+
+def _print_gpu(console: Console, a: RunAnalysis) -> None:
+    """The GPU figures over the same window as the percentiles above."""
+    g = a.gpu
+    if g is None:
+        return
+    rows = [*g.gpus, g.combined] if len(g.gpus) > 1 else list(g.gpus)
+    t = Table(title=f"GPU over the same window ({g.window_note})")
+    t.add_column("GPU")
+    for col in ("SM busy", "occupancy", "DRAM GB/s (% peak)", "tensor", "NVML util",
+                "power W", "energy J", "J/token", "J/request", "SM clock MHz (% max)",
+                "throttled", "memory GiB (%)", "samples (period)"):
+        t.add_column(col, justify="right")
+    for f in rows:
+        t.add_row(
+            Text("all" if f.gpu_index is None else f"{f.gpu_index} {f.name}"),
+            _num(f.sm_busy_frac, ".0%"), _num(f.sm_occupancy_frac, ".0%"),
+            f"{_num(f.dram_bw_bytes_per_s / 1e9, ',.0f')} ({_num(f.dram_bw_peak_frac, '.0%')})",
+            _num(f.tensor_active_frac, ".0%"), _num(f.nvml_util_frac, ".0%"),
+            _num(f.power_mean_w, ",.0f"), _num(f.energy_j, ",.0f"),
+            _num(f.energy_per_output_token_j, ".3g"), _num(f.energy_per_request_j, ".3g"),
+            f"{_num(f.sm_clock_median_mhz, '.0f')} ({_num(f.sm_clock_max_frac, '.0%')})",
+            _num(f.throttled_frac, ".0%"),
+            f"{_num(f.mem_used_max_bytes / 2**30, ',.1f')} "
+            f"({_num(f.mem_used_max_frac, '.0%')})",
+            f"{f.samples} ({_num(f.sample_period_median_s * 1e3, '.0f')} ms)")
+    console.print(t)
 
 
 def _print_sweep(console: Console, a: RunAnalysis) -> None:
@@ -128,5 +162,6 @@ def analysis_json(a: RunAnalysis) -> dict[str, Any]:
         "decomposition": clean([dataclasses.asdict(d) for d in a.decomposition]),
         "sweep": clean(dataclasses.asdict(a.sweep)) if a.sweep is not None else None,
         "findings": clean([f.to_json() for f in a.findings]),
+        "gpu": clean(a.gpu.to_json()) if a.gpu is not None else None,
         "warnings": list(a.summary.warnings),
     }
