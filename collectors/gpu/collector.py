@@ -153,7 +153,8 @@ def _zero_counts() -> dict[str, Any]:
     return {"samples": 0, "gpm_windows": 0, "gpm_rows": 0, "process_rows": 0, "gpus": 0,
             "interval_s": None, "gpm_every": None, "period_ms_median": None,
             "period_ms_p99": None, "skipped_ticks": 0, "errors": 0, "errors_by_field": {},
-            "unsupported": 0, "unsupported_fields": [], "journal_lost": 0}
+            "unsupported": 0, "unsupported_fields": [], "journal_lost": 0,
+            "gpm_nonfinite": {}, "gpm_nonfinite_example": ""}
 
 
 def _final_facts(w: Any) -> Any:
@@ -172,6 +173,7 @@ def _counts(loop: SamplingLoop, rows: list[int]) -> dict[str, Any]:
         for name, n in g.errors.items():
             errors[name] = errors.get(name, 0) + n
     unsupported = sorted({f for w in loop.watched.values() for f in w.guard.unsupported})
+    nonfinite, example = loop.gpm_nonfinite()
     return {"samples": loop.samples, "gpm_windows": loop.gpm_windows,
             "gpm_rows": loop.gpm_rows, "process_rows": loop.process_rows,
             "gpus": len(loop.watched), "interval_s": loop.interval_s,
@@ -180,7 +182,7 @@ def _counts(loop: SamplingLoop, rows: list[int]) -> dict[str, Any]:
             "skipped_ticks": loop.skipped_ticks, "errors": sum(errors.values()),
             "errors_by_field": errors, "unsupported": len(unsupported),
             "unsupported_fields": unsupported, "journal_lost": loop.journal.lost,
-            "table_rows": rows}
+            "gpm_nonfinite": nonfinite, "gpm_nonfinite_example": example, "table_rows": rows}
 
 
 def _failures(loop: SamplingLoop) -> str:

@@ -3,12 +3,16 @@
 GPM counts in hardware; a metric is the activity between two samples. :class:`GpmStream`
 keeps two sample buffers, takes one sample per GPM tick into the older buffer and computes
 the metrics for the window between it and the previous sample. NVML wants ≳100 ms between
-the two samples, so GPM ticks come every :func:`gpm_every` sampling ticks: the smallest
-whole number of sampling periods that is ≥ 100 ms (interval 0.1 s: every tick; 0.05 s:
-every second tick). Each window is recorded with both samples' real times.
+the two samples, so a window spans :func:`gpm_every` sampling periods: the smallest whole
+number of them that is ≥ 100 ms (interval 0.1 s: every tick; 0.05 s: every second tick).
+The sampling loop takes the next GPM sample once that much time, less 10 ms of scheduling
+slack, has really passed (after a tick that ran late, the window waits one more tick), so
+every window is ≥ 90 ms of real time. Each window is recorded with both samples' real times.
 
 A metric NVML answers NotSupported (ret 3) for is recorded once as ``gpm_<name>`` and not
-asked again; other failures are counted per metric.
+asked again; other failures are counted per metric. A value NVML returns as success but not
+finite (seen on the H200: ``dram_bw_util`` NaN/inf in 3 of ~60 windows of a copy-then-GEMM
+run) is no reading for that window: its row is left out and counted in ``nonfinite``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class GpmStream:
         self.metrics = [(int(getattr(nvml, f"NVML_GPM_METRIC_{m}")), m.lower())
                         for m in GPM_METRICS if hasattr(nvml, f"NVML_GPM_METRIC_{m}")]
         self.windows = 0
+        self.nonfinite: dict[str, int] = {}  # metric → windows it had no finite value
+        self.nonfinite_example = ""  # the first such value, as text (nan, inf)
         self._bufs: list[Any] = []
         self._prev_t = -1
         self.alive = True
@@ -104,6 +110,9 @@ class GpmStream:
             ret = int(m.nvmlReturn)
             if ret == _OK and math.isfinite(m.value):
                 out.append((mid, name, float(m.value)))
+            elif ret == _OK:
+                self.nonfinite[name] = self.nonfinite.get(name, 0) + 1
+                self.nonfinite_example = self.nonfinite_example or repr(float(m.value))
             elif ret == _NOT_SUPPORTED:
                 self.guard.mark_unsupported(f"gpm_{name}")
             else:

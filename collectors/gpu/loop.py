@@ -2,9 +2,10 @@
 
 Every ``interval_s`` (deadlines ``t0 + k × interval``; a tick missed because the previous one
 overran is skipped and counted, never bunched up) it reads each watched GPU
-(:func:`collectors.gpu.sampler.read_sample`; the slow energy counter every ~0.5 s), every
-:func:`collectors.gpu.gpm.gpm_every`
-ticks a GPM window per GPU (per GPU instance under MIG), and once a second the GPU memory of
+(:func:`collectors.gpu.sampler.read_sample`; the slow energy counter every ~0.5 s), a GPM
+window per GPU (per GPU instance under MIG) once :func:`collectors.gpu.gpm.gpm_every` periods
+(less 10 ms of scheduling slack) have passed since the last GPM sample, and once a second the
+GPU memory of
 the engine's processes, which also finds GPUs an engine started using late. The engine's
 process list (``/proc``) is read every second for the first 10 s, then every 5 s. One JSON
 line per tick goes to ``gpu/journal.jsonl``; the live view's values go to shared memory.
@@ -34,6 +35,7 @@ LIVE_KEYS = ("gpu_sm_util_frac", "gpu_dram_bw_frac", "gpu_tensor_frac", "gpu_uti
              "gpu_power_w", "gpu_mem_used_bytes")
 _PROC_EVERY_NS = 1_000_000_000
 _PIDS_EARLY_S, _PIDS_LATE_EVERY_NS = 10.0, 5_000_000_000
+GPM_SLACK_NS = 10_000_000  # a GPM window may be this much shorter than its nominal length
 ENERGY_EVERY_S = 0.5  # the energy counter costs 3.2 ms a read on the H200: not every tick
 _LIVE_GPM = {"sm_util": 0, "dram_bw_util": 1, "any_tensor_util": 2}
 
@@ -114,6 +116,10 @@ class SamplingLoop:
         step = round(self.interval_s * 1e9)
         t0 = time.monotonic_ns()
         k, last_tick, next_proc = 0, -1, t0
+        # a GPM window is at least `every` periods less 10 ms: a tick that ran late and the
+        # on-time one after it are closer than a period; the window then waits a tick
+        gpm_gap = self.every * step - GPM_SLACK_NS
+        last_gpm = t0 - gpm_gap
         while not self._stop.is_set():
             delay = (t0 + k * step - time.monotonic_ns()) / 1e9
             if delay > 0 and self._stop.wait(delay):
@@ -125,9 +131,11 @@ class SamplingLoop:
             procs = tick >= next_proc
             if procs:
                 next_proc = tick + _PROC_EVERY_NS
+            gpm = tick - last_gpm >= gpm_gap
+            if gpm:
+                last_gpm = tick
             try:
-                self._tick(tick, gpm=k % self.every == 0, procs=procs,
-                           energy=k % self.energy_every == 0)
+                self._tick(tick, gpm=gpm, procs=procs, energy=k % self.energy_every == 0)
             except Exception as exc:  # noqa: BLE001 - counted; the next tick goes on
                 self.loop_guard.error("tick", f"{type(exc).__name__}: {exc}")
             k += 1
@@ -184,6 +192,17 @@ class SamplingLoop:
     @property
     def gpm_windows(self) -> int:
         return sum(s.windows for streams in self.streams.values() for s in streams)
+
+    def gpm_nonfinite(self) -> tuple[dict[str, int], str]:
+        """GPM metric → windows whose value was not finite, and the first such value."""
+        counts: dict[str, int] = {}
+        example = ""
+        for streams in self.streams.values():
+            for s in streams:
+                for name, n in s.nonfinite.items():
+                    counts[name] = counts.get(name, 0) + n
+                example = example or s.nonfinite_example
+        return counts, example
 
 
 def _with_why(w: Watched, why: str) -> Any:

@@ -92,6 +92,7 @@ class FakeNvmlConfig:
     failing: tuple[str, ...] = ()  # functions that raise NVMLError(999) on every call
     unsupported: tuple[str, ...] = ()  # functions that raise NVMLError_NotSupported
     gpm_unsupported: tuple[str, ...] = ()  # GPM metrics answered ret 3
+    gpm_nan_every: tuple[str, int] | None = None  # (metric, n): NaN with ret 0 every nth window
     mig_instances: tuple[int, ...] = ()  # GPU instance ids (MIG on) of every GPU
 
 
@@ -392,10 +393,13 @@ class FakeNvml:
         span = s2.t - s1.t
         self.gpm_windows_s.append(span)
         names = {v: k for k, v in GPM_IDS.items()}
+        nan = self.config.gpm_nan_every
         for m in get.metrics[:get.numMetrics]:
             name = names.get(m.metricId, "")
             if not name or name in self.config.gpm_unsupported:
                 m.nvmlReturn, m.value = 3, 0.0
+            elif nan and name == nan[0] and len(self.gpm_windows_s) % nan[1] == 0:
+                m.nvmlReturn, m.value = 0, math.nan  # as the H200 did for DRAM_BW_UTIL
             elif span <= 0:
                 m.nvmlReturn, m.value = 0, math.nan
             else:

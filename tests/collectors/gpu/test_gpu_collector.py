@@ -44,9 +44,9 @@ def test_gpm_windows_are_at_least_100_ms_when_sampling_faster(tmp_path):
     windows = gpm.drop_duplicates("t_start_ns")
     span_ms = (windows["t_end_ns"] - windows["t_start_ns"]) / 1e6
     assert len(windows) == stats.counts["gpm_windows"] >= 8
-    assert span_ms.min() >= 95
+    assert span_ms.min() >= 90  # never shorter, even after a tick that ran late
     assert statistics.median(span_ms) == pytest.approx(100, abs=5)
-    assert min(fake.gpm_windows_s) >= 0.095  # what NVML itself was asked for
+    assert min(fake.gpm_windows_s) >= 0.09  # what NVML itself was asked for
     # windows follow one another: each starts where the previous ended
     assert (windows["t_start_ns"].iloc[1:].to_numpy()
             == windows["t_end_ns"].iloc[:-1].to_numpy()).all()
@@ -148,6 +148,26 @@ def test_a_failing_call_is_counted_not_raised(tmp_path):
     assert stats.error.startswith(f"{n} NVML reads failed (power {n}); first power: "
                                   "NVMLError: Unknown Error"), stats.error
     assert devices[0]["unsupported"] == ["nvlink_rx_bytes", "nvlink_tx_bytes"]
+
+
+def test_a_nan_gpm_value_is_no_reading_not_an_error(tmp_path):
+    """The H200 answered DRAM_BW_UTIL with success and a non-finite value in 3 of ~60
+    windows: that window has no dram_bw_util row, the count says so, the run has no error."""
+    cfg = FakeNvmlConfig(phases=(("copy", 1e9),), gpm_nan_every=("DRAM_BW_UTIL", 3))
+    stats, _ = run_in_process(cfg, tmp_path, 1.05)
+    _, gpm, _, _ = _tables(tmp_path)
+    windows = stats.counts["gpm_windows"]
+    dram = gpm[gpm["metric"] == "dram_bw_util"]
+    nan_windows = stats.counts["gpm_nonfinite"]["dram_bw_util"]
+    assert nan_windows == windows // 3
+    assert nan_windows >= 2
+    assert len(dram) == windows - nan_windows
+    copy = PROBE["gpm"]["copy"]["DRAM_BW_UTIL"]
+    assert dram["value"].to_list() == pytest.approx([copy] * len(dram))
+    assert len(gpm[gpm["metric"] == "sm_util"]) == windows  # the window's other metrics stay
+    assert stats.counts["gpm_nonfinite_example"] == "nan"
+    assert stats.counts["errors"] == 0
+    assert stats.error == ""
 
 
 def test_slow_calls_stay_off_the_fast_path(tmp_path):
