@@ -48,9 +48,11 @@ def _launcher() -> list[str]:
 def prepare_signals() -> None:
     """In the collector's process, before any py-spy starts: SIGINT unblocked and caught by
     a handler that does nothing (this process still ignores the terminal's Ctrl-C; a caught
-    signal is reset to its default by ``exec``, an ignored one is not)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    signal.signal(signal.SIGINT, _ignore)
+    signal is reset to its default by ``exec``, an ignored one is not). Other signals stay
+    as the runner left them."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    with contextlib.suppress(ValueError):  # not the main thread (a test's own call)
+        signal.signal(signal.SIGINT, _ignore)
 
 
 def _ignore(_signum: int, _frame: object) -> None:

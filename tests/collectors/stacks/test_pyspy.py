@@ -1,0 +1,30 @@
+"""What py-spy inherits from the collector's process: SIGINT must reach it (the stop), even
+when the collector's process was born with SIGINT blocked and ignored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = r"""
+import signal, subprocess, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.argv[1] == "prepared":
+    from collectors.stacks.pyspy import prepare_signals
+    prepare_signals()
+out = subprocess.run(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+                     capture_output=True, text=True, check=True).stdout
+print(" ".join(hex(int(line.split()[1], 16) >> 1 & 1) for line in out.splitlines()))
+"""
+
+
+def _sigint_blocked_ignored(mode: str) -> str:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True,
+                         check=True, timeout=30)
+    return out.stdout.strip()
+
+
+def test_children_get_sigint_unblocked_and_default() -> None:
+    assert _sigint_blocked_ignored("bare") == "0x1 0x1"  # both pass through exec...
+    assert _sigint_blocked_ignored("prepared") == "0x0 0x0"  # ...unless prepared
