@@ -115,3 +115,14 @@ def test_checks_before_start(tmp_path: Path) -> None:
     assert never.counts["processes"] == 0
     assert never.counts["hang_dumps"] == 0
     assert never.error == ""
+
+
+def test_registry_makes_it_by_name() -> None:
+    from collectors.base import Collector
+    from collectors.registry import make_collectors
+
+    [c] = make_collectors(["stacks"])
+    assert isinstance(c, StackCollector)
+    assert isinstance(c, Collector)
+    assert (c.name, c.label) == ("stacks", "stack sampler")
+    assert c.py_spy is not None  # validate_environment found it
