@@ -254,14 +254,20 @@ async def _sleep_until(t_ns: int) -> None:
         await asyncio.sleep(remaining / _NS if remaining > 1_500_000 else 0)
 
 
-async def _prime(http: aiohttp.ClientSession, target: Target) -> None:
+async def _prime(target: Target, trace_configs: list[aiohttp.TraceConfig]) -> None:
     """One throwaway GET before the clock starts: the first request through aiohttp
     imports modules and builds an SSL context (~0.3 s on a small machine), which would
-    otherwise stall every stream of the run's first second. Its result does not matter."""
+    otherwise stall every stream of the run's first second. Its result does not matter, and
+    its connection is never one of the run's (a session of its own that keeps none): a
+    server may close it just after answering (transformers serve answers this GET with 500
+    and resets the connection, which the run's first request met as ``connection_error``)."""
     url = target.base_url.rstrip("/").removesuffix("/v1") + "/v1/models"
     with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-        async with http.get(url, headers=target.headers("servescope-prime"),
-                            timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                         trust_env=False, trace_configs=trace_configs
+                                         ) as http, \
+                http.get(url, headers=target.headers("servescope-prime"),
+                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
             await resp.read()
 
 
@@ -300,7 +306,7 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
                                      auto_decompress=False, trust_env=False,
                                      trace_configs=[timed.send_trace()]) as http:
-        await _prime(http, target)
+        await _prime(target, [timed.send_trace()])
         if shard.t0_ns <= 0:  # no common start given: start now
             shard.t0_ns = now_ns()
             if shard.stop_at_ns is not None:
