@@ -57,8 +57,14 @@ def test_launch_bound_from_nvml_contrast_and_hot_loop(tmp_path: Path) -> None:
 
 
 def test_launch_bound_needs_a_confirmation_and_a_loaded_client(tmp_path: Path) -> None:
-    # SMs idle, but NVML agrees and no stacks: nothing says the host is the limit
-    assert gpu_launch_bound(rules_of(tmp_path, Gpu(sm_util=15.0, nvml=0.2))) is None
+    # SMs 30 % busy, NVML agrees and no stacks: nothing says the host is the limit
+    assert gpu_launch_bound(rules_of(tmp_path, Gpu(sm_util=30.0, nvml=0.35))) is None
+    # SMs nearly idle (15 %) with requests in flight and a punctual client: host-bound on
+    # its own, a warning that asks for the stacks (no NVML gap, no stacks to confirm it)
+    f = gpu_launch_bound(rules_of(tmp_path, Gpu(sm_util=15.0, nvml=0.2), name="c"))
+    assert f is not None
+    assert f.severity == Severity.WARNING
+    assert "--collect stacks" in f.summary
     # the stacks alone confirm it (WARNING: SM busy 30 % is above the critical line)
     f = gpu_launch_bound(rules_of(tmp_path, Gpu(sm_util=30.0, nvml=0.35), stacks=0.9,
                                   name="b"))
