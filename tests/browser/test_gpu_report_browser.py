@@ -58,3 +58,25 @@ def test_gpu_report_draws_gpu_panels_and_stacks(browser, artifacts, tmp_path):
             .map(a => a.href).filter(h => h.startsWith('file:'))"""):
         assert Path(href.removeprefix("file://")).is_file(), href
     o.page.close()
+
+
+def test_a_real_h200_run_report_draws_its_gpu_panels(browser, artifacts, tmp_path):
+    """The report of a real run (transformers serve on an H200, tests/data/gpu_runs)."""
+    import shutil
+
+    run = tmp_path / "transformers_small"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "gpu_runs" / "transformers_small", run)
+    o = _open(browser, write_run_report(run), artifacts, "gpu-real-report")
+    drawn = o.page.evaluate("""() => {
+        const el = document.getElementById('fig-timeline');
+        const traces = {};
+        for (const t of el._fullData) traces[t.name] = (t.y || []).filter(
+            v => v !== null).length;
+        return traces;
+    }""")
+    for name in GPU_TRACES[:-1]:  # one GPU: the traces are not named by GPU
+        assert drawn[name.removeprefix("GPU 0 ")] >= 50, (name, drawn)  # 10 Hz, ~40 s
+    main = o.page.inner_text("main")
+    assert "Engine CPU stacks" in main
+    assert "sdpa_attention_paged_forward" in main
+    assert "_run_generation_loop" in main

@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import time
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ PHASE_S = 3.0
 MARGIN_NS = 300_000_000  # windows this close to a switch are left out
 
 
-def _torch():
+def _torch() -> Any:
     torch = pytest.importorskip("torch")
     pytest.importorskip("pynvml")
     if not torch.cuda.is_available():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def _ns(t_ms: float | np.ndarray) -> np.ndarray:
     return T0 + np.round(np.asarray(t_ms, dtype=np.float64) * 1e6).astype(np.int64)
 
 
-def _frame(rows: list[object]) -> pd.DataFrame:
+def _frame(rows: Sequence[object]) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(r) for r in rows])  # type: ignore[call-overload]
 
 

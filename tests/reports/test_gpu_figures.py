@@ -14,6 +14,7 @@ from analyzers.report_inputs import gather_run
 from reports.html import run_figures
 from reports.html.figspec import Figure
 from servescope.rundir.layout import GPM_FILE, GPU_SAMPLES_FILE
+from tests.analyzers._rundir import T0
 from tests.reports import _gpu_runs as G
 from tests.reports._html_runs import known_run
 
@@ -21,7 +22,14 @@ from tests.reports._html_runs import known_run
 def _trace(fig: Figure, name: str) -> dict[str, Any]:
     found = [t for t in fig["data"] if t.get("name") == name]
     assert len(found) == 1, [t.get("name") for t in fig["data"]]
-    return found[0]
+    trace: dict[str, Any] = found[0]
+    return trace
+
+
+def _timeline(figs: dict[str, Any]) -> dict[str, Any]:
+    tl: dict[str, Any] | None = figs["timeline"]
+    assert tl is not None
+    return tl
 
 
 def _axis(fig: Figure, title: str) -> tuple[str, list[float]]:
@@ -39,7 +47,7 @@ def _phase_values(tr: dict[str, Any], split_s: float) -> tuple[set[float], set[f
 @pytest.fixture(scope="module")
 def one(tmp_path_factory):
     r = gather_run(G.gpu_run(tmp_path_factory.mktemp("gpu")), n_resamples=100)
-    return r, run_figures(r)["timeline"]
+    return r, _timeline(run_figures(r))
 
 
 def test_series_are_every_sample_in_the_window_on_the_report_clock(one):
@@ -47,7 +55,7 @@ def test_series_are_every_sample_in_the_window_on_the_report_clock(one):
     g = r.gpu
     assert g is not None
     assert g.warnings == ()
-    split_s = (G.SPLIT_MS - (r.origin_ns - G.T0) / 1e6) / 1e3
+    split_s = (G.SPLIT_MS - (r.origin_ns - T0) / 1e6) / 1e3
     sm = g.get("sm_busy_frac", 0)
     assert sm is not None
     assert sm.bin_s == 0.0
@@ -56,7 +64,7 @@ def test_series_are_every_sample_in_the_window_on_the_report_clock(one):
     assert sm.t_s.max() <= (r.measured["t_last_ns"].max() - r.origin_ns) / 1e9
     # GPM windows are placed at their middle: (t + PERIOD/2) ms from T0
     t_ms = G.sample_times_ms() + G.PERIOD_MS / 2
-    expect_t = (t_ms - (r.origin_ns - G.T0) / 1e6) / 1e3
+    expect_t = (t_ms - (r.origin_ns - T0) / 1e6) / 1e3
     keep = (expect_t >= 0) & (expect_t <= sm.t_s.max() + 1e-9)
     assert sm.t_s == pytest.approx(expect_t[keep])
     assert set(sm.value[sm.t_s < split_s - 0.02]) == {G.SM_UTIL[0] / 100}
@@ -73,7 +81,7 @@ def test_throttle_spans_are_the_capped_samples_only(one):
     g = r.gpu
     assert g is not None
     (span,) = g.throttle  # the idle bit of phase 1 is not a throttle
-    origin_ms = (r.origin_ns - G.T0) / 1e6
+    origin_ms = (r.origin_ns - T0) / 1e6
     assert span.start_s == pytest.approx((G.CAP_MS[0] - origin_ms) / 1e3)
     assert span.end_s == pytest.approx((G.CAP_MS[1] - origin_ms) / 1e3)
     assert span.reasons == ("SW power cap",)
@@ -94,7 +102,7 @@ def test_gpu_panels_traces_axes_and_spans(one):
     assert titles[-6:] == ["SM busy / occupancy", "DRAM BW (GB/s)", "tensor active",
                            "power (W)", "SM clock (MHz)", "GPU memory (GiB)"]
     assert all(t["xaxis"] == "x" for t in tl["data"])  # the shared time axis
-    origin_s = (r.origin_ns - G.T0) / 1e9
+    origin_s = (r.origin_ns - T0) / 1e9
     split = G.SPLIT_MS / 1e3 - origin_s
     sm_axis, _ = _axis(tl, "SM busy / occupancy")
     for name, vals, dash in (("SM busy", G.SM_UTIL, "solid"),
@@ -138,8 +146,8 @@ def test_gpu_panels_traces_axes_and_spans(one):
 
 def test_one_trace_per_gpu(tmp_path):
     r = gather_run(G.gpu_run(tmp_path, gpus=2, stacks=False), n_resamples=50)
-    tl = run_figures(r)["timeline"]
-    split = G.SPLIT_MS / 1e3 - (r.origin_ns - G.T0) / 1e9
+    tl = _timeline(run_figures(r))
+    split = G.SPLIT_MS / 1e3 - (r.origin_ns - T0) / 1e9
     a, b = _trace(tl, "GPU 0 SM busy"), _trace(tl, "GPU 1 SM busy")
     assert a["line"]["color"] != b["line"]["color"]
     assert _phase_values(b, split) == ({G.SM_UTIL[0] / 200}, {G.SM_UTIL[1] / 200})
@@ -173,7 +181,7 @@ def test_long_series_are_reduced_to_bounded_bin_means(tmp_path):
 def test_run_without_gpu_has_no_gpu_panels(tmp_path):
     r = gather_run(known_run(tmp_path, engine=False), n_resamples=50)
     assert r.gpu is None
-    tl = run_figures(r)["timeline"]
+    tl = _timeline(run_figures(r))
     assert not any(t["name"].startswith(("SM", "DRAM", "power")) for t in tl["data"])
     assert not [s for s in tl["layout"]["shapes"] if s["fillcolor"] == "#d62728"]
 
@@ -181,7 +189,7 @@ def test_run_without_gpu_has_no_gpu_panels(tmp_path):
 def test_unreadable_file_is_a_warning_and_the_rest_is_drawn(tmp_path):
     run = G.gpu_run(tmp_path, stacks=False)
     (run.path / GPM_FILE).write_bytes(b"not parquet")
-    g = gpu_series(run.path, G.T0, G.T0, G.T0 + 2 * 10**9)
+    g = gpu_series(run.path, T0, T0, T0 + 2 * 10**9)
     assert g is not None
     assert len(g.warnings) == 1
     assert GPM_FILE in g.warnings[0]

@@ -127,7 +127,9 @@ def test_ab_report_puts_both_runs_gpu_figures_side_by_side(tmp_path):
     assert rows["energy"][2] == f"{(y.energy_j / x.energy_j - 1) * 100:+.1f} %"
     assert y.energy_j == pytest.approx(2 * x.energy_j, rel=1e-6)
     # the A/B timeline carries both runs' GPU traces
-    names = {t["name"] for t in ab_figures(a, b, c_ab)["timeline"]["data"]}
+    timeline = ab_figures(a, b, c_ab)["timeline"]
+    assert timeline is not None
+    names = {t["name"] for t in timeline["data"]}
     assert {"A · a SM busy", "B · b GPU 0 SM busy", "B · b GPU 1 SM busy"} <= names
     # one run without GPU data: its column is "–"
     c = gather_run(known_run(tmp_path, "c", engine=False), n_resamples=50)

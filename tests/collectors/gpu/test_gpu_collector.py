@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from tests.collectors.gpu._support import KeepingProvider, context, me, run_in_p
 from tests.fakes.nvml import FIELD_IDS, PROBE, FakeNvmlConfig, FakeNvmlProvider
 
 
-def _tables(run_dir):
+def _tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any]:
     return (pd.read_parquet(run_dir / "gpu/samples.parquet"),
             pd.read_parquet(run_dir / "gpu/gpm.parquet"),
             pd.read_parquet(run_dir / "gpu/processes.parquet"),
