@@ -141,6 +141,21 @@ def main() -> None:
     engine = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     runs: list[dict[str, Any]] = []
+
+    def save() -> str:  # after every run: a run cut short keeps what it measured
+        result = {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "device": a.device,
+            "engine": " ".join(command),
+            "workload": f"closed loop, {a.concurrency} streams, {a.duration:g} s per run, "
+                        f"input {a.input_len}, output {a.output_len}, {a.reps} reps, "
+                        "interleaved",
+            "runs": runs, "summary": _summary(runs, arms),
+        }
+        a.out.write_text(json.dumps(result, indent=1))
+        md = _markdown(result)
+        a.out.with_suffix(".md").write_text(md)
+        return md
+
     try:
         ready_s = _wait_ready(a.url.rstrip("/") + a.ready_path, 900)
         print(f"engine ready after {ready_s:.1f} s (pid {engine.pid})", flush=True)
@@ -152,6 +167,7 @@ def main() -> None:
                 seed += 1
                 r = _attach(a, engine.pid, arm, work / f"{arm}-{rep}", seed)
                 runs.append(r)
+                save()
                 print(json.dumps({k: r.get(k) for k in ("arm", "output_tok_per_s",
                                                           "collector_cpu_s", "error")}),
                       flush=True)
@@ -162,17 +178,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(engine.pid, signal.SIGKILL)
             engine.wait()
-    result = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "device": a.device,
-        "engine": " ".join(command),
-        "workload": f"closed loop, {a.concurrency} streams, {a.duration:g} s per run, "
-                    f"input {a.input_len}, output {a.output_len}, {a.reps} reps, interleaved",
-        "runs": runs, "summary": _summary(runs, arms),
-    }
-    a.out.write_text(json.dumps(result, indent=1))
-    md = _markdown(result)
-    a.out.with_suffix(".md").write_text(md)
-    print(md)
+    print(save())
 
 
 if __name__ == "__main__":
