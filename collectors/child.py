@@ -6,10 +6,11 @@ loop, threads or locks) that journals into the run directory itself. The parent 
 speak over two pipes:
 
 - start: the child registers the parent's secrets (so its error texts and records are
-  redacted as the parent's output is), ignores SIGINT (Ctrl-C is the parent's to handle; a
-  parent that starts it from a thread with the terminal's signals blocked, as
-  :func:`profiler.signals.run_in_shielded_thread` does, has it born deaf to the terminal
-  altogether), calls :meth:`Collector.start` and answers ``ready`` (or the error);
+  redacted as the parent's output is), ignores the terminal's signals that reach the whole
+  foreground group (SIGINT, SIGHUP, SIGQUIT: they are the parent's to handle, which then
+  stops its collectors in order; a spawned child does not inherit a blocked signal mask, so
+  ignoring them is what shields it; SIGTERM stays, the runner's own way to end it), calls
+  :meth:`Collector.start` and answers ``ready`` (or the error);
 - stop: one message on the stop pipe (a pipe, not an Event: a multiprocessing Event whose
   waiter died with its process blocks the setter forever; a parent that died closes the pipe,
   which stops the child too); the child calls :meth:`Collector.stop` and sends its
@@ -47,7 +48,8 @@ def _error_text(exc: BaseException) -> str:
 
 def _child(collector: Collector, ctx: CollectContext, stop: Connection, conn: Connection
            ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
     register_secrets(ctx.secrets)
     try:
         try:

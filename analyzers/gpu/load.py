@@ -80,6 +80,33 @@ def _read_table(path: Path, record: type, sort: str) -> pd.DataFrame:
     return out
 
 
+def _from_journal(run_dir: Path, kinds: tuple[tuple[str, type, str], ...],
+                  warnings: list[str]) -> list[pd.DataFrame]:
+    """The tables from the collector's journal, for a run that ended before it wrote them
+    (killed): [] when there is no journal."""
+    from servescope.rundir.gpu_tables import read_gpu_journal
+
+    try:
+        read = read_gpu_journal(run_dir)
+    except Exception as exc:  # noqa: BLE001 - an unreadable journal is a warning
+        warnings.append(f"cannot read the GPU journal of {run_dir}: {exc}")
+        return []
+    if read is None:
+        return []
+    arrow, journal_warnings = read
+    warnings.extend(journal_warnings)
+    warnings.append("the GPU tables were read from gpu/journal.jsonl: the run ended before "
+                    "they were written (gpu/devices.json too: no device facts)")
+    out = []
+    for table, (_, record, sort) in zip(arrow, kinds, strict=True):
+        df = table.to_pandas()
+        for c in _columns(record):
+            if c not in df.columns:
+                df[c] = float("nan")
+        out.append(df.sort_values(sort, kind="stable").reset_index(drop=True))
+    return out
+
+
 def _device(d: dict[str, Any], where: Path) -> GpuDeviceFacts:
     fields = {f.name: f for f in dataclasses.fields(GpuDeviceFacts)}
     if "gpu_index" not in d:
@@ -127,15 +154,18 @@ def read_gpu(run_dir: str | Path) -> GpuTables | None:
         devices = read_devices(run_dir)
     except RunDirError as exc:
         warnings.append(f"{exc}: the GPUs' facts are left out")
+    kinds = ((GPU_SAMPLES_FILE, GpuSample, "t_ns"), (GPM_FILE, GpmSample, "t_start_ns"),
+             (GPU_PROCESSES_FILE, GpuProcessSample, "t_ns"))
     tables = []
-    for name, record, sort in ((GPU_SAMPLES_FILE, GpuSample, "t_ns"),
-                               (GPM_FILE, GpmSample, "t_start_ns"),
-                               (GPU_PROCESSES_FILE, GpuProcessSample, "t_ns")):
-        try:
-            tables.append(_read_table(run_dir / name, record, sort))
-        except RunDirError as exc:
-            warnings.append(f"{exc}: {name} is left out")
-            tables.append(_empty(record))
+    if not any((run_dir / name).is_file() for name, _, _ in kinds):
+        tables = _from_journal(run_dir, kinds, warnings)
+    if not tables:
+        for name, record, sort in kinds:
+            try:
+                tables.append(_read_table(run_dir / name, record, sort))
+            except RunDirError as exc:
+                warnings.append(f"{exc}: {name} is left out")
+                tables.append(_empty(record))
     samples, gpm, processes = tables
     if not devices and samples.empty and gpm.empty:
         return None

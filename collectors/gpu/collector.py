@@ -26,7 +26,7 @@ from typing import Any
 from collectors.base import CollectContext, CollectorStats, CollectorUnavailable
 from collectors.gpu.loop import LIVE_KEYS, SamplingLoop
 from collectors.gpu.nvml_access import NvmlProvider, import_pynvml
-from collectors.gpu.tables import finalize_gpu
+from servescope.rundir.gpu_tables import finalize_gpu
 
 __all__ = ["NO_GPU", "GpuCollector"]
 

@@ -25,8 +25,8 @@ from collectors.gpu.devices import Watched, choose, open_device, process_memory
 from collectors.gpu.gpm import GpmStream, gpm_every
 from collectors.gpu.nvml_access import ReadGuard
 from collectors.gpu.sampler import read_sample
-from collectors.gpu.tables import GPU_JOURNAL, row
 from servescope.records.gpu import GpmSample, GpuProcessSample, GpuSample
+from servescope.rundir.gpu_tables import GPU_JOURNAL, row
 from servescope.rundir.journal import JournalWriter
 
 __all__ = ["LIVE_KEYS", "SamplingLoop"]

@@ -83,11 +83,14 @@ def test_stop_is_bounded_then_terminates_then_kills(tmp_path):
     assert runner._proc.exitcode == -signal.SIGKILL  # SIGTERM was ignored
 
 
-def test_ctrl_c_is_the_parents_to_handle(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+def test_ctrl_c_is_the_parents_to_handle(tmp_path, sig):
+    """The terminal's signals (Ctrl-C, a hang-up, Ctrl-\\) reach the whole foreground
+    group; the parent handles them and stops its collectors in order."""
     runner = ChildRunner(Probe(), ctx_for(tmp_path))
     assert runner.start()
     assert runner.pid is not None
-    os.kill(runner.pid, signal.SIGINT)
+    os.kill(runner.pid, sig)
     time.sleep(0.3)
     assert runner._proc.is_alive()
     stats = runner.stop()

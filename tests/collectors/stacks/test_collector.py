@@ -223,7 +223,12 @@ def test_no_ptrace_permission_is_one_warning(tmp_path: Path, make: object) -> No
     try:
         runner = ChildRunner(StackCollector(py_spy), _ctx(tmp_path, engine.proc.pid, None))
         assert runner.start(), runner.error
-        time.sleep(1.0)
+        # until py-spy has said why it cannot read the engine (seconds on a loaded machine)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(
+                p.stat().st_size for p in (tmp_path / "stacks").glob("*.py-spy.log")):
+            time.sleep(0.1)
+        time.sleep(0.3)
         stats = runner.stop()
     finally:
         _end_engine(engine)
@@ -261,9 +266,11 @@ def test_killed_collector_leaves_no_py_spy_running(tmp_path: Path) -> None:
         runner = ChildRunner(StackCollector(), _ctx(tmp_path, engine.proc.pid, None))
         assert runner.start(), runner.error
         assert runner.pid is not None
-        time.sleep(1.0)
-        spies = _children(runner.pid)
+        deadline = time.monotonic() + 15  # py-spy starts in seconds on a loaded machine
+        while not (spies := _children(runner.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert spies  # one py-spy record (the engine's main process; the worker comes later)
+        time.sleep(1.0)  # let it take samples
         os.kill(runner.pid, 9)
         deadline = time.monotonic() + 10
         while any(Path(f"/proc/{p}").exists() for p in spies) and time.monotonic() < deadline:

@@ -1,4 +1,6 @@
-"""The GPU collector's journal and the three tables made from it.
+"""The GPU collector's journal and the three tables made from it (in the ground floor: the
+collector writes it, and a reader of a run that ended before its tables were written reads
+it, :func:`read_gpu_journal`).
 
 While the run goes on the collector appends one JSON line per tick to ``gpu/journal.jsonl``:
 ``{"t": t_ns, "s": [GpuSample rows], "g": [GpmSample rows], "p": [GpuProcessSample rows]}``
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servescope.records.gpu import GpmSample, GpuProcessSample, GpuSample
-from servescope.rundir.finalize import Rows, TableSpec, finalize
+from servescope.rundir.finalize import Rows, TableSpec, finalize, read_tables
 from servescope.rundir.journal import JournalEntry
 from servescope.rundir.layout import GPM_FILE, GPU_DIR, GPU_PROCESSES_FILE, GPU_SAMPLES_FILE
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["GPM", "GPU_JOURNAL", "PROCESSES", "SAMPLES", "GpuTables", "finalize_gpu",
-           "row"]
+           "read_gpu_journal", "row"]
 
 GPU_JOURNAL = f"{GPU_DIR}/journal.jsonl"
 _BATCH_BYTES = 8 << 20
@@ -89,3 +91,12 @@ def finalize_gpu(run_dir: Path) -> tuple[list[int], list[str]]:
     removed once they are written."""
     journal = Path(run_dir) / GPU_JOURNAL
     return finalize(run_dir, [journal] if journal.exists() else [], GpuTables())
+
+
+def read_gpu_journal(run_dir: Path) -> tuple[list[pa.Table], list[str]] | None:
+    """The three tables from ``gpu/journal.jsonl``, in memory (nothing written), for a run
+    that ended before the collector wrote them (killed); None without a journal."""
+    journal = Path(run_dir) / GPU_JOURNAL
+    if not journal.is_file():
+        return None
+    return read_tables([journal], GpuTables())
