@@ -33,16 +33,19 @@ DUMP_TIMEOUT_S = 10.0  # one py-spy dump (all processes at once); again without 
 _ERROR_CHARS = 300
 _ENV = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}
 # exec py-spy with PR_SET_PDEATHSIG = SIGINT set (kept across exec): a shim in Python, not a
-# preexec_fn, which is unsafe in a process with threads
+# preexec_fn, which is unsafe in a process with threads. A parent that died before the prctl
+# (the shim's interpreter takes a while to start on a loaded machine) sends no signal: the
+# shim then sees another parent and never starts py-spy
 _PDEATHSIG_SHIM = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 2); "
-                   "os.execv(sys.argv[1], sys.argv[1:])")
+                   "os.getppid() == int(sys.argv[1]) or os._exit(0); "
+                   "os.execv(sys.argv[2], sys.argv[2:])")
 
 
 def _launcher() -> list[str]:
     """What goes before py-spy's argv (nothing off Linux)."""
     if not sys.platform.startswith("linux"):
         return []
-    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM]
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM, str(os.getpid())]
 
 
 def prepare_signals() -> None:

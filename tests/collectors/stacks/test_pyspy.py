@@ -28,3 +28,23 @@ def _sigint_blocked_ignored(mode: str) -> str:
 def test_children_get_sigint_unblocked_and_default() -> None:
     assert _sigint_blocked_ignored("bare") == "0x1 0x1"  # both pass through exec...
     assert _sigint_blocked_ignored("prepared") == "0x0 0x0"  # ...unless prepared
+
+
+def test_the_shim_starts_nothing_once_its_parent_is_gone() -> None:
+    """A collector killed before the shim set its death signal sends none: the shim sees a
+    parent other than the one that started it and exits instead of starting py-spy."""
+    import os
+    import time
+
+    from collectors.stacks.pyspy import _launcher
+
+    if not sys.platform.startswith("linux"):
+        return
+    launcher = _launcher()
+    assert launcher[-1] == str(os.getpid())
+    t0 = time.monotonic()
+    gone = subprocess.run([*launcher[:-1], "1", "/bin/sleep", "5"], check=False, timeout=10)
+    assert gone.returncode == 0
+    assert time.monotonic() - t0 < 4  # sleep never ran
+    ours = subprocess.run([*launcher, "/bin/sh", "-c", "exit 7"], check=False, timeout=10)
+    assert ours.returncode == 7  # the right parent: the command runs
