@@ -1,0 +1,53 @@
+"""The event frame every kernel analysis takes: one pandas DataFrame per trace (any number
+of ranks), its columns the fields of :class:`servescope.records.kernels.KernelEvent`
+(extra columns such as ``pid``/``tid`` are allowed and ignored), ``kind`` one of
+:class:`~servescope.records.kernels.TraceEventKind`'s values."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from servescope.records.kernels import KernelEvent, TraceEventKind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EVENT_COLUMNS", "GPU_KINDS", "KernelFrameError", "check_events"]
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(KernelEvent))
+# what runs on the GPU: kernels and the copy/fill engines' work
+GPU_KINDS: tuple[str, ...] = (TraceEventKind.KERNEL.value, TraceEventKind.MEMCPY.value,
+                              TraceEventKind.MEMSET.value)
+_INT_COLUMNS = ("rank", "t_start_ns", "dur_ns", "device", "stream", "correlation_id", "step")
+
+
+class KernelFrameError(ValueError):
+    """An event frame the analysis cannot read (the message is one line)."""
+
+
+def check_events(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` with the schema's columns checked, integer columns as int64 and ``kind``
+    as plain strings; :class:`KernelFrameError` naming what is wrong otherwise."""
+    import pandas as pd
+
+    if not isinstance(events, pd.DataFrame):
+        raise KernelFrameError(f"kernel events must be a DataFrame, not {type(events).__name__}")
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise KernelFrameError(f"kernel events lack columns: {', '.join(missing)}")
+    out = events.copy()
+    for col in _INT_COLUMNS:
+        try:
+            out[col] = out[col].astype("int64")
+        except (TypeError, ValueError) as exc:
+            raise KernelFrameError(f"kernel events: column {col!r} is not integer ({exc})"
+                                   ) from None
+    out["kind"] = out["kind"].astype(str)
+    out["name"] = out["name"].astype(str)
+    bad = sorted(set(out["kind"]) - {k.value for k in TraceEventKind})
+    if bad:
+        raise KernelFrameError(f"kernel events: unknown kind(s) {', '.join(bad[:5])}")
+    if (out["dur_ns"] < 0).any():
+        raise KernelFrameError("kernel events: negative dur_ns")
+    return out.reset_index(drop=True)
