@@ -159,13 +159,14 @@ def _rank_steps(rank: int, ev: pd.DataFrame,
     ann = ev[ev["kind"].to_numpy() == TraceEventKind.ANNOTATION.value]
     names = ann["name"].to_numpy()
     parsed = {n: p for n in set(names) if (p := parse_step_name(n, annotations)) is not None}
-    rows = ann[[n in parsed for n in names]].sort_values("t_start_ns", kind="stable")
+    rows = ann[np.array([n in parsed for n in names], dtype=bool)].sort_values("t_start_ns", kind="stable")
     if len(rows):
         return [{"rank": rank, "name": n, "source": StepSource.ANNOTATION,
                  "t_start_ns": int(t0), "dur_ns": int(d), **parsed[n]}
                 for n, t0, d in zip(rows["name"], rows["t_start_ns"], rows["dur_ns"],
                                     strict=True)]
-    prof = ann[[PROFILER_STEP.fullmatch(n) is not None for n in names]]
+    is_prof = [PROFILER_STEP.fullmatch(n) is not None for n in names]
+    prof = ann[np.array(is_prof, dtype=bool)]
     if len(prof):
         return [{"rank": rank, "name": r.name, "source": StepSource.PROFILER_STEP,
                  "phase": StepPhase.UNKNOWN, "t_start_ns": int(r.t_start_ns),
