@@ -159,7 +159,8 @@ def _rank_steps(rank: int, ev: pd.DataFrame,
     ann = ev[ev["kind"].to_numpy() == TraceEventKind.ANNOTATION.value]
     names = ann["name"].to_numpy()
     parsed = {n: p for n in set(names) if (p := parse_step_name(n, annotations)) is not None}
-    rows = ann[np.array([n in parsed for n in names], dtype=bool)].sort_values("t_start_ns", kind="stable")
+    rows = ann[np.array([n in parsed for n in names], dtype=bool)].sort_values(
+        "t_start_ns", kind="stable")
     if len(rows):
         return [{"rank": rank, "name": n, "source": StepSource.ANNOTATION,
                  "t_start_ns": int(t0), "dur_ns": int(d), **parsed[n]}

@@ -73,7 +73,8 @@ def test_profiler_step_fallback_and_ranks_apart() -> None:
         (0, 0, "ProfilerStep#4", StepSource.PROFILER_STEP),
         (1, 0, "ProfilerStep#5", StepSource.PROFILER_STEP),
         (2, 1, "execute_context_0(0)_generation_2(2)", StepSource.ANNOTATION)]
-    assert steps[0].phase is StepPhase.UNKNOWN and steps[2].phase is StepPhase.DECODE
+    assert steps[0].phase is StepPhase.UNKNOWN
+    assert steps[2].phase is StepPhase.DECODE
 
 
 def test_launch_gap_clusters() -> None:
@@ -104,6 +105,5 @@ def test_kernel_follows_its_launch_not_the_clock() -> None:
     assert got[("kernel", "late")] == 0
     assert got[("kernel", "orphan")] == 1
     assert got[("kernel", "outside")] == 1  # launched outside every step: by its start
-    assert got[("runtime", "cudaLaunchKernel")] in (0, 1)
     launches = ev[ev["kind"] == TraceEventKind.RUNTIME.value].sort_values("t_start_ns")
     assert launches["step"].tolist() == [0, 1]
