@@ -16,7 +16,7 @@ from analyzers.kernels.breakdown import (
     phase_category_shares,
     top_kernels,
 )
-from analyzers.kernels.frame import check_events
+from analyzers.kernels.frame import check_events, nan_to_none
 from analyzers.kernels.steps import Step, assign_steps, cut_steps
 from analyzers.kernels.timeline import StepTimeline, step_timelines
 
@@ -62,8 +62,7 @@ class LaunchBoundVerdict:
     kernels_per_step_median: float
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                for k, v in ((f, getattr(self, f)) for f in self.__slots__)}
+        return nan_to_none({f: getattr(self, f) for f in self.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

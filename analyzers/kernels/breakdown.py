@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analyzers.kernels.categories import KernelCategory, categorize
-from analyzers.kernels.frame import GPU_KINDS
+from analyzers.kernels.frame import GPU_KINDS, nan_to_none
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ class CategoryStats:
     share_frac: float  # of all GPU event time
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return nan_to_none(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class KernelStats:
     share_frac: float
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return nan_to_none(asdict(self))
 
 
 def categorized_gpu_events(events: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import numpy as np
 
 from analyzers.kernels.analysis import prepare_trace
 from analyzers.kernels.categories import KernelCategory
+from analyzers.kernels.frame import nan_to_none
 from analyzers.kernels.timeline import step_timelines
 
 if TYPE_CHECKING:
@@ -36,8 +37,7 @@ class KernelDelta:
     ratio: float
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                for k, v in asdict(self).items()}
+        return nan_to_none(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)

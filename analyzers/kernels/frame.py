@@ -5,15 +5,16 @@ of ranks), its columns the fields of :class:`servescope.records.kernels.KernelEv
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servescope.records.kernels import KernelEvent, TraceEventKind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EVENT_COLUMNS", "GPU_KINDS", "KernelFrameError", "check_events"]
+__all__ = ["EVENT_COLUMNS", "GPU_KINDS", "KernelFrameError", "check_events", "nan_to_none"]
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(KernelEvent))
 # what runs on the GPU: kernels and the copy/fill engines' work
@@ -51,3 +52,8 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
     if (out["dur_ns"] < 0).any():
         raise KernelFrameError("kernel events: negative dur_ns")
     return out.reset_index(drop=True)
+
+
+def nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with NaN floats as None (strict JSON has no NaN)."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analyzers.kernels.frame import GPU_KINDS
+from analyzers.kernels.frame import GPU_KINDS, nan_to_none
 from servescope.records.kernels import TraceEventKind
 
 if TYPE_CHECKING:
@@ -76,8 +76,7 @@ class StepTimeline:
     launch_bound: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                for k, v in asdict(self).items()}
+        return nan_to_none(asdict(self))
 
 
 def union_by_step_device(gpu: pd.DataFrame) -> pd.DataFrame:
