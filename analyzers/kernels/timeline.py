@@ -107,83 +107,90 @@ def union_by_step_device(gpu: pd.DataFrame) -> pd.DataFrame:
     return per.reset_index(drop=True)
 
 
-def _percentile(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
+def _graph_mask(names: pd.Series) -> np.ndarray:
+    uniq = {n: bool(GRAPH_LAUNCH.search(str(n))) for n in names.unique()}
+    return names.map(uniq).to_numpy(dtype=bool)
+
+
+def _per_step(frame: pd.DataFrame, index: np.ndarray, **aggs: tuple[str, str]) -> pd.DataFrame:
+    """``frame`` grouped by step, aggregated, one row per ``index`` (NaN where absent)."""
+    if not len(frame):
+        import pandas as pd
+
+        return pd.DataFrame(np.nan, index=index, columns=list(aggs))
+    return frame.groupby("step").agg(**aggs).reindex(index)
 
 
 def step_timelines(events: pd.DataFrame, steps: list[Step]) -> list[StepTimeline]:
     """The figures of every step; ``events`` as :func:`analyzers.kernels.steps.assign_steps`
     returns them."""
-    import pandas as pd
-
     kind = events["kind"].to_numpy()
     in_step = events["step"].to_numpy(np.int64) >= 0
     gpu = events[np.isin(kind, GPU_KINDS) & in_step]
+    gpu = gpu.assign(end=gpu["t_start_ns"] + gpu["dur_ns"],
+                     is_kernel=gpu["kind"].to_numpy() == TraceEventKind.KERNEL.value,
+                     graph=_graph_mask(gpu["launch_name"]))
     rt = events[(kind == TraceEventKind.RUNTIME.value) & in_step]
+    rt = rt.assign(graph=_graph_mask(rt["name"]))
     cpu = events[(kind == TraceEventKind.CPU_OP.value) & in_step]
+    idx = np.array([s.index for s in steps], dtype=np.int64)
+    g = _per_step(gpu, idx, n=("dur_ns", "size"), dur=("dur_ns", "sum"),
+                  med=("dur_ns", "median"), first=("t_start_ns", "min"), last=("end", "max"),
+                  kernels=("is_kernel", "sum"), graph=("graph", "sum"))
+    r = _per_step(rt, idx, n=("dur_ns", "size"), dur=("dur_ns", "sum"), graph=("graph", "sum"))
+    c = _per_step(cpu, idx, n=("dur_ns", "size"))
+    launched = gpu[gpu["launch_start_ns"].to_numpy(np.int64) >= 0]
+    first = launched.groupby(["step", "correlation_id"], as_index=False).agg(
+        s=("t_start_ns", "min"), ls=("launch_start_ns", "first"))
+    q = _per_step(first.assign(d=(first["s"] - first["ls"]).astype(np.float64)), idx,
+                  mean=("d", "mean"), p50=("d", "median"), max=("d", "max"))
     unions = union_by_step_device(gpu)
     busiest = (unions.sort_values(["step", "busy_ns"], ascending=[True, False], kind="stable")
-               .drop_duplicates("step").set_index("step"))
-    n_dev = unions.groupby("step")["device"].nunique()
-    gpu_by_step = dict(tuple(gpu.groupby("step")))
-    rt_by_step = dict(tuple(rt.groupby("step")))
-    cpu_count = cpu.groupby("step").size()
-    out = []
-    for s in steps:
-        g = gpu_by_step.get(s.index)
-        r = rt_by_step.get(s.index)
-        dev = busiest.loc[s.index] if s.index in busiest.index else None
-        out.append(_one(s, g, r, dev if isinstance(dev, pd.Series) else None,
-                        devices=int(n_dev.get(s.index, 0)),
-                        cpu_ops=int(cpu_count.get(s.index, 0))))
-    return out
+               .drop_duplicates("step").set_index("step").reindex(idx))
+    n_dev = unions.groupby("step")["device"].nunique().reindex(idx)
+    cols = {name: frame[col].to_numpy(np.float64) for name, frame, col in (
+        ("g_n", g, "n"), ("g_dur", g, "dur"), ("g_med", g, "med"), ("g_first", g, "first"),
+        ("g_last", g, "last"), ("g_kernels", g, "kernels"), ("g_graph", g, "graph"),
+        ("r_n", r, "n"), ("r_dur", r, "dur"), ("r_graph", r, "graph"), ("c_n", c, "n"),
+        ("q_mean", q, "mean"), ("q_p50", q, "p50"), ("q_max", q, "max"),
+        ("d_busy", busiest, "busy_ns"), ("d_first", busiest, "first_ns"),
+        ("d_last", busiest, "last_ns"))}
+    cols["devices"] = n_dev.to_numpy(np.float64)
+    return [_one(s, {k: float(v[i]) for k, v in cols.items()}) for i, s in enumerate(steps)]
 
 
-def _one(s: Step, g: pd.DataFrame | None, r: pd.DataFrame | None, dev: pd.Series | None,
-         *, devices: int, cpu_ops: int) -> StepTimeline:
+def _n(v: float) -> int:
+    """A count or ns sum that may be missing (NaN) as an int."""
+    return 0 if np.isnan(v) else int(v)
+
+
+def _one(s: Step, v: dict[str, float]) -> StepTimeline:
     a0, a1 = s.t_start_ns, s.t_start_ns + s.dur_ns
-    if g is None or dev is None or not len(g):
-        span = a1 - a0
-        busy = before = between = after = 0
-        durs = np.zeros(0, dtype=np.int64)
-        kernels = graph_kernels = 0
-        delays = np.zeros(0, dtype=np.float64)
+    n = _n(v["g_n"])
+    if n:
+        t0, t1 = min(a0, int(v["g_first"])), max(a1, int(v["g_last"]))
+        busy = int(v["d_busy"])
+        before, after = int(v["d_first"]) - t0, t1 - int(v["d_last"])
+        between = int(v["d_last"]) - int(v["d_first"]) - busy
     else:
-        start = g["t_start_ns"].to_numpy(np.int64)
-        end = start + g["dur_ns"].to_numpy(np.int64)
-        t0, t1 = min(a0, int(start.min())), max(a1, int(end.max()))
-        span = t1 - t0
-        busy = int(dev["busy_ns"])
-        before = int(dev["first_ns"]) - t0
-        after = t1 - int(dev["last_ns"])
-        between = int(dev["last_ns"]) - int(dev["first_ns"]) - busy
-        durs = g["dur_ns"].to_numpy(np.int64)
-        kernels = int((g["kind"].to_numpy() == TraceEventKind.KERNEL.value).sum())
-        names = g["launch_name"].to_numpy()
-        graph_kernels = int(sum(bool(GRAPH_LAUNCH.search(str(n))) for n in names if n))
-        launched = g[g["launch_start_ns"].to_numpy(np.int64) >= 0]
-        first = launched.groupby("correlation_id").agg(s=("t_start_ns", "min"),
-                                                        ls=("launch_start_ns", "first"))
-        delays = (first["s"] - first["ls"]).to_numpy(np.float64)
-    rt_names = r["name"].to_numpy() if r is not None else np.zeros(0, dtype=object)
-    runtime_ns = int(r["dur_ns"].sum()) if r is not None else 0
-    kernel_time = int(durs.sum())
+        t0, t1 = a0, a1
+        busy = before = between = after = 0
+    span = t1 - t0
+    kernel_time, runtime_ns = _n(v["g_dur"]), _n(v["r_dur"])
     idle = span - busy
     idle_frac = idle / span if span > 0 else float("nan")
-    median = _percentile(durs.astype(np.float64), 50)
-    bound = bool(len(durs) and idle_frac > LAUNCH_BOUND_IDLE_FRAC
-                 and len(durs) >= LAUNCH_BOUND_MIN_KERNELS
+    median = v["g_med"] if n else float("nan")
+    bound = bool(n and idle_frac > LAUNCH_BOUND_IDLE_FRAC and n >= LAUNCH_BOUND_MIN_KERNELS
                  and median < LAUNCH_BOUND_SHORT_KERNEL_NS)
     return StepTimeline(
         index=s.index, rank=s.rank, name=s.name, phase=s.phase.value, source=s.source.value,
         wall_ns=s.dur_ns, span_ns=span, gpu_busy_ns=busy, gpu_idle_ns=idle,
         idle_frac=idle_frac, idle_before_first_ns=before, idle_between_ns=between,
-        idle_after_last_ns=after, gpu_events=len(durs), kernels=kernels,
-        kernel_time_ns=kernel_time, kernel_median_ns=median, runtime_calls=len(rt_names),
+        idle_after_last_ns=after, gpu_events=n, kernels=_n(v["g_kernels"]),
+        kernel_time_ns=kernel_time, kernel_median_ns=median, runtime_calls=_n(v["r_n"]),
         runtime_ns=runtime_ns,
         launch_overhead_ratio=runtime_ns / kernel_time if kernel_time else float("nan"),
-        queue_delay_mean_ns=float(delays.mean()) if len(delays) else float("nan"),
-        queue_delay_p50_ns=_percentile(delays, 50),
-        queue_delay_max_ns=float(delays.max()) if len(delays) else float("nan"),
-        graph_launches=int(sum(bool(GRAPH_LAUNCH.search(str(n))) for n in rt_names)),
-        graph_kernels=graph_kernels, cpu_ops=cpu_ops, devices=devices, launch_bound=bound)
+        queue_delay_mean_ns=v["q_mean"], queue_delay_p50_ns=v["q_p50"],
+        queue_delay_max_ns=v["q_max"], graph_launches=_n(v["r_graph"]),
+        graph_kernels=_n(v["g_graph"]), cpu_ops=_n(v["c_n"]), devices=_n(v["devices"]),
+        launch_bound=bound)
