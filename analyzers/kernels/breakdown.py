@@ -13,6 +13,7 @@ import numpy as np
 
 from analyzers.kernels.categories import KernelCategory, categorize
 from analyzers.kernels.frame import GPU_KINDS, nan_to_none
+from servescope.records.kernels import TraceEventKind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,11 +53,11 @@ class KernelStats:
 def categorized_gpu_events(events: pd.DataFrame) -> pd.DataFrame:
     """The GPU events (kernel, memcpy, memset) of ``events`` with a ``category`` column."""
     gpu = events[events["kind"].isin(GPU_KINDS)]
-    pairs = gpu[["name", "kind"]].drop_duplicates()
-    cats = {(n, k): categorize(n, k).value for n, k in zip(pairs["name"], pairs["kind"],
-                                                           strict=True)}
-    return gpu.assign(category=[cats[(n, k)] for n, k in zip(gpu["name"], gpu["kind"],
-                                                            strict=True)])
+    by_name = {n: categorize(n, TraceEventKind.KERNEL.value).value for n in gpu["name"].unique()}
+    cats = gpu["name"].map(by_name).to_numpy(dtype=object)
+    copies = gpu["kind"].to_numpy() != TraceEventKind.KERNEL.value
+    cats[copies] = KernelCategory.MEMCPY_MEMSET.value
+    return gpu.assign(category=cats)
 
 
 def category_stats(gpu: pd.DataFrame) -> list[CategoryStats]:
