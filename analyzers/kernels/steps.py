@@ -13,7 +13,9 @@ contains the start of the runtime call that launched it (same rank and correlati
 GPU runs behind the CPU, so a kernel often starts after its step's annotation ended); without
 such a call, to the step whose interval contains the event's start. Runtime calls, CPU ops and
 annotations belong to the step containing their start; a runtime call outside every step
-takes the step of a GPU event it launched. Unassigned events get step -1.
+takes the step of a GPU event it launched. For launch-gap clusters (GPU spans, into which
+the CPU launches ahead) GPU events go by their start and runtime calls by the GPU event they
+launched. Unassigned events get step -1.
 """
 
 from __future__ import annotations
@@ -250,6 +252,8 @@ def assign_steps(events: pd.DataFrame, steps: list[Step]) -> pd.DataFrame:
     launch_start[launched[found]] = joined["t_start_ns"].to_numpy()[found].astype(np.int64)
     launch_name[launched[found]] = joined["name"].to_numpy()[found]
     step = np.full(len(out), -1, dtype=np.int64)
+    gap_ranks = {s.rank for s in steps if s.source is StepSource.LAUNCH_GAP}
+    follow = np.zeros(len(out), dtype=bool)  # runtime calls that take their GPU event's step
     for r in np.unique(rank):
         mine = [s for s in steps if s.rank == r]
         starts = np.array([s.t_start_ns for s in mine], dtype=np.int64)
@@ -257,19 +261,26 @@ def assign_steps(events: pd.DataFrame, steps: list[Step]) -> pd.DataFrame:
         ids = np.array([s.index for s in mine], dtype=np.int64)
         sel = rank == r
         own = _locate(t, starts, ends, ids)
+        if int(r) in gap_ranks:
+            # a cluster is a GPU span, and the CPU launches ahead into the previous one:
+            # GPU events by their start, runtime calls by the GPU event they launched
+            step = np.where(sel, own, step)
+            follow |= sel & is_rt
+            continue
         via_launch = _locate(launch_start, starts, ends, ids)
         via_launch[launch_start < 0] = -1
         gpu_step = np.where(via_launch >= 0, via_launch, own)
         step = np.where(sel & is_gpu, gpu_step, np.where(sel, own, step))
+    # a runtime call outside every step takes the step of a GPU event it launched
+    follow = (follow | (is_rt & (step < 0))) & (corr >= 0)
+    if follow.any():
+        gpu_steps = pd.DataFrame({"rank": rank[is_gpu], "correlation_id": corr[is_gpu],
+                                  "s": step[is_gpu]}).drop_duplicates(["rank", "correlation_id"])
+        rows = np.flatnonzero(follow)
+        hit = pd.DataFrame({"rank": rank[rows], "correlation_id": corr[rows]}).merge(
+            gpu_steps, how="left", on=["rank", "correlation_id"])["s"]
+        step[rows] = hit.fillna(-1).to_numpy(np.int64)
     out["step"] = step
     out["launch_start_ns"] = launch_start
     out["launch_name"] = launch_name
-    # a runtime call outside every step takes the step of a GPU event it launched
-    orphan = is_rt & (step < 0) & (corr >= 0)
-    if orphan.any():
-        gpu_steps = {(int(r), int(c)): int(s) for r, c, s in zip(
-            rank[is_gpu], corr[is_gpu], step[is_gpu], strict=True) if s >= 0}
-        for i in np.flatnonzero(orphan):
-            step[i] = gpu_steps.get((int(rank[i]), int(corr[i])), -1)
-        out["step"] = step
     return out

@@ -107,3 +107,17 @@ def test_kernel_follows_its_launch_not_the_clock() -> None:
     assert got[("kernel", "outside")] == 1  # launched outside every step: by its start
     launches = ev[ev["kind"] == TraceEventKind.RUNTIME.value].sort_values("t_start_ns")
     assert launches["step"].tolist() == [0, 1]
+
+
+def test_launch_gap_clusters_follow_kernels_not_launches() -> None:
+    # the CPU launches step 1's kernels while step 0's still run (launches at 50..59 µs,
+    # inside cluster 0's GPU span 0..1000 µs): they still belong to cluster 1 (kernels at 2 ms)
+    t = Trace()
+    t.launch("a", 0, 1_000, 10_000, 990_000)
+    for i in range(10):
+        t.launch("b", 50_000 + i * 1_000, 500, 2_000_000 + i * 6_000, 5_000)
+    ev = prepare_trace(t.frame()).events
+    rt = ev[ev["kind"] == TraceEventKind.RUNTIME.value]
+    gpu = ev[ev["kind"] == TraceEventKind.KERNEL.value]
+    assert gpu["step"].tolist() == [0] + [1] * 10
+    assert rt["step"].tolist() == [0] + [1] * 10
