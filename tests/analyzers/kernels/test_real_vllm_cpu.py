@@ -52,6 +52,12 @@ def test_steps_cut_on_vllm_annotations() -> None:
     assert not res.verdict.launch_bound
     assert res.verdict.steps_with_gpu == 0
     json.dumps(res.to_json(), allow_nan=False)  # NaNs are written as null
+    # without naming the engine, every engine's patterns are tried: the same steps
+    anyone = analyze_kernels(load_chrome_trace(VLLM_CPU_TRACE))
+    assert [(s.name, s.t_start_ns, s.phase) for s in anyone.steps] == [
+        (s.name, s.t_start_ns, s.phase) for s in res.steps]
+    # SGLang's patterns do not match vLLM's names: no annotation, no GPU event, no step
+    assert analyze_kernels(load_chrome_trace(VLLM_CPU_TRACE), engine="sglang").steps == []
 
 
 def test_bad_frames_give_one_line_errors() -> None:
