@@ -1,7 +1,9 @@
 """Engine steps cut from a trace, and every event assigned to one (docs/analysis.md,
 "Kernel timelines").
 
-Steps, per rank, from the first source that has any: (1) the engine's own step annotations
+Steps, per rank, from the first source that has any (CPU-side annotations only: kineto's
+GPU-side copy of a range, ``device`` >= 0 or ``cat`` gpu_user_annotation, would count every
+step twice): (1) the engine's own step annotations
 (the regular expressions of its spec's ``profiler.step_annotations``, looked up by engine
 name; all engines' when none is named), (2) torch's ``ProfilerStep#N`` annotations,
 (3) launch-gap clustering of the GPU events: a new step starts where the GPU stays idle at
@@ -158,7 +160,10 @@ def parse_step_name(name: str, annotations: tuple[StepAnnotation, ...]) -> dict[
 def _rank_steps(rank: int, ev: pd.DataFrame,
                 annotations: tuple[StepAnnotation, ...]) -> list[dict[str, Any]]:
     """Step fields of one rank (without index), in time order."""
-    ann = ev[ev["kind"].to_numpy() == TraceEventKind.ANNOTATION.value]
+    ann = ev[(ev["kind"].to_numpy() == TraceEventKind.ANNOTATION.value)
+             & (ev["device"].to_numpy(np.int64) < 0)]
+    if "cat" in ann.columns:  # kineto's GPU-side copy of a range (the ingestion's cat column)
+        ann = ann[ann["cat"].to_numpy() != "gpu_user_annotation"]
     names = ann["name"].to_numpy()
     parsed = {n: p for n in set(names) if (p := parse_step_name(n, annotations)) is not None}
     rows = ann[np.array([n in parsed for n in names], dtype=bool)].sort_values(

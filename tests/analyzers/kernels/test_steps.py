@@ -17,6 +17,7 @@ from servescope.records.kernels import TraceEventKind
 from tests.analyzers.kernels._events import Trace
 
 VLLM = step_annotations("vllm")
+DECODE_NAME = "execute_context_0(0)_generation_8(8)"
 SGLANG = step_annotations("sglang")
 
 
@@ -121,3 +122,17 @@ def test_launch_gap_clusters_follow_kernels_not_launches() -> None:
     gpu = ev[ev["kind"] == TraceEventKind.KERNEL.value]
     assert gpu["step"].tolist() == [0] + [1] * 10
     assert rt["step"].tolist() == [0] + [1] * 10
+
+
+def test_gpu_side_copies_of_annotations_are_not_steps() -> None:
+    # kineto projects a record_function range onto the GPU (cat gpu_user_annotation); the
+    # ingestion keeps it as an annotation with a device, or its cat column says so
+    t = Trace()
+    t.step(DECODE_NAME, 0, 100_000)
+    t.add(TraceEventKind.ANNOTATION, DECODE_NAME, 20_000, 90_000, device=0, stream=7)
+    frame = t.frame()
+    assert len(cut_steps(prepare_trace(frame).events)) == 1
+    t.add(TraceEventKind.ANNOTATION, DECODE_NAME, 30_000, 80_000)
+    frame = t.frame().assign(cat=["user_annotation", "gpu_user_annotation",
+                                  "gpu_user_annotation"])
+    assert [s.t_start_ns for s in prepare_trace(frame).steps] == [0]
