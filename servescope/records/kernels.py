@@ -1,7 +1,7 @@
 """Kernel-timeline events from an engine's profiler window (torch.profiler traces), moved to
 the run's monotonic clock.
 
-The schema the kernel-trace ingestion writes (issue 11); no writer in this version yet.
+The schema the kernel-trace ingestion (:mod:`collectors.kernels`) writes (issue 11).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["KernelEvent", "TraceEventKind"]
+__all__ = ["KernelEvent", "TraceClockRule", "TraceEventKind", "TraceEventRow", "TraceFileRecord",
+           "TraceFlowRow"]
 
 
 class TraceEventKind(StrEnum):
@@ -34,3 +35,56 @@ class KernelEvent:
     stream: int  # CUDA stream; -1 for CPU-side events
     correlation_id: int  # links a runtime call to the kernels it launched (-1: none)
     step: int  # the engine step it falls in (-1: outside every step)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEventRow(KernelEvent):
+    """A :class:`KernelEvent` as the ingestion writes it (``kernels/*.parquet`` event tables):
+    the analysis's columns plus where the event came from. ``step`` is -1 at ingestion (the
+    analysis cuts steps)."""
+
+    cat: str  # the trace's own category (kernel, gpu_memcpy, cuda_runtime, cpu_op, ...)
+    pid: int  # process id (CPU events) or device (GPU events); -1 when not an integer
+    tid: int  # thread id (CPU events) or stream (GPU events); -1 when not an integer
+    external_id: int  # args["External id"]: links a CPU op to the runtime calls it made (-1)
+    bytes: int  # memcpy/memset size (args["bytes"]); -1 otherwise
+    grid: str  # kernel grid "x,y,z" ("" when absent)
+    block: str  # kernel block "x,y,z" ("" when absent)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFlowRow:
+    """One end of a flow arrow (``ph`` "s" at the launch, "f" at the kernel); kineto's
+    ``ac2g`` flows carry the correlation id as their ``id``."""
+
+    rank: int
+    cat: str  # "ac2g" for launch → GPU
+    flow_id: int  # = the correlation id for ac2g
+    phase: str  # "s" (start, on the CPU) or "f" (finish, on the GPU)
+    t_ns: int  # on the run's clock
+    pid: int
+    tid: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFileRecord:
+    """One ingested trace file: its rank, how its clock was mapped, what was read."""
+
+    rank: int
+    file: str  # the file's name
+    clock: str  # TraceClockRule value (servescope/records/kernels.py)
+    trace_to_mono_ns: int  # mono_ns = trace wall ns + this (0 with rule "unaligned")
+    clock_uncertainty_ns: int  # bound on the mapping error (-1: unknown)
+    events_read: int  # every traceEvents entry parsed
+    events_kept: int  # rows written to the event tables
+    flows_kept: int
+    truncated: bool  # the file ended early (a killed export): what was before is kept
+    warnings: str  # "; "-joined, "" when none
+
+
+class TraceClockRule(StrEnum):
+    """How a trace's ``ts`` were put on the run's monotonic clock."""
+
+    BASE_WALL = "base_wall"  # wall = baseTimeNanoseconds + ts·1000, then the run's anchor
+    EPOCH_WALL = "epoch_wall"  # no base: ts already µs since the Unix epoch (older torch)
+    UNALIGNED = "unaligned"  # no anchor or no absolute time: ns of the trace's own clock

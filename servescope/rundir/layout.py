@@ -13,6 +13,13 @@ __all__ = [
     "GPU_SAMPLES_FILE",
     "HANGS_FILE",
     "JOURNAL_DIR",
+    "KERNELS_DIR",
+    "KERNEL_ANNOTATIONS_FILE",
+    "KERNEL_CPU_OPS_FILE",
+    "KERNEL_FLOWS_FILE",
+    "KERNEL_GPU_FILE",
+    "KERNEL_RUNTIME_FILE",
+    "KERNEL_TRACES_FILE",
     "MANIFEST_FILE",
     "REQUESTS_FILE",
     "RESERVE_FILE",
@@ -43,6 +50,14 @@ STACK_PROCESSES_FILE = "stacks/processes.json"
 STACK_THREADS_FILE = "stacks/threads.parquet"
 STACK_HOT_FILE = "stacks/hot.parquet"
 HANGS_FILE = "stacks/hangs.json"
+# the kernel-trace ingestion's (servescope/records/kernels.py)
+KERNELS_DIR = "kernels"
+KERNEL_GPU_FILE = "kernels/gpu.parquet"  # kernels, memcpy, memset
+KERNEL_RUNTIME_FILE = "kernels/runtime.parquet"  # cudaLaunchKernel, cudaGraphLaunch, ...
+KERNEL_CPU_OPS_FILE = "kernels/cpu_ops.parquet"
+KERNEL_ANNOTATIONS_FILE = "kernels/annotations.parquet"  # record_function ranges
+KERNEL_FLOWS_FILE = "kernels/flows.parquet"
+KERNEL_TRACES_FILE = "kernels/traces.parquet"  # one row per ingested trace file
 
 
 class RunDirError(Exception):

@@ -1,0 +1,140 @@
+"""Kernel-trace ingestion speed and peak memory: events/s and peak RSS per arm, each arm in
+a fresh process (peak RSS = that process's ``ru_maxrss``), on generated traces of N events
+(:mod:`benchmarks.trace_gen`) and on real captures.
+
+Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis will be ``hta``):
+
+- ``servescope``: :func:`collectors.kernels.ingest_traces` into a run directory's parquet
+  tables (orjson on byte pieces cut at event boundaries, columnar batches);
+- ``ijson``: the same tables and batcher, events parsed by ``ijson.items`` (yajl2_c);
+- ``orjson_whole``: ``orjson.loads`` of the whole decompressed file and the same batcher
+  (what HTA/TraceLens do before their own processing).
+
+    python -m benchmarks.trace_ingest --events 100000 1000000 5000000 \\
+        --real tests/data/traces/tinyrun_rank0.1795344569314968630.pt.trace.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ARMS", "main"]
+
+
+def _open(path: Path) -> Any:
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _batched(events: Iterator[dict[str, Any]], n: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for ev in events:
+        batch.append(ev)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _with_batcher(batches: Iterator[list[dict[str, Any]]], out: Path) -> int:
+    from collectors.kernels.ingest import ParquetSink
+    from collectors.kernels.tables import EventBatcher
+
+    sink = ParquetSink(out)
+    batcher = EventBatcher(0, sink.write)
+    batcher.shift_ns = 0
+    for batch in batches:
+        batcher.add(batch)
+    batcher.close()
+    sink.close([])
+    return batcher.events_read
+
+
+def arm_servescope(path: Path, out: Path) -> int:
+    from collectors.kernels import ingest_traces
+
+    rec = ingest_traces([path], out, None)[0]
+    return rec.events_read
+
+
+def arm_ijson(path: Path, out: Path) -> int:
+    import ijson  # type: ignore[import-untyped,unused-ignore]
+
+    with _open(path) as f:
+        return _with_batcher(_batched(ijson.items(f, "traceEvents.item", use_float=True)),
+                             out)
+
+
+def arm_orjson_whole(path: Path, out: Path) -> int:
+    import orjson
+
+    with _open(path) as f:
+        events = orjson.loads(f.read())["traceEvents"]
+    return _with_batcher(iter([events]), out)
+
+
+ARMS: dict[str, Callable[[Path, Path], int]] = {
+    "servescope": arm_servescope, "ijson": arm_ijson, "orjson_whole": arm_orjson_whole}
+
+
+def _worker(arm: str, path: Path) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        n = ARMS[arm](path, Path(d))
+        secs = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"arm": arm, "file": path.name, "events": n, "seconds": round(secs, 3),
+                      "events_per_s": round(n / secs), "peak_rss_mb": round(rss_mb, 1)}))
+
+
+def _run(arm: str, path: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.trace_ingest", "--worker", arm,
+                          str(path)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"arm": arm, "file": path.name, "error": out.stderr.strip().splitlines()[-1:]}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
+    ap.add_argument("--arms", default="servescope,ijson,orjson_whole")
+    ap.add_argument("--real", type=Path, nargs="*", default=[])
+    ap.add_argument("--keep", type=Path, default=None, help="directory for generated traces")
+    ap.add_argument("--worker", nargs=2, metavar=("ARM", "FILE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        _worker(args.worker[0], Path(args.worker[1]))
+        return
+    from benchmarks.trace_gen import generate
+
+    arms = [a for a in args.arms.split(",") if a]
+    with tempfile.TemporaryDirectory() as tmp:
+        where = args.keep or Path(tmp)
+        files = list(args.real)
+        for n in args.events:
+            path = where / f"gen_{n}.pt.trace.json.gz"
+            if not path.exists():
+                generate(path, n)
+            files.append(path)
+        for path in files:
+            for arm in arms:
+                print(json.dumps({**_run(arm, path), "bytes": path.stat().st_size}),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Torch-profiler trace files → the run directory's ``kernels/`` tables.
+
+:func:`ingest_traces` streams each file once (:class:`~collectors.kernels.jsonstream.TraceStream`),
+sorts its events into the event tables (:class:`~collectors.kernels.tables.EventBatcher`),
+moves them to the run's monotonic clock (:mod:`collectors.kernels.clock`) and writes
+``kernels/{gpu,runtime,cpu_ops,annotations,flows,traces}.parquet`` (one set for all ranks,
+a ``rank`` column telling them apart). :func:`read_trace` is the same into memory, for a
+trace file a user already has. Bad input never raises: an unreadable file becomes a
+``traces`` row with its warning; a file cut short keeps what was read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from collectors.kernels.clock import trace_clock
+from collectors.kernels.jsonstream import TraceFormatError, TraceStream
+from collectors.kernels.tables import EVENT_TABLES, EventBatcher, event_schema, flow_schema
+from servescope.clock import ClockAnchor
+from servescope.records.kernels import TraceClockRule, TraceFileRecord
+from servescope.rundir.layout import (
+    KERNEL_ANNOTATIONS_FILE,
+    KERNEL_CPU_OPS_FILE,
+    KERNEL_FLOWS_FILE,
+    KERNEL_GPU_FILE,
+    KERNEL_RUNTIME_FILE,
+    KERNEL_TRACES_FILE,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["KernelTables", "TableSink", "ingest_trace", "ingest_traces", "rank_of",
+           "read_trace"]
+
+TABLE_FILES = {"gpu": KERNEL_GPU_FILE, "runtime": KERNEL_RUNTIME_FILE,
+               "cpu_ops": KERNEL_CPU_OPS_FILE, "annotations": KERNEL_ANNOTATIONS_FILE,
+               "flows": KERNEL_FLOWS_FILE}
+_RANK_IN_NAME = re.compile(r"(?:rank|tp)[-_]?(\d+)", re.IGNORECASE)
+
+
+class TableSink(Protocol):
+    """Where record batches of the ``kernels/`` tables go."""
+
+    def write(self, table: str, batch: pa.RecordBatch) -> None: ...
+
+
+def _schema(table: str) -> pa.Schema:
+    return flow_schema() if table == "flows" else event_schema()
+
+
+@dataclass
+class KernelTables:
+    """The tables of one or more traces, in memory (arrow); ``traces`` one record per file."""
+
+    gpu: pa.Table
+    runtime: pa.Table
+    cpu_ops: pa.Table
+    annotations: pa.Table
+    flows: pa.Table
+    traces: list[TraceFileRecord] = field(default_factory=list)
+
+    def events(self) -> pa.Table:
+        """Every event table stacked: the frame :mod:`analyzers.kernels` takes (to_pandas)."""
+        import pyarrow as pa
+
+        return pa.concat_tables([getattr(self, t) for t in EVENT_TABLES])
+
+
+class MemorySink:
+    """Collects batches; :meth:`tables` concatenates them."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[pa.RecordBatch]] = {t: [] for t in TABLE_FILES}
+
+    def write(self, table: str, batch: pa.RecordBatch) -> None:
+        self.batches[table].append(batch)
+
+    def tables(self, traces: list[TraceFileRecord]) -> KernelTables:
+        import pyarrow as pa
+
+        t = {name: pa.Table.from_batches(b, schema=_schema(name))
+             for name, b in self.batches.items()}
+        return KernelTables(traces=traces, **t)
+
+
+class ParquetSink:
+    """One parquet writer per table, each batch appended as it comes (memory: one batch);
+    files are written under temporary names and renamed by :meth:`close`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.writers: dict[str, Any] = {}
+
+    def _tmp(self, table: str) -> Path:
+        path = self.run_dir / TABLE_FILES[table]
+        return path.with_name(path.name + ".tmp")
+
+    def write(self, table: str, batch: pa.RecordBatch) -> None:
+        import pyarrow.parquet as pq
+
+        if table not in self.writers:
+            tmp = self._tmp(table)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.writers[table] = pq.ParquetWriter(tmp, _schema(table))
+        self.writers[table].write_batch(batch)
+
+    def close(self, traces: list[TraceFileRecord]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for table in TABLE_FILES:
+            if table not in self.writers:
+                self.write(table, pa.RecordBatch.from_pylist([], schema=_schema(table)))
+        for table, writer in self.writers.items():
+            writer.close()
+            self._tmp(table).replace(self.run_dir / TABLE_FILES[table])
+        rows = pa.Table.from_pylist([_row(r) for r in traces], schema=_traces_schema())
+        pq.write_table(rows, self.run_dir / KERNEL_TRACES_FILE)
+
+
+def _traces_schema() -> pa.Schema:
+    from dataclasses import fields
+
+    import pyarrow as pa
+    types = {"int": pa.int64(), "str": pa.string(), "bool": pa.bool_()}
+    return pa.schema([(f.name, types[str(f.type)]) for f in fields(TraceFileRecord)])
+
+
+def _row(rec: TraceFileRecord) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(rec)
+
+
+def rank_of(path: Path, header: dict[str, Any]) -> int:
+    """The file's rank: ``distributedInfo.rank`` if the trace has it, else the last
+    ``rank<N>``/``rank-<N>``/``TP-<N>`` in the file name, else -1 (a frontend trace)."""
+    info = header.get("distributedInfo")
+    if isinstance(info, dict):
+        r = info.get("rank")
+        if isinstance(r, int) and not isinstance(r, bool) and r >= 0:
+            return r
+    found = _RANK_IN_NAME.findall(path.name)
+    return int(found[-1]) if found else -1
+
+
+def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
+                 rank: int | None = None, python_functions: bool = False,
+                 batch_bytes: int = 1 << 20) -> TraceFileRecord:
+    """Stream one trace file into ``sink``; the record says what was kept and how its clock
+    was mapped. Never raises for bad input (the record's ``warnings`` say what went wrong)."""
+    stream = TraceStream(path, batch_bytes=batch_bytes)
+    batcher = EventBatcher(-1 if rank is None else rank, sink.write,
+                           python_functions=python_functions)
+    clock = None
+    problem = ""
+    try:
+        for batch in stream:
+            if clock is None:
+                if rank is None:
+                    batcher.rank = rank_of(path, stream.header)
+                first = next((e["ts"] for e in batch if e.get("ph") == "X"
+                              and isinstance(e.get("ts"), (int, float))), None)
+                clock = trace_clock(stream.header, anchor, first)
+                batcher.shift_ns = clock.shift_ns
+            batcher.add(batch)
+    except TraceFormatError as exc:
+        problem = str(exc)
+    batcher.close()
+    if clock is None:
+        clock = trace_clock(stream.header, anchor, None)
+    warnings = stream.warnings + ([problem] if problem else [])
+    return TraceFileRecord(
+        rank=batcher.rank, file=path.name, clock=clock.rule.value,
+        trace_to_mono_ns=clock.trace_to_mono_ns,
+        clock_uncertainty_ns=clock.uncertainty_ns(batcher.first_ts_us),
+        events_read=batcher.events_read, events_kept=batcher.events_kept,
+        flows_kept=batcher.flows_kept, truncated=stream.truncated or bool(problem),
+        warnings="; ".join(warnings))
+
+
+def _duplicates(records: list[TraceFileRecord]) -> None:
+    seen: dict[int, str] = {}
+    for i, rec in enumerate(records):
+        if rec.rank >= 0 and rec.rank in seen:
+            note = f"rank {rec.rank} also in {seen[rec.rank]}"
+            records[i] = TraceFileRecord(**{**_row(rec), "warnings": "; ".join(
+                w for w in (rec.warnings, note) if w)})
+        seen.setdefault(rec.rank, rec.file)
+
+
+def ingest_traces(paths: Sequence[Path], run_dir: Path, anchor: ClockAnchor | None, *,
+                  python_functions: bool = False) -> list[TraceFileRecord]:
+    """Every file (one rank each) into ``run_dir/kernels/*.parquet``, one after another
+    (memory: one batch per table); one :class:`TraceFileRecord` per file, also written to
+    ``kernels/traces.parquet``."""
+    sink = ParquetSink(run_dir)
+    records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
+               for p in paths]
+    _duplicates(records)
+    sink.close(records)
+    return records
+
+
+def read_trace(path: Path, anchor: ClockAnchor | None = None, *, rank: int | None = None,
+               python_functions: bool = False) -> KernelTables:
+    """One trace file into memory (without an anchor its times stay on the trace's wall
+    clock, rule ``unaligned``)."""
+    sink = MemorySink()
+    rec = ingest_trace(path, sink, anchor, rank=rank, python_functions=python_functions)
+    return sink.tables([rec])
+
+
+def unaligned(rec: TraceFileRecord) -> bool:
+    """Whether the record's times are not on the run's clock."""
+    return rec.clock == TraceClockRule.UNALIGNED.value

@@ -1,0 +1,284 @@
+"""Parsed trace events → columnar batches of the ``kernels/`` tables.
+
+Events are sorted into tables by their ``cat`` (complete events, ``ph`` "X", only):
+
+============  ==========================================================  ============
+table         categories                                                  kind
+============  ==========================================================  ============
+gpu           kernel, gpu_op / gpu_memcpy, memcpy / gpu_memset, memset     kernel/memcpy/memset
+runtime       cuda_runtime, cuda_driver, runtime, hip_runtime              runtime
+cpu_ops       cpu_op, operator (python_function when asked)                cpu_op
+annotations   user_annotation, gpu_user_annotation                         annotation
+============  ==========================================================  ============
+
+Flow endpoints (``ph`` "s"/"f", e.g. ``ac2g``) go to ``flows``. Everything else (metadata,
+instant events, the profiler's own spans) is counted and dropped. Rows are buffered as Python
+lists for at most ``rows_per_batch`` events, then turned into one arrow record batch, so memory
+holds one batch per table, never the whole trace.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from servescope.records.kernels import TraceEventKind, TraceEventRow, TraceFlowRow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["EVENT_TABLES", "EventBatcher", "event_schema", "flow_schema"]
+
+EVENT_TABLES = ("gpu", "runtime", "cpu_ops", "annotations")
+_K = TraceEventKind
+_BY_CAT: dict[str, tuple[str, str]] = {
+    "kernel": ("gpu", _K.KERNEL.value), "gpu_op": ("gpu", _K.KERNEL.value),
+    "gpu_memcpy": ("gpu", _K.MEMCPY.value), "memcpy": ("gpu", _K.MEMCPY.value),
+    "gpu_memset": ("gpu", _K.MEMSET.value), "memset": ("gpu", _K.MEMSET.value),
+    "cuda_runtime": ("runtime", _K.RUNTIME.value), "cuda_driver": ("runtime", _K.RUNTIME.value),
+    "runtime": ("runtime", _K.RUNTIME.value), "hip_runtime": ("runtime", _K.RUNTIME.value),
+    "cpu_op": ("cpu_ops", _K.CPU_OP.value), "operator": ("cpu_ops", _K.CPU_OP.value),
+    "user_annotation": ("annotations", _K.ANNOTATION.value),
+    "gpu_user_annotation": ("annotations", _K.ANNOTATION.value),
+}
+_PYTHON = ("cpu_ops", _K.CPU_OP.value)
+_INT_COLS = ("rank", "t_start_ns", "dur_ns", "device", "stream", "correlation_id", "step",
+             "pid", "tid", "external_id", "bytes")
+_EVENT_COLS = tuple(f.name for f in fields(TraceEventRow))
+_FLOW_COLS = tuple(f.name for f in fields(TraceFlowRow))
+
+
+def event_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.int64() if c in _INT_COLS else pa.string()) for c in _EVENT_COLS])
+
+
+def flow_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.string() if c in ("cat", "phase") else pa.int64())
+                      for c in _FLOW_COLS])
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and not math.isnan(v) and abs(v) < 9e18:
+        return int(v)
+    return -1
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
+def _dims(v: Any) -> str:
+    if v.__class__ is list:
+        return ",".join([str(x) for x in v])
+    return "" if v is None else str(v)
+
+
+def _ints(values: list[Any]) -> Any:
+    """An int64 array of ``values`` (bad ones as -1), the fast way when all are integers."""
+    import numpy as np
+
+    try:
+        return np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return np.array([_int(v) for v in values], dtype=np.int64)
+
+
+def _floats(values: list[Any]) -> Any:
+    import numpy as np
+
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.array([_num(v) for v in values], dtype=np.float64)
+    return arr
+
+
+def _strs(values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=pa.string())
+    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(["" if v is None else str(v) for v in values], type=pa.string())
+
+
+_EMPTY: dict[str, Any] = {}
+_BUF_COLS = ("kind", "name", "cat", "ts", "dur", "device", "stream", "correlation_id", "pid",
+             "tid", "external_id", "bytes", "grid", "block")
+_FLOW_BUF = ("cat", "flow_id", "phase", "ts", "pid", "tid")
+_GPU_CATS = frozenset(("gpu_user_annotation",))
+
+
+class _Buffer:
+    """One table's pending rows as column lists (``ts``/``dur`` in trace µs, unchecked)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.cols: dict[str, list[Any]] = {n: [] for n in names}
+
+    def __len__(self) -> int:
+        return len(self.cols[self.names[0]])
+
+    def reset(self) -> None:
+        self.cols = {n: [] for n in self.names}
+
+
+class EventBatcher:
+    """Accumulates events of one trace (one rank) and hands record batches to ``emit(table,
+    batch)``; ``shift_ns`` (set once the clock is known, before the first event is added)
+    maps ``round(ts·1000)`` to the run's clock. Each added batch of dicts is turned into
+    column lists at once (list comprehensions), so no event dict outlives its batch."""
+
+    def __init__(self, rank: int, emit: Callable[[str, pa.RecordBatch], None], *,
+                 python_functions: bool = False, rows_per_batch: int = 65536) -> None:
+        self.rank = rank
+        self.emit = emit
+        self.shift_ns: int | None = None
+        self.rows_per_batch = rows_per_batch
+        self.by_cat = dict(_BY_CAT)
+        if python_functions:
+            self.by_cat["python_function"] = _PYTHON
+        self.buffers = {t: _Buffer(_BUF_COLS) for t in EVENT_TABLES}
+        self.flows = _Buffer(_FLOW_BUF)
+        self.events_read = 0
+        self.events_kept = 0
+        self.flows_kept = 0
+        self.first_ts_us: float | None = None
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        self.events_read += len(events)
+        by_cat = self.by_cat
+        groups: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in EVENT_TABLES}
+        flows: list[dict[str, Any]] = []
+        for ev in events:
+            ph = ev.get("ph")
+            if ph == "X":
+                cat = ev.get("cat")
+                if cat.__class__ is str:
+                    where = by_cat.get(cat) or by_cat.get(cat.lower())  # type: ignore[union-attr,unused-ignore]
+                    if where is not None:
+                        groups[where[0]].append((where[1], ev))
+            elif ph in {"s", "f"}:
+                flows.append(ev)
+        for table, items in groups.items():
+            if items:
+                self._columns(table, items)
+        if flows:
+            self._flow_columns(flows)
+        for table, buf in self.buffers.items():
+            if len(buf) >= self.rows_per_batch:
+                self._flush(table, buf)
+        if len(self.flows) >= self.rows_per_batch:
+            self._flush_flows()
+
+    def _columns(self, table: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        items = [it for it in items if it[1].get("ts").__class__ in (float, int)]
+        if not items:
+            return
+        evs = [e for _, e in items]
+        c = self.buffers[table].cols
+        ts = [e["ts"] for e in evs]
+        first = min(ts)
+        if self.first_ts_us is None or first < self.first_ts_us:
+            self.first_ts_us = float(first)
+        args = [e.get("args", _EMPTY) for e in evs]
+        args = [a if a.__class__ is dict else _EMPTY for a in args]
+        pid = [e.get("pid", -1) for e in evs]
+        tid = [e.get("tid", -1) for e in evs]
+        c["kind"] += [k for k, _ in items]
+        c["name"] += [e.get("name", "") for e in evs]
+        c["cat"] += [e["cat"] for e in evs]
+        c["ts"] += ts
+        c["dur"] += [e.get("dur", 0) for e in evs]
+        c["pid"] += pid
+        c["tid"] += tid
+        c["correlation_id"] += [a.get("correlation", -1) for a in args]
+        c["external_id"] += [a.get("External id", -1) for a in args]
+        n = len(evs)
+        if table == "gpu":
+            c["device"] += [a.get("device", p) for a, p in zip(args, pid, strict=True)]
+            c["stream"] += [a.get("stream", t) for a, t in zip(args, tid, strict=True)]
+            c["bytes"] += [a.get("bytes", -1) for a in args]
+            c["grid"] += [_dims(a.get("grid")) for a in args]
+            c["block"] += [_dims(a.get("block")) for a in args]
+        else:
+            if table == "annotations":
+                gpu = [e["cat"] in _GPU_CATS for e in evs]
+                c["device"] += [a.get("device", p) if g else -1
+                                for a, p, g in zip(args, pid, gpu, strict=True)]
+                c["stream"] += [a.get("stream", t) if g else -1
+                                for a, t, g in zip(args, tid, gpu, strict=True)]
+            else:
+                c["device"] += [-1] * n
+                c["stream"] += [-1] * n
+            c["bytes"] += [-1] * n
+            c["grid"] += [""] * n
+            c["block"] += [""] * n
+        self.events_kept += n
+
+    def _flow_columns(self, flows: list[dict[str, Any]]) -> None:
+        flows = [f for f in flows if f.get("ts").__class__ in (float, int)]
+        c = self.flows.cols
+        c["cat"] += [f.get("cat", "") for f in flows]
+        c["flow_id"] += [f.get("id", -1) for f in flows]
+        c["phase"] += [f["ph"] for f in flows]
+        c["ts"] += [f["ts"] for f in flows]
+        c["pid"] += [f.get("pid", -1) for f in flows]
+        c["tid"] += [f.get("tid", -1) for f in flows]
+        self.flows_kept += len(flows)
+
+    def _ns(self, ts_us: list[Any]) -> Any:
+        """round(ts·1000) + shift as int64, exact for µs with three decimals: the whole µs
+        and the fraction are converted apart (float64 alone loses ns above ~9e15 ns)."""
+        import numpy as np
+
+        ts = _floats(ts_us)
+        whole = np.floor(ts)
+        frac_ns = np.rint((ts - whole) * 1000.0).astype(np.int64)
+        return whole.astype(np.int64) * 1000 + frac_ns + (self.shift_ns or 0)
+
+    def _flush(self, table: str, buf: _Buffer) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        if not len(buf):
+            return
+        c, n = buf.cols, len(buf)
+        dur_ns = np.rint(np.clip(_floats(c["dur"]), 0, None) * 1000.0).astype(np.int64)
+        cols: dict[str, Any] = {
+            "rank": np.full(n, self.rank, dtype=np.int64), "t_start_ns": self._ns(c["ts"]),
+            "dur_ns": dur_ns, "step": np.full(n, -1, dtype=np.int64)}
+        for name in _EVENT_COLS:
+            if name not in cols:
+                cols[name] = _ints(c[name]) if name in _INT_COLS else _strs(c[name])
+        self.emit(table, pa.RecordBatch.from_pydict(cols, schema=event_schema()))
+        buf.reset()
+
+    def _flush_flows(self) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        if not len(self.flows):
+            return
+        c = self.flows.cols
+        cols: dict[str, Any] = {"rank": np.full(len(self.flows), self.rank, dtype=np.int64),
+                                "t_ns": self._ns(c["ts"])}
+        for name in _FLOW_COLS:
+            if name not in cols:
+                cols[name] = _strs(c[name]) if name in ("cat", "phase") else _ints(c[name])
+        self.emit("flows", pa.RecordBatch.from_pydict(cols, schema=flow_schema()))
+        self.flows.reset()
+
+    def close(self) -> None:
+        """Flush every pending row."""
+        for table, buf in self.buffers.items():
+            self._flush(table, buf)
+        self._flush_flows()
