@@ -46,6 +46,7 @@ _BY_CAT: dict[str, tuple[str, str]] = {
 _PYTHON = ("cpu_ops", _K.CPU_OP.value)
 _INT_COLS = ("rank", "t_start_ns", "dur_ns", "device", "stream", "correlation_id", "step",
              "pid", "tid", "external_id", "bytes")
+_DIM_COLS = ("grid", "block")
 _EVENT_COLS = tuple(f.name for f in fields(TraceEventRow))
 _FLOW_COLS = tuple(f.name for f in fields(TraceFlowRow))
 
@@ -53,7 +54,8 @@ _FLOW_COLS = tuple(f.name for f in fields(TraceFlowRow))
 def event_schema() -> pa.Schema:
     import pyarrow as pa
 
-    return pa.schema([(c, pa.int64() if c in _INT_COLS else pa.string()) for c in _EVENT_COLS])
+    return pa.schema([(c, pa.int64() if c in _INT_COLS else pa.list_(pa.int64())
+                       if c in _DIM_COLS else pa.string()) for c in _EVENT_COLS])
 
 
 def flow_schema() -> pa.Schema:
@@ -75,10 +77,17 @@ def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
-def _dims(v: Any) -> str:
-    if v.__class__ is list:
-        return ",".join([str(x) for x in v])
-    return "" if v is None else str(v)
+def _dims(values: list[Any]) -> Any:
+    """A list<int64> array of kernel grid/block shapes (null when absent or malformed)."""
+    import pyarrow as pa
+
+    typ = pa.list_(pa.int64())
+    try:
+        return pa.array(values, type=typ)
+    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([v if isinstance(v, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v) else None
+            for v in values], type=typ)
 
 
 def _ints(values: list[Any]) -> Any:
@@ -207,8 +216,8 @@ class EventBatcher:
             c["device"] += [a.get("device", p) for a, p in zip(args, pid, strict=True)]
             c["stream"] += [a.get("stream", t) for a, t in zip(args, tid, strict=True)]
             c["bytes"] += [a.get("bytes", -1) for a in args]
-            c["grid"] += [_dims(a.get("grid")) for a in args]
-            c["block"] += [_dims(a.get("block")) for a in args]
+            c["grid"] += [a.get("grid") for a in args]
+            c["block"] += [a.get("block") for a in args]
         else:
             if table == "annotations":
                 gpu = [e["cat"] in _GPU_CATS for e in evs]
@@ -220,8 +229,8 @@ class EventBatcher:
                 c["device"] += [-1] * n
                 c["stream"] += [-1] * n
             c["bytes"] += [-1] * n
-            c["grid"] += [""] * n
-            c["block"] += [""] * n
+            c["grid"] += [None] * n
+            c["block"] += [None] * n
         self.events_kept += n
 
     def _flow_columns(self, flows: list[dict[str, Any]]) -> None:
@@ -258,7 +267,8 @@ class EventBatcher:
             "dur_ns": dur_ns, "step": np.full(n, -1, dtype=np.int64)}
         for name in _EVENT_COLS:
             if name not in cols:
-                cols[name] = _ints(c[name]) if name in _INT_COLS else _strs(c[name])
+                cols[name] = (_ints(c[name]) if name in _INT_COLS else _dims(c[name])
+                              if name in _DIM_COLS else _strs(c[name]))
         self.emit(table, pa.RecordBatch.from_pydict(cols, schema=event_schema()))
         buf.reset()
 

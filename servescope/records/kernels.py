@@ -48,8 +48,8 @@ class TraceEventRow(KernelEvent):
     tid: int  # thread id (CPU events) or stream (GPU events); -1 when not an integer
     external_id: int  # args["External id"]: links a CPU op to the runtime calls it made (-1)
     bytes: int  # memcpy/memset size (args["bytes"]); -1 otherwise
-    grid: str  # kernel grid "x,y,z" ("" when absent)
-    block: str  # kernel block "x,y,z" ("" when absent)
+    grid: tuple[int, ...] | None  # kernel grid (x, y, z); None when absent
+    block: tuple[int, ...] | None  # kernel block (x, y, z); None when absent
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,8 @@ def test_gpu_trace_tables_and_graph_replay_correlation(tmp_path: Path) -> None:
                for r in gpu if r["kind"] == "kernel")
     eager = next(r for r in gpu if r["correlation_id"] == 11)
     assert eager["name"] == "sm90_gemm_bf16}, {tricky}]"
-    assert (eager["device"], eager["stream"], eager["grid"], eager["block"]) == (0, 7, "132,1,1",
-                                                                                 "128,1,1")
+    assert (eager["device"], eager["stream"], eager["grid"], eager["block"]) == (0, 7, [132, 1, 1],
+                                                                                 [128, 1, 1])
     assert eager["dur_ns"] == 40_250
     memcpy = next(r for r in gpu if r["kind"] == "memcpy")
     assert (memcpy["bytes"], memcpy["dur_ns"]) == (8192, 3_001)
