@@ -255,6 +255,16 @@ def _children(ppid: int) -> list[int]:
     return out
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: an orphan py-spy that exited stays a zombie when a test before
+    this one made the test process a child subreaper (``servescope run`` does), until reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_killed_collector_leaves_no_py_spy_running(tmp_path: Path) -> None:
     """The runner kills a collector past its stop bound; on an attached engine that goes on,
     its py-spy must not sample forever: each gets SIGINT and writes its file."""
@@ -273,9 +283,9 @@ def test_killed_collector_leaves_no_py_spy_running(tmp_path: Path) -> None:
         time.sleep(1.0)  # let it take samples
         os.kill(runner.pid, 9)
         deadline = time.monotonic() + 10
-        while any(Path(f"/proc/{p}").exists() for p in spies) and time.monotonic() < deadline:
+        while any(_running(p) for p in spies) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [p for p in spies if Path(f"/proc/{p}").exists()]
+        assert not [p for p in spies if _running(p)]
         runner.stop()
     finally:
         _end_engine(engine)
