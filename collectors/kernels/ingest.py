@@ -21,7 +21,8 @@ from collectors.kernels.clock import trace_clock
 from collectors.kernels.jsonstream import TraceFormatError, TraceStream
 from collectors.kernels.tables import EVENT_TABLES, EventBatcher, event_schema, flow_schema
 from servescope.clock import ClockAnchor
-from servescope.records.kernels import TraceClockRule, TraceFileRecord
+from servescope.records.kernels import TraceFileRecord
+from servescope.rundir.atomic import RunDirWriteError
 from servescope.rundir.layout import (
     KERNEL_ANNOTATIONS_FILE,
     KERNEL_CPU_OPS_FILE,
@@ -29,6 +30,7 @@ from servescope.rundir.layout import (
     KERNEL_GPU_FILE,
     KERNEL_RUNTIME_FILE,
     KERNEL_TRACES_FILE,
+    KERNELS_DIR,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ __all__ = ["KernelTables", "TableSink", "ingest_trace", "ingest_traces", "rank_o
 TABLE_FILES = {"gpu": KERNEL_GPU_FILE, "runtime": KERNEL_RUNTIME_FILE,
                "cpu_ops": KERNEL_CPU_OPS_FILE, "annotations": KERNEL_ANNOTATIONS_FILE,
                "flows": KERNEL_FLOWS_FILE}
-_RANK_IN_NAME = re.compile(r"(?:rank|tp)[-_]?(\d+)", re.IGNORECASE)
+_RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
+_TP_IN_NAME = re.compile(r"tp[-_]?(\d+)", re.IGNORECASE)
 
 
 class TableSink(Protocol):
@@ -109,6 +112,16 @@ class ParquetSink:
             self.writers[table] = pq.ParquetWriter(tmp, _schema(table))
         self.writers[table].write_batch(batch)
 
+    def abort(self) -> None:
+        """Close and remove the temporary files (a failed write leaves nothing behind)."""
+        for table, writer in self.writers.items():
+            try:
+                writer.close()
+            except OSError:
+                pass  # the write that failed is the error to report
+            self._tmp(table).unlink(missing_ok=True)
+        self.writers.clear()
+
     def close(self, traces: list[TraceFileRecord]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -139,13 +152,14 @@ def _row(rec: TraceFileRecord) -> dict[str, Any]:
 
 def rank_of(path: Path, header: dict[str, Any]) -> int:
     """The file's rank: ``distributedInfo.rank`` if the trace has it, else the last
-    ``rank<N>``/``rank-<N>``/``TP-<N>`` in the file name, else -1 (a frontend trace)."""
+    ``rank<N>``/``rank-<N>`` in the file name, else the last ``TP-<N>``/``tp<N>``, else -1
+    (a frontend trace)."""
     info = header.get("distributedInfo")
     if isinstance(info, dict):
         r = info.get("rank")
         if isinstance(r, int) and not isinstance(r, bool) and r >= 0:
             return r
-    found = _RANK_IN_NAME.findall(path.name)
+    found = _RANK_IN_NAME.findall(path.name) or _TP_IN_NAME.findall(path.name)
     return int(found[-1]) if found else -1
 
 
@@ -198,12 +212,21 @@ def ingest_traces(paths: Sequence[Path], run_dir: Path, anchor: ClockAnchor | No
                   python_functions: bool = False) -> list[TraceFileRecord]:
     """Every file (one rank each) into ``run_dir/kernels/*.parquet``, one after another
     (memory: one batch per table); one :class:`TraceFileRecord` per file, also written to
-    ``kernels/traces.parquet``."""
+    ``kernels/traces.parquet``. Bad trace files never raise; a failed write of the tables
+    (a full disk) raises :class:`~servescope.rundir.atomic.RunDirWriteError` and leaves no
+    temporary file."""
     sink = ParquetSink(run_dir)
-    records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
-               for p in paths]
-    _duplicates(records)
-    sink.close(records)
+    try:
+        records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
+                   for p in paths]
+        _duplicates(records)
+        sink.close(records)
+    except OSError as exc:
+        sink.abort()
+        raise RunDirWriteError(run_dir / KERNELS_DIR, exc) from None
+    except BaseException:
+        sink.abort()
+        raise
     return records
 
 
@@ -214,8 +237,3 @@ def read_trace(path: Path, anchor: ClockAnchor | None = None, *, rank: int | Non
     sink = MemorySink()
     rec = ingest_trace(path, sink, anchor, rank=rank, python_functions=python_functions)
     return sink.tables([rec])
-
-
-def unaligned(rec: TraceFileRecord) -> bool:
-    """Whether the record's times are not on the run's clock."""
-    return rec.clock == TraceClockRule.UNALIGNED.value

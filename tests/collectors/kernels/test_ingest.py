@@ -196,6 +196,18 @@ def test_run_dir_tables_for_several_ranks(tmp_path: Path) -> None:
     assert not list((run / "kernels").glob("*.tmp"))
 
 
+def test_unwritable_run_dir_is_one_error_and_no_temporary_file(tmp_path: Path) -> None:
+    from collectors.kernels import ingest_traces
+    from servescope.rundir.atomic import RunDirWriteError
+
+    run = tmp_path / "run"
+    (run / "kernels").mkdir(parents=True)
+    (run / "kernels" / "traces.parquet").mkdir()  # the last file cannot be written
+    with pytest.raises(RunDirWriteError):
+        ingest_traces([VLLM_CPU], run, ANCHOR)
+    assert not list((run / "kernels").glob("*.tmp"))
+
+
 def test_rank_from_names_and_header() -> None:
     from collectors.kernels import rank_of
 
@@ -204,6 +216,7 @@ def test_rank_from_names_and_header() -> None:
     assert rank_of(Path("1700000000.1-TP-1.trace.json.gz"), {}) == 1
     assert rank_of(Path("vm_18494.async_llm.17.pt.trace.json.gz"), {}) == -1
     assert rank_of(Path("x_rank5.json"), {"distributedInfo": {"rank": 2}}) == 2
+    assert rank_of(Path("dp0_pp0_tp3_dcp0_ep0.json"), {}) == 3
 
 
 def test_python_functions_when_asked(tmp_path: Path) -> None:
