@@ -8,7 +8,11 @@ Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis will be ``hta``
   tables (orjson on byte pieces cut at event boundaries, columnar batches);
 - ``ijson``: the same tables and batcher, events parsed by ``ijson.items`` (yajl2_c);
 - ``orjson_whole``: ``orjson.loads`` of the whole decompressed file and the same batcher
-  (what HTA/TraceLens do before their own processing).
+  (what HTA/TraceLens do before their own processing);
+- ``servescope_parse`` / ``ijson_parse``: parsing alone (no tables), to choose the parser.
+
+Time and memory are the arm's alone: numpy, pyarrow and orjson are imported before the clock
+starts, and ``base_rss_mb`` is the process's RSS then.
 
     python -m benchmarks.trace_ingest --events 100000 1000000 5000000 \\
         --real tests/data/traces/tinyrun_rank0.1795344569314968630.pt.trace.json.gz
@@ -85,18 +89,48 @@ def arm_orjson_whole(path: Path, out: Path) -> int:
     return _with_batcher(iter([events]), out)
 
 
+def arm_servescope_parse(path: Path, _out: Path) -> int:
+    from collectors.kernels.jsonstream import TraceStream
+
+    return sum(len(batch) for batch in TraceStream(path))
+
+
+def arm_ijson_parse(path: Path, _out: Path) -> int:
+    import ijson  # type: ignore[import-untyped,unused-ignore]
+
+    with _open(path) as f:
+        return sum(1 for _ in ijson.items(f, "traceEvents.item", use_float=True))
+
+
 ARMS: dict[str, Callable[[Path, Path], int]] = {
-    "servescope": arm_servescope, "ijson": arm_ijson, "orjson_whole": arm_orjson_whole}
+    "servescope": arm_servescope, "ijson": arm_ijson, "orjson_whole": arm_orjson_whole,
+    "servescope_parse": arm_servescope_parse, "ijson_parse": arm_ijson_parse}
 
 
 def _worker(arm: str, path: Path) -> None:
+    import numpy  # noqa: F401  (imports are not the arm's cost)
+    import orjson  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import collectors.kernels  # noqa: F401
+
+    base_mb = _rss_now_mb()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         n = ARMS[arm](path, Path(d))
         secs = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"arm": arm, "file": path.name, "events": n, "seconds": round(secs, 3),
-                      "events_per_s": round(n / secs), "peak_rss_mb": round(rss_mb, 1)}))
+                      "events_per_s": round(n / secs), "peak_rss_mb": round(rss_mb, 1),
+                      "base_rss_mb": round(base_mb, 1)}))
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _run(arm: str, path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@ known) and the real vLLM-CPU capture counted independently with ``json.load``.""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 from decimal import Decimal
@@ -31,6 +32,7 @@ def _rows(table: Any) -> list[dict[str, Any]]:
 
 def test_gpu_trace_tables_and_graph_replay_correlation(tmp_path: Path) -> None:
     kt = read_trace(write_trace(tmp_path / "t_rank0.json", gpu_events()), ANCHOR)
+    assert gc.isenabled()  # switched off while reading, back on after
     gpu = _rows(kt.gpu)
     assert [r["kind"] for r in gpu] == ["kernel"] * 4 + ["memcpy", "memset"]
     graph = [r for r in gpu if r["correlation_id"] == 12]
