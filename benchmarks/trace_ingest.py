@@ -11,7 +11,7 @@ Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis will be ``hta``
   (what HTA/TraceLens do before their own processing);
 - ``servescope_parse`` / ``ijson_parse``: parsing alone (no tables), to choose the parser.
 
-Time and memory are the arm's alone: numpy, pyarrow and orjson are imported before the clock
+Time and memory are the arm's alone: numpy, pandas, pyarrow and orjson are imported before the clock
 starts, and ``base_rss_mb`` is the process's RSS then.
 
     python -m benchmarks.trace_ingest --events 100000 1000000 5000000 \\
@@ -53,15 +53,16 @@ def _batched(events: Iterator[dict[str, Any]], n: int = 4096) -> Iterator[list[d
 
 
 def _with_batcher(batches: Iterator[list[dict[str, Any]]], out: Path) -> int:
-    from collectors.kernels.ingest import ParquetSink
+    from collectors.kernels.ingest import ParquetSink, _no_gc
     from collectors.kernels.tables import EventBatcher
 
     sink = ParquetSink(out)
     batcher = EventBatcher(0, sink.write)
     batcher.shift_ns = 0
-    for batch in batches:
-        batcher.add(batch)
-    batcher.close()
+    with _no_gc():  # as the servescope arm
+        for batch in batches:
+            batcher.add(batch)
+        batcher.close()
     sink.close([])
     return batcher.events_read
 
@@ -110,6 +111,7 @@ ARMS: dict[str, Callable[[Path, Path], int]] = {
 def _worker(arm: str, path: Path) -> None:
     import numpy  # noqa: F401  (imports are not the arm's cost)
     import orjson  # noqa: F401
+    import pandas  # noqa: F401  (pyarrow imports it at the first pa.array of strings)
     import pyarrow.parquet  # noqa: F401
 
     import collectors.kernels  # noqa: F401
