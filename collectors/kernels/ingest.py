@@ -225,17 +225,59 @@ def _duplicates(records: list[TraceFileRecord]) -> None:
         seen.setdefault(rec.rank, rec.file)
 
 
+def _ingest_part(path: Path, part_dir: Path, anchor: ClockAnchor | None,
+                 python_functions: bool) -> TraceFileRecord:
+    """One file into its own ``part_dir/kernels/`` tables (a worker process's job)."""
+    sink = ParquetSink(part_dir)
+    rec = ingest_trace(path, sink, anchor, python_functions=python_functions)
+    sink.close([rec])
+    return rec
+
+
+def _ingest_parallel(paths: Sequence[Path], sink: ParquetSink, anchor: ClockAnchor | None,
+                     python_functions: bool, workers: int) -> list[TraceFileRecord]:
+    """Files read by ``workers`` spawned processes into part tables, then appended to
+    ``sink`` in the order of ``paths``, a row group at a time (memory: one batch)."""
+    import multiprocessing
+    import shutil
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=sink.run_dir / KERNELS_DIR))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")
+                                 ) as pool:
+            futures = [pool.submit(_ingest_part, p, parts / str(i), anchor, python_functions)
+                       for i, p in enumerate(paths)]
+            records = [f.result() for f in futures]
+        for i in range(len(paths)):
+            for table, file in TABLE_FILES.items():
+                for batch in pq.ParquetFile(parts / str(i) / file).iter_batches():
+                    sink.write(table, batch)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    return records
+
+
 def ingest_traces(paths: Sequence[Path], run_dir: Path, anchor: ClockAnchor | None, *,
-                  python_functions: bool = False) -> list[TraceFileRecord]:
-    """Every file (one rank each) into ``run_dir/kernels/*.parquet``, one after another
-    (memory: one batch per table); one :class:`TraceFileRecord` per file, also written to
-    ``kernels/traces.parquet``. Bad trace files never raise; a failed write of the tables
-    (a full disk) raises :class:`~servescope.rundir.atomic.RunDirWriteError` and leaves no
-    temporary file."""
+                  python_functions: bool = False, workers: int = 1) -> list[TraceFileRecord]:
+    """Every file (one rank each) into ``run_dir/kernels/*.parquet``; one
+    :class:`TraceFileRecord` per file, also written to ``kernels/traces.parquet``. With
+    ``workers`` > 1 the files are read by that many processes at once (rows still in the
+    order of ``paths``); memory: one batch per table per process. Bad trace files never
+    raise; a failed write of the tables (a full disk) raises
+    :class:`~servescope.rundir.atomic.RunDirWriteError` and leaves no temporary file."""
     sink = ParquetSink(run_dir)
     try:
-        records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
-                   for p in paths]
+        (run_dir / KERNELS_DIR).mkdir(parents=True, exist_ok=True)
+        if workers > 1 and len(paths) > 1:
+            records = _ingest_parallel(paths, sink, anchor, python_functions,
+                                       min(workers, len(paths)))
+        else:
+            records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
+                       for p in paths]
         _duplicates(records)
         sink.close(records)
     except OSError as exc:

@@ -175,7 +175,8 @@ def test_not_a_trace_is_a_record_with_a_warning(tmp_path: Path) -> None:
     assert "cannot open" in missing.warnings
 
 
-def test_run_dir_tables_for_several_ranks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_dir_tables_for_several_ranks(tmp_path: Path, workers: int) -> None:
     from collectors.kernels import ingest_traces
 
     r0 = write_trace(tmp_path / "dp0_pp0_tp0_dcp0_ep0_rank0.1.pt.trace.json.gz", gpu_events())
@@ -184,7 +185,8 @@ def test_run_dir_tables_for_several_ranks(tmp_path: Path) -> None:
                      header={"schemaVersion": 1, "baseTimeNanoseconds": BASE_NS})
     run = tmp_path / "run"
     run.mkdir()
-    recs = ingest_traces([r0, r1, VLLM_CPU, tmp_path / "gone.json"], run, ANCHOR)
+    recs = ingest_traces([r0, r1, VLLM_CPU, tmp_path / "gone.json"], run, ANCHOR,
+                         workers=workers)
     assert [r.rank for r in recs] == [0, 1, 0, -1]
     assert "rank 0 also in" in recs[2].warnings
     assert "cannot open" in recs[3].warnings
@@ -195,7 +197,11 @@ def test_run_dir_tables_for_several_ranks(tmp_path: Path) -> None:
     assert cpu.num_rows == 2 + read_trace(VLLM_CPU).cpu_ops.num_rows
     traces = pq.read_table(run / "kernels" / "traces.parquet").to_pylist()
     assert [t["file"] for t in traces] == [r0.name, r1.name, VLLM_CPU.name, "gone.json"]
-    assert not list((run / "kernels").glob("*.tmp"))
+    assert sorted(p.name for p in (run / "kernels").iterdir()) == [
+        "annotations.parquet", "cpu_ops.parquet", "flows.parquet", "gpu.parquet",
+        "runtime.parquet", "traces.parquet"]  # no temporary file, no part left
+    # rows in the order the files were given, whichever process read them
+    assert gpu.column("rank").to_pylist() == [0] * 6 + [1] * 6
 
 
 def test_unwritable_run_dir_is_one_error_and_no_temporary_file(tmp_path: Path) -> None:
@@ -235,3 +241,20 @@ def test_events_frame_has_the_analysis_columns(tmp_path: Path) -> None:
     assert {f.name for f in fields(KernelEvent)} <= set(frame.columns)
     assert len(frame) == 11
     assert (frame["step"] == -1).all()
+
+
+def test_empty_event_array_and_concatenated_gzip_members(tmp_path: Path) -> None:
+    empty = write_trace(tmp_path / "empty.json", [])
+    kt = read_trace(empty, ANCHOR)
+    assert (kt.traces[0].events_read, kt.traces[0].warnings, kt.traces[0].truncated) == (
+        0, "", False)
+    # a gzip file of two members (``cat a.gz b.gz``) is one text, as gzip -d reads it
+    text = (tmp_path / "whole.json")
+    write_trace(text, gpu_events())
+    data = text.read_bytes()
+    two = tmp_path / "two.json.gz"
+    two.write_bytes(gzip.compress(data[:1000]) + gzip.compress(data[1000:]))
+    got, ref = read_trace(two, ANCHOR), read_trace(text, ANCHOR)
+    assert got.traces[0].warnings == ""
+    assert got.gpu.equals(ref.gpu)
+    assert got.flows.equals(ref.flows)
