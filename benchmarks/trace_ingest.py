@@ -75,7 +75,7 @@ def arm_servescope(path: Path, out: Path) -> int:
 
 
 def arm_ijson(path: Path, out: Path) -> int:
-    import ijson  # type: ignore[import-untyped,unused-ignore]
+    import ijson  # benchmark arm only: not a dependency (pip install ijson)
 
     with _open(path) as f:
         return _with_batcher(_batched(ijson.items(f, "traceEvents.item", use_float=True)),
@@ -97,7 +97,7 @@ def arm_servescope_parse(path: Path, _out: Path) -> int:
 
 
 def arm_ijson_parse(path: Path, _out: Path) -> int:
-    import ijson  # type: ignore[import-untyped,unused-ignore]
+    import ijson  # benchmark arm only: not a dependency (pip install ijson)
 
     with _open(path) as f:
         return sum(1 for _ in ijson.items(f, "traceEvents.item", use_float=True))
