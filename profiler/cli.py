@@ -161,6 +161,28 @@ def analyze(
 
 
 @app.command()
+def kernels(
+    trace: Annotated[Path, typer.Argument(help="A torch-profiler trace (.json or .json.gz) "
+                                          "or a run directory with kernels/ tables")],
+    trace_b: Annotated[Path | None, typer.Argument(help="A second one (B) to compare")
+                       ] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="Whose step annotations to cut steps on (default: every engine's)")] = None,
+    top: Annotated[int, typer.Option(help="How many top kernels to list")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the analysis "
+                                                  "as JSON to this file")] = None,
+) -> None:
+    """Kernel timelines per engine step: GPU busy and idle, launch overhead, kernel
+    categories, top kernels, the launch-bound verdict; B against A when given."""
+    from profiler.commands_kernels import kernels_command
+
+    if top < 1:
+        raise _fail("--top must be at least 1")
+    raise typer.Exit(kernels_command(trace, trace_b, engine=engine, json_out=json_out,
+                                     top=top))
+
+
+@app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory (A)")],
     run_b: Annotated[Path | None, typer.Argument(help="Second run (B) for an A/B report")

@@ -1,0 +1,67 @@
+"""``servescope kernels TRACE_OR_RUN [TRACE_B]``: the kernel-timeline analysis of a trace
+file a user already has (a torch-profiler Chrome trace, gz or plain) or of a run directory's
+``kernels/`` tables, optionally against a second one; a terminal summary and ``--json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+from servescope.exitcodes import EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["kernels_command"]
+
+
+def _events(path: Path) -> pd.DataFrame:
+    """The event frame of a run directory or a trace file; ValueError (one line) otherwise."""
+    if path.is_dir():
+        from analyzers.kernels.load import read_kernel_events
+
+        events = read_kernel_events(path)
+        if events is None:
+            raise ValueError(f"{path} has no kernels/ tables (a run made without "
+                             "--collect kernels?); pass a trace file instead")
+        return events
+    if not path.is_file():
+        raise ValueError(f"{path}: no such trace file or run directory")
+    from collectors.kernels import read_trace
+
+    tables = read_trace(path)
+    warnings = [t.warnings for t in tables.traces if t.warnings]
+    if any(t.events_read == 0 for t in tables.traces) and warnings:
+        raise ValueError(f"{path}: {warnings[0]}")
+    frame: pd.DataFrame = tables.events().to_pandas()
+    return frame
+
+
+def kernels_command(trace: Path, trace_b: Path | None, *, engine: str | None,
+                    json_out: Path | None, top: int) -> int:
+    from analyzers.kernels import KernelFrameError, analyze_kernels, compare_kernels
+    from collectors.kernels import TraceFormatError
+    from reports.kernels_view import kernels_json, print_kernels
+    from servescope.engines.registry import UnknownEngineError
+    from servescope.rundir.layout import RunDirError
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        a = _events(trace)
+        analysis = analyze_kernels(a, engine=engine, top_n=top)
+        comparison = None
+        if trace_b is not None:
+            comparison = compare_kernels(a, _events(trace_b), engine=engine, top_n=top)
+    except (RunDirError, KernelFrameError, TraceFormatError, UnknownEngineError, OSError,
+            ValueError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return EXIT_USAGE
+    print_kernels(Console(soft_wrap=True), analysis, comparison)
+    if json_out is not None:
+        from servescope.rundir.atomic import atomic_write
+
+        atomic_write(json_out, kernels_json(analysis, comparison))
+    return EXIT_OK
