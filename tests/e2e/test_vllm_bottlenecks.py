@@ -138,7 +138,7 @@ def test_output_cut_by_the_context_length(server, tmp_path):
 
 def test_long_prompts_stall_decodes(server, tmp_path):
     run = _attach(server, tmp_path / "run", Tracker(), "--input-len", "uniform:16,900",
-                  "--output-len", "fixed:96", "--concurrency", "6", "--requests", "48")
+                  "--output-len", "fixed:96", "--concurrency", "6", "--requests", "96")
     f = _findings(run)["prefill_interference"]
     assert f.value("long_prefill_stall_share_of_decode_frac") >= 0.10
     assert f.value("stall_share_of_decode_frac") >= f.value(
