@@ -4,37 +4,21 @@ collector's own schema, and the figures come out of its rows."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.collectors.gpu._support import run_with_fake_h200
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_figures_of_a_collected_run(tmp_path: Path) -> None:
     from analyzers.context import RunContext
-    from collectors.gpu.collector import GpuCollector
-    from collectors.registry import CollectorEntry
-    from profiler.cli_workload import WorkloadOptions
-    from profiler.commands_run import run_command
-    from profiler.engine_run import EngineOptions
-    from servescope.registry import Registry
-    from tests.collectors._server import free_port
-    from tests.fakes.nvml import FakeNvmlConfig, FakeNvmlProvider
 
-    fake = FakeNvmlProvider(FakeNvmlConfig(phases=(("copy", 1e9),)))
-    reg = Registry("collector", [("gpu", CollectorEntry(
-        "gpu", "the fake H200", lambda: GpuCollector(nvml=fake)))])
-    port, out = free_port(), tmp_path / "run"
-    engine = [sys.executable, "-m", "tests.faults.fake_engine", "--port", str(port)]
-    code = run_command(engine, WorkloadOptions(requests=40, concurrency=4, input_len="fixed:8",
-                                               output_len="fixed:64"),
-                       EngineOptions(engine="openai", url=f"http://127.0.0.1:{port}",
-                                     collect="gpu", registry=reg, ready_timeout_s=60,
-                                     stop_grace_s=(5.0, 3.0, 2.0)),
-                       out, ["run", "--collect", "gpu"])
+    out = tmp_path / "run"
+    code = run_with_fake_h200(out, requests=40, concurrency=4, output_len="fixed:64")
     assert code == 0
     ctx = RunContext(out)
     figs = ctx.analysis(n_resamples=20).gpu

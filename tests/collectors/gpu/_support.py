@@ -49,3 +49,31 @@ def run_in_process(config: FakeNvmlConfig, run_dir: Path, seconds: float,
 
 def me() -> int:
     return os.getpid()
+
+
+def run_with_fake_h200(out: Path, *, requests: int, concurrency: int,
+                       output_len: str) -> int:
+    """``servescope run --collect gpu -- <fake engine>`` in this process, the fake H200 in its
+    copy phase reaching the run through the collector registry the command takes (the real
+    registry and CLI left alone); the command's exit code."""
+    import sys
+
+    from collectors.registry import CollectorEntry
+    from profiler.cli_workload import WorkloadOptions
+    from profiler.commands_run import run_command
+    from profiler.engine_run import EngineOptions
+    from servescope.registry import Registry
+    from tests.collectors._server import free_port
+    from tests.fakes.nvml import FakeNvmlProvider
+
+    fake = FakeNvmlProvider(FakeNvmlConfig(phases=(("copy", 1e9),)))
+    reg = Registry("collector", [("gpu", CollectorEntry(
+        "gpu", "the fake H200", lambda: GpuCollector(nvml=fake)))])
+    port = free_port()
+    engine = [sys.executable, "-m", "tests.faults.fake_engine", "--port", str(port)]
+    return run_command(engine, WorkloadOptions(requests=requests, concurrency=concurrency,
+                                               input_len="fixed:8", output_len=output_len),
+                       EngineOptions(engine="openai", url=f"http://127.0.0.1:{port}",
+                                     collect="gpu", registry=reg, ready_timeout_s=60,
+                                     stop_grace_s=(5.0, 3.0, 2.0)),
+                       out, ["run", "--collect", "gpu"])
