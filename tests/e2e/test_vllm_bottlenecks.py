@@ -11,17 +11,21 @@ assertions check each finding's evidence against the run's own raw data.
 
 from __future__ import annotations
 
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
+from tokenizers import Tokenizer
 
 from analyzers.bottlenecks import build_context, find_bottlenecks
 from analyzers.findings import Finding
 from analyzers.request_metrics import request_metrics
 from analyzers.run_analysis import analyze_run
+from profiler.workloads._wordlist import WORDS
 from servescope.rundir.reader import RunData, load_run
 from tests.collectors._server import free_port
 from tests.e2e._support import (
@@ -136,9 +140,29 @@ def test_output_cut_by_the_context_length(server, tmp_path):
     assert "length ×8" in f.summary
 
 
+def _two_length_prompts(path: Path, n: int, lengths: tuple[int, int], seed: int) -> Path:
+    """A JSONL prompt file alternating ``lengths`` (tokens of the tiny model's tokenizer), of
+    random words no other test sends: vLLM caches prefixes, and a prompt whose prefix an
+    earlier run sent is nearly free to prefill (with the default seed, an earlier test's
+    900-token prompts made this one's long prompts cache hits and the rule rightly silent)."""
+    tok, rng = Tokenizer.from_file(TOKENIZER), random.Random(seed)
+    lines = []
+    for i in range(n):
+        target, words = lengths[i % 2], [rng.choice(WORDS)]
+        while len(tok.encode(" ".join(words)).ids) < target:
+            words.append(rng.choice(WORDS))
+        lines.append(orjson.dumps({"prompt": " ".join(words)}).decode())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_long_prompts_stall_decodes(server, tmp_path):
-    run = _attach(server, tmp_path / "run", Tracker(), "--input-len", "uniform:16,900",
-                  "--output-len", "fixed:96", "--concurrency", "6", "--requests", "96")
+    # half the prompts 16 tokens, half 880: measured on 2 cores, a gap between tokens was a
+    # stall in 11-24 % of cases during a long prompt's prefill and in none during a short one's
+    prompts = _two_length_prompts(tmp_path / "prompts.jsonl", 144, (16, 880), seed=20261204)
+    run = _attach(server, tmp_path / "run", Tracker(), "--dataset", "jsonl", "--dataset-path",
+                  str(prompts), "--output-len", "fixed:96", "--concurrency", "6",
+                  "--requests", "144")
     f = _findings(run)["prefill_interference"]
     assert f.value("long_prefill_stall_share_of_decode_frac") >= 0.10
     assert f.value("stall_share_of_decode_frac") >= f.value(
