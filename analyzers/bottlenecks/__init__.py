@@ -22,6 +22,11 @@ from analyzers.bottlenecks.gpu_rules import (
     gpu_memory_pressure,
     gpu_throttling,
 )
+from analyzers.bottlenecks.kernel_rules import (
+    kernel_communication_share,
+    kernel_decode_dominated,
+    kernel_launch_bound,
+)
 from analyzers.bottlenecks.request_rules import (
     client_behind,
     engine_errors,
@@ -47,6 +52,9 @@ RULES: dict[str, Rule] = {
     "gpu_throttling": gpu_throttling,
     "gpu_memory_pressure": gpu_memory_pressure,
     "gpu_idle_client_limited": gpu_idle_client_limited,
+    "kernel_launch_bound": kernel_launch_bound,
+    "kernel_decode_dominated": kernel_decode_dominated,
+    "kernel_communication_share": kernel_communication_share,
     "output_mismatch": output_mismatch,
 }
 
