@@ -182,6 +182,24 @@ def kernels(
                                      top=top))
 
 
+export_app = typer.Typer(no_args_is_help=True, help="Export a run for other tools.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("perfetto")
+def export_perfetto(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Trace file to write (default RUN/perfetto.json.gz; gzip when "
+        "the name ends in .gz)")] = None,
+) -> None:
+    """One trace for Perfetto's UI (ui.perfetto.dev): requests, engine and GPU counters,
+    stack summary and kernel timelines on the run's clock."""
+    from profiler.commands_export import perfetto_command
+
+    raise typer.Exit(perfetto_command(run, out))
+
+
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory (A)")],
