@@ -33,6 +33,7 @@ __all__ = ["TOP_KERNELS", "RunKernels", "StepMedians", "run_kernel_comparison", 
 
 TOP_KERNELS = 10  # kernels listed by name in the analysis (and the report's table)
 _CACHED_RUNS = 4
+_Signature = tuple[tuple[str, int, int], ...]  # (table, size, mtime ns) of each event table
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def _engine(name: str | None) -> str | None:
         return None
 
 
-def _signature(run_dir: Path) -> tuple[tuple[str, int, int], ...]:
+def _signature(run_dir: Path) -> _Signature:
     out = []
     for name in EVENT_FILES:
         p = run_dir / name
@@ -105,7 +106,7 @@ def _signature(run_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 @lru_cache(maxsize=_CACHED_RUNS)
 def _analyse(path: str, engine: str | None,
-             signature: tuple[tuple[str, int, int], ...]) -> RunKernels | None:
+             signature: _Signature) -> RunKernels | None:
     del signature  # part of the cache key only: rewritten tables are analysed again
     try:
         events = read_kernel_events(path)
@@ -127,18 +128,30 @@ def run_kernels(run_dir: str | Path, engine: str | None) -> RunKernels | None:
     return _analyse(str(d.resolve()), _engine(engine), sig)
 
 
-def run_kernel_comparison(a_dir: str | Path, b_dir: str | Path, engine_a: str | None,
-                          engine_b: str | None, phase: str | None = None
-                          ) -> KernelComparison | None:
-    """A (baseline) vs B (candidate) per step (:func:`compare_kernels`); None unless both
-    runs have readable kernel tables. The two engines must match to cut steps alike; when
-    they differ, every engine's annotations are tried on both."""
-    ea, eb = _engine(engine_a), _engine(engine_b)
+def run_kernel_comparison(a: RunKernels, b: RunKernels) -> KernelComparison | None:
+    """A (baseline) vs B (candidate) per step (:func:`compare_kernels`), over their decode
+    steps when both have decode steps with GPU work (decode is what an A/B of serving
+    settings usually moves; a prefill step would dilute it), else over all steps. None
+    unless both were analysed. Steps are cut on the engine's annotations when both runs
+    name the same engine, else on every engine's. Kept like the analyses (the figure and
+    the table of an A/B report share one)."""
+    if a.analysis is None or b.analysis is None:
+        return None
+    phase = ("decode" if "decode" in a.analysis.phase_shares
+             and "decode" in b.analysis.phase_shares else None)
+    engine = a.engine if a.engine == b.engine else None
+    return _compare((a.path, _signature(Path(a.path))), (b.path, _signature(Path(b.path))),
+                    engine, phase)
+
+
+@lru_cache(maxsize=_CACHED_RUNS)
+def _compare(a: tuple[str, _Signature], b: tuple[str, _Signature], engine: str | None,
+             phase: str | None) -> KernelComparison | None:
+    """(path, its tables' signature: part of the cache key only) of A and of B."""
     try:
-        a, b = read_kernel_events(a_dir), read_kernel_events(b_dir)
-        if a is None or b is None:
+        ea, eb = read_kernel_events(a[0]), read_kernel_events(b[0])
+        if ea is None or eb is None:
             return None
-        return compare_kernels(a, b, engine=ea if ea == eb else None, phase=phase,
-                               top_n=TOP_KERNELS)
+        return compare_kernels(ea, eb, engine=engine, phase=phase, top_n=TOP_KERNELS)
     except (RunDirError, KernelFrameError, UnknownEngineError):
         return None

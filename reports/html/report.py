@@ -7,34 +7,64 @@ environment; and hands them to :func:`~reports.html.page.render_page`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from analyzers.compare import Comparison
+from analyzers.kernels.report_data import RunKernels, run_kernel_comparison, run_kernels
 from analyzers.report_inputs import RunInputs
 from reports.html import sections as S
 from reports.html import sections_ab as AB
 from reports.html.describe import what_was_run
 from reports.html.figspec import Figure
 from reports.html.figures_compare import changes_figure, sweep_figure
+from reports.html.figures_kernels import (
+    kernel_compare_figure,
+    phase_category_figure,
+    step_busy_figure,
+)
 from reports.html.figures_latency import cdf_figure, decomposition_figure
 from reports.html.figures_timeline import timeline_figure
 from reports.html.page import plot_div, render_page
 from reports.html.sections_gpu import gpu_ab_table, gpu_figures_table, stacks_section
+from reports.html.sections_kernels import kernels_ab_section, kernels_section
 from reports.html.text import esc
 from servescope.version import __version__
+
+if TYPE_CHECKING:
+    from analyzers.kernels import KernelComparison
 
 __all__ = ["ab_figures", "ab_report_html", "run_figures", "run_report_html"]
 
 
+def _kernels(r: RunInputs) -> RunKernels | None:
+    """The run's kernel analysis (analyzers.kernels.report_data: computed once per process,
+    shared with the bottleneck rules); None without kernel tables."""
+    eng = r.manifest.engine
+    return run_kernels(r.path, eng.name if eng is not None else None)
+
+
 def run_figures(r: RunInputs) -> dict[str, Figure | None]:
     """Every figure of a run's report, by role (None: the run has no data for it)."""
+    k = _kernels(r)
+    ka = k.analysis if k is not None else None
     return {"cdf": cdf_figure([r]), "timeline": timeline_figure([r]),
-            "sweep": sweep_figure([r]), "decomposition": decomposition_figure([r])}
+            "sweep": sweep_figure([r]), "decomposition": decomposition_figure([r]),
+            "kernel_steps": step_busy_figure(ka) if ka is not None else None,
+            "kernel_categories": phase_category_figure(ka) if ka is not None else None}
+
+
+def _kernel_comparison(a: RunInputs, b: RunInputs) -> KernelComparison | None:
+    ka, kb = _kernels(a), _kernels(b)
+    return None if ka is None or kb is None else run_kernel_comparison(ka, kb)
 
 
 def ab_figures(a: RunInputs, b: RunInputs, c: Comparison) -> dict[str, Figure | None]:
+    kc = _kernel_comparison(a, b)
     return {"changes": changes_figure(c), "cdf": cdf_figure([a, b]),
             "timeline": timeline_figure([a, b]), "sweep": sweep_figure([a, b]),
-            "decomposition": decomposition_figure([a, b])}
+            "decomposition": decomposition_figure([a, b]),
+            "kernel_compare": None if kc is None else kernel_compare_figure(
+                kc, (a.label, b.label))}
 
 
 def _footer(paths: list[str]) -> str:
@@ -82,6 +112,7 @@ def run_report_html(r: RunInputs, *, links_from: str | None = None) -> str:
         + "<h2>Percentiles with confidence intervals</h2>" + _latency_and_gpu(r)
         + plot_div(figs["decomposition"])
         + stacks_section(r.stacks, r.path, r.origin_ns, links_from)
+        + kernels_section(_kernels(r), figs["kernel_steps"], figs["kernel_categories"])
         + S.outputs_block(r.outputs)
         + "<h2>Environment and configuration</h2>" + S.environment(m)
         + "<h2>Definitions</h2>" + S.definitions_list()
@@ -110,6 +141,8 @@ def ab_report_html(a: RunInputs, b: RunInputs, c: Comparison) -> str:
         + "<h2>Latency distributions</h2>" + plot_div(figs["cdf"])
         + "<h2>Over time</h2>" + plot_div(figs["timeline"])
         + gpu_ab_table(a.gpu_figures, b.gpu_figures)
+        + kernels_ab_section(_kernels(a), _kernels(b), _kernel_comparison(a, b),
+                             figs["kernel_compare"])
         + _sweep_section(figs["sweep"])
         + "<h2>Findings</h2>" + findings
         + plot_div(figs["decomposition"])
