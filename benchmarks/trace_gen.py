@@ -7,6 +7,12 @@ projection (``gpu_user_annotation``), a few ``cpu_op``s, then either eager launc
 ``cudaGraphLaunch`` whose kernels all carry the launch's correlation id (Pitfall 10), and a
 device-to-host ``gpu_memcpy``. Deterministic for a given N and seed.
 
+Header as kineto writes it, with what HolisticTraceAnalysis needs to find a rank
+(``distributedInfo.rank``, ``deviceProperties``). Correlation ids start at
+``first_correlation`` (a server profiled after running a while has CUPTI ids in the
+millions; HTA 0.6.1 fails on a trace of more than 32,767 events whose ids all fit int16,
+since it downcasts the column and then stores row indices in it).
+
     python -m benchmarks.trace_gen OUT.pt.trace.json.gz --events 1000000
 """
 
@@ -76,7 +82,8 @@ def _step(i: int, t: float, corr: int, rng: random.Random, graph: bool
     yield "", t + step_dur + 30, c + 1
 
 
-def generate(out: Path, events: int, *, seed: int = 0, graph_every: int = 2) -> int:
+def generate(out: Path, events: int, *, seed: int = 0, graph_every: int = 2,
+             first_correlation: int = 1_000_000) -> int:
     """Write a trace of about ``events`` events (every ``graph_every``-th step a CUDA-graph
     replay); returns the number of events written."""
     rng = random.Random(seed)
@@ -87,7 +94,7 @@ def generate(out: Path, events: int, *, seed: int = 0, graph_every: int = 2) -> 
                 '"NVIDIA H200"}],\n  "distributedInfo": {"backend": "nccl", "rank": 0, '
                 f'"world_size": 1}},\n  "baseTimeNanoseconds": {BASE_NS},\n'
                 '  "traceEvents": [\n')
-        written, t, corr, i = 0, _T0_US, 1000, 0
+        written, t, corr, i = 0, _T0_US, first_correlation, 0
         first = True
         while written < events:
             for text, end, nxt in _step(i, t, corr, rng, graph=i % graph_every == 1):

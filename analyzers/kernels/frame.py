@@ -1,6 +1,7 @@
 """The event frame every kernel analysis takes: one pandas DataFrame per trace (any number
 of ranks), its columns the fields of :class:`servescope.records.kernels.KernelEvent`
-(extra columns such as ``pid``/``tid`` are allowed and ignored), ``kind`` one of
+(extra columns such as ``pid``/``tid`` are allowed; :func:`check_events` drops them all but
+the ingestion's ``cat``, so the analysis' copies of the frame stay narrow), ``kind`` one of
 :class:`~servescope.records.kernels.TraceEventKind`'s values."""
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class KernelFrameError(ValueError):
 
 
 def check_events(events: pd.DataFrame) -> pd.DataFrame:
-    """``events`` with the schema's columns checked, integer columns as int64 and ``kind``
-    as plain strings; :class:`KernelFrameError` naming what is wrong otherwise."""
+    """``events``' schema columns (and ``cat`` when present) checked, integer columns as int64
+    and ``kind`` as plain strings; :class:`KernelFrameError` naming what is wrong otherwise."""
     import pandas as pd
 
     if not isinstance(events, pd.DataFrame):
@@ -37,7 +38,8 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise KernelFrameError(f"kernel events lack columns: {', '.join(missing)}")
-    out = events.copy()
+    keep = [*EVENT_COLUMNS, *(["cat"] if "cat" in events.columns else [])]
+    out = events[keep].copy()
     for col in _INT_COLUMNS:
         try:
             out[col] = out[col].astype("int64")
@@ -46,7 +48,7 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
                                    ) from None
     out["kind"] = out["kind"].astype(str)
     out["name"] = out["name"].astype(str)
-    bad = sorted(set(out["kind"]) - {k.value for k in TraceEventKind})
+    bad = sorted(set(out["kind"].unique()) - {k.value for k in TraceEventKind})
     if bad:
         raise KernelFrameError(f"kernel events: unknown kind(s) {', '.join(bad[:5])}")
     if (out["dur_ns"] < 0).any():

@@ -166,7 +166,7 @@ def _rank_steps(rank: int, ev: pd.DataFrame,
         ann = ann[ann["cat"].to_numpy() != "gpu_user_annotation"]
     names = ann["name"].to_numpy()
     parsed = {n: p for n in set(names) if (p := parse_step_name(n, annotations)) is not None}
-    rows = ann[np.array([n in parsed for n in names], dtype=bool)].sort_values(
+    rows = ann[ann["name"].isin(list(parsed)).to_numpy(dtype=bool)].sort_values(
         "t_start_ns", kind="stable")
     if len(rows):
         return [{"rank": rank, "name": n, "source": StepSource.ANNOTATION,
@@ -215,8 +215,9 @@ def cut_steps(events: pd.DataFrame, engine: str | None = None) -> list[Step]:
     """The steps of a checked event frame (:func:`analyzers.kernels.frame.check_events`)."""
     annotations = step_annotations(engine)
     steps: list[Step] = []
-    for rank in sorted(int(r) for r in events["rank"].unique()):
-        ev = events[events["rank"].to_numpy() == rank]
+    ranks = sorted(int(r) for r in events["rank"].unique())
+    for rank in ranks:
+        ev = events if len(ranks) == 1 else events[events["rank"].to_numpy() == rank]
         for fields_ in _rank_steps(rank, ev, annotations):
             steps.append(Step(index=len(steps), **fields_))
     return steps

@@ -11,6 +11,7 @@ the busiest. **Idle** = span − busy, split into before the first GPU event, be
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -108,8 +109,8 @@ def union_by_step_device(gpu: pd.DataFrame) -> pd.DataFrame:
 
 
 def _graph_mask(names: pd.Series) -> np.ndarray:
-    uniq = {n: bool(GRAPH_LAUNCH.search(str(n))) for n in names.unique()}
-    return names.map(uniq).to_numpy(dtype=bool)
+    graphs = [n for n in names.unique() if GRAPH_LAUNCH.search(str(n))]
+    return names.isin(graphs).to_numpy(dtype=bool)
 
 
 def _per_step(frame: pd.DataFrame, index: np.ndarray, **aggs: tuple[str, str]) -> pd.DataFrame:
@@ -156,12 +157,13 @@ def step_timelines(events: pd.DataFrame, steps: list[Step]) -> list[StepTimeline
         ("d_busy", busiest, "busy_ns"), ("d_first", busiest, "first_ns"),
         ("d_last", busiest, "last_ns"))}
     cols["devices"] = n_dev.to_numpy(np.float64)
-    return [_one(s, {k: float(v[i]) for k, v in cols.items()}) for i, s in enumerate(steps)]
+    lists: dict[str, list[float]] = {k: v.tolist() for k, v in cols.items()}
+    return [_one(s, {k: v[i] for k, v in lists.items()}) for i, s in enumerate(steps)]
 
 
 def _n(v: float) -> int:
     """A count or ns sum that may be missing (NaN) as an int."""
-    return 0 if np.isnan(v) else int(v)
+    return 0 if math.isnan(v) else int(v)
 
 
 def _one(s: Step, v: dict[str, float]) -> StepTimeline:

@@ -165,8 +165,9 @@ class TraceStream:
                     events = orjson.loads(b"[" + buf[pos:end] + b"]")
                 except orjson.JSONDecodeError:
                     continue
-                if not isinstance(events, list) or not all(isinstance(e, dict)
-                                                           for e in events):
+                # orjson makes exact dicts: one set of types, not a Python loop per event
+                if not isinstance(events, list) or (events and set(map(type, events))
+                                                    != {dict}):
                     raise TraceFormatError(f"{self.path}: traceEvents holds something other "
                                            "than objects")
                 return end, events
