@@ -22,7 +22,7 @@ in :attr:`CollectorStats.error`, and the run goes on.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # kept out of `servescope --help`, which lists the collectors
     from servescope.engines.spec import MetricsEndpoint
 
 __all__ = ["Activity", "ActivityBoard", "CollectContext", "Collector", "CollectorStats",
-           "CollectorUnavailable", "EngineFacts", "LiveSource", "session_pids"]
+           "CollectorUnavailable", "EngineFacts", "LaunchAmender", "LiveSource",
+           "session_pids"]
 
 # signal → (families, scale, aggregate): the live gauges of an engine, as plain data
 LiveFamilies = Mapping[str, tuple[tuple[str, ...], float, str]]
@@ -167,6 +168,22 @@ class Collector(Protocol):
     def stop(self) -> CollectorStats:
         """End collecting within :meth:`stop_bound_s`; the counts (zero if never started)."""
         ...
+
+
+class LaunchChangeLike(Protocol):
+    argv: list[str]
+    env: dict[str, str]
+    notes: list[str]
+
+
+@runtime_checkable
+class LaunchAmender(Protocol):
+    """A collector that must change the serving command before ``run`` starts it (the
+    kernels collector enables the engine's profiler, or servescope's in-process hook). Called
+    in servescope's process after the run directory exists; its state travels to the child."""
+
+    def amend_launch(self, engine: str, argv: Sequence[str], env: Mapping[str, str],
+                     run_dir: Path, options: Mapping[str, Any]) -> LaunchChangeLike: ...
 
 
 @runtime_checkable

@@ -68,6 +68,9 @@ COLLECTORS: Registry[CollectorEntry] = _entries(
     CollectorEntry("stacks", "CPU stacks of every engine process with py-spy, and dumps when "
                    "tokens stop (the profiling extra)", _load("collectors.stacks.collector",
                                                                "StackCollector")),
+    CollectorEntry("kernels", "one bounded torch-profiler window of the engine in steady "
+                   "state (--kernel-steps; --kernels-hook for any PyTorch server), ingested "
+                   "into kernels/", _load("collectors.kernels.collector", "KernelCollector")),
 )
 
 

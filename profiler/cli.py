@@ -73,6 +73,19 @@ class EngineFlags:
         "collector dumps every engine process (py-spy dump --native)",
         rich_help_panel=_E)] = 30.0
 
+    kernel_steps: Annotated[int, typer.Option(
+        help="Engine steps in the kernels collector's profiler window (opened once the load "
+        "is steady)", rich_help_panel=_E)] = 32
+    kernels_hook: Annotated[bool, typer.Option(
+        "--kernels-hook", help="run: let servescope start torch.profiler inside the server's "
+        "own Python processes (any PyTorch server; a private channel in the run directory)",
+        rich_help_panel=_E)] = False
+    kernel_window: Annotated[float, typer.Option(
+        help="Seconds of the --kernels-hook window", rich_help_panel=_E)] = 2.0
+    kernels_trace_dir: Annotated[str | None, typer.Option(
+        help="attach: the directory the server writes its profiler traces to (vLLM's "
+        "torch_profiler_dir)", rich_help_panel=_E)] = None
+
     def engine_options(self, **more: Any) -> EngineOptions:
         """The library's options; a bad value is a usage error (exit 2)."""
         from profiler.engine_run import EngineOptions
@@ -85,6 +98,10 @@ class EngineFlags:
                                  stacks_rate_hz=self.stacks_rate,
                                  stacks_blocking=self.stacks_blocking,
                                  hang_after_s=self.hang_after,
+                                 kernel_steps=self.kernel_steps,
+                                 kernel_window_s=self.kernel_window,
+                                 kernels_hook=self.kernels_hook,
+                                 kernels_trace_dir=self.kernels_trace_dir,
                                  scrape=not self.no_metrics, **more)
         except ValueError as exc:
             raise _fail(str(exc)) from None

@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collectors.base import ActivityBoard, CollectContext, Collector, EngineFacts, LiveSource
+from collectors.base import (
+    ActivityBoard,
+    CollectContext,
+    Collector,
+    EngineFacts,
+    LaunchAmender,
+    LiveSource,
+)
 from collectors.child import ChildRunner, start_children, stop_children
 from collectors.registry import make_collectors
 from profiler import signals
@@ -31,7 +38,8 @@ if TYPE_CHECKING:
     from servescope.engines.spec import EngineSpec
     from servescope.rundir.manifest import EngineInfo
 
-__all__ = ["context", "prepare", "record", "start", "stop", "with_gauges"]
+__all__ = ["amend_launch", "context", "kernel_options", "prepare", "record", "start", "stop",
+           "with_gauges"]
 
 
 def prepare(opts: EngineOptions) -> list[Collector]:
@@ -40,8 +48,31 @@ def prepare(opts: EngineOptions) -> list[Collector]:
     return make_collectors(opts.collectors(), opts.registry)
 
 
+def kernel_options(opts: EngineOptions, target_in_flight: int = 0) -> dict[str, Any]:
+    """The kernels collector's options (``target_in_flight``: the load's closed-loop
+    concurrency, which the window waits for; 0: any)."""
+    return {"steps": opts.kernel_steps, "hook": opts.kernels_hook,
+            "trace_dir": opts.kernels_trace_dir, "duration_s": opts.kernel_window_s,
+            "target_in_flight": target_in_flight}
+
+
+def amend_launch(collectors: Sequence[Collector], engine: str, argv: Sequence[str],  # noqa: PLR0917
+                 env: dict[str, str], run_dir: Path, opts: EngineOptions
+                 ) -> tuple[list[str], dict[str, str], list[str]]:
+    """The serving command and environment after every collector that must change them
+    (:class:`LaunchAmender`), and what each changed (lines for the user)."""
+    out_argv, out_env, notes = list(argv), dict(env), []
+    for c in collectors:
+        if isinstance(c, LaunchAmender):
+            change = c.amend_launch(engine, out_argv, out_env, run_dir, kernel_options(opts))
+            out_argv, out_env = change.argv, change.env
+            notes += [f"{c.name}: {n}" for n in change.notes]
+    return out_argv, out_env, notes
+
+
 def context(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR0917
-            run_dir: Path, opts: EngineOptions, pid: int | None) -> CollectContext:
+            run_dir: Path, opts: EngineOptions, pid: int | None,
+            target_in_flight: int = 0) -> CollectContext:
     """What the collectors start with, for an engine that is ready."""
     from collectors.live_gauges import live_families
 
@@ -55,7 +86,8 @@ def context(spec: EngineSpec, argv: Sequence[str], base_url: str,  # noqa: PLR09
                            "gpu": {"interval_s": opts.gpu_interval_s},
                            "stacks": {"rate_hz": opts.stacks_rate_hz,
                                       "blocking": opts.stacks_blocking,
-                                      "hang_after_s": opts.hang_after_s}},
+                                      "hang_after_s": opts.hang_after_s},
+                           "kernels": kernel_options(opts, target_in_flight)},
                           ActivityBoard())
 
 

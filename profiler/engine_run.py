@@ -71,6 +71,10 @@ class EngineOptions:
     stacks_rate_hz: int = 50  # py-spy's sampling rate (--stacks-rate)
     stacks_blocking: bool = False  # py-spy stops the threads per sample (--stacks-blocking)
     hang_after_s: float = 30.0  # no chunk this long with requests in flight: dump stacks
+    kernel_steps: int = 32  # engine steps in the kernels collector's window (--kernel-steps)
+    kernel_window_s: float = 2.0  # the in-process hook's window (--kernel-window)
+    kernels_hook: bool = False  # servescope's in-process torch.profiler hook (--kernels-hook)
+    kernels_trace_dir: str | None = None  # attach: where the server writes its traces
     pid: int | None = None  # attach: the server's pid (--pid), for collectors that watch it
     registry: Registry[CollectorEntry] = field(default=COLLECTORS, repr=False, compare=False)
 
@@ -87,6 +91,10 @@ class EngineOptions:
             raise ValueError("--stacks-rate must be between 1 and 1000 samples a second")
         if not self.hang_after_s > 0:
             raise ValueError("--hang-after must be positive")
+        if not 1 <= self.kernel_steps <= 100_000:
+            raise ValueError("--kernel-steps must be between 1 and 100000")
+        if not 0 < self.kernel_window_s <= 600:
+            raise ValueError("--kernel-window must be between 0 and 600 seconds")
         try:
             self.collectors()
         except ValueError as exc:  # an unknown name: the message lists the valid ones
@@ -169,6 +177,10 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
     env = dict(os.environ)
     register_secrets([*secrets_in(argv, env), *([opts.api_key] if opts.api_key else [])])
     run_dir = prepare_run_dir(out)
+    argv, env, launch_notes = collection.amend_launch(collectors, spec.name, argv, env, run_dir,
+                                                      opts)
+    for note in launch_notes:
+        say(note)
     anchor = take_anchor()
     info = EngineInfo.from_json(spec.manifest_entry(argv, base_url))
     info.command = redact_argv(list(argv))
@@ -226,7 +238,8 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
             raise EngineExited(f"the engine exited with code {rc} right after it was ready",
                                rc, engine.tail()) from None
         raise
-    ctx = collection.context(spec, argv, base_url, res.run_dir, opts, engine.pid)
+    ctx = collection.context(spec, argv, base_url, res.run_dir, opts, engine.pid,
+                             _target_in_flight(cfg))
     running = collection.start(collectors, ctx, res.warnings)
     try:
         with _Watchdog(engine) as dog:
@@ -242,6 +255,12 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
     if dog.died_with is not None:
         raise EngineExited(f"the engine exited with code {dog.died_with} during the run",
                            dog.died_with, engine.tail())
+
+
+def _target_in_flight(cfg: LoadConfig) -> int:
+    """The requests a closed-loop load keeps in flight (0: open loop, no fixed level)."""
+    a = cfg.arrival
+    return int(a.concurrency or 0) if a.kind == "closed" else 0
 
 
 def _clean_title(title: str) -> str:
@@ -335,7 +354,8 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
     res = EngineRunResult(run_dir, "failed", None, None, 0.0, warnings)
     running: list[ChildRunner] = []
     try:
-        ctx = collection.context(spec, [], base_url, run_dir, opts, opts.pid)
+        ctx = collection.context(spec, [], base_url, run_dir, opts, opts.pid,
+                                 _target_in_flight(config))
         running = collection.start(collectors, ctx, warnings)
         res.load = run_load(config, on_progress=collection.with_gauges(on_progress, running,
                                                                            ctx.activity),

@@ -2,10 +2,11 @@
 what (for a stack sampler), how to open and close its own profiler window (for kernel
 traces), and how it exports OpenTelemetry spans.
 
-Nothing consumes these yet (issues 10, 11 and 14 build the features); each engine module
-fills them from ``shared/reference/engines.md`` and ``gpu-half.md``, naming the file and
-version read, and ``tests/engines/test_observability.py`` checks that every pattern
-compiles and matches the examples given with it.
+The stack collector reads the roles, the kernels collector the profiler control (issue 14
+will read the OTel part); each engine module fills them from ``shared/reference/engines.md``
+and ``gpu-half.md``, naming the file and version read, and
+``tests/engines/test_observability.py`` checks that every pattern compiles and matches the
+examples given with it.
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ class ProfilerControl:
     with_stack: bool
     record_shapes: bool
     env: Mapping[str, str] = field(default_factory=dict)
+    # what a profiler asks for, as the engine spells it (servescope's cheap window: stacks
+    # and shapes off, CPU and GPU activities): ``launch_settings`` go in the JSON value of
+    # ``launch_flags[0]`` with the trace directory under ``launch_dir_key``; ``start_body`` is
+    # the fixed part of ``start``'s JSON body (the step bound and output directory are added
+    # under ``steps_field``/``output_dir_field``); ``launch_env`` are set at launch unless the
+    # user set them (timeouts a window's export can exceed)
+    launch_settings: Mapping[str, object] = field(default_factory=dict)
+    launch_dir_key: str | None = None
+    start_body: Mapping[str, object] = field(default_factory=dict)
+    launch_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

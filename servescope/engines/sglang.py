@@ -162,6 +162,8 @@ _PROFILER = ProfilerControl(
         "SGLANG_PROFILE_RECORD_SHAPES": "record_shapes' default (true)",
         "SGLANG_PROFILE_V2": "1 switches to the newer ProfileManager",
     }),
+    start_body=MappingProxyType({"activities": ["CPU", "GPU"], "with_stack": False,
+                                 "record_shapes": False}),
 )
 
 # engines.md §2.4 (0.5.23 tracing).

@@ -147,6 +147,7 @@ _PROFILER = ProfilerControl(
                                     "(-rank-<N> appended)",
         "TLLM_PROFILE_RECORD_GC": "1: NVTX ranges for Python GC",
     }),
+    start_body=MappingProxyType({"activities": ["CPU", "GPU"]}),  # no stack/shape options
 )
 
 # engines.md §3.4 (llmapi/tracing.py @0fb7f758): prototype. The worker's per-request span

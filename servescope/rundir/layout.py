@@ -18,8 +18,11 @@ __all__ = [
     "KERNEL_CPU_OPS_FILE",
     "KERNEL_FLOWS_FILE",
     "KERNEL_GPU_FILE",
+    "KERNEL_HOOK_DIR",
+    "KERNEL_RAW_DIR",
     "KERNEL_RUNTIME_FILE",
     "KERNEL_TRACES_FILE",
+    "KERNEL_WINDOW_FILE",
     "MANIFEST_FILE",
     "REQUESTS_FILE",
     "RESERVE_FILE",
@@ -58,6 +61,9 @@ KERNEL_CPU_OPS_FILE = "kernels/cpu_ops.parquet"
 KERNEL_ANNOTATIONS_FILE = "kernels/annotations.parquet"  # record_function ranges
 KERNEL_FLOWS_FILE = "kernels/flows.parquet"
 KERNEL_TRACES_FILE = "kernels/traces.parquet"  # one row per ingested trace file
+KERNEL_WINDOW_FILE = "kernels/window.json"  # the profiler window the kernels collector took
+KERNEL_RAW_DIR = "kernels/raw"  # the trace files the engine (or the hook) wrote
+KERNEL_HOOK_DIR = "kernels/hook"  # the in-process hook's private channel (mode 0700)
 
 
 class RunDirError(Exception):

@@ -151,10 +151,10 @@ def test_collect_names_what_it_knows_before_anything_starts(tmp_path: Path) -> N
     out = tmp_path / "r"
     for args in (["attach", "--url", "http://127.0.0.1:9"],
                  ["run", "--engine", "vllm", "--", sys.executable, "-c", "pass"]):
-        r = cli(*args[:1], "--out", str(out), "--collect", "metrics,kernelz", *args[1:])
+        r = cli(*args[:1], "--out", str(out), "--collect", "metrics,warpdrive", *args[1:])
         assert r.returncode == 2, r.stderr
-        assert ("--collect: unknown collector 'kernelz'; valid collectors: requests, metrics, "
-                "gpu, stacks") in r.stderr, r.stderr
+        assert ("--collect: unknown collector 'warpdrive'; valid collectors: requests, metrics, "
+                "gpu, stacks, kernels") in r.stderr, r.stderr
         assert "Traceback" not in r.stderr + r.stdout
         assert not out.exists()
 
