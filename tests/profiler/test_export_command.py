@@ -47,12 +47,17 @@ def test_what_is_not_a_run_is_one_line_and_exit_2(tmp_path: Path) -> None:
     not_a_run.mkdir()
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
+    broken = client_run(tmp_path, "broken").path
+    (broken / "kernels").mkdir()
+    (broken / "kernels" / "gpu.parquet").write_bytes(b"not parquet")
     for path, says in ((tmp_path / "missing", "does not exist"),
                        (not_a_run, "manifest"),
-                       (a_file, "not a directory")):
+                       (a_file, "not a directory"),
+                       (broken, "cannot read")):
         res = _invoke(str(path))
         assert res.exit_code == 2, (path, res.output)
         assert says in res.output, (path, res.output)
         assert len(res.output.strip().splitlines()) == 1, res.output
         assert "Traceback" not in res.output
+    assert not (broken / "perfetto.json.gz").exists()
     assert _invoke().exit_code == 2  # RUN is required
