@@ -15,6 +15,8 @@ from servescope.exitcodes import EXIT_OK, EXIT_USAGE
 if TYPE_CHECKING:
     import pandas as pd
 
+    from analyzers.kernels.window import WindowPlacement
+
 __all__ = ["kernels_command"]
 
 
@@ -40,6 +42,23 @@ def _events(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _run_facts(run_dir: Path, engine: str | None) -> tuple[str | None, WindowPlacement | None]:
+    """A run directory's engine (unless given) and where its profiler window fell against the
+    steady state (None when the run has no recorded window or no requests to judge by)."""
+    from analyzers.context import RunContext
+    from analyzers.kernels.window import window_placement
+    from servescope.rundir.layout import RunDirError
+
+    try:
+        ctx = RunContext(run_dir)
+        info = ctx.manifest.engine
+        name = engine or (info.name if info is not None and info.name else None)
+        steady = ctx.window if len(ctx.measured) else None
+    except (RunDirError, OSError, ValueError, KeyError):
+        return engine, window_placement(run_dir, None)
+    return name, window_placement(run_dir, steady)
+
+
 def kernels_command(trace: Path, trace_b: Path | None, *, engine: str | None,
                     json_out: Path | None, top: int) -> int:
     from analyzers.kernels import KernelFrameError, analyze_kernels, compare_kernels
@@ -49,7 +68,10 @@ def kernels_command(trace: Path, trace_b: Path | None, *, engine: str | None,
     from servescope.rundir.layout import RunDirError
 
     err = Console(stderr=True, soft_wrap=True)
+    placement = None
     try:
+        if trace.is_dir():
+            engine, placement = _run_facts(trace, engine)
         a = _events(trace)
         analysis = analyze_kernels(a, engine=engine, top_n=top)
         comparison = None
@@ -59,7 +81,12 @@ def kernels_command(trace: Path, trace_b: Path | None, *, engine: str | None,
             ValueError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
-    print_kernels(Console(soft_wrap=True), analysis, comparison)
+    out = Console(soft_wrap=True)
+    if placement is not None:
+        from reports.kernels_view import print_placement
+
+        print_placement(out, placement)
+    print_kernels(out, analysis, comparison)
     if json_out is not None:
         from servescope.rundir.atomic import atomic_write
 

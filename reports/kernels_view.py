@@ -16,8 +16,9 @@ from servescope.jsonio import dumps
 
 if TYPE_CHECKING:
     from analyzers.kernels import KernelAnalysis, KernelComparison
+    from analyzers.kernels.window import WindowPlacement
 
-__all__ = ["kernels_json", "print_kernels"]
+__all__ = ["kernels_json", "placement_text", "print_kernels", "print_placement"]
 
 
 def _us(ns: float) -> str:
@@ -117,3 +118,25 @@ def print_kernels(console: Console, a: KernelAnalysis, c: KernelComparison | Non
 def kernels_json(a: KernelAnalysis, c: KernelComparison | None) -> bytes:
     return dumps({"analysis": a.to_json(),
                   "comparison": None if c is None else c.to_json()})
+
+
+def placement_text(p: WindowPlacement) -> str:
+    """One line: the profiler window, and where it fell against the steady state."""
+    how = ("the engine's own profiler window" if p.mechanism == "http"
+           else "servescope's in-process hook" if p.mechanism == "hook" else "a window")
+    if p.state != "taken":
+        return f"no kernel window was taken ({p.state}): {p.reason}"
+    bound = f", {p.steps_asked} engine steps asked" if p.steps_asked else ""
+    head = f"kernel window: {how}{bound}, {p.trace_s:.2f} s traced"
+    if p.verdict == "unknown":
+        why = "the run found no steady state" if not p.steady_found else "no trace events"
+        return f"{head}; placement unknown ({why})"
+    if p.verdict == "inside":
+        return f"{head}, inside the steady state ({p.inside_frac:.0%})"
+    return (f"{head}, {p.inside_frac:.0%} of it inside the steady state ({p.verdict}): the "
+            "kernels describe ramp-up or drain too")
+
+
+def print_placement(console: Console, p: WindowPlacement) -> None:
+    style = "green" if p.verdict == "inside" else "yellow"
+    console.print(Text(placement_text(p), style=style))

@@ -21,6 +21,11 @@ if [ ! -x "$VENV/bin/vllm" ] || ! "$VENV/bin/vllm" --version >/dev/null 2>&1; th
   printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > "$SP/vllm-0.32.0+cpu.dist-info/METADATA"
 fi
 "$VENV/bin/vllm" --version
+# accelerate: `transformers serve` (in the same venv) needs it to place a model; the engine
+# tier runs it as a real PyTorch server without a profiler endpoint (the kernels hook's test)
+if ! "$PY" -c 'import accelerate' >/dev/null 2>&1; then
+  "$VENV/bin/pip" install -q accelerate==1.16.0
+fi
 if [ ! -f "$ROOT/tiny-llama/config.json" ]; then
   "$PY" "$here/make_tiny_model.py" "$ROOT/tiny-llama"
 fi

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from analyzers.compare import Comparison
 from analyzers.kernels.report_data import RunKernels, run_kernel_comparison, run_kernels
+from analyzers.kernels.window import window_placement
 from analyzers.report_inputs import RunInputs
 from reports.html import sections as S
 from reports.html import sections_ab as AB
@@ -112,7 +113,8 @@ def run_report_html(r: RunInputs, *, links_from: str | None = None) -> str:
         + "<h2>Percentiles with confidence intervals</h2>" + _latency_and_gpu(r)
         + plot_div(figs["decomposition"])
         + stacks_section(r.stacks, r.path, r.origin_ns, links_from)
-        + kernels_section(_kernels(r), figs["kernel_steps"], figs["kernel_categories"])
+        + kernels_section(_kernels(r), figs["kernel_steps"], figs["kernel_categories"],
+                          window_placement(r.path, r.analysis.steady))
         + S.outputs_block(r.outputs)
         + "<h2>Environment and configuration</h2>" + S.environment(m)
         + "<h2>Definitions</h2>" + S.definitions_list()

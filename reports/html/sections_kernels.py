@@ -19,6 +19,7 @@ from analyzers.kernels.timeline import (
     LAUNCH_BOUND_MIN_KERNELS,
     LAUNCH_BOUND_SHORT_KERNEL_NS,
 )
+from analyzers.kernels.window import WindowPlacement
 from reports.html.figspec import Figure
 from reports.html.page import plot_div
 from reports.html.sections import table
@@ -99,12 +100,25 @@ def _top_table(a: KernelAnalysis) -> str:
                     "num kernel-top"))
 
 
-def kernels_section(rk: RunKernels | None, steps_fig: Figure | None,
-                    category_fig: Figure | None) -> str:
-    """The section of one run ("" when it has no kernel tables)."""
-    if rk is None:
+def _placement(p: WindowPlacement | None) -> str:
+    if p is None:
         return ""
-    head = "<h2>Kernels: the profiled engine steps</h2>"
+    from reports.kernels_view import placement_text
+
+    cls = "" if p.verdict == "inside" else ' class="warn"'
+    return f"<p{cls}>{esc(placement_text(p))}</p>"
+
+
+def kernels_section(rk: RunKernels | None, steps_fig: Figure | None,
+                    category_fig: Figure | None, placement: WindowPlacement | None = None
+                    ) -> str:
+    """The section of one run ("" when it has no kernel tables and no recorded window);
+    ``placement``: where the kernels collector's window fell against the steady state."""
+    if rk is None:
+        if placement is None:
+            return ""
+        return "<h2>Kernels: the profiled engine steps</h2>" + _placement(placement)
+    head = "<h2>Kernels: the profiled engine steps</h2>" + _placement(placement)
     a = rk.analysis
     if a is None:
         return head + f'<p class="warn">{esc(rk.error or "no analysis")}</p>'
