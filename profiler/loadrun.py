@@ -300,6 +300,8 @@ def _step_usage(step: int, workers: int, before: tuple[int, int],
 def _run_step(cfg: LoadConfig, shards: list[Shard], run_dir: Path, progress: Progress,
               on_progress: Callable[[Progress], None] | None) -> tuple[bool, str]:
     """(False when interrupted, why the journal could not be written or "")."""
+    # each request's traceparent derives from the run's id (servescope.tracecontext)
+    cfg = dataclasses.replace(cfg, target=dataclasses.replace(cfg.target, trace_seed=run_dir.name))
     if cfg.workers == 1:
         shard = shards[0]
         shard.t0_ns = 0  # drive() starts the clock once the client is primed

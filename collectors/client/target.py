@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from servescope.tracecontext import TRACEPARENT, traceparent
+
 __all__ = ["Endpoint", "Target", "TargetError"]
 
 Endpoint = Literal["completions", "chat"]
@@ -48,6 +50,8 @@ class Target:
     done_marker: bool = True
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # the run's id: each request's W3C traceparent derives from it and its x-request-id
+    trace_seed: str = ""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
@@ -69,7 +73,8 @@ class Target:
         return self.endpoint == "chat"
 
     def headers(self, x_request_id: str) -> dict[str, str]:
-        h = {"Content-Type": "application/json", "x-request-id": x_request_id}
+        h = {"Content-Type": "application/json", "x-request-id": x_request_id,
+             TRACEPARENT: traceparent(self.trace_seed, x_request_id)}
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
         h.update(self.extra_headers)
