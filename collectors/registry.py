@@ -71,6 +71,9 @@ COLLECTORS: Registry[CollectorEntry] = _entries(
     CollectorEntry("kernels", "one bounded torch-profiler window of the engine in steady "
                    "state (--kernel-steps; --kernels-hook for any PyTorch server), ingested "
                    "into kernels/", _load("collectors.kernels.collector", "KernelCollector")),
+    CollectorEntry("otel", "the engine's OpenTelemetry request spans, received on 127.0.0.1 "
+                   "(its OTLP endpoint flag is added at launch), into otel/ (the otel extra)",
+                   _load("collectors.otel.collector", "OtelCollector")),
 )
 
 

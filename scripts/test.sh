@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 tiers=${SERVESCOPE_TIERS:-all}
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,browser,gpu,profiling]'  # browser: playwright, for mypy
-# too; gpu (nvidia-ml-py) and profiling (py-spy): the GPU and stack collectors' tests (no GPU needed)
+.venv/bin/python -m pip install -q -e '.[dev,browser,gpu,profiling,otel]'  # browser: playwright, for mypy
+# too; gpu (nvidia-ml-py) and profiling (py-spy): the GPU and stack collectors' tests (no GPU needed);
+# otel: the OTLP receiver and exporter
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== floors (import-linter)"; .venv/bin/lint-imports --no-cache

@@ -24,6 +24,10 @@ __all__ = [
     "KERNEL_TRACES_FILE",
     "KERNEL_WINDOW_FILE",
     "MANIFEST_FILE",
+    "OTEL_DIR",
+    "OTEL_RECEIVER_FILE",
+    "OTEL_SPANS_FILE",
+    "OTEL_SPANS_JOURNAL",
     "REQUESTS_FILE",
     "RESERVE_FILE",
     "SCHEMA_VERSION",
@@ -64,6 +68,11 @@ KERNEL_TRACES_FILE = "kernels/traces.parquet"  # one row per ingested trace file
 KERNEL_WINDOW_FILE = "kernels/window.json"  # the profiler window the kernels collector took
 KERNEL_RAW_DIR = "kernels/raw"  # the trace files the engine (or the hook) wrote
 KERNEL_HOOK_DIR = "kernels/hook"  # the in-process hook's private channel (mode 0700)
+
+OTEL_DIR = "otel"
+OTEL_SPANS_JOURNAL = "otel/spans.jsonl"  # spans as received (append only, during the run)
+OTEL_SPANS_FILE = "otel/spans.parquet"  # servescope.records.spans.SpanRecord, one row a span
+OTEL_RECEIVER_FILE = "otel/receiver.json"  # the receiver's endpoint and counts
 
 
 class RunDirError(Exception):
