@@ -134,9 +134,13 @@ async def test_live_vllm_engine_metrics(tmp_path):
             await scraper.snapshot("after")
     finally:
         await asyncio.to_thread(stop_engine, proc)
-    assert child.error == ""
     # On a 2-core machine a /metrics read can overrun its 0.4 s timeout while the engine
-    # computes: that is a recorded outcome, not an error; anything else is.
+    # computes: that is a recorded outcome (counted, and named in the child's one warning
+    # line), not an error; anything else is.
+    timeouts = stats.by_outcome.get("timeout", 0)
+    assert child.error == ("" if not timeouts else
+                           f"{timeouts} of {stats.scrapes} scrapes failed (timeout {timeouts}); "
+                           "first timeout: no complete answer within 0.4 s"), child.error
     assert set(stats.by_outcome) <= {"ok", "timeout"}, stats
     assert stats.ok >= 2, stats
     assert stats.ok + stats.by_outcome.get("timeout", 0) == stats.scrapes
