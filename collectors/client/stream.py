@@ -16,7 +16,8 @@ import orjson
 
 from collectors.client.sse import SSEParser
 from collectors.client.target import Target
-from collectors.client.timed import ArrivalClock
+from collectors.client.timed import CLOCK_WAKEUP, ArrivalClock
+from collectors.client.tokens import count_event_tokens
 from servescope.clock import now_ns
 from servescope.records import UNKNOWN, EventKind, Outcome, RequestRecord
 from servescope.redact import redact_text
@@ -91,30 +92,33 @@ class _EventSink:
     problem is the one in ``error``.
     """
 
-    __slots__ = ("chat", "done", "rec", "text")
+    __slots__ = ("chat", "done", "ev_text", "rec", "text")
 
-    def __init__(self, rec: RequestRecord, chat: bool, keep_text: bool) -> None:
+    def __init__(self, rec: RequestRecord, chat: bool, keep_text: bool,
+                 count_tokens: bool = False) -> None:
         self.rec = rec
         self.chat = chat
         self.done = False
         self.text: list[str] | None = [] if keep_text else None
+        # (event index, its generated text) for the client's own token count
+        self.ev_text: list[tuple[int, str]] | None = [] if count_tokens else None
 
-    def add(self, payload: bytes, t_ns: int) -> None:
+    def add(self, payload: bytes, t_ns: int, lag_ns: int = -1) -> None:
         if payload == b"[DONE]":
             self.done = True
             self.rec.t_done_ns = t_ns
-            self._push(t_ns, _DONE, 0, UNKNOWN)
+            self._push(t_ns, _DONE, 0, UNKNOWN, lag_ns)
             return
         try:
             obj = orjson.loads(payload)
             if type(obj) is dict:
-                self._decode(obj, t_ns)
+                self._decode(obj, t_ns, lag_ns)
                 return
         except orjson.JSONDecodeError:
             pass
         except _BadShape as exc:
             self.invalid(f"event {len(self.rec.ev_kind)}: {exc}")
-        self._push(t_ns, _OTHER, 0, UNKNOWN)  # not an object, not JSON, or a bad shape
+        self._push(t_ns, _OTHER, 0, UNKNOWN, lag_ns)  # not an object, not JSON, or a bad shape
 
     def invalid(self, reason: str) -> None:
         """Mark the request ``invalid_response`` unless it already failed otherwise."""
@@ -123,7 +127,7 @@ class _EventSink:
             rec.outcome = Outcome.INVALID_RESPONSE.value
             rec.error = redact_text(reason)[:MAX_ERROR_CHARS]
 
-    def _decode(self, obj: dict[str, Any], t_ns: int) -> None:
+    def _decode(self, obj: dict[str, Any], t_ns: int, lag_ns: int) -> None:
         """Record one event object. Every field it reads is checked before the record
         changes (:class:`_BadShape` leaves it as it was). The checks are inline
         ``type() is`` tests on the hot path; the helpers only run for null or bad values."""
@@ -148,7 +152,9 @@ class _EventSink:
             raise _BadShape(f"choices is not a list ({_show(choices)})")
         kind, n, text, finish = (_USAGE if usage else _OTHER), 0, "", ""
         if choices:
-            kind, n, text, finish = self._choice(choices[0])
+            kind, n, text, finish, reasoning = self._choice(choices[0])
+            if reasoning and self.ev_text is not None:
+                self.ev_text.append((len(rec.ev_kind), reasoning))
         elif obj.get("error") is not None:
             kind = _ERROR
             if rec.outcome == _SUCCESS:
@@ -162,16 +168,20 @@ class _EventSink:
             rec.usage_cached_tokens = cached
         if finish:
             rec.finish_reason = finish
-        if text and self.text is not None:
-            self.text.append(text)
+        if text:
+            if self.text is not None:
+                self.text.append(text)
+            if self.ev_text is not None:
+                self.ev_text.append((len(rec.ev_kind), text))
         rec.output_chars += n
         rec.ev_t_ns.append(t_ns)
         rec.ev_kind.append(kind)
         rec.ev_chars.append(n)
         rec.ev_tokens_cum.append(ct)
+        rec.ev_lag_ns.append(lag_ns)
 
-    def _choice(self, choice: object) -> tuple[int, int, str, str]:
-        """(kind, chars, text to keep, finish_reason) of ``choices[0]``."""
+    def _choice(self, choice: object) -> tuple[int, int, str, str, str]:
+        """(kind, chars, text to keep, finish_reason, reasoning text) of ``choices[0]``."""
         if type(choice) is not dict:
             raise _BadShape(f"choices[0] is not an object ({_show(choice)})")
         finish = choice.get("finish_reason")
@@ -183,7 +193,7 @@ class _EventSink:
             text = choice.get("text")
             if type(text) is not str:
                 text = _text(text, "choices[0].text")
-            return (_FINISH if (finish and not text) else _OUTPUT), len(text), text, finish
+            return (_FINISH if (finish and not text) else _OUTPUT), len(text), text, finish, ""
         delta = choice.get("delta")
         if type(delta) is not dict:
             delta = _object(delta, "choices[0].delta")
@@ -201,15 +211,16 @@ class _EventSink:
             raise _BadShape(f"choices[0].delta.tool_calls is not a list ({_show(tools)})")
         n = len(text) + len(extra or other or "") + (len(orjson.dumps(tools)) if tools else 0)
         if not n and "role" in delta and not finish:
-            return _ROLE, 0, "", ""
-        return (_FINISH if (finish and not n) else _OUTPUT), n, text, finish
+            return _ROLE, 0, "", "", ""
+        return (_FINISH if (finish and not n) else _OUTPUT), n, text, finish, extra or other or ""
 
-    def _push(self, t_ns: int, kind: int, chars: int, tokens_cum: int) -> None:
+    def _push(self, t_ns: int, kind: int, chars: int, tokens_cum: int, lag_ns: int) -> None:
         rec = self.rec
         rec.ev_t_ns.append(t_ns)
         rec.ev_kind.append(kind)
         rec.ev_chars.append(chars)
         rec.ev_tokens_cum.append(tokens_cum)
+        rec.ev_lag_ns.append(lag_ns)
 
 
 async def send_request(
@@ -233,7 +244,7 @@ async def send_request(
     ``request_timeout_s``); ``target.max_response_bytes`` for a non-streamed answer and
     :data:`MAX_EVENT_BYTES` (or the smaller ``max_response_bytes``) for one SSE event.
     """
-    sink = _EventSink(rec, target.is_chat, keep_text)
+    sink = _EventSink(rec, target.is_chat, keep_text, target.tokenizer is not None)
     timeout = aiohttp.ClientTimeout(total=target.request_timeout_s,
                                     sock_read=target.stall_timeout_s)
     # non-streamed answers send their headers with the whole answer: the total bounds them
@@ -267,6 +278,8 @@ async def send_request(
         rec.t_end_ns = now_ns()
         if sink.text is not None:
             rec.output_text = "".join(sink.text)
+    if sink.ev_text is not None and target.tokenizer is not None:
+        count_event_tokens(rec, sink.ev_text, target.tokenizer)
     return rec
 
 
@@ -289,6 +302,7 @@ async def _read_answer(resp: aiohttp.ClientResponse, target: Target, sink: _Even
             sink.invalid(f"answer larger than {target.max_response_bytes:,} bytes")
             resp.close()  # drop the connection: the rest of the answer is never read
         else:
+            sink.rec.ev_clock = CLOCK_WAKEUP
             _read_json_body(whole, now_ns(), sink)
 
 
@@ -317,6 +331,7 @@ async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event
     parser = SSEParser()
     content = resp.content
     clock = ArrivalClock(resp)
+    sink.rec.ev_clock = clock.clock
     while True:
         chunk = await content.readany()
         t = now_ns()
@@ -326,9 +341,9 @@ async def _read_stream(resp: aiohttp.ClientResponse, sink: _EventSink, max_event
             for payload in parser.feed(chunk):
                 sink.add(payload, t)
         else:
-            for t_arrival, piece in clock.slices(chunk, t):
+            for t_arrival, lag, piece in clock.slices(chunk, t):
                 for payload in parser.feed(piece):
-                    sink.add(payload, t_arrival)
+                    sink.add(payload, t_arrival, lag)
         if parser.pending_bytes > max_event_bytes:
             sink.invalid(f"event {len(sink.rec.ev_kind)}: larger than {max_event_bytes:,} "
                          "bytes (no blank line ends it)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,6 +15,11 @@ __all__ = ["Endpoint", "Target", "TargetError"]
 
 Endpoint = Literal["completions", "chat"]
 _PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+
+
+def _tokenizer_file(path: str) -> Path:
+    p = Path(path).expanduser()
+    return p / "tokenizer.json" if p.is_dir() else p
 
 
 class TargetError(ValueError):
@@ -48,6 +54,9 @@ class Target:
     # False: the server ends a stream with the body, after a finish_reason, never with
     # "data: [DONE]" (transformers serve); such a stream is complete, not truncated
     done_marker: bool = True
+    # tokenizer.json (or a directory holding one): without per-chunk usage, each event's
+    # tokens are counted by the client from its text (flagged, checked against the usage)
+    tokenizer: str | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
     # the run's id: each request's W3C traceparent derives from it and its x-request-id
@@ -63,6 +72,8 @@ class Target:
             raise TargetError("timeouts must be positive")
         if self.max_response_bytes < 1:
             raise TargetError("max_response_bytes must be positive")
+        if self.tokenizer is not None and not _tokenizer_file(self.tokenizer).is_file():
+            raise TargetError(f"tokenizer: no tokenizer.json at {self.tokenizer}")
 
     @property
     def url(self) -> str:

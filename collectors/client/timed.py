@@ -1,17 +1,31 @@
-"""Arrival times taken where the bytes enter the process, not where a coroutine wakes up.
+"""Arrival times taken where the bytes enter the host, not where a coroutine wakes up.
 
 With many concurrent streams, one event-loop iteration can deliver data to dozens of
 connections; the coroutine reading stream *k* resumes only after the others have been
-processed, so a timestamp taken after ``await readany()`` is late by that queue (up to a
-millisecond or more at 64 synchronized streams). :class:`TimedResponseHandler` (aiohttp's
-connection protocol with one added line) records, in ``data_received``, the monotonic time
-and the payload's cumulative byte count after each socket read. :class:`ArrivalClock` then
-splits whatever ``readany()`` returns at those byte offsets, so every SSE event gets the
-time of the socket read that completed it.
+processed, so a timestamp taken after ``await readany()`` is late by that queue. Two stamps
+fix this, one inside the other:
 
-This relies on two aiohttp internals (``ResponseHandler._payload`` and the connector's
-``_factory``). :func:`install` checks for both and returns False when they are missing, and
-the client then falls back to wake-up timestamps (``timestamp_source`` in the manifest).
+- **Kernel receive time** (``ev_clock == "kernel_rx"``). Plain-HTTP connections run on
+  :class:`~collectors.client.kernel_transport.StampedTransport`, which reads with
+  ``recvmsg`` and ``SO_TIMESTAMPNS``: every read carries the time the kernel received the
+  last packet it returns, converted to the run's monotonic clock, and hands it to
+  :class:`TimedResponseHandler` (aiohttp's connection protocol) before the data. That time
+  does not move however late the event loop gets round to the socket. When one read
+  returns several packets (a client that fell more than an event gap behind), every byte of
+  it gets the last packet's time: an upper bound for the earlier events, visible as a zero
+  gap and a large lag.
+- **Socket-read time** (``ev_clock == "socket_read"``): the monotonic time at which the
+  process read the bytes; kept beside the kernel time as ``ev_lag_ns`` = socket read −
+  kernel arrival, the client's own lag for that event.
+
+:class:`ArrivalClock` splits whatever ``readany()`` returns at the byte offsets of those
+reads, so every SSE event gets the times of the read that completed it. A TLS connection,
+or a platform without ``SO_TIMESTAMPNS``, keeps socket-read times (the request's
+``ev_clock`` says which).
+
+This relies on aiohttp internals (``ResponseHandler._payload``, the connector's ``_factory``
+and ``_wrap_create_connection``). :func:`install` checks for them and returns False when
+the protocol hook is missing (then the client falls back to coroutine wake-up times).
 """
 
 from __future__ import annotations
@@ -23,26 +37,54 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
+from collectors.client.kernel_transport import (
+    StampedTransport,
+    hook_connector,
+    kernel_stamps_supported,
+)
 from servescope.clock import now_ns
 
-__all__ = ["ArrivalClock", "TimedResponseHandler", "available", "install", "send_trace"]
+__all__ = ["CLOCK_KERNEL", "CLOCK_SOCKET_READ", "CLOCK_WAKEUP", "ArrivalClock",
+           "TimedResponseHandler", "available", "install", "kernel_stamps_supported",
+           "send_trace", "timestamp_source"]
+
+CLOCK_KERNEL = "kernel_rx"  # the kernel's receive time of the read's last packet
+CLOCK_SOCKET_READ = "socket_read"  # the process's read of the bytes (user space)
+CLOCK_WAKEUP = "coroutine_wakeup"  # the reading coroutine resumed (no protocol hook)
+
+def timestamp_source() -> str:
+    """The clock events of this process's plain-HTTP connections will use."""
+    if not available():
+        return CLOCK_WAKEUP
+    return CLOCK_KERNEL if kernel_stamps_supported() else CLOCK_SOCKET_READ
 
 
 class TimedResponseHandler(ResponseHandler):
-    """aiohttp's client protocol, plus ``(t_ns, payload, cumulative payload bytes)``
-    after each ``data_received``."""
+    """aiohttp's client protocol, plus ``(t_read_ns, t_kernel_ns, payload, cumulative payload
+    bytes)`` after each read (``t_kernel_ns`` is -1 when the read carried no kernel time)."""
 
     def __init__(self, loop: Any) -> None:
         super().__init__(loop=loop)
-        self.arrivals: deque[tuple[int, object, int]] = deque(maxlen=4096)
+        self.arrivals: deque[tuple[int, int, object, int]] = deque(maxlen=4096)
+        self.kernel_stamps = False
+        self._t_kernel = -1
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.kernel_stamps = isinstance(transport, StampedTransport)
+
+    def set_kernel_time(self, t_ns: int) -> None:
+        """The kernel's receive time of the read whose data comes next."""
+        self._t_kernel = t_ns
 
     def data_received(self, data: bytes) -> None:
         t = now_ns()
+        tk, self._t_kernel = self._t_kernel, -1
         before = getattr(self, "_payload", None)
         super().data_received(data)
         payload = getattr(self, "_payload", None) or before
         if payload is not None:
-            self.arrivals.append((t, payload, payload.total_bytes))
+            self.arrivals.append((t, tk, payload, payload.total_bytes))
 
 
 def available() -> bool:
@@ -60,7 +102,9 @@ def available() -> bool:
 
 
 def install(connector: aiohttp.TCPConnector) -> bool:
-    """Make ``connector`` create timed protocols; False if this aiohttp lacks the hook."""
+    """Make ``connector`` create timed protocols, on kernel-stamped transports for plain HTTP
+    where the platform allows (:mod:`collectors.client.kernel_transport`); False if this
+    aiohttp lacks the protocol hook."""
     factory = getattr(connector, "_factory", None)
     if not isinstance(factory, functools.partial) or factory.func is not ResponseHandler:
         return False
@@ -68,18 +112,22 @@ def install(connector: aiohttp.TCPConnector) -> bool:
         return False
     connector._factory = functools.partial(  # type: ignore[assignment]
         TimedResponseHandler, **factory.keywords)
+    hook_connector(connector)
     return True
 
 
 class ArrivalClock:
-    """Splits the bytes one response's ``readany()`` returns into per-socket-read slices."""
+    """Splits the bytes one response's ``readany()`` returns into per-read slices."""
 
-    __slots__ = ("_arrivals", "_consumed", "_payload")
+    __slots__ = ("_arrivals", "_consumed", "_payload", "clock")
 
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         conn = resp.connection
         proto = conn.protocol if conn is not None else None
-        self._arrivals = proto.arrivals if isinstance(proto, TimedResponseHandler) else None
+        timed = isinstance(proto, TimedResponseHandler)
+        self._arrivals = proto.arrivals if timed else None  # type: ignore[union-attr]
+        self.clock = (CLOCK_WAKEUP if not timed else CLOCK_KERNEL
+                      if proto.kernel_stamps else CLOCK_SOCKET_READ)  # type: ignore[union-attr]
         self._payload = resp.content
         self._consumed = 0
 
@@ -87,35 +135,39 @@ class ArrivalClock:
     def exact(self) -> bool:
         return self._arrivals is not None
 
-    def slices(self, chunk: bytes, t_wake_ns: int) -> list[tuple[int, bytes]]:
-        """``chunk`` (the next bytes of the payload) as (arrival time, bytes) pieces."""
+    def slices(self, chunk: bytes, t_wake_ns: int) -> list[tuple[int, int, bytes]]:
+        """``chunk`` (the next bytes of the payload) as (arrival time, client lag, bytes)
+        pieces: the kernel's time and read − kernel where the read had one, else the read's
+        time (or ``t_wake_ns``) and -1."""
         arr = self._arrivals
         start = self._consumed
         end = start + len(chunk)
         self._consumed = end
         if arr is None:
-            return [(t_wake_ns, chunk)]
-        out: list[tuple[int, bytes]] = []
+            return [(t_wake_ns, -1, chunk)]
+        out: list[tuple[int, int, bytes]] = []
         pos = start
         while arr and pos < end:
-            t, payload, cum = arr[0]
+            t, tk, payload, cum = arr[0]
             if payload is not self._payload or cum <= pos:
                 arr.popleft()  # another response on this connection, or already consumed
                 continue
             stop = min(cum, end)
-            out.append((t, chunk[pos - start : stop - start]))
+            piece = chunk[pos - start : stop - start]
+            out.append((tk, t - tk, piece) if tk >= 0 else (t, -1, piece))
             pos = stop
             if cum <= end:
                 arr.popleft()
         if pos < end:  # not seen by the protocol hook (should not happen): wake-up time
-            out.append((t_wake_ns, chunk[pos - start :]))
+            out.append((t_wake_ns, -1, chunk[pos - start :]))
         return out
 
 
 def send_trace() -> aiohttp.TraceConfig:
     """A trace that stamps ``t_send_ns`` on the request's record (passed as
     ``trace_request_ctx``) when its body has been written to the socket: the time the
-    request left the client, not the time the client began preparing it."""
+    request left the client (user space: no transmit timestamp is read), not the time the
+    client began preparing it."""
 
     async def on_sent(_session: aiohttp.ClientSession, ctx: Any,
                       _params: aiohttp.TraceRequestChunkSentParams) -> None:

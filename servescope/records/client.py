@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
-__all__ = ["UNKNOWN", "EventKind", "Outcome", "RequestRecord"]
+__all__ = ["CLIENT_TOKENIZER", "UNKNOWN", "EventKind", "Outcome", "RequestRecord"]
 
 UNKNOWN = -1
+CLIENT_TOKENIZER = "client_tokenizer"  # RequestRecord.tokens_cum_source
 
 
 class EventKind(IntEnum):
@@ -77,7 +78,11 @@ class RequestRecord:
     usage_cached_tokens: int = UNKNOWN
     output_chars: int = 0
     output_text: str | None = None  # only kept when asked (multi-turn, --keep-text)
+    ev_clock: str = ""  # clock of ev_t_ns: kernel_rx | socket_read | coroutine_wakeup
+    tokens_cum_source: str = ""  # "client_tokenizer" when ev_tokens_cum is the client's count
+    client_completion_tokens: int = UNKNOWN  # output tokens counted by the client's tokenizer
     ev_t_ns: list[int] = field(default_factory=list)
     ev_kind: list[int] = field(default_factory=list)
     ev_chars: list[int] = field(default_factory=list)
     ev_tokens_cum: list[int] = field(default_factory=list)
+    ev_lag_ns: list[int] = field(default_factory=list)

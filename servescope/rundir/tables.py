@@ -29,12 +29,16 @@ __all__ = ["CLIENT_TABLES", "EVENTS", "EVENT_COLUMNS", "REQUESTS", "REQUEST_COLU
            "arrow_tables", "count_journals", "finalize_tables", "journal_files",
            "journal_tables", "read_journals"]
 
-_EVENT_LISTS = ("ev_t_ns", "ev_kind", "ev_chars", "ev_tokens_cum")
+_EVENT_LISTS = ("ev_t_ns", "ev_kind", "ev_chars", "ev_tokens_cum", "ev_lag_ns")
+# event lists a line may lack or leave empty (written before they existed, or by a client
+# that has no such value): all -1 (unknown) then
+_OPTIONAL_LISTS = frozenset({"ev_lag_ns"})
 REQUEST_COLUMNS: tuple[str, ...] = tuple(
     f.name for f in fields(RequestRecord) if f.name not in _EVENT_LISTS
 ) + ("n_events",)
-EVENT_COLUMNS = ("request_id", "seq", "t_ns", "kind", "chars", "tokens_cum")
-_STR_COLUMNS = {"phase", "x_request_id", "endpoint", "outcome", "error", "finish_reason"}
+EVENT_COLUMNS = ("request_id", "seq", "t_ns", "kind", "chars", "tokens_cum", "lag_ns")
+_STR_COLUMNS = {"phase", "x_request_id", "endpoint", "outcome", "error", "finish_reason",
+                "ev_clock", "tokens_cum_source"}
 _INT_COLUMNS = tuple(c for c in REQUEST_COLUMNS[:-1]
                      if c not in _STR_COLUMNS and c != "output_text")
 _I64 = (-(2**63), 2**63 - 1)
@@ -45,6 +49,7 @@ _EVENT_RANGE: dict[str, tuple[str, str, int, int]] = {
     "ev_kind": ("kind", "int8", min(EventKind), max(EventKind)),
     "ev_chars": ("chars", "int32", 0, _I32_MAX),
     "ev_tokens_cum": ("tokens_cum", "int32", -1, _I32_MAX),
+    "ev_lag_ns": ("lag_ns", "int64", *_I64),
 }
 REQUESTS = TableSpec(REQUESTS_FILE, tuple(
     (c, "string" if c in _STR_COLUMNS or c == "output_text" else "int64")
@@ -149,17 +154,23 @@ def _fast_int_array(values: list[Any], lo: int, hi: int, typ: pa.DataType) -> pa
     return arr.cast(typ)
 
 
+def _present_lists(d: dict[str, Any]) -> tuple[str, ...]:
+    """The event lists ``d`` must hold: all but the optional ones it lacks or left empty."""
+    return tuple(c for c in _EVENT_LISTS if c not in _OPTIONAL_LISTS or d.get(c))
+
+
 def _event_problem(d: dict[str, Any]) -> str:
     """Why the event lists of ``d`` cannot be columns ("" when they can)."""
-    lists = [d.get(c) for c in _EVENT_LISTS]
-    for name, v in zip(_EVENT_LISTS, lists, strict=True):
+    names = _present_lists(d)
+    lists = [d.get(c) for c in names]
+    for name, v in zip(names, lists, strict=True):
         if v is not None and type(v) is not list:
             return f"{name} is not a list"
     lengths = [len(v or ()) for v in lists]
     if len(set(lengths)) > 1:
         return "event lists of unequal length (" + ", ".join(
-            f"{n} {k}" for n, k in zip(_EVENT_LISTS, lengths, strict=True)) + ")"
-    for name, v in zip(_EVENT_LISTS, lists, strict=True):
+            f"{n} {k}" for n, k in zip(names, lengths, strict=True)) + ")"
+    for name, v in zip(names, lists, strict=True):
         _, _, lo, hi = _EVENT_RANGE[name]
         for x in v or ():
             if not _is_int(x, lo, hi):
@@ -184,7 +195,7 @@ def _line_problems(lines: list[dict[str, Any]]) -> dict[int, str]:
 
     problems: dict[int, str] = {}
     for i, d in enumerate(lines):
-        lists = [d.get(c) for c in _EVENT_LISTS]
+        lists = [d.get(c) for c in _present_lists(d)]
         if any(v is not None and type(v) is not list for v in lists) or len(
                 {len(v or ()) for v in lists}) > 1:
             problems[i] = _event_problem(d)
@@ -230,6 +241,8 @@ def _columns(lines: list[dict[str, Any]], problems: dict[int, str]
         ev["kind"].extend(d.get("ev_kind") or [])
         ev["chars"].extend(d.get("ev_chars") or [])
         ev["tokens_cum"].extend(d.get("ev_tokens_cum") or [])
+        lag = d.get("ev_lag_ns")
+        ev["lag_ns"].extend(lag if lag else [-1] * n)
     return req_cols, ev
 
 
