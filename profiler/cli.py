@@ -217,6 +217,20 @@ def export_perfetto(
     raise typer.Exit(perfetto_command(run, out))
 
 
+@export_app.command("otlp")
+def export_otlp(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    endpoint: Annotated[str, typer.Option(
+        "--endpoint", help="OTLP collector: http://HOST:4318 (OTLP/HTTP) or grpc://HOST:4317")],
+    timeout_s: Annotated[float, typer.Option("--timeout", help="Seconds per export")] = 5.0,
+) -> None:
+    """The run's request spans (GenAI conventions; the engine's joined spans under them) and
+    client metrics to any OTLP backend (Jaeger, Tempo, an OpenTelemetry Collector)."""
+    from profiler.commands_export import otlp_command
+
+    raise typer.Exit(otlp_command(run, endpoint, timeout_s))
+
+
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory (A)")],
