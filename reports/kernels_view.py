@@ -107,7 +107,7 @@ def print_kernels(console: Console, a: KernelAnalysis, c: KernelComparison | Non
                        "every step)"))
     if a.steps:
         console.print(_steps_table(a))
-    if a.categories:
+    if a.categories and a.gpu_events:  # a CPU-only trace: no GPU time to break down
         console.print(_categories_table(a))
         console.print(_top_table(a))
     console.print(_verdict(a))

