@@ -11,6 +11,7 @@ from analyzers.otel.attribution import (
     summarize,
 )
 from analyzers.otel.load import read_spans
+from analyzers.otel.run import run_attribution
 
 __all__ = ["ATTRIBUTION_COLUMNS", "PartStats", "SpanAttribution", "attribute_requests",
-           "compare_with_histograms", "read_spans", "summarize"]
+           "compare_with_histograms", "read_spans", "run_attribution", "summarize"]

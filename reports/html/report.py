@@ -28,6 +28,7 @@ from reports.html.figures_timeline import timeline_figure
 from reports.html.page import plot_div, render_page
 from reports.html.sections_gpu import gpu_ab_table, gpu_figures_table, stacks_section
 from reports.html.sections_kernels import kernels_ab_section, kernels_section
+from reports.html.sections_otel import otel_section
 from reports.html.text import esc
 from servescope.version import __version__
 
@@ -90,6 +91,22 @@ def _latency_and_gpu(r: RunInputs) -> str:
             f'<div class="gpu">{gpu}</div></div>')
 
 
+def _otel(r: RunInputs) -> str:
+    """The engine-span section (analyzers.otel; "" when the run received no spans)."""
+    from pathlib import Path
+
+    from analyzers.otel import run_attribution
+    from servescope.rundir.layout import RunDirError
+
+    eng = r.manifest.engine
+    try:
+        att = run_attribution(Path(r.path), r.measured, r.manifest.run_id,
+                              eng.name if eng is not None else None)
+    except RunDirError as exc:
+        return f"<p class=\"warn\">Engine spans not read: {esc(str(exc))}</p>"
+    return otel_section(att, r.analysis.decomposition)
+
+
 def run_report_html(r: RunInputs, *, links_from: str | None = None) -> str:
     """The report of one run; ``links_from``: the directory the page is saved in, which
     links to the run's files start from (None: the run directory itself)."""
@@ -111,7 +128,7 @@ def run_report_html(r: RunInputs, *, links_from: str | None = None) -> str:
         + "<h2>Over time</h2>" + plot_div(figs["timeline"])
         + _sweep_section(figs["sweep"])
         + "<h2>Percentiles with confidence intervals</h2>" + _latency_and_gpu(r)
-        + plot_div(figs["decomposition"])
+        + plot_div(figs["decomposition"]) + _otel(r)
         + stacks_section(r.stacks, r.path, r.origin_ns, links_from)
         + kernels_section(_kernels(r), figs["kernel_steps"], figs["kernel_categories"],
                           window_placement(r.path, r.analysis.steady))
