@@ -29,7 +29,7 @@ def probe_registry(**probe) -> Registry[CollectorEntry]:
 
 
 def test_todays_collectors_and_nothing_else():
-    assert COLLECTORS.names() == ("requests", "metrics", "gpu", "stacks", "kernels")
+    assert COLLECTORS.names() == ("requests", "metrics", "gpu", "stacks", "kernels", "otel")
     assert COLLECTORS.get("requests").always_on
     assert not any(COLLECTORS.get(n).always_on for n in ("metrics", "gpu", "stacks"))
     assert "metrics (the engine's metrics pages" in describe()
@@ -48,7 +48,7 @@ def test_an_unknown_name_lists_the_valid_ones():
     with pytest.raises(UnknownNameError) as err:
         parse_collect("metrics,warpdrive")
     assert str(err.value) == ("unknown collector 'warpdrive'; valid collectors: requests, "
-                              "metrics, gpu, stacks, kernels")
+                              "metrics, gpu, stacks, kernels, otel")
     assert isinstance(err.value, ValueError)
     with pytest.raises(ValueError, match=r"'metric' \(did you mean 'metrics'\?\)"):
         parse_collect("metric")
@@ -131,7 +131,7 @@ def test_an_unknown_collector_is_refused_with_the_valid_names():
     from profiler.engine_run import EngineOptions
 
     with pytest.raises(ValueError, match=r"^--collect: unknown collector 'warpdrive'; valid "
-                                         r"collectors: requests, metrics, gpu, stacks, kernels$"):
+                                         r"collectors: requests, metrics, gpu, stacks, kernels, otel$"):
         EngineOptions(collect="metrics,warpdrive")
     assert EngineOptions(scrape=False).collectors() == ()  # --no-metrics
     assert EngineOptions(collect="requests,metrics", scrape=False).collectors() == ("requests",)
