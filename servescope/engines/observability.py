@@ -2,8 +2,8 @@
 what (for a stack sampler), how to open and close its own profiler window (for kernel
 traces), and how it exports OpenTelemetry spans.
 
-The stack collector reads the roles, the kernels collector the profiler control (issue 14
-will read the OTel part); each engine module fills them from ``shared/reference/engines.md``
+The stack collector reads the roles, the kernels collector the profiler control and the otel
+collector the OTel part; each engine module fills them from ``shared/reference/engines.md``
 and ``gpu-half.md``, naming the file and version read, and
 ``tests/engines/test_observability.py`` checks that every pattern compiles and matches the
 examples given with it.
