@@ -2,7 +2,8 @@
 a fresh process (peak RSS = that process's ``ru_maxrss``), on generated traces of N events
 (:mod:`benchmarks.trace_gen`) and on real captures.
 
-Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis will be ``hta``):
+Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis, load and analysis, is
+side by side with servescope's in :mod:`benchmarks.trace_vs_hta`):
 
 - ``servescope``: :func:`collectors.kernels.ingest_traces` into a run directory's parquet
   tables (orjson on byte pieces cut at event boundaries, columnar batches);

@@ -41,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARMS", "main"]
+__all__ = ["ARMS", "agree", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HTA_PYTHON = ROOT / ".bench" / "traceinsight" / "bin" / "python"
@@ -186,6 +186,18 @@ def _count(arm: dict[str, Any], key: str) -> str:
     return "–" if v is None else f"{round(v):,}"
 
 
+def agree(servescope: dict[str, Any], hta: dict[str, Any]) -> str:
+    """"yes" when both saw the same number of GPU events and HTA's Σ duration is below
+    servescope's by no more than its rounding (2 µs an event), else what differs."""
+    if "gpu_events" not in servescope or "gpu_events" not in hta:
+        return "–"
+    n_s, n_h = servescope["gpu_events"], hta["gpu_events"]
+    if n_s != n_h:
+        return f"NO: {n_s:,} vs {n_h:,} events"
+    gap = servescope["gpu_time_us"] - hta["gpu_time_us"]
+    return "yes" if 0 <= gap <= 2 * n_s else f"NO: Σ differs by {gap:,.0f} µs"
+
+
 def _markdown(rows: list[dict[str, Any]], base: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [f"# servescope vs HolisticTraceAnalysis, {meta['date']} ({meta['machine']})", "",
              f"servescope {meta['servescope']}, traceinsight (HTA) {meta['hta']}, "
@@ -194,8 +206,8 @@ def _markdown(rows: list[dict[str, Any]], base: dict[str, Any], meta: dict[str, 
              f"{_fmt(base.get('hta_base', {}).get('peak_rss_mb'), ' MB')}.", "",
              "| trace | events | servescope load | servescope load+analysis | HTA load+3 "
              "breakdowns | speed-up | peak RSS net: servescope / HTA | GPU events "
-             "servescope / HTA | Σ GPU time µs servescope / HTA |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "servescope / HTA | Σ GPU time µs servescope / HTA | agree |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         s, sl, h = row.get("servescope", {}), row.get("servescope_load", {}), row.get("hta", {})
         speed = (h["seconds"] / s["seconds"] if "seconds" in h and s.get("seconds")
@@ -207,7 +219,7 @@ def _markdown(rows: list[dict[str, Any]], base: dict[str, Any], meta: dict[str, 
             f"{_fmt(speed, '×')} | {_fmt(_net(row, 'servescope', base), ' MB')} / "
             f"{_fmt(_net(row, 'hta', base), ' MB')} | {_count(s, 'gpu_events')} / "
             f"{_count(h, 'gpu_events')} | {_count(s, 'gpu_time_us')} / "
-            f"{_count(h, 'gpu_time_us')} |")
+            f"{_count(h, 'gpu_time_us')} | {agree(s, h)} |")
     return "\n".join(lines) + "\n"
 
 
