@@ -119,7 +119,11 @@ def _per_step(frame: pd.DataFrame, index: np.ndarray, **aggs: tuple[str, str]) -
         import pandas as pd
 
         return pd.DataFrame(np.nan, index=index, columns=list(aggs))
-    return frame.groupby("step").agg(**aggs).reindex(index)
+    out = frame.groupby("step").agg(**aggs)
+    # integer results stay exact where a step is missing (a float64 NaN column would round
+    # monotonic-clock ns past 2**53, about 104 days of uptime)
+    return out.astype({c: "Int64" for c in out.columns if out[c].dtype.kind in "iu"}
+                      ).reindex(index)
 
 
 def step_timelines(events: pd.DataFrame, steps: list[Step]) -> list[StepTimeline]:
@@ -147,17 +151,22 @@ def step_timelines(events: pd.DataFrame, steps: list[Step]) -> list[StepTimeline
                   mean=("d", "mean"), p50=("d", "median"), max=("d", "max"))
     unions = union_by_step_device(gpu)
     busiest = (unions.sort_values(["step", "busy_ns"], ascending=[True, False], kind="stable")
-               .drop_duplicates("step").set_index("step").reindex(idx))
+               .drop_duplicates("step").set_index("step"))
+    busiest = busiest.astype({c: "Int64" for c in busiest.columns
+                              if busiest[c].dtype.kind in "iu"}).reindex(idx)
     n_dev = unions.groupby("step")["device"].nunique().reindex(idx)
-    cols = {name: frame[col].to_numpy(np.float64) for name, frame, col in (
-        ("g_n", g, "n"), ("g_dur", g, "dur"), ("g_med", g, "med"), ("g_first", g, "first"),
-        ("g_last", g, "last"), ("g_kernels", g, "kernels"), ("g_graph", g, "graph"),
-        ("r_n", r, "n"), ("r_dur", r, "dur"), ("r_graph", r, "graph"), ("c_n", c, "n"),
-        ("q_mean", q, "mean"), ("q_p50", q, "p50"), ("q_max", q, "max"),
-        ("d_busy", busiest, "busy_ns"), ("d_first", busiest, "first_ns"),
-        ("d_last", busiest, "last_ns"))}
-    cols["devices"] = n_dev.to_numpy(np.float64)
-    lists: dict[str, list[float]] = {k: v.tolist() for k, v in cols.items()}
+    cols = {name: frame[col].to_numpy(np.float64, na_value=np.nan) for name, frame, col in (
+        ("g_n", g, "n"), ("g_med", g, "med"), ("g_kernels", g, "kernels"),
+        ("g_graph", g, "graph"), ("r_n", r, "n"), ("r_graph", r, "graph"), ("c_n", c, "n"),
+        ("q_mean", q, "mean"), ("q_p50", q, "p50"), ("q_max", q, "max"))}
+    cols["devices"] = n_dev.to_numpy(np.float64, na_value=np.nan)
+    # times and ns sums as exact integers (0 where the step has none: read only when it has)
+    exact = {name: frame[col].astype("Int64").to_numpy(np.int64, na_value=0)
+             for name, frame, col in (
+                 ("g_dur", g, "dur"), ("g_first", g, "first"), ("g_last", g, "last"),
+                 ("r_dur", r, "dur"), ("d_busy", busiest, "busy_ns"),
+                 ("d_first", busiest, "first_ns"), ("d_last", busiest, "last_ns"))}
+    lists: dict[str, list[float]] = {k: v.tolist() for k, v in (*cols.items(), *exact.items())}
     return [_one(s, {k: v[i] for k, v in lists.items()}) for i, s in enumerate(steps)]
 
 

@@ -151,3 +151,19 @@ def test_to_json_round_trips_through_json() -> None:
     assert out["timelines"][0]["launch_bound"] is True
     assert out["steps"][0]["phase"] == "decode"
     assert out["verdict"]["idle_frac"] == 0.875
+
+
+def test_times_past_2_to_the_53_stay_exact() -> None:
+    """A monotonic clock passes 2**53 ns after ~104 days of uptime: every per-step time must
+    stay an exact integer there, also when another step has no GPU work (a missing value)."""
+    t0 = 2**53 + 123_456_789
+    t = Trace()
+    eager_decode(t, t0)
+    t.step(DECODE, t0 + 3_000_000, 1_000_000)  # a step without kernels
+    res = analyze_kernels(t.frame(), engine="vllm")
+    s, empty = res.timelines
+    assert s.idle_before_first_ns == 115_000
+    assert s.idle_after_last_ns == 2_000_000 - 1_590_000
+    assert s.idle_between_ns == 1_590_000 - 115_000 - 250_000
+    assert (s.span_ns, s.gpu_busy_ns, s.kernel_time_ns) == (2_000_000, 250_000, 250_000)
+    assert (empty.gpu_events, empty.span_ns, empty.gpu_busy_ns) == (0, 1_000_000, 0)
