@@ -85,6 +85,10 @@ class EngineFlags:
     kernels_trace_dir: Annotated[str | None, typer.Option(
         help="attach: the directory the server writes its profiler traces to (vLLM's "
         "torch_profiler_dir)", rich_help_panel=_E)] = None
+    otlp_endpoint: Annotated[str | None, typer.Option(
+        help="Send the run's request spans and client metrics to this OTLP endpoint when it "
+        "ends (http://HOST:4318 or grpc://HOST:4317; a failure is a warning)",
+        rich_help_panel=_E)] = None
 
     def engine_options(self, **more: Any) -> EngineOptions:
         """The library's options; a bad value is a usage error (exit 2)."""
@@ -102,6 +106,7 @@ class EngineFlags:
                                  kernel_window_s=self.kernel_window,
                                  kernels_hook=self.kernels_hook,
                                  kernels_trace_dir=self.kernels_trace_dir,
+                                 otlp_endpoint=self.otlp_endpoint,
                                  scrape=not self.no_metrics, **more)
         except ValueError as exc:
             raise _fail(str(exc)) from None

@@ -76,6 +76,7 @@ class EngineOptions:
     kernels_hook: bool = False  # servescope's in-process torch.profiler hook (--kernels-hook)
     kernels_trace_dir: str | None = None  # attach: where the server writes its traces
     pid: int | None = None  # attach: the server's pid (--pid), for collectors that watch it
+    otlp_endpoint: str | None = None  # --otlp-endpoint: the run exported there at its end
     registry: Registry[CollectorEntry] = field(default=COLLECTORS, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +100,10 @@ class EngineOptions:
             self.collectors()
         except ValueError as exc:  # an unknown name: the message lists the valid ones
             raise ValueError(f"--collect: {exc}") from None
+        if self.otlp_endpoint is not None:
+            from profiler.otlp_live import check_endpoint
+
+            check_endpoint(self.otlp_endpoint)
 
     def collectors(self) -> tuple[str, ...]:
         """The chosen collectors' names; ``scrape=False`` (--no-metrics) leaves metrics out."""
@@ -212,6 +217,7 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
         res.stop = engine.stop(opts.stop_grace_s, hurry=signals.escalate, on_hurry=say)
         _finish(run_dir, info, res.stop, warnings, status=res.status, error=error)
         collection.record(run_dir, res.collected, warnings)
+        _export_otlp(run_dir, opts, warnings, say)
     return res
 
 
@@ -368,4 +374,22 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
         res.collected = collection.stop(running, info, warnings)
         _finish(run_dir, info, None, warnings, status=res.status)
         collection.record(run_dir, res.collected, warnings)
+        _export_otlp(run_dir, opts, warnings, None)
     return res
+
+
+def _export_otlp(run_dir: Path, opts: EngineOptions, warnings: list[str],
+                 say: Callable[[str], None] | None) -> None:
+    """--otlp-endpoint: the finished run to the backend (a child process; a warning at
+    worst, never a failed run)."""
+    if opts.otlp_endpoint is None:
+        return
+    from profiler.otlp_live import export_after_run
+
+    if say is not None:
+        say(f"exporting the run to {redact_text(opts.otlp_endpoint)} (OTLP)")
+    try:
+        export_after_run(run_dir, opts.otlp_endpoint, warnings, say)
+    except Exception as exc:  # noqa: BLE001 - an export never fails the run
+        warnings.append(f"OTLP export to {redact_text(opts.otlp_endpoint)}: not done "
+                        f"({type(exc).__name__})")
