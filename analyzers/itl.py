@@ -8,7 +8,10 @@ cumulative ``usage.completion_tokens`` carried per chunk) after a gap ``g`` sinc
 previous token-bearing event yields ``k`` samples of ``g / k``, so the samples of a request
 sum to ``t_last_token_event - t_first_token_event``. Tokens that arrived with the first
 token (the ``k - 1`` extra tokens of the first token-bearing event) have no gap and yield no
-sample. When any output event of a request lacks a per-chunk count, the whole request falls
+sample. The counts are the client's own (``itl_tokens_source == "client_tokenizer"``,
+flagged) when the server sent none and a tokenizer counted each event's text
+(:mod:`collectors.client.tokens`). When any output event of a request lacks a count, the
+whole request falls
 back to one token per output event (``itl_tokens_source == "one_per_event"``, flagged); per
 token then equals per event for that request.
 
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ITL_REQUEST_COLUMNS",
     "TOKENS_CHUNK_USAGE",
+    "TOKENS_CLIENT",
     "TOKENS_NONE",
     "TOKENS_ONE_PER_EVENT",
     "ITLSamples",
@@ -48,6 +52,7 @@ __all__ = [
 ]
 
 TOKENS_CHUNK_USAGE = "chunk_usage"  # per-event token counts from per-chunk server usage
+TOKENS_CLIENT = "client_tokenizer"  # per-event counts from the client's tokenizer
 TOKENS_ONE_PER_EVENT = "one_per_event"  # no per-chunk usage: one token per output event
 TOKENS_NONE = "none"  # the request had no output event
 
@@ -108,8 +113,11 @@ def itl_samples(source: RunData | Timeline) -> ITLSamples:
     new = out.values(tl.ev_new_tokens)
     n_unknown = np.bincount(out.pos[new < 0], minlength=n)
     chunk_mode = (n_unknown == 0) & (n_out > 0)
-    source_col = np.where(n_out == 0, TOKENS_NONE,
-                          np.where(chunk_mode, TOKENS_CHUNK_USAGE, TOKENS_ONE_PER_EVENT))
+    req = tl.requests
+    client = (req["tokens_cum_source"].to_numpy() == TOKENS_CLIENT
+              if "tokens_cum_source" in req.columns else np.zeros(n, dtype=np.bool_))
+    source_col = np.where(n_out == 0, TOKENS_NONE, np.where(
+        chunk_mode, np.where(client, TOKENS_CLIENT, TOKENS_CHUNK_USAGE), TOKENS_ONE_PER_EVENT))
     k_out = np.where(chunk_mode[out.pos], new, 1)
     has_tokens = k_out > 0
     tok = out if has_tokens.all() else out.subset(has_tokens)

@@ -46,6 +46,7 @@ __all__ = [
     "INPUT_UNKNOWN",
     "INPUT_USAGE",
     "OUTPUT_CHUNK_USAGE",
+    "OUTPUT_CLIENT",
     "OUTPUT_EVENTS",
     "OUTPUT_USAGE",
     "REQUEST_METRIC_COLUMNS",
@@ -55,6 +56,7 @@ __all__ = [
 OUTPUT_USAGE = "usage"
 OUTPUT_CHUNK_USAGE = "chunk_usage"
 OUTPUT_EVENTS = "events"
+OUTPUT_CLIENT = "client_tokenizer"  # no usage at all: the client's tokenizer counted
 INPUT_USAGE = "usage"
 INPUT_PLANNED = "planned"
 INPUT_UNKNOWN = "unknown"
@@ -141,8 +143,11 @@ def _output_tokens(tl: Timeline, every: Selection,
         starts = np.flatnonzero(every.starts)
         chunk_max[every.pos[starts]] = np.maximum.reduceat(tl.ev_tokens_cum, starts)
     tokens = np.where(usage >= 0, usage, np.where(chunk_max >= 0, chunk_max, n_out))
-    src = np.where(usage >= 0, OUTPUT_USAGE,
-                   np.where(chunk_max >= 0, OUTPUT_CHUNK_USAGE, OUTPUT_EVENTS))
+    req = tl.requests
+    client = (req["tokens_cum_source"].to_numpy() == OUTPUT_CLIENT
+              if "tokens_cum_source" in req.columns else np.zeros(tl.n_requests, np.bool_))
+    src = np.where(usage >= 0, OUTPUT_USAGE, np.where(
+        chunk_max >= 0, np.where(client, OUTPUT_CLIENT, OUTPUT_CHUNK_USAGE), OUTPUT_EVENTS))
     return tokens.astype(np.int64), src
 
 

@@ -9,6 +9,10 @@ Data only: :func:`summarize` returns typed dataclasses; rendering is the reports
   Token throughputs sum the tokens of successful requests over the window.
 - Latency statistics cover successful measured requests only; ITL samples are pooled over
   them. Schedule lag covers every measured request that was sent (open loop only).
+- **client lag** (``client_lag_ns``): per output event of the successful measured requests,
+  the client's socket read minus the kernel's receive time; ``None`` when no event had a
+  kernel time. Event times themselves are the kernel's where ``event_clocks`` says
+  ``kernel_rx``, so a lagging client does not bend TTFT or ITL.
 - With several sweep steps among measured requests, ``steps`` holds one summary per step
   (each with its own window) besides the whole-run summary.
 """
@@ -17,17 +21,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analyzers.context import RunContext
 from analyzers.goodput import SLO, Goodput, goodput
-from analyzers.itl import TOKENS_ONE_PER_EVENT, ITLSamples
+from analyzers.itl import TOKENS_CLIENT, TOKENS_ONE_PER_EVENT, ITLSamples
 from analyzers.request_metrics import INPUT_PLANNED, INPUT_UNKNOWN, OUTPUT_EVENTS
 from analyzers.stats import Stats, describe
-from analyzers.timeline import BoolArray
+from analyzers.timeline import BoolArray, Timeline
 from servescope.records import Outcome
 
 if TYPE_CHECKING:
@@ -56,6 +60,7 @@ class LatencySummary:
     schedule_lag_ns: Stats | None
     ttft_from_intended_ns: Stats | None
     e2e_from_intended_ns: Stats | None
+    client_lag_ns: Stats | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,9 @@ class RunSummary:
     goodput: Goodput | None
     warnings: tuple[str, ...]
     steps: tuple[RunSummary, ...] = ()
+    # successful measured requests by the clock of their event times (kernel_rx, socket_read,
+    # coroutine_wakeup; "" for runs recorded before the clock was)
+    event_clocks: Mapping[str, int] = field(default_factory=dict)
 
 
 def summarize(run: RunSource, slo: SLO | None = None, *,
@@ -100,13 +108,14 @@ def summarize_context(ctx: RunContext, slo: SLO | None = None, *,
                       lag_warn_ms: float = DEFAULT_LAG_WARN_MS) -> RunSummary:
     """What :meth:`RunContext.summary` holds: the summary from the context's members."""
     metrics, itl = ctx.metrics, ctx.itl
-    whole = _summarize_rows(metrics, itl, slo, None, lag_warn_ms)
+    tl = ctx.timeline
+    whole = _summarize_rows(metrics, itl, slo, None, lag_warn_ms, tl=tl)
     measured_steps = np.unique(metrics["step"].to_numpy()[_measured(metrics)])
     steps: tuple[RunSummary, ...] = ()
     if measured_steps.size > 1:
         step_col = metrics["step"].to_numpy()
         steps = tuple(
-            _summarize_rows(metrics[step_col == s], itl, slo, int(s), lag_warn_ms)
+            _summarize_rows(metrics[step_col == s], itl, slo, int(s), lag_warn_ms, tl=tl)
             for s in measured_steps
         )
     unknown = ctx.unknown_engine_warning
@@ -128,7 +137,7 @@ def _measured(metrics: pd.DataFrame) -> BoolArray:
 
 
 def _summarize_rows(rows: pd.DataFrame, itl: ITLSamples, slo: SLO | None, step: int | None,
-                    lag_warn_ms: float) -> RunSummary:
+                    lag_warn_ms: float, *, tl: Timeline) -> RunSummary:
     phase = rows["phase"].to_numpy()
     measured = rows[phase == "measure"]
     warmup = int((phase == "warmup").sum())
@@ -147,8 +156,12 @@ def _summarize_rows(rows: pd.DataFrame, itl: ITLSamples, slo: SLO | None, step: 
     sources = ok["output_tokens_source"].value_counts()
 
     latency, open_loop = _latency(measured, ok, itl)
+    latency = replace(latency, client_lag_ns=_client_lag(tl, ok))
+    req_ok = tl.requests.iloc[ok.index.to_numpy()]
+    clocks = (req_ok["ev_clock"].value_counts() if "ev_clock" in req_ok.columns else {})
     warnings = _warnings(rows, measured, ok, warmup=warmup, latency=latency,
                          lag_warn_ms=lag_warn_ms)
+    warnings += _client_warnings(req_ok, latency.client_lag_ns, lag_warn_ms)
     return RunSummary(
         step=step,
         window_start_ns=start,
@@ -169,7 +182,56 @@ def _summarize_rows(rows: pd.DataFrame, itl: ITLSamples, slo: SLO | None, step: 
         output_tokens_sources={str(k): int(v) for k, v in sources.items()},
         goodput=goodput(measured, window_ns, slo) if slo is not None else None,
         warnings=tuple(warnings),
+        event_clocks={str(k): int(v) for k, v in clocks.items()},
     )
+
+
+def _client_lag(tl: Timeline, ok: pd.DataFrame) -> Stats | None:
+    """The lag of the output events of ``ok``'s requests that had a kernel time."""
+    if tl.ev_lag_ns.size != tl.ev_t_ns.size:
+        return None
+    rows = np.zeros(tl.n_requests, dtype=np.bool_)
+    rows[ok.index.to_numpy()] = True
+    lag = tl.ev_lag_ns[tl.ev_output & rows[tl.ev_pos]]
+    lag = lag[lag >= 0]
+    return describe(lag) if lag.size else None
+
+
+def _client_warnings(req_ok: pd.DataFrame, lag: Stats | None, lag_warn_ms: float) -> list[str]:
+    """What the client's own clocks and token counts say about its numbers."""
+    out: list[str] = []
+    n_ok = len(req_ok)
+    if "ev_clock" in req_ok.columns and n_ok:
+        clock = req_ok["ev_clock"].to_numpy()
+        other = int(((clock != "kernel_rx") & (clock != "")).sum())
+        if other:
+            out.append(f"no kernel receive timestamps for {other} of {n_ok} successful "
+                       "requests (TLS, or a platform without SO_TIMESTAMPNS): their event "
+                       "times are the client's own reads, late by however busy it was")
+    if lag is not None and lag.count and lag.p99 > lag_warn_ms * _NS_PER_MS:
+        out.append(f"the client read events late: lag p99 {lag.p99 / _NS_PER_MS:.1f} ms "
+                   f"(max {lag.max / _NS_PER_MS:.1f} ms) after the kernel received them; "
+                   "event times are the kernel's, but a closed loop sent its next requests "
+                   "that much later")
+    if "tokens_cum_source" in req_ok.columns:
+        client = req_ok["tokens_cum_source"].to_numpy() == TOKENS_CLIENT
+        if client.any():
+            out.append(_token_count_note(req_ok[client]))
+    return out
+
+
+def _token_count_note(rows: pd.DataFrame) -> str:
+    """The client's token counts against the server's usage, for requests it counted."""
+    mine = rows["client_completion_tokens"].to_numpy()
+    theirs = rows["usage_completion_tokens"].to_numpy()
+    known = theirs >= 0
+    diff = np.abs(mine[known] - theirs[known])
+    note = (f"per-event token counts of {len(rows)} requests are the client's tokenizer's "
+            "(no per-chunk usage)")
+    if (diff > 0).any():
+        return (note + f"; they differ from the server's usage in {int((diff > 0).sum())} of "
+                f"{int(known.sum())} (mean |difference| {float(diff.mean()):.1f} tokens)")
+    return note + ("; they match the server's usage" if known.any() else "")
 
 
 def _latency(measured: pd.DataFrame, ok: pd.DataFrame,

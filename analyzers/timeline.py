@@ -11,7 +11,7 @@ arrays, fast for millions of events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,7 +58,9 @@ class Timeline:
     same request carried (0 before the first), floored at 0. ``ev_output`` marks
     servescope's output events: OUTPUT events with text (chars > 0) or new tokens; the chat
     role chunk (ROLE), the usage chunk (USAGE), finish-only chunks (FINISH) and OUTPUT events
-    with neither text nor new tokens (empty deltas) are not output.
+    with neither text nor new tokens (empty deltas) are not output. ``ev_lag_ns`` is the
+    client's lag for each event (socket read − kernel arrival; ``-1`` where unknown, and
+    empty for a timeline built without it).
     """
 
     requests: pd.DataFrame
@@ -70,6 +72,7 @@ class Timeline:
     ev_new_tokens: IntArray
     ev_output: BoolArray
     warnings: tuple[str, ...] = ()
+    ev_lag_ns: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def n_requests(self) -> int:
@@ -188,19 +191,22 @@ def build_timeline(run: RunData) -> Timeline:
     pos, found = _event_rows(col("request_id"), sorted_ids, order)
     seq, t_ns, kind, chars, cum = (col(c) for c in ("seq", "t_ns", "kind", "chars",
                                                     "tokens_cum"))
+    # runs written before the client recorded its lag have no such column
+    lag = col("lag_ns") if "lag_ns" in events.columns else np.full(t_ns.size, -1, np.int64)
     warnings: list[str] = []
     if found is not None:
         warnings.append(f"{int((~found).sum())} events belong to no request and were ignored")
-        pos, seq, t_ns, kind, chars, cum = (a[found] for a in (pos, seq, t_ns, kind, chars,
-                                                               cum))
+        pos, seq, t_ns, kind, chars, cum, lag = (a[found] for a in (pos, seq, t_ns, kind,
+                                                                    chars, cum, lag))
     if pos.size > 1:
         in_order = (pos[1:] > pos[:-1]) | ((pos[1:] == pos[:-1]) & (seq[1:] >= seq[:-1]))
         if not in_order.all():
             o = np.lexsort((seq, pos))
-            pos, t_ns, kind, chars, cum = pos[o], t_ns[o], kind[o], chars[o], cum[o]
+            pos, t_ns, kind, chars, cum, lag = (pos[o], t_ns[o], kind[o], chars[o], cum[o],
+                                                lag[o])
     new = _new_tokens(pos, cum)
     output = (kind == OUTPUT) & ((chars > 0) | (new > 0))
-    return Timeline(requests, pos, t_ns, kind, chars, cum, new, output, tuple(warnings))
+    return Timeline(requests, pos, t_ns, kind, chars, cum, new, output, tuple(warnings), lag)
 
 
 def _event_rows(ev_rid: IntArray, sorted_ids: IntArray,

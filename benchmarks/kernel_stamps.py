@@ -55,7 +55,8 @@ def _compare(run_dir: Path, truth_path: Path) -> dict[str, Any]:
     run = load_run(run_dir)
     req, ev = run.requests, run.events
     ev = ev[ev["kind"] == 0]  # output events
-    by_rid = {rid: g for rid, g in ev.groupby("request_id")}
+    by_rid: dict[int, Any] = {int(rid): g  # type: ignore[arg-type]
+                              for rid, g in ev.groupby("request_id")}
     out: dict[str, Any] = {}
     for name, lag in (("kernel", False), ("user", True)):
         ttft: list[float] = []
@@ -64,7 +65,7 @@ def _compare(run_dir: Path, truth_path: Path) -> dict[str, Any]:
             if row.phase != "measure" or row.outcome != "success":
                 continue
             tr = truth.get(str(row.x_request_id))
-            g = by_rid.get(row.request_id)
+            g = by_rid.get(int(row.request_id))  # type: ignore[arg-type]
             if tr is None or g is None or len(g) != len(tr["t_ev_ns"]):
                 continue
             t = g["t_ns"].to_numpy(np.int64)

@@ -94,7 +94,11 @@ class PacedServer:
         while not self.stop:
             timeout = None
             if self.heap:
-                timeout = max(0.0, (self.heap[0][0] - time.monotonic_ns()) / 1e9)
+                due = self.heap[0][0]
+                if self.a.spin and due - time.monotonic_ns() < 2_000_000:
+                    while time.monotonic_ns() < due:  # epoll's ms timeout would be late
+                        pass
+                timeout = max(0.0, (due - time.monotonic_ns()) / 1e9 - 0.002 * self.a.spin)
             for key, _ev in self.sel.select(min(timeout, 0.5) if timeout is not None else 0.5):
                 if key.data is None:
                     self._accept()
@@ -226,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens-per-event", type=int, default=1)
     p.add_argument("--burst", action="store_true")
     p.add_argument("--zero-cost", action="store_true")
+    p.add_argument("--spin", action="store_true",
+                   help="busy-wait the last 2 ms before each send (exact gaps, one core)")
     a = p.parse_args(argv)
     srv = PacedServer(a)
 

@@ -21,6 +21,7 @@ PREFILL_LIFT = 2.0  # gaps during long prefills are stalls ≥ 2× as often as d
 PREFILL_P = 0.01  # ...and Fisher's exact test agrees (one-sided)
 LAG_P99_NS = 10_000_000  # open-loop schedule lag p99 above 10 ms
 CPU_BUSY_FRAC = 0.9  # a client worker busy ≥ 90 % of a core
+CLIENT_LAG_P99_NS = 5_000_000  # the client read events > 5 ms after the kernel got them (p99)
 ERROR_CRITICAL_FRAC = 0.05
 SHORT_FRAC = 0.05  # ≥ 5 % of successful requests got fewer tokens than max_tokens
 COUNT_MISMATCH_FRAC = 0.02  # client and engine token totals differ by more than 2 %
@@ -157,9 +158,27 @@ def prefill_interference(ctx: RuleContext) -> Finding | None:
     )
 
 
+def _read_lag(ctx: RuleContext) -> np.ndarray:
+    """Measured client lag (socket read − kernel arrival) of the window's successful output
+    events that had a kernel time, ns."""
+    tl = ctx.timeline
+    if tl.ev_lag_ns.size != tl.ev_t_ns.size:
+        return np.zeros(0)
+    rows = np.zeros(tl.n_requests, dtype=np.bool_)
+    rows[ctx.ok.index.to_numpy()] = True
+    keep = tl.ev_output & rows[tl.ev_pos] & (tl.ev_lag_ns >= 0)
+    keep &= (tl.ev_t_ns >= ctx.start_ns) & (tl.ev_t_ns <= ctx.end_ns)
+    return tl.ev_lag_ns[keep].astype(np.float64)
+
+
 def client_behind(ctx: RuleContext) -> Finding | None:
-    """The load generator itself was the bottleneck: it sent open-loop requests late, or a
-    worker's CPU was saturated (then every client-side time is suspect too)."""
+    """The load generator itself was the bottleneck: it sent open-loop requests late, it
+    read events late (measured: socket read − kernel receive time), or a worker's CPU was
+    saturated. With kernel receive times, TTFT and ITL stay right; the offered load and a
+    closed loop's next sends do not."""
+    read = _read_lag(ctx)
+    read_p = np.percentile(read, [50, 99]) if read.size else np.full(2, math.nan)
+    reading_late = bool(read.size) and float(read_p[1]) > CLIENT_LAG_P99_NS
     lag = ctx.measured["schedule_lag_ns"].to_numpy(np.float64)
     lag = lag[~np.isnan(lag)]
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else math.nan
@@ -172,7 +191,7 @@ def client_behind(ctx: RuleContext) -> Finding | None:
             busy = frac if math.isnan(busy) else max(busy, frac)
     behind = lag.size > 0 and lag_p99 > LAG_P99_NS
     saturated = not math.isnan(busy) and busy >= CPU_BUSY_FRAC
-    if not (behind or saturated):
+    if not (behind or saturated or reading_late):
         return None
     ids = ctx.measured["request_id"].to_numpy()
     lag_ids = ids[~np.isnan(ctx.measured["schedule_lag_ns"].to_numpy(np.float64))][late] \
@@ -183,14 +202,19 @@ def client_behind(ctx: RuleContext) -> Finding | None:
         parts.append(f"sent {late.mean():.0%} of open-loop requests more than "
                      f"{LAG_P99_NS / 1e6:.0f} ms late (lag p99 {lag_p99 / 1e6:.1f} ms, max "
                      f"{lag.max() / 1e6:.1f} ms)")
+    if reading_late:
+        parts.append(f"read events {read_p[1] / 1e6:.1f} ms (p99) after the kernel received "
+                     "them")
     if saturated:
         parts.append(f"kept a worker's CPU {busy:.0%} busy")
     return Finding(
         rule="client_behind", severity=Severity.CRITICAL if behind else Severity.WARNING,
         title="The load generator could not keep up",
         summary=("The client " + " and ".join(parts) + "; the offered load was lower than "
-                 "asked, and latencies from the send time hide the delay (see the "
-                 "from-intended latencies)."),
+                 "asked" + ("; TTFT and ITL are the kernel's receive times, not bent by "
+                            "that lag" if reading_late else "")
+                 + (", and latencies from the send time hide the delay (see the "
+                    "from-intended latencies)." if behind or not reading_late else ".")),
         evidence=(
             Evidence("schedule_lag_p99_ms", lag_p99 / 1e6),
             Evidence("schedule_lag_max_ms", float(lag.max()) / 1e6 if lag.size else math.nan),
@@ -198,6 +222,11 @@ def client_behind(ctx: RuleContext) -> Finding | None:
                      f"sent > {LAG_P99_NS / 1e6:.0f} ms after their intended time"),
             Evidence("client_cpu_busy_frac", busy, "CPU time / (wall time × workers)"),
             Evidence("workers", float(workers)),
+            Evidence("client_read_lag_p50_ms", float(read_p[0]) / 1e6,
+                     "socket read − kernel receive time, per output event"),
+            Evidence("client_read_lag_p99_ms", float(read_p[1]) / 1e6),
+            Evidence("client_read_lag_max_ms", float(read.max()) / 1e6 if read.size
+                     else math.nan),
         ),
         window_start_ns=ctx.start_ns, window_end_ns=ctx.end_ns,
         requests_affected=int(lag_ids.size), request_ids=sample_ids(lag_ids),
