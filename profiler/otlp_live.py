@@ -10,7 +10,8 @@ manifest's ``collectors`` section under ``otlp_export``.
 
 A failure is explained by a probe made only then: nothing listening (connection refused), no
 answer in time, or an HTTP server that answered ``POST /v1/traces`` with an empty OTLP request
-by something other than 200 (not an OTLP/HTTP receiver).
+(``/v1/metrics`` when only the metrics failed) by something other than 200 (not an
+OTLP/HTTP receiver of that signal).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def check_endpoint(url: str) -> str:
     return url
 
 
-def failure_reason(url: str, timeout_s: float = 2.0) -> str:
-    """Why an export to ``url`` failed, as a short phrase (probes the endpoint once)."""
+def failure_reason(url: str, signal: str = "traces", timeout_s: float = 2.0) -> str:
+    """Why an export of ``signal`` (traces | metrics) to ``url`` failed, as a short phrase
+    (probes the endpoint once)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 4317 if parts.scheme == "grpc"
@@ -78,10 +80,12 @@ def failure_reason(url: str, timeout_s: float = 2.0) -> str:
     except OSError as exc:
         return f"cannot reach {host}:{port} ({exc.strerror or type(exc).__name__})"
     if parts.scheme == "grpc":
-        return f"{host}:{port} accepts connections but did not take the OTLP/gRPC export"
+        return (f"{host}:{port} accepts connections but did not take the OTLP/gRPC {signal} "
+                "export")
+    path = f"/v1/{signal}"
     base = url.rstrip("/").removesuffix("/v1/traces")
     req = urllib.request.Request(  # noqa: S310 - the scheme is http(s), checked above
-        f"{base}/v1/traces", data=b"", method="POST",
+        f"{base}{path}", data=b"", method="POST",
         headers={"Content-Type": "application/x-protobuf"})
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as answer:  # noqa: S310 - http(s)
@@ -91,8 +95,8 @@ def failure_reason(url: str, timeout_s: float = 2.0) -> str:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"{host}:{port} accepts connections but no HTTP answer came ({type(exc).__name__})"
     if status != 200:
-        return (f"{host}:{port} answered HTTP {status} to an empty OTLP request on "
-                "/v1/traces: not an OTLP/HTTP receiver")
+        return (f"{host}:{port} answered HTTP {status} to an empty OTLP request on {path}: "
+                f"not an OTLP/HTTP {signal} receiver")
     return (f"{host}:{port} takes an empty OTLP request but did not take the run's export "
             "(refused or too slow)")
 
@@ -104,7 +108,8 @@ def _warning(url: str, res: dict[str, Any]) -> str | None:
     if not lost:
         return None
     what = "nothing exported" if len(lost) == 2 else f"{lost[0]} not exported"
-    return f"OTLP export to {url}: {what} ({failure_reason(url)})"
+    signal = "metrics" if lost == ["metrics"] else "traces"
+    return f"OTLP export to {url}: {what} ({failure_reason(url, signal)})"
 
 
 def _record(run_dir: Path, entry: dict[str, Any], warnings: list[str]) -> None:

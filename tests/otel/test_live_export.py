@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -187,7 +188,7 @@ def test_a_server_that_is_not_otlp_is_one_warning(run_copy: Path,
     port = url.rsplit(":", 1)[1]
     assert line == (f"OTLP export to {url}: nothing exported (127.0.0.1:{port} answered "
                     "HTTP 404 to an empty OTLP request on /v1/traces: not an OTLP/HTTP "
-                    "receiver)")
+                    "traces receiver)")
     assert bodies["/v1/traces"]  # it was tried there
 
 
@@ -272,3 +273,49 @@ def test_attach_with_a_dead_endpoint_completes_with_one_warning(refserver: Any,
     assert otlp == [f"OTLP export to http://127.0.0.1:{port}: nothing exported (connection "
                     f"refused: nothing listens on 127.0.0.1:{port})"]
     assert [w for w in res.warnings if "OTLP" in w] == otlp
+
+
+def test_servescope_own_receivers_take_the_spans_and_name_the_metrics_they_refuse(
+        run_copy: Path, tmp_path: Path) -> None:
+    """collectors/otel's receivers take traces only: over OTLP/HTTP and OTLP/gRPC every
+    client span arrives (one per request, the traceparent's trace ids) and the refused
+    metrics are one warning that says why."""
+    from collectors.otel.receiver import GrpcReceiver, HttpReceiver, SpanJournal, bind_loopback
+
+    requests = pd.read_parquet(run_copy / "requests.parquet")
+    seed = read_manifest(run_copy).run_id
+    want = {client_trace_ids(seed, str(x))[0] for x in requests["x_request_id"]}
+    anchor = read_manifest(run_copy).clock
+    http_journal = SpanJournal(tmp_path / "http.jsonl", anchor)
+    grpc_journal = SpanJournal(tmp_path / "grpc.jsonl", anchor)
+    http = HttpReceiver(bind_loopback(), http_journal)
+    grpc = GrpcReceiver(grpc_journal)
+    http.start()
+    grpc.start()
+    try:
+        http_port, grpc_port = http.port, grpc.port
+        http_url = f"http://127.0.0.1:{http_port}"
+        grpc_url = f"grpc://127.0.0.1:{grpc_port}"
+        http_warnings: list[str] = []
+        grpc_warnings: list[str] = []
+        http_entry = export_after_run(run_copy, http_url, http_warnings, timeout_s=2.0)
+        grpc_entry = export_after_run(run_copy, grpc_url, grpc_warnings, timeout_s=2.0)
+    finally:
+        http.stop()
+        grpc.stop()
+        http_journal.close()
+        grpc_journal.close()
+    for journal, entry in ((http_journal, http_entry), (grpc_journal, grpc_entry)):
+        rows = [orjson.loads(line) for line in journal.path.read_bytes().splitlines()]
+        client = [r for r in rows if r["kind"] == "client"]
+        assert {r["trace_id"] for r in client} == want
+        assert len(client) == 80
+        assert entry["spans_sent"]
+        assert not entry["metrics_sent"]
+    assert http_warnings == [
+        f"OTLP export to {http_url}: metrics not exported (127.0.0.1:{http_port} answered "
+        "HTTP 404 to an empty OTLP request on /v1/metrics: not an OTLP/HTTP metrics "
+        "receiver)"]
+    assert grpc_warnings == [
+        f"OTLP export to {grpc_url}: metrics not exported (127.0.0.1:{grpc_port} accepts "
+        "connections but did not take the OTLP/gRPC metrics export)"]
