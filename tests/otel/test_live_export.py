@@ -319,3 +319,37 @@ def test_servescope_own_receivers_take_the_spans_and_name_the_metrics_they_refus
     assert grpc_warnings == [
         f"OTLP export to {grpc_url}: metrics not exported (127.0.0.1:{grpc_port} accepts "
         "connections but did not take the OTLP/gRPC metrics export)"]
+
+
+def test_servescope_run_with_otlp_endpoint_end_to_end(tmp_path: Path,
+                                                      sink: tuple[str, Bodies]) -> None:
+    """The real CLI: ``servescope run --otlp-endpoint SINK -- <fake engine>`` exits 0, says
+    what it exported, and the sink holds one client span per recorded request."""
+    from tests.collectors._server import free_port
+    from tests.e2e._support import Tracker, run_servescope
+    from tests.faults._signal_support import fake_engine
+
+    url, bodies = sink
+    port = free_port()
+    out = tmp_path / "run"
+    tracker = Tracker()
+    try:
+        res = run_servescope(["run", "--out", str(out), "--engine", "vllm", "--url",
+                              f"http://127.0.0.1:{port}", "--requests", "8", "--output-len",
+                              "fixed:4", "--otlp-endpoint", url, "--",
+                              *fake_engine(port)], tracker.tag, timeout_s=90)
+    finally:
+        tracker.kill()
+    assert res.returncode == 0, res.output[-3000:]
+    assert "Traceback" not in res.output
+    requests = pd.read_parquet(out / "requests.parquet")
+    assert len(requests) == 8
+    client = _client_spans(bodies)
+    seed = read_manifest(out).run_id
+    assert {s.trace_id for s in client} == {client_trace_ids(seed, str(x))[0]
+                                           for x in requests["x_request_id"]}
+    assert len(client) == 8
+    points = read_manifest(out).collectors[MANIFEST_KEY]["metric_points"]
+    assert points == 5  # duration, first chunk, per chunk, token usage input and output
+    assert f"exported 8 spans and 5 metric series to {url}" in " ".join(res.text.split())
+    assert "OTLP" not in " ".join(read_manifest(out).warnings)
