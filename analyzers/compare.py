@@ -106,6 +106,8 @@ class MetricComparison:
     p_adjusted: float
     verdict: Verdict
     note: str = ""
+    mde: float = math.nan  # minimum detectable worsening at these repeats (between-run model)
+    spread: float = math.nan  # run-to-run sd of one run's value (between-run model)
 
     @property
     def name(self) -> str:
@@ -136,6 +138,12 @@ class Comparison:
     metrics: tuple[MetricComparison, ...]
     manifest_changes: tuple[ManifestChange, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    runs: tuple[int, int] = (1, 1)  # runs per arm; more than one: the between-run model
+
+    @property
+    def between_runs(self) -> bool:
+        """Whether the intervals include run-to-run noise (repeats on at least one side)."""
+        return max(self.runs) > 1
 
     def metric(self, name: str) -> MetricComparison:
         for m in self.metrics:
@@ -203,8 +211,8 @@ def compare_samples(a: RunSamples, b: RunSamples, *,
             "beyond the minimum effect: the intervals cover the sampling noise within each run, "
             "not the machine's run-to-run noise; repeat each configuration (or gate with "
             "budgets above that noise) before reading this as a change")
-    warnings += [f"baseline: {w}" for w in a.summary.warnings]
-    warnings += [f"candidate: {w}" for w in b.summary.warnings]
+    warnings += [f"baseline: {w}" for w in a.summary.warnings if not a.bench_only]
+    warnings += [f"candidate: {w}" for w in b.summary.warnings if not b.bench_only]
     slo = a.summary.goodput.slo if a.summary.goodput is not None else None
     return Comparison(RunRef.of(a), RunRef.of(b), cfg, slo, tuple(out), changes,
                       tuple(warnings))
@@ -250,7 +258,9 @@ def _skipped(wanted: list[MetricSpec], kept: list[MetricSpec], a: RunSamples, b:
         return []
     out = []
     no_engine = [r for r, x in (("baseline", a), ("candidate", b)) if x.engine is None]
-    if no_engine and any(s.kind in (Kind.ENGINE, Kind.SERVER_PERCENTILE) for s in missing):
+    bench = a.bench_only or b.bench_only  # a bench run has no engine to miss
+    if no_engine and not bench and any(s.kind in (Kind.ENGINE, Kind.SERVER_PERCENTILE)
+                                       for s in missing):
         out.append(f"engine metrics not compared: no engine metrics in the "
                    f"{' and '.join(no_engine)} run")
     if explicit:

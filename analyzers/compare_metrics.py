@@ -151,8 +151,23 @@ def _engine(spec: MetricSpec, a: RunSamples, b: RunSamples, confidence: float) -
     return Evidence(spec, fa, fb, ci, "", "", math.nan)
 
 
+def _bandwidth(spec: MetricSpec, a: RunSamples, b: RunSamples, *, confidence: float,
+               n_resamples: int, seed: int) -> Evidence:
+    va, vb = a.bandwidth[spec.name], b.bandwidth[spec.name]
+    ci = relative_change_cis(va, vb, [50.0], confidence=confidence, n_resamples=n_resamples,
+                             seed=seed)[50.0]
+    return Evidence(spec, float(np.median(va)), float(np.median(vb)), ci,
+                    f"Mann–Whitney U on {va.size}/{vb.size} per-repeat bandwidths",
+                    f"rank:{spec.name}", rank_test(va, vb))
+
+
 def available(spec: MetricSpec, a: RunSamples, b: RunSamples) -> bool:
-    """Whether both runs have what ``spec`` needs (engine metrics, histograms, an SLO)."""
+    """Whether both runs have what ``spec`` needs (engine metrics, histograms, an SLO,
+    bandwidth samples; a bench run has no request metrics)."""
+    if spec.kind is Kind.BANDWIDTH:
+        return spec.name in a.bandwidth and spec.name in b.bandwidth
+    if a.bench_only or b.bench_only:
+        return False
     if spec.kind is Kind.SERVER_PERCENTILE:
         return spec.source in a.server and spec.source in b.server and all(
             r.server[spec.source].count > 0 for r in (a, b))
@@ -187,6 +202,9 @@ def evidence(specs: Iterable[MetricSpec], a: RunSamples, b: RunSamples, *, confi
             out.append(_rate(s, a, b, confidence=confidence, seed=seed))
         elif s.kind is Kind.PROPORTION:
             out.append(_proportion(s, a, b, confidence=confidence))
+        elif s.kind is Kind.BANDWIDTH:
+            out.append(_bandwidth(s, a, b, confidence=confidence, n_resamples=n_resamples,
+                                  seed=seed))
         else:
             out.append(_engine(s, a, b, confidence))
     return out

@@ -142,6 +142,8 @@ def check_validity(s: RunSamples, v: Validity, role: str) -> list[ValidityIssue]
         out.append(ValidityIssue(role, "status", f"the {role} run's status is {status!r}, not "
                                  "'complete'"))
     sm = s.summary
+    if s.bench_only:  # a bench run (analyzers/bandwidth.py): no requests to check
+        return out
     if sm.measured_requests == 0:
         out.append(ValidityIssue(role, "empty", f"the {role} run has no measured requests"))
         return out

@@ -13,6 +13,8 @@ Each metric has one :class:`Kind`, which decides how its noise is judged:
   (ns); known only to its bucket, so its "interval" is the range the buckets allow.
 - ``ENGINE``: an engine gauge or counter summary (KV usage, preemptions, prefix-cache hit
   rate); one number per run with no noise estimate: shown, never judged.
+- ``BANDWIDTH``: a bench run's bandwidth (``bw_<bench>``, bytes/s, analyzers/bandwidth.py);
+  bootstrap CI of the median's relative change over the timed repeats, Mann–Whitney U.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from enum import StrEnum
+
+from analyzers.bandwidth import BANDWIDTH_BENCHES
 
 __all__ = [
     "CATALOG",
@@ -42,6 +46,7 @@ class Kind(StrEnum):
     PROPORTION = "proportion"
     SERVER_PERCENTILE = "server_percentile"
     ENGINE = "engine"
+    BANDWIDTH = "bandwidth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,8 @@ class MetricSpec:
     @property
     def relative(self) -> bool:
         """Whether a change is a ratio (``b / a − 1``) rather than a difference (``b − a``)."""
-        return self.kind in (Kind.PERCENTILE, Kind.RATE, Kind.SERVER_PERCENTILE)
+        return self.kind in (Kind.PERCENTILE, Kind.RATE, Kind.SERVER_PERCENTILE,
+                             Kind.BANDWIDTH)
 
 
 class UnknownMetricError(ValueError):
@@ -112,6 +118,8 @@ def _build() -> dict[str, MetricSpec]:
         MetricSpec("prefix_cache_hit_rate", "prefix-cache hit rate", Kind.ENGINE,
                    Direction.HIGHER, "frac", "prefix_cache_hit_rate"),
     ]
+    specs += [MetricSpec(f"bw_{b}", f"{b} bandwidth", Kind.BANDWIDTH, Direction.HIGHER, "B/s",
+                         b) for b in BANDWIDTH_BENCHES]
     return {s.name: s for s in specs}
 
 

@@ -20,7 +20,7 @@ comparison reports comes from it, so ``compare`` and ``summarize`` never disagre
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,12 +56,20 @@ class RunSamples:
     engine: EngineWindow | None
     server: Mapping[str, HistogramDelta]  # canonical histogram name -> delta over the window
     good: int  # good requests (-1 without an SLO)
+    # a bench run's bw_<bench> -> per-repeat bytes/s (analyzers/bandwidth.py); {} otherwise
+    bandwidth: Mapping[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def bench_only(self) -> bool:
+        """A bench run: bandwidth samples and no measured requests."""
+        return bool(self.bandwidth) and self.summary.measured_requests == 0
 
 
 def run_samples(run: RunSource, slo: SLO | None = None, *,
                 n_slices: int = DEFAULT_SLICES) -> RunSamples:
     """Gather the samples of ``run`` (a run directory is loaded; a :class:`RunContext`
     gives its members). RunDirError for an unreadable run."""
+    from analyzers.bandwidth import bandwidth_samples
     from analyzers.context import RunContext
     from analyzers.goodput import good_mask
 
@@ -101,6 +109,7 @@ def run_samples(run: RunSource, slo: SLO | None = None, *,
         slice_rates=rates, engine=load.window if load is not None else None,
         server={str(h): d for h, d in load.histograms.items()} if load is not None else {},
         good=int(good.sum()) if good is not None else -1,
+        bandwidth=bandwidth_samples(ctx.path),
     )
 
 

@@ -15,6 +15,7 @@ import typer
 
 from collectors.registry import DEFAULT_COLLECT, describe
 from profiler.cli_workload import WorkloadOptions, default_run_dir, option_groups
+from profiler.commands_bench import bench_app
 
 if TYPE_CHECKING:
     from profiler.engine_run import EngineOptions
@@ -206,6 +207,7 @@ def kernels(
 
 export_app = typer.Typer(no_args_is_help=True, help="Export a run for other tools.")
 app.add_typer(export_app, name="export")
+app.add_typer(bench_app, name="bench")  # profiler/commands_bench.py
 
 
 @export_app.command("perfetto")

@@ -26,6 +26,8 @@ def fmt_value(spec: MetricSpec, v: float | None) -> str:
         return f"{v * 100:.2f} %"
     if spec.unit == "count":
         return f"{v:,.0f}"
+    if spec.unit == "B/s":
+        return f"{v / 1e9:,.2f} GB/s"
     return f"{v:,.2f} {spec.unit}"
 
 

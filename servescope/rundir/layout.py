@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BENCH_BANDWIDTH_FILE",
+    "BENCH_DIR",
+    "BENCH_ENVIRONMENT_FILE",
+    "BENCH_REPEATS_FILE",
     "EVENTS_FILE",
     "GPM_FILE",
     "GPU_DEVICES_FILE",
@@ -68,6 +72,12 @@ KERNEL_TRACES_FILE = "kernels/traces.parquet"  # one row per ingested trace file
 KERNEL_WINDOW_FILE = "kernels/window.json"  # the profiler window the kernels collector took
 KERNEL_RAW_DIR = "kernels/raw"  # the trace files the engine (or the hook) wrote
 KERNEL_HOOK_DIR = "kernels/hook"  # the in-process hook's private channel (mode 0700)
+
+# kernels_bench's (servescope/records/bandwidth.py; docs/kernels_bench.md)
+BENCH_DIR = "bench"
+BENCH_BANDWIDTH_FILE = "bench/bandwidth.parquet"  # one BandwidthSample per bench, impl, size
+BENCH_REPEATS_FILE = "bench/repeats.parquet"  # every timed repeat behind each sample
+BENCH_ENVIRONMENT_FILE = "bench/environment.json"  # peaks, topology, transports, settings
 
 OTEL_DIR = "otel"
 OTEL_SPANS_JOURNAL = "otel/spans.jsonl"  # spans as received (append only, during the run)

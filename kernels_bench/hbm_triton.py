@@ -1,0 +1,84 @@
+"""Triton streaming kernels: read, write, copy, triad (GPU; needs the ``kernels`` extra).
+
+Each program walks blocks ``pid, pid + nprog, ...`` of ``BLOCK`` elements: with one program
+per block (the plain grid) that is one block each; with a persistent grid (a few programs per
+SM) each keeps looping, so fewer programs keep as many bytes in flight. Contiguous offsets and
+16-byte alignment let Triton issue 128-bit loads and stores; ``evict_first`` marks streamed
+data. The read kernel stores one float per program (``nprog x 4`` bytes, counted as noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+__all__ = ["triton_kernels"]
+
+_SCALAR = 3.0
+
+
+@cache
+def _jit() -> dict[str, Any]:
+    import triton
+    import triton.language as tl
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def read_k(x, out, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            acc += tl.load(x + offs, mask=offs < n, other=0.0,
+                           eviction_policy="evict_first").to(tl.float32)
+        tl.store(out + pid, tl.sum(acc, axis=0))
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def write_k(y, n, value, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            tl.store(y + offs, tl.full([BLOCK], value, y.dtype.element_ty), mask=offs < n)
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def copy_k(x, y, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            m = offs < n
+            tl.store(y + offs, tl.load(x + offs, mask=m, eviction_policy="evict_first"),
+                     mask=m)
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def triad_k(a, b, c, n, s, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            m = offs < n
+            bv = tl.load(b + offs, mask=m, eviction_policy="evict_first")
+            cv = tl.load(c + offs, mask=m, eviction_policy="evict_first")
+            tl.store(a + offs, bv + s * cv, mask=m)
+
+    return {"read": read_k, "write": write_k, "copy": copy_k, "triad": triad_k}
+
+
+def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int = 8,
+                   persistent_programs: int | None = None) -> dict[str, Callable[[], Any]]:
+    """Calls of the four kernels on same-sized contiguous CUDA tensors ``a`` (written),
+    ``b`` and ``c`` (read). ``persistent_programs``: the grid size (None: one program per
+    block)."""
+    import torch
+    import triton
+
+    k = _jit()
+    n = a.numel()
+    blocks = triton.cdiv(n, block)
+    grid = (min(blocks, persistent_programs) if persistent_programs else blocks,)
+    partial = torch.empty(grid[0], dtype=torch.float32, device=a.device)
+    kw = {"BLOCK": block, "num_warps": num_warps}
+    return {
+        "read": lambda: k["read"][grid](b, partial, n, **kw),
+        "write": lambda: k["write"][grid](a, n, _SCALAR, **kw),
+        "copy": lambda: k["copy"][grid](b, a, n, **kw),
+        "triad": lambda: k["triad"][grid](a, b, c, n, _SCALAR, **kw),
+    }
