@@ -131,7 +131,8 @@ def test_an_unknown_collector_is_refused_with_the_valid_names():
     from profiler.engine_run import EngineOptions
 
     with pytest.raises(ValueError, match=r"^--collect: unknown collector 'warpdrive'; valid "
-                                         r"collectors: requests, metrics, gpu, stacks, kernels, otel$"):
+                                         r"collectors: requests, metrics, gpu, stacks, kernels, "
+                                         r"otel$"):
         EngineOptions(collect="metrics,warpdrive")
     assert EngineOptions(scrape=False).collectors() == ()  # --no-metrics
     assert EngineOptions(collect="requests,metrics", scrape=False).collectors() == ("requests",)

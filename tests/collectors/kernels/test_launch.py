@@ -29,7 +29,8 @@ def _vllm_profiler():
 
 def test_vllm_gets_a_cheap_profiler_config_writing_into_the_run(tmp_path: Path) -> None:
     ch = amend_for_profiler(VLLM, {"PATH": "/bin"}, _vllm_profiler(), tmp_path / "raw")
-    assert ch.argv[:5] == VLLM and ch.argv[5] == "--profiler-config"
+    assert ch.argv[:5] == VLLM
+    assert ch.argv[5] == "--profiler-config"
     cfg = json.loads(ch.argv[6])
     assert cfg == {"profiler": "torch", "torch_profiler_with_stack": False,
                    "torch_profiler_record_shapes": False, "ignore_frontend": True,
@@ -67,7 +68,9 @@ def test_engines_whose_window_is_always_there_get_nothing_added(tmp_path: Path) 
         assert p is not None
         argv = ["python", "-m", "x"]
         ch = amend_for_profiler(argv, {}, p, tmp_path)
-        assert ch.argv == argv and ch.env == {} and ch.trace_dir == tmp_path
+        assert ch.argv == argv
+        assert ch.env == {}
+        assert ch.trace_dir == tmp_path
 
 
 def test_hook_goes_first_on_pythonpath_with_a_private_channel(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ class _Vllm(BaseHTTPRequestHandler):
     calls: list[tuple[str, dict[str, object], int]]
     missing = False
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         n = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(n) or b"{}")
         self.calls.append((self.path, body, now_ns()))
@@ -122,17 +122,22 @@ def test_window_opens_in_steady_state_and_its_trace_is_ingested(tmp_path: Path,
     stats = c.stop()
     assert stats.error == ""
     (path, body, t_call), *rest = handler.calls
-    assert path == "/start_profile" and body == {"max_iterations": 16}
+    assert path == "/start_profile"
+    assert body == {"max_iterations": 16}
     assert t_call - t_loaded >= 0.3 * S  # the settle time passed first
     assert [p for p, _, _ in rest] == []  # it ended by itself: no stop needed
     win = json.loads((run / "kernels" / "window.json").read_text())
-    assert win["state"] == "taken" and win["mechanism"] == "http"
-    assert win["steps_asked"] == 16 and win["in_flight_at_open"] == 4
+    assert win["state"] == "taken"
+    assert win["mechanism"] == "http"
+    assert win["steps_asked"] == 16
+    assert win["in_flight_at_open"] == 4
     assert win["t_steady_ns"] <= win["t_open_ns"] <= win["t_close_ns"]
     assert win["files"] == ["kernels/raw/dp0_pp0_tp0_dcp0_ep0_rank0.1.pt.trace.json.gz"]
     traces = pq.read_table(run / "kernels" / "traces.parquet").to_pylist()
-    assert len(traces) == 1 and traces[0]["events_kept"] == stats.counts["events_kept"] > 0
-    assert stats.counts["state"] == "taken" and stats.counts["files"] == 1
+    assert len(traces) == 1
+    assert traces[0]["events_kept"] == stats.counts["events_kept"] > 0
+    assert stats.counts["state"] == "taken"
+    assert stats.counts["files"] == 1
     assert any("--profiler-config" in n for n in stats.counts["launch"])
 
 
@@ -148,8 +153,10 @@ def test_load_ending_before_steady_state_opens_nothing(tmp_path: Path, engine) -
     stats = c.stop()
     assert handler.calls == []
     win = json.loads((run / "kernels" / "window.json").read_text())
-    assert win["state"] == "not_opened" and "before it was steady" in win["reason"]
-    assert stats.counts["files"] == 0 and not (run / "kernels" / "traces.parquet").exists()
+    assert win["state"] == "not_opened"
+    assert "before it was steady" in win["reason"]
+    assert stats.counts["files"] == 0
+    assert not (run / "kernels" / "traces.parquet").exists()
 
 
 def test_a_server_without_the_profiler_routes_is_one_clear_error(tmp_path: Path,
@@ -164,7 +171,8 @@ def test_a_server_without_the_profiler_routes_is_one_clear_error(tmp_path: Path,
     assert ctx.activity is not None
     _feed(ctx.activity, 4, 0.6)
     stats = c.stop()
-    assert "HTTP 404" in stats.error and "profiler flag" in stats.error
+    assert "HTTP 404" in stats.error
+    assert "profiler flag" in stats.error
     assert "\n" not in stats.error
 
 
