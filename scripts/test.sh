@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 tiers=${SERVESCOPE_TIERS:-all}
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,browser,gpu,profiling,otel]'  # browser: playwright, for mypy
+# kernels (torch, triton): kernels_bench's CPU tests; torch==2.13.0 first, so pip keeps its CPU
+# build (a bare 'torch' pulls a CUDA build of gigabytes); measured: +48 s in a fresh venv
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[dev,browser,gpu,profiling,otel,kernels]'  # browser: playwright, for mypy
 # too; gpu (nvidia-ml-py) and profiling (py-spy): the GPU and stack collectors' tests (no GPU needed);
 # otel: the OTLP receiver and exporter
 echo "== ruff"; .venv/bin/ruff check .
