@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Interval", "mean_ratio_ci", "percentile_cis", "relative_change_cis"]
+__all__ = ["Interval", "mean_ratio_ci", "percentile_cis", "percentile_replicates",
+           "relative_change_cis"]
 
 _BATCH_CELLS = 4_000_000  # integers per batch of resamples (B · n)
 _FloatArray = npt.NDArray[np.float64]
@@ -292,3 +293,25 @@ def mean_ratio_ci(a: npt.ArrayLike, b: npt.ArrayLike, *, confidence: float = 0.9
         if not (math.isnan(lo) or math.isnan(hi)):
             return Interval(est, lo, hi, confidence, n, f"{method} bootstrap of the mean ratio")
     return Interval(est, math.nan, math.nan, confidence, n, "bootstrap undefined")
+
+
+def percentile_replicates(values: npt.ArrayLike, percentiles: Sequence[float], *,
+                          n_resamples: int = 1000, seed: int = 0,
+                          clusters: npt.ArrayLike | None = None) -> _FloatArray:
+    """The bootstrap distribution itself: each percentile of ``n_resamples`` resamples of
+    ``values`` (by cluster when labels are given), shape ``(len(percentiles), n_resamples)``.
+    The within-run stage of the hierarchical bootstrap (``analyzers.between_runs``). Fewer
+    than one sample: all NaN."""
+    qs = [float(q) for q in percentiles]
+    _check(0.95, n_resamples, qs)
+    s = _prepare(values, clusters)
+    if s.n == 0 or s.n_clusters == 0:
+        return np.full((len(qs), n_resamples), math.nan)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(qs), n_resamples), dtype=np.float64)
+    step = _batch(s)
+    for start in range(0, n_resamples, step):
+        stop = min(n_resamples, start + step)
+        drawn = rng.integers(0, s.n_clusters, size=(stop - start, s.n_clusters), dtype=np.int64)
+        out[:, start:stop] = _weighted_percentiles(s, drawn, qs)
+    return out

@@ -61,6 +61,7 @@ __all__ = [
 
 _TABLES = ("budgets", "slo", "validity", "settings")
 _RELATIVE = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*%$")
+_NOISE = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:x|×|\*)\s*noise$", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"^(<=|>=)\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*([A-Za-zµ%/]*)$")
 _TIME_UNITS = {"ms": 1e6, "s": 1e9, "us": 1e3, "µs": 1e3, "ns": 1.0}
 _RATE_UNITS = {"tok/s": ("tok/s",), "req/s": ("req/s",)}
@@ -74,6 +75,7 @@ class BudgetKind(StrEnum):
     RELATIVE = "relative"  # limit: the worsening allowed, as a fraction (0.05 = 5 % worse)
     MAX = "max"  # candidate <= limit (metric unit)
     MIN = "min"  # candidate >= limit (metric unit)
+    NOISE = "noise"  # limit: k, the worsening allowed in units of the run-to-run spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +201,22 @@ def _budget(metric: str, value: Any, line: int, where: Where, slo: SLO | None) -
 def _one(spec: MetricSpec, text: str, line: int, at: str) -> Budget:
     if m := _RELATIVE.match(text):
         return _relative(spec, m.group(1), float(m.group(2)), text=text, line=line, at=at)
+    if m := _NOISE.match(text):
+        bad = "+" if spec.direction is Direction.LOWER else "-"
+        if m.group(1) and m.group(1) != bad:
+            raise BudgetError(f'{at}: {spec.name} = "{text}" would demand an improvement: a '
+                              f'noise budget is the worsening allowed, like "{bad}3x noise"')
+        rel = _relative(spec, "", float(m.group(2)) * 100.0, text=text, line=line, at=at)
+        if not rel.limit > 0:
+            raise BudgetError(f'{at}: {spec.name} = "{text}": k must be above 0')
+        return Budget(spec.name, BudgetKind.NOISE, rel.limit, text, line)
     if m := _ABSOLUTE.match(text):
         kind = BudgetKind.MAX if m.group(1) == "<=" else BudgetKind.MIN
         limit = _in_unit(spec, float(m.group(2)), m.group(3), text, at)
         return Budget(spec.name, kind, limit, text, line)
     raise BudgetError(f'{at}: {spec.name} = "{text}": expected a relative budget like "+10%" '
-                      f'or "-5%", or an absolute limit like "<= 500 ms" or ">= 95%"')
+                      f'or "-5%", a noise budget like "3x noise", or an absolute limit like '
+                      f'"<= 500 ms" or ">= 95%"')
 
 
 def _relative(spec: MetricSpec, sign: str, pct: float, *, text: str, line: int,

@@ -23,14 +23,16 @@ A baseline store is a directory of run directories; its baseline is the newest c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzers.bootstrap import Interval
 from analyzers.budgets import Budget, BudgetFile, BudgetKind, Validity
-from analyzers.compare import CompareSettings, Comparison, RunRef, compare_samples
+from analyzers.compare import CompareSettings, Comparison, MetricComparison, RunRef
+from analyzers.compare_groups import arm_ref, compare_arm_samples, expand_arm
 from analyzers.context import RunContext
 from analyzers.metric_catalog import Direction
 from analyzers.run_samples import RunSamples, run_samples
@@ -110,25 +112,39 @@ class GateResult:
         return tuple(r for r in self.results if r.status is BudgetStatus.BREACH)
 
 
-def latest_baseline(store: str | Path, *, exclude: str | Path | None = None) -> Path:
-    """The newest complete run directory in ``store`` (by ``started_wall_ns``), other than
-    ``exclude``. RunDirError when the store is missing or holds none."""
+def _store_entry(d: Path) -> tuple[int, bool] | None:
+    """(start, complete) of a run directory or a run group in a store; None: neither."""
+    from servescope.rundir.group import is_group, read_group
     from servescope.rundir.manifest import read_manifest
 
+    try:
+        if is_group(d):
+            ms = [read_manifest(r) for r in read_group(d).run_dirs()]
+            if not ms:
+                return None
+            return min(m.started_wall_ns for m in ms), all(m.status == "complete" for m in ms)
+        m = read_manifest(d)
+    except RunDirError:
+        return None
+    return m.started_wall_ns, m.status == "complete"
+
+
+def latest_baseline(store: str | Path, *, exclude: str | Path | None = None) -> Path:
+    """The newest complete run directory or run group (every repeat complete) in ``store``
+    (by start time), other than ``exclude``. RunDirError when the store is missing or holds
+    none. A run group keeps its repeats: the gate then knows the baseline's run-to-run
+    noise."""
     root = Path(store)
     if not root.is_dir():
         raise RunDirError(f"baseline store {root} does not exist or is not a directory")
     skip = Path(exclude).resolve() if exclude is not None else None
     best: tuple[int, Path] | None = None
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        if skip is not None and d.resolve() == skip:
+        if skip is not None and (d.resolve() == skip or d.resolve() in skip.parents):
             continue
-        try:
-            m = read_manifest(d)
-        except RunDirError:
-            continue
-        if m.status == "complete" and (best is None or m.started_wall_ns > best[0]):
-            best = (m.started_wall_ns, d)
+        entry = _store_entry(d)
+        if entry is not None and entry[1] and (best is None or entry[0] > best[0]):
+            best = (entry[0], d)
     if best is None:
         raise RunDirError(f"baseline store {root} holds no complete run directory")
     return best[1]
@@ -170,7 +186,7 @@ def evaluate_budget(b: Budget, comparison: Comparison) -> BudgetResult:
     except KeyError:
         return BudgetResult(b, BudgetStatus.MISSING, math.nan, math.nan, None,
                             f"{b.metric} is not measured in both runs")
-    if b.kind is not BudgetKind.RELATIVE:
+    if b.kind in (BudgetKind.MAX, BudgetKind.MIN):
         value = m.candidate
         if math.isnan(value):
             return BudgetResult(b, BudgetStatus.MISSING, m.baseline, value, None,
@@ -182,15 +198,25 @@ def evaluate_budget(b: Budget, comparison: Comparison) -> BudgetResult:
     if math.isnan(ch.estimate):
         return BudgetResult(b, BudgetStatus.MISSING, m.baseline, m.candidate, ch,
                             f"no relative change: {ch.method}")
+    limit, what = b.limit, b.text
+    if b.kind is BudgetKind.NOISE:
+        if not (comparison.between_runs and math.isfinite(m.spread)):
+            return BudgetResult(b, BudgetStatus.MISSING, m.baseline, m.candidate, ch,
+                                f"{b.text} needs the run-to-run spread: give repeats (a run "
+                                "group, or several runs) on at least one side")
+        limit = b.limit * m.spread
+        what = f"{b.text} (= {limit:+.1%}, spread {m.spread:.1%})"
+    if comparison.between_runs:
+        return _between(b, m, limit, what)
     sign = 1.0 if m.spec.direction is Direction.LOWER else -1.0
     worse_est = sign * ch.estimate  # > 0: worse
     lo, hi = ch.low, ch.high
     least_worse = sign * (lo if sign > 0 else hi)  # the CI end nearest to "better"
-    if not math.isnan(least_worse) and least_worse > b.limit:
-        status, msg = BudgetStatus.BREACH, f"the whole {ch.confidence:.1%} CI is beyond {b.text}"
-    elif worse_est > b.limit:
+    if not math.isnan(least_worse) and least_worse > limit:
+        status, msg = BudgetStatus.BREACH, f"the whole {ch.confidence:.1%} CI is beyond {what}"
+    elif worse_est > limit:
         status = BudgetStatus.UNCERTAIN
-        msg = (f"the change is beyond {b.text} but its {ch.confidence:.1%} CI reaches back "
+        msg = (f"the change is beyond {what} but its {ch.confidence:.1%} CI reaches back "
                "inside: not failed (more requests narrow the CI)"
                if not math.isnan(least_worse) else f"no interval ({ch.method}): not failed")
     else:
@@ -198,47 +224,114 @@ def evaluate_budget(b: Budget, comparison: Comparison) -> BudgetResult:
     return BudgetResult(b, status, m.baseline, m.candidate, ch, msg)
 
 
-def _load(run: RunSource, budgets: BudgetFile, role: str, n_slices: int
-          ) -> tuple[RunSamples | None, list[ValidityIssue]]:
+def _between(b: Budget, m: MetricComparison, limit: float, what: str) -> BudgetResult:
+    """Repeats: breached when the change is beyond the budget **and** its between-run
+    interval excludes no change (the worsening is real, not run-to-run noise)."""
+    ch = m.change
+    sign = 1.0 if m.spec.direction is Direction.LOWER else -1.0
+    worse_est = sign * ch.estimate
+    least_worse = sign * (ch.low if sign > 0 else ch.high)
+    mde = ""
+    if math.isfinite(m.mde) and m.mde > limit:
+        mde = (f"; at these repeats the MDE is {m.mde:.1%}: a worsening of {limit:.1%} is "
+               "caught less than 90 % of the time")
+    if worse_est > limit and least_worse > 0:
+        return BudgetResult(b, BudgetStatus.BREACH, m.baseline, m.candidate, ch,
+                            f"beyond {what}, and the {ch.confidence:.1%} between-run CI "
+                            "excludes no change")
+    if worse_est > limit:
+        return BudgetResult(b, BudgetStatus.UNCERTAIN, m.baseline, m.candidate, ch,
+                            f"beyond {what}, but within run-to-run noise (the "
+                            f"{ch.confidence:.1%} CI includes no change): not failed{mde}")
+    return BudgetResult(b, BudgetStatus.PASS, m.baseline, m.candidate, ch, mde.lstrip("; "))
+
+
+def _arm(source: RunSource | Sequence[str | Path]) -> list[RunSource]:
+    """The runs of an arm: a run group's repeats, several run directories, or one run."""
+    from servescope.rundir.group import is_group
+
+    if isinstance(source, (list, tuple)):
+        return list(expand_arm(source))
+    if isinstance(source, (str, Path)) and is_group(Path(source)):
+        return list(expand_arm([source]))
+    return [source]  # type: ignore[list-item]
+
+
+def _load_arm(source: RunSource | Sequence[str | Path], budgets: BudgetFile, role: str,
+              n_slices: int) -> tuple[list[RunSamples], list[ValidityIssue]]:
     try:
-        s = run_samples(run, budgets.slo, n_slices=n_slices)
+        runs = _arm(source)
     except RunDirError as exc:
-        return None, [ValidityIssue(role, "unreadable", str(exc))]
-    return s, check_validity(s, budgets.validity, role)
+        return [], [ValidityIssue(role, "unreadable", str(exc))]
+    out: list[RunSamples] = []
+    issues: list[ValidityIssue] = []
+    for r in runs:
+        who = role if len(runs) == 1 else f"{role} ({Path(RunContext.of(r).path).name})"
+        try:
+            s = run_samples(r, budgets.slo, n_slices=n_slices)
+        except RunDirError as exc:
+            issues.append(ValidityIssue(role, "unreadable", str(exc)))
+            continue
+        issues += [replace(i, run=role) for i in check_validity(s, budgets.validity, who)]
+        out.append(s)
+    return out, issues
 
 
-def run_gate(candidate: RunSource, budgets: BudgetFile, *, baseline: RunSource | None = None,
+def _path_of(source: RunSource | Sequence[str | Path]) -> Path | None:
+    if isinstance(source, (list, tuple)):
+        return Path(source[0]) if len(source) == 1 else None
+    return Path(RunContext.of(source).path)  # type: ignore[arg-type]
+
+
+def run_gate(candidate: RunSource | Sequence[str | Path], budgets: BudgetFile, *,
+             baseline: RunSource | Sequence[str | Path] | None = None,
              baseline_store: str | Path | None = None) -> GateResult:
-    """Check ``candidate`` against ``baseline`` (a run directory, or its context) or the
-    latest complete run in ``baseline_store``. Unreadable or invalid runs come back as
-    ``issues`` (exit code 2), not exceptions, so a report can still be written."""
+    """Check ``candidate`` against ``baseline`` or the latest complete entry of
+    ``baseline_store``. Each side is a run (a run directory or its context), a run group, or
+    a list of run directories and groups; with repeats on either side the budgets are judged
+    against the between-run model (``analyzers.between_runs``). Unreadable or invalid runs
+    come back as ``issues`` (exit code 2), not exceptions, so a report can still be
+    written."""
     if (baseline is None) == (baseline_store is None):
         raise ValueError("give exactly one of a baseline run or a baseline store")
     settings = budgets.settings
-    n_rel = sum(1 for b in budgets.budgets if b.kind is BudgetKind.RELATIVE)
+    n_rel = sum(1 for b in budgets.budgets if b.kind in (BudgetKind.RELATIVE, BudgetKind.NOISE))
     confidence = 1 - (1 - settings.confidence) / max(n_rel, 1)
     resamples = max(settings.n_resamples,
                     math.ceil(_MIN_TAIL_RESAMPLES / ((1 - confidence) / 2)))
     cfg = CompareSettings(confidence=confidence, n_resamples=resamples, seed=settings.seed)
     notes: list[str] = []
     issues: list[ValidityIssue] = []
-    cand = RunContext.of(candidate)  # loaded (once) by _load, where errors become issues
-    base = RunContext.of(baseline) if baseline is not None else None
+    base = baseline
     if baseline_store is not None:
         try:
-            base = RunContext(latest_baseline(baseline_store, exclude=cand.path))
-            notes.append(f"baseline: {base.path} (newest complete run in {baseline_store})")
+            base = latest_baseline(baseline_store, exclude=_path_of(candidate))
+            notes.append(f"baseline: {base} (newest complete run or run group in {baseline_store})")
         except RunDirError as exc:
             issues.append(ValidityIssue("baseline", "unreadable", str(exc)))
-    a, a_issues = _load(base, budgets, "baseline", cfg.n_slices) if base is not None \
-        else (None, [])
-    b, b_issues = _load(cand, budgets, "candidate", cfg.n_slices)
+    a, a_issues = _load_arm(base, budgets, "baseline", cfg.n_slices) if base is not None \
+        else ([], [])
+    b, b_issues = _load_arm(candidate, budgets, "candidate", cfg.n_slices)
     issues += a_issues + b_issues
-    refs = (RunRef.of(a) if a else None, RunRef.of(b) if b else None)
-    if a is None or b is None or issues:
+    refs = (arm_ref(_label(base), a) if a else None, arm_ref(_label(candidate), b) if b
+            else None)
+    if not a or not b or issues:
         return GateResult(budgets.path, *refs, (), tuple(issues), None, confidence,
                           tuple(notes))
     metrics = list(dict.fromkeys(bu.metric for bu in budgets.budgets))
-    comparison = compare_samples(a, b, settings=cfg, metrics=metrics)
+    comparison = compare_arm_samples(a, b, settings=cfg, metrics=metrics,
+                                     labels=(_label(base), _label(candidate)))
+    if comparison.between_runs:
+        notes.append(f"{len(a)}/{len(b)} runs: relative budgets are judged against the "
+                     "between-run model: a budget fails when the change is beyond it and "
+                     "its interval excludes no change")
     results = tuple(evaluate_budget(bu, comparison) for bu in budgets.budgets)
     return GateResult(budgets.path, *refs, results, (), comparison, confidence, tuple(notes))
+
+
+def _label(source: object) -> str:
+    if isinstance(source, (list, tuple)):
+        return str(source[0]) if len(source) == 1 else f"{source[0]} (+{len(source) - 1})"
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return str(getattr(source, "path", source))

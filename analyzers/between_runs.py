@@ -1,0 +1,242 @@
+"""Between-run error model: what repeats of each arm say about a change, its noise, and the
+smallest change N repeats can detect.
+
+For one metric and two arms of runs (``A``, the baseline, ``N_A`` runs; ``B``, ``N_B`` runs):
+
+- **Value of an arm**: the mean of its runs' values (each run's value is the one ``summarize``
+  reports: a percentile of its requests, its throughput, its error rate).
+- **Hierarchical bootstrap** of each arm: a replicate draws ``N`` runs with replacement, and
+  for each drawn run one bootstrap replicate of its value from its own requests (percentiles:
+  requests resampled, ITL by request; throughputs: the window's slice rates resampled;
+  proportions: a binomial draw; engine gauges and server histograms: the run's value, no
+  within-run replicate); the replicate of the arm is the mean over the drawn runs. Its
+  variance is the variance of the arm's value, run-to-run noise and within-run noise
+  together. With ``N`` runs it is multiplied by ``N / (N − 1)`` (resampling ``N`` values
+  understates their variance by ``(N − 1) / N``).
+- **Change**: ``mean_B / mean_A − 1`` for metrics compared as ratios (the interval on the log
+  scale: ``se² = var(log A) + var(log B)``, by the delta method from the replicates), a
+  difference for proportions. The interval and the p-value use Student's t with Welch's
+  degrees of freedom (each arm's ``N − 1``): with three runs per arm the bootstrap's spread
+  alone is far too optimistic a quantile.
+- **One run on one side**: its run-to-run variance cannot be seen, so it is borrowed from the
+  other arm (the other arm's per-run variance, ``s² / 1``), with that arm's degrees of freedom:
+  a single candidate run against a stored baseline of repeats is judged against the measured
+  noise. One run on **both** sides: no between-run model (``None``): compare and gate fall
+  back to within-run intervals and say that run-to-run noise is not covered.
+- **Spread**: the run-to-run standard deviation of one run's value (relative, on the log
+  scale, for ratio metrics), pooled over the arms' deviations from their own means.
+- **Minimum detectable effect** (MDE): the smallest true change that this design detects
+  with probability ``power`` (default 0.9) at the two-sided level ``alpha``:
+  ``(t(1 − alpha/2, df) + t(power, df)) · se``, as a worsening (relative, or points).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from analyzers.bootstrap import Interval, percentile_replicates
+from analyzers.metric_catalog import Direction, Kind, MetricSpec
+from analyzers.run_samples import RunSamples
+
+__all__ = ["BetweenRuns", "between_runs", "run_value", "runs_needed"]
+
+_F = npt.NDArray[np.float64]
+METHOD = "hierarchical bootstrap (runs, then requests) + Welch t"
+
+
+@dataclass(frozen=True, slots=True)
+class BetweenRuns:
+    """One metric over two arms of runs. ``change``/``mde``/``spread`` are relative (0.1 =
+    10 %) when ``spec.relative``, else differences in the metric's unit."""
+
+    spec: MetricSpec
+    baseline: float  # mean over the baseline's runs
+    candidate: float
+    baseline_runs: tuple[float, ...]
+    candidate_runs: tuple[float, ...]
+    change: Interval
+    p_value: float
+    se: float  # of the change (log scale for ratio metrics)
+    df: float
+    spread: float  # run-to-run sd of one run's value; NaN when no arm has 2 runs
+    mde: float  # minimum detectable worsening at this N, alpha and power
+
+    @property
+    def n_runs(self) -> tuple[int, int]:
+        return len(self.baseline_runs), len(self.candidate_runs)
+
+
+def run_value(spec: MetricSpec, s: RunSamples) -> float:
+    """The value ``summarize`` reports for ``spec`` in one run (NaN when undefined)."""
+    sm = s.summary
+    if spec.kind is Kind.PERCENTILE:
+        return float(getattr(getattr(sm.latency, spec.source), f"p{spec.percentile:g}"))
+    if spec.kind is Kind.RATE:
+        if spec.source == "good_requests_per_s":
+            return sm.goodput.good_requests_per_s if sm.goodput else math.nan
+        return float(getattr(sm, spec.source))
+    if spec.kind is Kind.PROPORTION:
+        k, n = _counts(spec, s)
+        return k / n if n else math.nan
+    if spec.kind is Kind.SERVER_PERCENTILE:
+        h = s.server.get(spec.source)
+        return h.quantile((spec.percentile or 0) / 100).value_s * 1e9 if h else math.nan
+    v = getattr(s.engine, spec.source, None) if s.engine is not None else None
+    return float(v) if v is not None else math.nan
+
+
+def _counts(spec: MetricSpec, s: RunSamples) -> tuple[int, int]:
+    n = s.summary.measured_requests
+    if spec.name == "error_rate":
+        return n - s.summary.successful_requests, n
+    return max(s.good, 0), n
+
+
+def _within(spec: MetricSpec, s: RunSamples, b: int, seed: int) -> _F:
+    """``b`` bootstrap replicates of the run's value from its own samples."""
+    value = run_value(spec, s)
+    if spec.kind is Kind.PERCENTILE and spec.percentile is not None:
+        if spec.source == "itl_per_token_ns":
+            rep = percentile_replicates(s.itl_ns, [spec.percentile], n_resamples=b, seed=seed,
+                                        clusters=s.itl_request)[0]
+        else:
+            rep = percentile_replicates(s.latency_ns[spec.source], [spec.percentile],
+                                        n_resamples=b, seed=seed)[0]
+        return rep - np.nanmean(rep) + value if np.isfinite(rep).all() else np.full(b, value)
+    rng = np.random.default_rng(seed)
+    if spec.kind is Kind.RATE and (sl := s.slice_rates.get(spec.name)) is not None \
+            and sl.size >= 2:
+        drawn = sl[rng.integers(0, sl.size, size=(b, sl.size))].mean(axis=1)
+        return np.asarray(drawn * (value / sl.mean()) if sl.mean() else drawn, dtype=np.float64)
+    if spec.kind is Kind.PROPORTION:
+        k, n = _counts(spec, s)
+        if n:
+            return np.asarray(rng.binomial(n, k / n, size=b) / n, dtype=np.float64)
+    return np.full(b, value)
+
+
+def _arm(spec: MetricSpec, runs: Sequence[RunSamples], b: int, seed: int
+         ) -> tuple[_F, _F]:
+    """(per-run values, hierarchical replicates of the arm's mean)."""
+    values = np.asarray([run_value(spec, r) for r in runs], dtype=np.float64)
+    within = np.stack([_within(spec, r, b, seed + 7919 * i) for i, r in enumerate(runs)])
+    rng = np.random.default_rng(seed + 104729)
+    n = len(runs)
+    pick = rng.integers(0, n, size=(b, n))
+    reps = within[pick, np.arange(b)[:, None]].mean(axis=1)
+    return values, np.asarray(reps, dtype=np.float64)
+
+
+def _t(q: float, df: float) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(q, df)) if math.isfinite(df) and df > 0 else float("nan")
+
+
+def _log(x: _F) -> _F:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.log(np.where(x > 0, x, np.nan)), dtype=np.float64)
+
+
+def _var(reps: _F, n: int, log: bool) -> float:
+    x = _log(reps) if log else reps
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan
+    return float(x.var(ddof=1)) * (n / (n - 1) if n >= 2 else 1.0)
+
+
+def _spread(groups: Sequence[_F], log: bool) -> tuple[float, int]:
+    """Pooled sd of one run's value about its arm's mean, and its degrees of freedom."""
+    ss, df = 0.0, 0
+    for v in groups:
+        x = _log(v) if log else v
+        x = x[np.isfinite(x)]
+        if x.size >= 2:
+            ss += float(((x - x.mean()) ** 2).sum())
+            df += x.size - 1
+    return (math.sqrt(ss / df), df) if df else (math.nan, 0)
+
+
+def between_runs(specs: Sequence[MetricSpec], a: Sequence[RunSamples],
+                 b: Sequence[RunSamples], *, confidence: float = 0.95, power: float = 0.9,
+                 n_resamples: int = 1000, seed: int = 0) -> dict[str, BetweenRuns] | None:
+    """The between-run model of each spec (module doc); ``None`` with one run per arm."""
+    if not a or not b:
+        raise ValueError("each arm needs at least one run")
+    if len(a) < 2 and len(b) < 2:
+        return None
+    out = {}
+    for k, spec in enumerate(specs):
+        out[spec.name] = _one(spec, a, b, confidence, power, n_resamples, seed + 31 * k)
+    return out
+
+
+def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # noqa: PLR0917
+         confidence: float, power: float, n_resamples: int, seed: int) -> BetweenRuns:
+    log = spec.relative
+    va, ra = _arm(spec, a, n_resamples, seed)
+    vb, rb = _arm(spec, b, n_resamples, seed + 1)
+    na, nb = len(a), len(b)
+    if log and not (np.all(va > 0) and np.all(vb > 0)):
+        ci = Interval(math.nan, math.nan, math.nan, confidence, min(na, nb),
+                      "a run's value is 0 or undefined: relative change not tested")
+        return BetweenRuns(spec, float(np.nanmean(va)), float(np.nanmean(vb)),
+                           tuple(map(float, va)), tuple(map(float, vb)), ci, math.nan,
+                           math.nan, math.nan, math.nan, math.nan)
+    ma, mb = float(np.nanmean(va)), float(np.nanmean(vb))
+    spread, spread_df = _spread([va, vb], log)
+    var_a, var_b = _var(ra, na, log), _var(rb, nb, log)
+    # one run on a side: its run-to-run variance is borrowed from the other side's runs
+    if na < 2:
+        var_a = max(var_a, 0.0) + (spread ** 2 if math.isfinite(spread) else math.nan)
+    if nb < 2:
+        var_b = max(var_b, 0.0) + (spread ** 2 if math.isfinite(spread) else math.nan)
+    df = _welch_df(var_a, na, var_b, nb, spread_df)
+    se = math.sqrt(var_a + var_b) if var_a + var_b >= 0 else math.nan
+    est = (mb / ma - 1.0 if ma > 0 and mb > 0 else math.nan) if log else mb - ma
+    centre = math.log1p(est) if log and math.isfinite(est) else est
+    tq = _t(1 - (1 - confidence) / 2, df)
+    lo, hi = centre - tq * se, centre + tq * se
+    if log:
+        lo, hi = math.expm1(lo), math.expm1(hi)
+    p = _p(centre, se, df)
+    mde_scale = (tq + _t(power, df)) * se
+    if log:
+        mde = math.expm1(mde_scale) if spec.direction is Direction.LOWER \
+            else -math.expm1(-mde_scale)
+    else:
+        mde = mde_scale
+    ci = Interval(est, lo, hi, confidence, min(na, nb),
+                  f"{METHOD} ({na}/{nb} runs, {df:.1f} df)")
+    return BetweenRuns(spec, ma, mb, tuple(map(float, va)), tuple(map(float, vb)), ci, p, se,
+                       df, spread, mde)
+
+
+def _welch_df(var_a: float, na: int, var_b: float, nb: int, spread_df: int) -> float:
+    da = na - 1 if na >= 2 else spread_df
+    db = nb - 1 if nb >= 2 else spread_df
+    if not (da > 0 and db > 0) or not (var_a + var_b > 0):
+        return math.nan
+    den = var_a ** 2 / da + var_b ** 2 / db
+    return (var_a + var_b) ** 2 / den if den > 0 else float(da + db)
+
+
+def _p(centre: float, se: float, df: float) -> float:
+    from scipy.stats import t
+
+    if not (math.isfinite(centre) and math.isfinite(se) and se > 0 and df > 0):
+        return math.nan
+    return float(2 * t.sf(abs(centre) / se, df))
+
+
+def runs_needed(mde: float, target: float, n: int) -> int:
+    """Repeats per arm for the MDE to shrink to ``target`` (it falls as ``1/√N``)."""
+    if not (math.isfinite(mde) and target > 0) or mde <= target:
+        return n
+    return min(100, math.ceil(n * (mde / target) ** 2))

@@ -1,0 +1,166 @@
+"""Calibration of the regression gate on real vLLM-CPU: false-alarm rate and power at N = 1, 3, 5.
+
+::
+
+    python -m benchmarks.gate_power collect --out /tmp/gp --trials 20 --rounds 5
+    python -m benchmarks.gate_power analyze /tmp/gp [--budget 10%] [--json OUT]
+
+``collect`` (``benchmarks/gate_power_collect.py``) records, per trial, ``rounds`` interleaved
+rounds of three arms against one long-lived vLLM-CPU server: ``A`` and ``A2`` (the same
+configuration) and ``B`` (each request held by a proxy for 20 % of the TTFT p50: a real,
+known regression). ``analyze`` gates every trial at N = 1, 3 and 5 repeats per arm (the
+first N rounds) with the library's gate (:func:`analyzers.gate.run_gate` on run groups),
+budgets on ``ttft_p50`` and ``output_throughput``:
+
+- **false alarm**: the gate of A2 against A fails (exit 1);
+- **power**: the gate of B against A fails naming ``ttft_p50``.
+
+Each trial is one A/A and one A/B comparison; K trials give rates with a Wilson interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["analyze", "main"]
+
+NS = (1, 3, 5)
+
+
+def _budgets(budget_pct: float, extra: str = "") -> str:
+    return (f'[budgets]\nttft_p50 = "+{budget_pct:g}%"\n'
+            f'output_throughput = "-{budget_pct:g}%"\n{extra}'
+            "[validity]\nmin_requests = 20\n")
+
+
+def _subgroup(src: Path, dst: Path, n: int) -> Path:
+    """A view of the first ``n`` repeats of the group ``src`` (symlinks + group.json)."""
+    from servescope.rundir.group import RunGroup, read_group, write_group
+
+    g = read_group(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    for r in g.runs[:n]:
+        link = dst / r
+        if not link.exists():
+            link.symlink_to((src / r).resolve())
+    write_group(RunGroup(dst, g.runs[:n], arm=g.arm, order=g.order))
+    return dst
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    z = 1.959964
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
+            noise_k: float | None = None) -> dict[str, Any]:
+    """``noise_k``: budgets of ``k x noise`` instead of ``budget_pct`` percent."""
+    from analyzers.budgets import parse_budgets
+    from analyzers.gate import run_gate
+
+    text = _budgets(budget_pct) if noise_k is None else (
+        f'[budgets]\nttft_p50 = "{noise_k:g}x noise"\noutput_throughput = "-{noise_k:g}x '
+        'noise"\n[validity]\nmin_requests = 20\n')
+    spec = parse_budgets(text)
+    trials = sorted(p for p in root.glob("trial-*") if (p / "B" / "group.json").is_file())
+    views = root / "views"
+    out: dict[str, Any] = {"budgets": " ".join(f"{b.metric} {b.text}" for b in spec.budgets),
+                           "budget_pct": budget_pct, "trials": len(trials), "by_n": {}}
+    for n in ns:
+        fa = hits = ttft_hits = tput_hits = valid_aa = valid_ab = 0
+        rows = []
+        for t in trials:
+            v = {a: _subgroup(t / a, views / t.name / f"n{n}" / a, n) for a in ("A", "A2", "B")}
+            aa = run_gate(v["A2"], spec, baseline=v["A"])
+            ab = run_gate(v["B"], spec, baseline=v["A"])
+            row: dict[str, Any] = {"trial": t.name, "aa_exit": aa.exit_code,
+                                   "ab_exit": ab.exit_code}
+            for name, g in (("aa", aa), ("ab", ab)):
+                for r in g.results:
+                    row[f"{name}_{r.budget.metric}"] = (r.status.value,
+                                                         r.change.estimate if r.change else None)
+                if g.comparison is not None and g.comparison.between_runs:
+                    row[f"{name}_mde"] = {m.name: m.mde for m in g.comparison.metrics}
+            rows.append(row)
+            if aa.exit_code != 2:
+                valid_aa += 1
+                fa += aa.exit_code == 1
+            if ab.exit_code != 2:
+                valid_ab += 1
+                failed = {r.budget.metric for r in ab.breaches()}
+                hits += "ttft_p50" in failed
+                ttft_hits += "ttft_p50" in failed
+                tput_hits += "output_throughput" in failed
+        out["by_n"][n] = {
+            "aa_comparisons": valid_aa, "false_alarms": fa,
+            "false_alarm_rate": fa / valid_aa if valid_aa else math.nan,
+            "false_alarm_ci95": _wilson(fa, valid_aa),
+            "ab_comparisons": valid_ab, "ttft_caught": ttft_hits,
+            "power_ttft": ttft_hits / valid_ab if valid_ab else math.nan,
+            "power_ttft_ci95": _wilson(ttft_hits, valid_ab),
+            "throughput_caught": tput_hits, "rows": rows}
+    return out
+
+
+def _table(res: dict[str, Any]) -> str:
+    lines = [f"budgets {res['budgets']}; {res['trials']} trials",
+             "| N | A/A false alarms | rate (95 % CI) | A/B ttft_p50 caught | power (95 % CI) "
+             "| throughput caught |", "|---|---|---|---|---|---|"]
+    for n, r in res["by_n"].items():
+        lo, hi = r["false_alarm_ci95"]
+        plo, phi = r["power_ttft_ci95"]
+        lines.append(f"| {n} | {r['false_alarms']}/{r['aa_comparisons']} | "
+                     f"{r['false_alarm_rate']:.0%} ({lo:.0%}–{hi:.0%}) | "
+                     f"{r['ttft_caught']}/{r['ab_comparisons']} | {r['power_ttft']:.0%} "
+                     f"({plo:.0%}–{phi:.0%}) | {r['throughput_caught']}/{r['ab_comparisons']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--trials", type=int, default=20)
+    c.add_argument("--rounds", type=int, default=5)
+    c.add_argument("--requests", type=int, default=40)
+    c.add_argument("--concurrency", type=int, default=4)
+    c.add_argument("--delay-frac", type=float, default=0.2)
+    c.add_argument("--delay-ms", type=float, default=None)
+    c.add_argument("--max-load", type=float, default=2.0)
+    a = sub.add_parser("analyze")
+    a.add_argument("root", type=Path)
+    a.add_argument("--budget", type=float, default=10.0, help="percent")
+    a.add_argument("--noise-k", type=float, default=None,
+                   help="budgets of K x noise instead of --budget percent")
+    a.add_argument("--n", default="1,3,5", help="repeats per arm to evaluate")
+    a.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.cmd == "collect":
+        from benchmarks.gate_power_collect import CollectConfig, collect
+
+        collect(CollectConfig(args.out, args.trials, args.rounds, args.requests,
+                              args.concurrency, delay_frac=args.delay_frac,
+                              delay_ms=args.delay_ms, max_load=args.max_load),
+                log=lambda m: print(m, flush=True))
+        return 0
+    res = analyze(args.root, args.budget, tuple(int(x) for x in args.n.split(",")),
+                  noise_k=args.noise_k)
+    print(_table(res))
+    if args.json is not None:
+        args.json.write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
