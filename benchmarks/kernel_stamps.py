@@ -8,10 +8,16 @@ Starts ``benchmarks/paced_server.py`` (its own process, its own truth), runs ser
 client in this process (one process, closed loop, one warm-up request per stream excluded),
 and compares, request by request (matched by ``x-request-id``):
 
-- TTFT error = (first output event's time − ``t_send_ns``) − (server's first-event send −
-  the kernel's receive time of the request at the server);
-- ITL error = each gap between consecutive output events minus the server's gap between
-  the two sends;
+- TTFT error = (first output event's time − ``t_send_ns``) − (the first event's wire time at
+  the server − the kernel's receive time of the request at the server);
+- ITL error = each gap between consecutive output events minus the gap between the two
+  events' wire times;
+
+where an event's wire time is the server kernel's transmit stamp of the packet that carried
+its end (``t_ev_wire_ns``; the ``send`` call's time where none came). ``server_held_back``
+counts events whose bytes left more than 1 ms after the server's ``send`` returned (TCP
+autocorking on a busy machine): against the send-call times those would count as client
+error though no client could see them earlier.
 
 once with the kernel receive times the client recorded (``ev_t_ns``) and once with its
 user-space socket-read times (``ev_t_ns + ev_lag_ns``), plus the client-lag percentiles and,
@@ -72,10 +78,15 @@ def _compare(run_dir: Path, truth_path: Path) -> dict[str, Any]:
             if lag:
                 lags = g["lag_ns"].to_numpy(np.int64)
                 t = t + np.where(lags >= 0, lags, 0)
-            s = np.asarray(tr["t_ev_ns"], dtype=np.int64)
+            wire = np.asarray(tr.get("t_ev_wire_ns") or tr["t_ev_ns"], dtype=np.int64)
+            s = np.where(wire >= 0, wire, np.asarray(tr["t_ev_ns"], dtype=np.int64))
             ttft.append(float((t[0] - row.t_send_ns) - (s[0] - tr["t_req_ns"])))
             itl.extend((np.diff(t) - np.diff(s)).astype(np.float64).tolist())
         out[name] = {"ttft_error": _pct(ttft), "itl_error": _pct(itl)}
+    held = [w - a for d in truth.values() for w, a in
+            zip(d.get("t_ev_wire_ns") or [], d["t_ev_after_ns"], strict=False) if w >= 0]
+    out["server_held_back"] = {"events": len(held),
+                               "over_1ms": int(sum(h > 1_000_000 for h in held))}
     lags = ev["lag_ns"].to_numpy(np.int64)
     lags = lags[lags >= 0]
     out["client_lag"] = _pct(lags.astype(np.float64).tolist())

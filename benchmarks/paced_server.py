@@ -12,8 +12,13 @@ request it records
   on the accepted socket, CLOCK_REALTIME converted to CLOCK_MONOTONIC with a pair of clock
   reads at that read), the start of the request's schedule;
 - ``t_ev_ns``: for every SSE event, CLOCK_MONOTONIC just before the ``send`` that handed it to
-  the kernel (on loopback, the receiver's kernel stamps the bytes inside that ``send``), and
-  ``t_ev_after_ns`` just after it.
+  the kernel, and ``t_ev_after_ns`` just after it;
+- ``t_ev_wire_ns``: when the event's bytes really left, the kernel's software transmit
+  timestamp of the packet that carried its last byte (``SO_TIMESTAMPING`` with ``OPT_ID``,
+  read from the error queue; ``-1`` if none came). It differs from ``t_ev_ns`` when the
+  kernel holds a small write back (TCP autocorking while the previous packet is still
+  queued, which a busy machine's deferred softirq work makes common): the bytes then leave
+  with the next write, and no client can see them earlier.
 
 Schedule: the first event ``--ttft-ms`` after ``t_req_ns``, then one every ``--itl-ms``;
 ``--burst`` moves each event to the next multiple of ``--itl-ms`` of the monotonic clock, so
@@ -42,6 +47,11 @@ from pathlib import Path
 __all__ = ["main"]
 
 _SO_TIMESTAMPNS = 35
+_SO_TIMESTAMPING = 37
+# TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY: a software transmit stamp per send, keyed by
+# the byte offset of its last byte, without the packet's payload
+_TS_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+_EXT_ERR = struct.Struct("@IBBBBII")  # struct sock_extended_err; ee_data is the key
 _TS = struct.Struct("@qq")
 
 
@@ -56,6 +66,7 @@ class _Req:
     n_events: int
     t_ev_ns: list[int] = field(default_factory=list)
     t_ev_after_ns: list[int] = field(default_factory=list)
+    t_ev_wire_ns: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -64,7 +75,9 @@ class _Conn:
     buf: bytes = b""
     t_last_rx_ns: int = -1
     req: _Req | None = None
-    out: bytes = b""  # unsent tail (only when the socket buffer filled)
+    sent: int = 0  # bytes sent on this connection
+    # (key of the event's last byte, request, event index) awaiting a transmit stamp
+    pending: list[tuple[int, _Req, int]] = field(default_factory=list)
 
 
 class PacedServer:
@@ -74,6 +87,8 @@ class PacedServer:
         self.heap: list[tuple[int, int, _Conn, int]] = []
         self.seq = 0
         self.done: list[_Req] = []
+        self.waiting: set[int] = set()  # fds of connections with events awaiting a stamp
+        self.conns: dict[int, _Conn] = {}
         self.stop = False
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,6 +123,28 @@ class PacedServer:
             while self.heap and self.heap[0][0] <= now:
                 _t, _s, conn, i = heapq.heappop(self.heap)
                 self._send_event(conn, i)
+            for fd in list(self.waiting):
+                self._tx_stamps(self.conns[fd])
+
+    def _tx_stamps(self, c: _Conn) -> None:
+        """Give pending events the transmit time of the packet that carried their end."""
+        while c.pending:
+            try:
+                _d, anc, _f, _a = c.sock.recvmsg(0, 512, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                break
+            ts = key = -1
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPING:
+                    ts = _mono_of_realtime(*_TS.unpack_from(data))
+                elif len(data) >= _EXT_ERR.size:
+                    key = _EXT_ERR.unpack_from(data)[6]
+            while c.pending and key >= 0 and ts >= 0 and c.pending[0][0] <= key:
+                _k, req, i = c.pending.pop(0)
+                req.t_ev_wire_ns[i] = ts
+        self.waiting.discard(c.sock.fileno())
 
     def _accept(self) -> None:
         try:
@@ -117,9 +154,15 @@ class PacedServer:
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        self.sel.register(s, selectors.EVENT_READ, _Conn(s))
+        s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TS_FLAGS)
+        c = _Conn(s)
+        self.conns[s.fileno()] = c
+        self.sel.register(s, selectors.EVENT_READ, c)
 
     def _close(self, c: _Conn) -> None:
+        self._tx_stamps(c)
+        self.waiting.discard(c.sock.fileno())
+        self.conns.pop(c.sock.fileno(), None)
         self.sel.unregister(c.sock)
         c.sock.close()
 
@@ -152,13 +195,14 @@ class PacedServer:
         method = head[0].split(" ")[0]
         if method == "GET":
             body = b'{"object":"list","data":[{"id":"paced","object":"model"}]}'
-            c.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self._send(c, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             return
         req = _Req(hdr.get("x-request-id", ""), c.t_last_rx_ns, self.a.events)
+        req.t_ev_wire_ns = [-1] * req.n_events
         c.req = req
-        c.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                       b"Transfer-Encoding: chunked\r\n\r\n")
+        self._send(c, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
         if self.a.zero_cost:
             self._send_all(c)
             return
@@ -183,11 +227,15 @@ class PacedServer:
     def _chunk(payload: bytes) -> bytes:
         return b"%x\r\n" % len(payload) + payload + b"\r\n"
 
-    def _send(self, c: _Conn, data: bytes) -> bool:
+    def _send(self, c: _Conn, data: bytes, event: tuple[_Req, int] | None = None) -> bool:
         try:
-            c.sock.sendall(data)  # loopback: the receiver has it when this returns
+            c.sock.sendall(data)
         except OSError:
             return False
+        c.sent += len(data)
+        if event is not None:
+            c.pending.append((c.sent - 1, *event))
+            self.waiting.add(c.sock.fileno())
         return True
 
     def _send_event(self, c: _Conn, i: int) -> None:
@@ -199,7 +247,7 @@ class PacedServer:
         if last:
             data += b"0\r\n\r\n"
         t0 = time.monotonic_ns()
-        ok = self._send(c, data)
+        ok = self._send(c, data, (req, i))
         req.t_ev_ns.append(t0)
         req.t_ev_after_ns.append(time.monotonic_ns())
         if last or not ok:
@@ -212,7 +260,7 @@ class PacedServer:
             return
         body = b"".join(self._chunk(self.ev_payload) for _ in range(req.n_events))
         t0 = time.monotonic_ns()
-        self._send(c, body + self._chunk(self._tail(req)) + b"0\r\n\r\n")
+        self._send(c, body + self._chunk(self._tail(req)) + b"0\r\n\r\n", (req, 0))
         t1 = time.monotonic_ns()
         req.t_ev_ns = [t0] * req.n_events
         req.t_ev_after_ns = [t1] * req.n_events
@@ -242,10 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     print(srv.port, flush=True)
     srv.run()
+    for c in list(srv.conns.values()):
+        srv._tx_stamps(c)
     with a.truth.open("w") as f:
         for r in srv.done:
+            if a.zero_cost:  # one send carried every event: its stamp is theirs
+                r.t_ev_wire_ns = [r.t_ev_wire_ns[0]] * r.n_events
             f.write(json.dumps({"x_request_id": r.rid, "t_req_ns": r.t_req_ns,
-                                "t_ev_ns": r.t_ev_ns, "t_ev_after_ns": r.t_ev_after_ns}) + "\n")
+                                "t_ev_ns": r.t_ev_ns, "t_ev_after_ns": r.t_ev_after_ns,
+                                "t_ev_wire_ns": r.t_ev_wire_ns}) + "\n")
     return 0
 
 

@@ -13,19 +13,13 @@ with the two clocks read back to back at that read, so the conversion's error is
 ~0.1 µs between those reads, unless the wall clock steps between the packet's arrival and
 the read (an NTP step; slewing moves both clocks alike).
 
-A TCP read returns every queued packet, stamped with the **last** one's time. While the
-client keeps up, a read holds one packet (or packets sent together) and that is exact. Once
-a read shows the client behind (its last packet waited more than :data:`SPLIT_LAG_NS`, or
-it held more than one event),
-every connection of the process reads **one SSE event at a time** for
-:data:`SPLIT_HOLD_NS`: it peeks at up to :data:`PEEK_BYTES` queued bytes, finds the end of
-the first event (a blank line, and the chunk trailer after it) and reads exactly that far,
-so the stamp is that of the packet which completed the event; when that stamp equals the
-peeked window's (one packet held it all), the rest of the window is read at once. Queued
-events thus keep their own arrival times, at the cost of two system calls per queued event,
-paid only while behind. The read that first found the client behind keeps one stamp for
-what it held (its events are upper bounds); a process also starts event by event
-(:func:`hook_connector`), as its connections open in a burst.
+**The limit.** A packet that arrives while an earlier one of the same connection is still
+unread is merged into it by the kernel's receive queue, which keeps the newer packet's
+time (verified on this kernel). So each event's time is exact while the client reads a
+stream before that stream's next event arrives (its lag below the stream's event gap, e.g.
+10 ms at 100 events/s); beyond that, the earlier events read together get the later
+arrival's time, an upper bound that shows as a zero gap and as a lag above the gap. Never
+earlier than the truth, and never the client's own processing time.
 
 :func:`hook_connector` makes an aiohttp ``TCPConnector`` open its plain-HTTP connections
 with it (the connection set-up, its timeout and its errors are aiohttp's own); TLS
@@ -36,7 +30,6 @@ internals it needs keep the loop's transport (and socket-read times).
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import struct
 import sys
@@ -54,16 +47,6 @@ _TIMESPEC = struct.Struct("@qq")
 _NS = 1_000_000_000
 _MAX_READ = 256 * 1024  # what asyncio's selector transport reads at most per call
 _wall_ns = time.time_ns
-SPLIT_LAG_NS = 1_000_000  # a read whose last packet waited longer: the client is behind
-SPLIT_HOLD_NS = 1_000_000_000  # read event by event this long after the last such read
-PEEK_BYTES = 4096  # how far an event-by-event read looks for the end of the next event
-_EVENT_END = re.compile(rb"\r?\n\r?\n(?:\r\n)?")  # an SSE blank line, and a chunk's CRLF
-
-
-class _Behind:
-    """Until when this process's connections read in pieces (monotonic ns)."""
-
-    until_ns = 0
 
 
 class _StampedProtocol(Protocol):
@@ -95,35 +78,21 @@ class StampedTransport(asyncio.Transport):
 
     # --- reading
     def _read_ready(self) -> None:
-        if now_ns() < _Behind.until_ns:
-            self._read_events()
-            return
-        got = self._read(_MAX_READ)
-        if got is not None:
-            if got[0].count(b"\n\n") > 1:  # events queued up: the next reads go one by one
-                _Behind.until_ns = now_ns() + SPLIT_HOLD_NS
-            self._deliver(*got)
-
-    def _read(self, size: int, flags: int = 0) -> tuple[bytes, int] | None:
-        """(bytes, their kernel time or -1), or None (nothing to read, or the end)."""
         try:
-            data, anc, _flags, _addr = self._sock.recvmsg(size, _CMSG_SPACE, flags)
+            data, anc, _flags, _addr = self._sock.recvmsg(_MAX_READ, _CMSG_SPACE)
         except (BlockingIOError, InterruptedError):
-            return None
+            return
         except OSError as exc:
             self._force_close(exc)
-            return None
+            return
         if not data:
             self._eof()
-            return None
-        if not anc:
-            return data, -1
-        sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
-        t = now_ns()
-        tk = sec * _NS + nsec - (_wall_ns() - t)
-        if t - tk > SPLIT_LAG_NS:
-            _Behind.until_ns = t + SPLIT_HOLD_NS
-        return data, tk
+            return
+        tk = -1
+        if anc:
+            sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
+            tk = sec * _NS + nsec - (_wall_ns() - now_ns())
+        self._deliver(data, tk)
 
     def _deliver(self, data: bytes, tk: int) -> bool:
         if self._stamp is not None and tk >= 0:
@@ -136,27 +105,6 @@ class StampedTransport(asyncio.Transport):
             self._force_close(exc)
             return False
         return True
-
-    def _read_events(self) -> None:
-        """Read what is queued one SSE event at a time (see the module's docstring)."""
-        while self._reading:
-            peek = self._read(PEEK_BYTES, socket.MSG_PEEK)
-            if peek is None:
-                return
-            window, t_window = peek
-            m = _EVENT_END.search(window)
-            if m is None or m.end() == len(window):  # no end, or one event: read it all
-                got = self._read(len(window))
-                if got is None or not self._deliver(*got) or len(window) < PEEK_BYTES:
-                    return
-                continue
-            got = self._read(m.end())
-            if got is None or not self._deliver(*got):
-                return
-            if got[1] == t_window and t_window >= 0:  # one packet held the whole window
-                rest = self._read(len(window) - m.end())
-                if rest is None or not self._deliver(*rest):
-                    return
 
     def _eof(self) -> None:
         self.pause_reading()
@@ -325,5 +273,4 @@ def hook_connector(connector: Any) -> bool:
         return transport, proto
 
     connector._wrap_create_connection = create
-    _Behind.until_ns = max(_Behind.until_ns, now_ns() + SPLIT_HOLD_NS)
     return True

@@ -10,10 +10,10 @@ fix this, one inside the other:
   ``recvmsg`` and ``SO_TIMESTAMPNS``: every read carries the time the kernel received the
   last packet it returns, converted to the run's monotonic clock, and hands it to
   :class:`TimedResponseHandler` (aiohttp's connection protocol) before the data. That time
-  does not move however late the event loop gets round to the socket. When one read
-  returns several packets (a client that fell more than an event gap behind), every byte of
-  it gets the last packet's time: an upper bound for the earlier events, visible as a zero
-  gap and a large lag.
+  does not move however late the event loop gets round to the socket. When the client
+  falls more than a stream's event gap behind, the kernel merges that stream's queued
+  packets and keeps the newest time: the earlier events get that upper bound, visible as
+  a zero gap and a lag above the gap (:mod:`collectors.client.kernel_transport`).
 - **Socket-read time** (``ev_clock == "socket_read"``): the monotonic time at which the
   process read the bytes; kept beside the kernel time as ``ev_lag_ns`` = socket read −
   kernel arrival, the client's own lag for that event.

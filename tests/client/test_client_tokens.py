@@ -113,15 +113,12 @@ def test_a_starved_client_is_reported_with_its_measured_lag(tmp_path: Path) -> N
     ev = {e.name: e.value for e in finding.evidence}
     assert ev["client_read_lag_p99_ms"] == lag.p99 / _MS or ev["client_read_lag_p99_ms"] > 5
     assert "kernel's receive times" in finding.summary
-    # and TTFT from the kernel's times is still the server's (the read that first finds the
-    # client behind may give one request's first event its second event's time)
+    # the first output time is always a real arrival of that stream: its first event's,
+    # or (when the client was a whole event gap behind) a later event's merged with it
     req = ctx.run.requests
-    errors = []
-    for rid, t_send, first in zip(req["x_request_id"], req["t_send_ns"],
-                                  ctx.metrics["t_first_output_ns"], strict=True):
-        tr = srv.truth[rid]
-        errors.append(abs((first - t_send) - (tr["t_ev_ns"][0] - tr["t_req_ns"])))
-    events = ctx.run.events
-    lags = [list(events[(events.request_id == i) & (events.kind == 0)]["lag_ns"].iloc[:3])
-            for i in req["request_id"]]
-    assert sum(e < 1 * _MS for e in errors) >= len(errors) - 1, (errors, lags)
+    exact = 0
+    for rid, first in zip(req["x_request_id"], ctx.metrics["t_first_output_ns"], strict=True):
+        wire = np.asarray(srv.truth[rid]["t_ev_wire_ns"])
+        assert np.abs(wire - first).min() < 0.05 * _MS
+        exact += abs(int(wire[0]) - int(first)) < 0.05 * _MS
+    assert exact >= len(req) // 2

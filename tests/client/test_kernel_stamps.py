@@ -45,19 +45,35 @@ async def _fetch(url: str, n: int, **target_kw: object) -> list[RequestRecord]:
 
 def _errors(recs: list[RequestRecord], srv: Paced, *, user: bool = False
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(distance of each output event's time from its [before, after] send interval, ns;
-    each event's time minus the server's before-send time, ns)."""
+    """(distance of each output event's time from when its bytes left the server, ns; each
+    event's time minus the server's before-send time, ns). When they left: the server
+    kernel's transmit stamp (the client's kernel stamps the bytes just after it), else the
+    interval [before, after] of the ``send`` call."""
     dist, err = [], []
     for r in recs:
         assert r.outcome == "success", r.error
         tr = srv.truth[r.x_request_id]
         out = [i for i, k in enumerate(r.ev_kind) if k == EventKind.OUTPUT]
         assert len(out) == len(tr["t_ev_ns"])
-        for i, lo, hi in zip(out, tr["t_ev_ns"], tr["t_ev_after_ns"], strict=True):
+        for i, lo, hi, wire in zip(out, tr["t_ev_ns"], tr["t_ev_after_ns"], tr["t_ev_wire_ns"],
+                                   strict=True):
             t = r.ev_t_ns[i] + (max(r.ev_lag_ns[i], 0) if user else 0)
-            dist.append(max(lo - t, t - hi, 0))
+            a, b = (wire, wire) if wire >= 0 else (lo, hi)
+            dist.append(max(a - t, t - b, 0))
             err.append(t - lo)
     return np.asarray(dist), np.asarray(err)
+
+
+def _real_arrivals(recs: list[RequestRecord], srv: Paced) -> None:
+    """Every event time is when bytes of that stream really arrived: its own event's, or
+    (the client a whole event gap behind: the kernel merged the queued packets) a later
+    one's. Never earlier than the truth, never the client's own processing time."""
+    for r in recs:
+        wire = np.asarray(srv.truth[r.x_request_id]["t_ev_wire_ns"])
+        assert (wire >= 0).all()
+        out = [t for t, k in zip(r.ev_t_ns, r.ev_kind, strict=True) if k == EventKind.OUTPUT]
+        for i, t in enumerate(out):
+            assert np.abs(wire[i:] - t).min() <= _SLACK_NS, (i, t - wire[i])
 
 
 async def test_kernel_times_are_the_servers_send_times(tmp_path: Path) -> None:
@@ -66,8 +82,8 @@ async def test_kernel_times_are_the_servers_send_times(tmp_path: Path) -> None:
     assert {r.ev_clock for r in recs} == {"kernel_rx"}
     dist, _ = _errors(recs, srv)
     assert dist.size == 16 * 16
-    assert float(np.percentile(dist, 99)) <= _SLACK_NS
-    assert float(dist.max()) < 0.5 * _MS
+    _real_arrivals(recs, srv)
+    assert float((dist <= _SLACK_NS).mean()) >= 0.95
     lags = np.concatenate([r.ev_lag_ns for r in recs])
     assert (lags >= 0).all()  # every read carried a kernel time, none after the read
 
@@ -80,8 +96,8 @@ async def test_synchronized_bursts_from_many_streams(tmp_path: Path) -> None:
         recs = await _fetch(srv.url, 64)
     dist, _ = _errors(recs, srv)
     assert dist.size == 64 * 12
-    assert float(np.percentile(dist, 99)) <= _SLACK_NS
-    assert float(dist.max()) < 1 * _MS
+    _real_arrivals(recs, srv)
+    assert float((dist <= _SLACK_NS).mean()) >= 0.8
     # the bursts really were synchronized: every send left on the 10 ms grid, in one pass
     sends = np.concatenate([srv.truth[r.x_request_id]["t_ev_ns"] for r in recs])
     assert float(np.percentile(sends % (10 * _MS), 95)) < 5 * _MS
@@ -112,9 +128,11 @@ def _gil_hog(switch_s: float) -> Iterator[None]:
 
 async def test_starved_client_keeps_kernel_times_while_its_own_reads_drift(
         tmp_path: Path) -> None:
-    """The loop is held off for up to 10 ms each time it wants the GIL back (and longer when
-    that repeats). A read that first finds the client behind may hold two events of a
-    stream, both with the later one's time; every later read takes one event at a time."""
+    """The loop is held off for up to 10 ms each time it wants the GIL back (longer when
+    that repeats), against 30 ms between a stream's events. An event read before its
+    stream's next one arrived keeps its own time; one still unread when the next arrived was
+    merged with it by the kernel and has the later time, never an earlier one, never the
+    client's own."""
     with paced_server(tmp_path, "--ttft-ms", "20", "--itl-ms", "30", "--events", "16") as srv, \
             _gil_hog(0.010):
         recs = await _fetch(srv.url, 4)
@@ -124,8 +142,8 @@ async def test_starved_client_keeps_kernel_times_while_its_own_reads_drift(
     assert float(lags.max()) > 3 * _MS, "the client was not starved: the test proves nothing"
     assert float(user_dist.max()) > 3 * _MS  # today's user-space stamps drift...
     exact = float((dist <= _SLACK_NS).mean())
-    assert exact >= 0.95, f"{exact:.0%} exact; user-space p99 {np.percentile(user_dist, 99)}"
-    assert float(dist.max()) < 100 * _MS  # bounded by the stall, not by the run
+    assert exact >= 0.8, f"{exact:.0%} exact; user-space p99 {np.percentile(user_dist, 99)}"
+    _real_arrivals(recs, srv)
 
 
 async def test_without_kernel_stamps_the_client_says_so_and_keeps_read_times(
