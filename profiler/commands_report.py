@@ -40,6 +40,11 @@ def build_report(run: Path | RunContext, run_b: Path | RunContext | None = None,
     from analyzers.report_inputs import gather_run
     from reports.html import ab_report_html, run_report_html
 
+    if run_b is None and not isinstance(run, RunContext):
+        from reports.html.sections_bench import bench_report_html, is_bench_run
+
+        if is_bench_run(run):  # a servescope bench run: bandwidth, no requests
+            return bench_report_html(run)
     ctx_a = RunContext.of(run)
     a = gather_run(ctx_a, slo, include_text=include_text)
     if run_b is None:
