@@ -30,6 +30,7 @@ internals it needs keep the loop's transport (and socket-read times).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import sys
@@ -54,8 +55,10 @@ class _StampedProtocol(Protocol):
 
 
 def kernel_stamps_supported() -> bool:
-    """Whether this platform gives TCP receive timestamps (Linux ``SO_TIMESTAMPNS``)."""
-    return sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg")
+    """Whether this platform gives TCP receive timestamps (Linux ``SO_TIMESTAMPNS``), and
+    they were not turned off (``SERVESCOPE_KERNEL_STAMPS=0``, for A/B measurements)."""
+    return (sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg")
+            and os.environ.get("SERVESCOPE_KERNEL_STAMPS", "1") != "0")
 
 
 class StampedTransport(asyncio.Transport):
