@@ -22,7 +22,8 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from analyzers.goodput import SLO
 
-__all__ = ["compare_command", "gate_command", "gate_entry", "history_command", "parse_fraction"]
+__all__ = ["arm_paths", "compare_command", "gate_command", "gate_entry", "history_command",
+           "parse_fraction"]
 
 from servescope.exitcodes import EXIT_OK, EXIT_USAGE
 
@@ -115,6 +116,15 @@ def _ci_outputs(result: _R, md: str, junit_of: Callable[[_R], Any] | None, *,
     _write_json(json_out, result)
 
 
+def arm_paths(path: Path | str) -> list[Path]:
+    """What one side names: a run directory, a run group, or run directories and groups
+    separated by commas (``runs/a1,runs/a2,runs/a3``)."""
+    parts = [p.strip() for p in str(path).split(",")]
+    if not all(parts):
+        raise ValueError(f"{path}: an empty path in the comma-separated list")
+    return [Path(p) for p in parts]
+
+
 def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
                     min_effect: str = "5%", confidence: float = 0.95,
                     correction: str = "holm", metrics: str | None = None,
@@ -122,8 +132,8 @@ def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
     """Print the comparison of ``candidate`` against ``baseline``; exit 0 (or 2 on error)."""
 
     def body() -> int:
-        from analyzers.compare import CompareSettings, compare_runs
-        from analyzers.context import RunContext
+        from analyzers.compare import CompareSettings
+        from analyzers.compare_groups import compare_arms
         from analyzers.significance import Correction
         from reports.compare_terminal import print_comparison
         from reports.markdown import comparison_markdown
@@ -134,7 +144,7 @@ def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
             raise ValueError(f"--correction {correction!r}: use holm or bh") from None
         settings = CompareSettings(confidence=confidence, correction=corr,
                                    min_effect_frac=parse_fraction(min_effect))
-        result = compare_runs(RunContext(baseline), RunContext(candidate), slo=_slo(slo),
+        result = compare_arms(arm_paths(baseline), arm_paths(candidate), slo=_slo(slo),
                               settings=settings, metrics=_metrics(metrics))
         print_comparison(_stdout(), result)
         _write_json(json_out, result)
@@ -144,7 +154,8 @@ def compare_command(baseline: Path, candidate: Path, *, slo: str | None = None,
     return _guard(body)
 
 
-def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None,
+def gate_command(candidate: Path | Sequence[Path], *, budgets: Path,
+                 baseline: Path | None = None,
                  baseline_store: Path | None = None, junit: Path | None = None,
                  markdown: Path | None = None, json_out: Path | None = None) -> int:
     """Check ``candidate`` against a baseline run (or the newest complete run of a store)
@@ -153,7 +164,6 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
 
     def body() -> int:
         from analyzers.budgets import load_budgets
-        from analyzers.context import RunContext
         from analyzers.gate import run_gate
         from reports.compare_terminal import print_gate
         from reports.junit import gate_junit
@@ -163,8 +173,15 @@ def gate_command(candidate: Path, *, budgets: Path, baseline: Path | None = None
             raise ValueError("give a baseline: --baseline RUN or --baseline-store DIR "
                              "(exactly one)")
         spec = load_budgets(budgets)
-        result = run_gate(RunContext(candidate), spec, baseline_store=baseline_store,
-                          baseline=RunContext(baseline) if baseline is not None else None)
+        cands = [q for c in ([candidate] if isinstance(candidate, (str, Path)) else candidate)
+                 for q in arm_paths(c)]
+        from analyzers.compare_groups import expand_arm
+
+        if baseline is not None and (both := {q.resolve() for q in expand_arm(cands)} & {
+                q.resolve() for q in expand_arm(arm_paths(baseline))}):
+            raise ValueError(f"{sorted(both)[0]} is both a baseline and a candidate run")
+        result = run_gate(cands, spec, baseline_store=baseline_store,
+                          baseline=arm_paths(baseline) if baseline is not None else None)
         print_gate(_stdout(), result)
         _ci_outputs(result, gate_markdown(result), gate_junit if junit else None,
                     markdown=markdown, junit=junit, json_out=json_out)
@@ -230,9 +247,10 @@ def gate_entry(runs: Sequence[Path], *, history: bool = False, budgets: Path | N
     if budgets is None:
         _err("--budgets FILE is required (or --history to look for change points)")
         return EXIT_USAGE
-    if len(runs) != 1:
-        _err(f"give one candidate run directory, not {len(runs)}")
+    if not runs:
+        _err("give the candidate: a run directory, a run group, or several run directories "
+             "(its repeats)")
         return EXIT_USAGE
-    return gate_command(runs[0], budgets=budgets, baseline=baseline,
+    return gate_command(list(runs), budgets=budgets, baseline=baseline,
                         baseline_store=baseline_store, junit=junit, markdown=markdown,
                         json_out=json_out)

@@ -102,13 +102,20 @@ def test_one_run_per_side_says_run_to_run_noise_is_not_covered(tmp_path: Path):
 
 
 def test_a_run_group_expands_to_its_repeats_and_a_stray_directory_is_an_error(tmp_path: Path):
+    from analyzers.run_samples import run_samples
+
     (tmp_path / "g").mkdir()
     runs = _arm(tmp_path / "g", "r", [100.0, 101.0])
     write_group(RunGroup(tmp_path / "g", [p.name for p in runs]))
     assert expand_arm([tmp_path / "g"]) == runs
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RunDirError, match="neither a run directory nor a run group"):
-        expand_arm([tmp_path / "empty"])
+    with pytest.raises(RunDirError, match="not a servescope run"):
+        run_samples(expand_arm([tmp_path / "empty"])[0])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "group.json").write_text('{"format": "servescope.run-group", '
+                                                 '"runs": ["../x"]}')
+    with pytest.raises(RunDirError, match="list of run directory names"):
+        expand_arm([tmp_path / "bad"])
 
 
 # --- the model's error rates, simulated -------------------------------------------------

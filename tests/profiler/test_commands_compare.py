@@ -222,7 +222,7 @@ def test_gate_entry_dispatches_and_rejects_mixed_modes(runs, capsys, monkeypatch
         assert text in _one_line_error(capsys.readouterr().err)
     assert gate_entry([runs / "a", runs / "b"], budgets=runs / "budgets.toml",
                       baseline=runs / "a") == 2
-    assert "one candidate" in capsys.readouterr().err
+    assert "is both a baseline and a candidate run" in capsys.readouterr().err
     # dispatched to history: a, b and slow are three runs, one short of a history
     assert gate_entry([runs], history=True, metrics="ttft_p50") == 2
     assert "3 usable runs; history mode needs at least 4" in capsys.readouterr().err
