@@ -5,11 +5,12 @@ presses Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,8 @@ class EngineOptions:
     kernels_hook: bool = False  # servescope's in-process torch.profiler hook (--kernels-hook)
     kernels_trace_dir: str | None = None  # attach: where the server writes its traces
     pid: int | None = None  # attach: the server's pid (--pid), for collectors that watch it
-    otlp_endpoint: str | None = None  # --otlp-endpoint: the run exported there at its end
+    otlp_endpoint: str | None = None  # --otlp-endpoint: the run exported there as it goes
+    otlp_interval_s: float = 2.0  # how often the live export looks for finished requests
     registry: Registry[CollectorEntry] = field(default=COLLECTORS, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,7 @@ class EngineRunResult:
     ready_s: float
     warnings: list[str]
     collected: dict[str, dict[str, Any]] = field(default_factory=dict)  # see collection.stop
+    otlp_live: dict[str, Any] | None = None  # --otlp-endpoint: what the live export sent
 
 
 def resolve_engine(argv: Sequence[str], opts: EngineOptions) -> tuple[EngineSpec, str]:
@@ -217,7 +220,7 @@ def run_engine(argv: Sequence[str], opts: EngineOptions, *,
         res.stop = engine.stop(opts.stop_grace_s, hurry=signals.escalate, on_hurry=say)
         _finish(run_dir, info, res.stop, warnings, status=res.status, error=error)
         collection.record(run_dir, res.collected, warnings)
-        _export_otlp(run_dir, opts, warnings, say)
+        _export_otlp(run_dir, opts, warnings, say, res.otlp_live)
     return res
 
 
@@ -248,7 +251,7 @@ def _start_and_load(  # noqa: PLR0917 - one call site, every argument required
                              _target_in_flight(cfg))
     running = collection.start(collectors, ctx, res.warnings)
     try:
-        with _Watchdog(engine) as dog:
+        with _Watchdog(engine) as dog, _live_otlp(res, opts):
             try:
                 res.load = run_load(cfg, on_progress=collection.with_gauges(on_progress, running,
                                                                            ctx.activity),
@@ -363,9 +366,9 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
         ctx = collection.context(spec, [], base_url, run_dir, opts, opts.pid,
                                  _target_in_flight(config))
         running = collection.start(collectors, ctx, warnings)
-        res.load = run_load(config, on_progress=collection.with_gauges(on_progress, running,
-                                                                           ctx.activity),
-                            run_dir_ready=True, engine=info)
+        with _live_otlp(res, opts):
+            res.load = run_load(config, on_progress=collection.with_gauges(
+                on_progress, running, ctx.activity), run_dir_ready=True, engine=info)
         res.status = res.load.status
     except KeyboardInterrupt:
         res.status = "interrupted"
@@ -374,22 +377,40 @@ def attach_engine(base_url: str, opts: EngineOptions, *, config: LoadConfig,
         res.collected = collection.stop(running, info, warnings)
         _finish(run_dir, info, None, warnings, status=res.status)
         collection.record(run_dir, res.collected, warnings)
-        _export_otlp(run_dir, opts, warnings, None)
+        _export_otlp(run_dir, opts, warnings, None, res.otlp_live)
     return res
 
 
+@contextlib.contextmanager
+def _live_otlp(res: EngineRunResult, opts: EngineOptions) -> Iterator[None]:
+    """--otlp-endpoint: the live export (a low-priority child tailing the journals) for the
+    time of the load; what it sent lands in ``res.otlp_live``."""
+    if opts.otlp_endpoint is None:
+        yield
+        return
+    from profiler.otlp_live import LiveExport
+
+    live = LiveExport(res.run_dir, opts.otlp_endpoint,
+                      interval_s=opts.otlp_interval_s).start()
+    try:
+        yield
+    finally:
+        res.otlp_live = live.stop()
+
+
 def _export_otlp(run_dir: Path, opts: EngineOptions, warnings: list[str],
-                 say: Callable[[str], None] | None) -> None:
-    """--otlp-endpoint: the finished run to the backend (a child process; a warning at
-    worst, never a failed run)."""
+                 say: Callable[[str], None] | None,
+                 live: dict[str, Any] | None = None) -> None:
+    """--otlp-endpoint: what the live export did not send (the engine spans, the final
+    metrics) to the backend (a child process; a warning at worst, never a failed run)."""
     if opts.otlp_endpoint is None:
         return
     from profiler.otlp_live import export_after_run
 
     if say is not None:
-        say(f"exporting the run to {redact_text(opts.otlp_endpoint)} (OTLP)")
+        say(f"exporting the rest of the run to {redact_text(opts.otlp_endpoint)} (OTLP)")
     try:
-        export_after_run(run_dir, opts.otlp_endpoint, warnings, say)
+        export_after_run(run_dir, opts.otlp_endpoint, warnings, say, live=live)
     except Exception as exc:  # noqa: BLE001 - an export never fails the run
         warnings.append(f"OTLP export to {redact_text(opts.otlp_endpoint)}: not done "
                         f"({type(exc).__name__})")

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["DURATION_BUCKETS_S", "TOKEN_BUCKETS", "RunTelemetry", "build_telemetry"]
+__all__ = ["DURATION_BUCKETS_S", "TOKEN_BUCKETS", "RunTelemetry", "SpanBuilder",
+           "build_telemetry", "record_requests", "series_key"]
 
 DURATION_BUCKETS_S: tuple[float, ...] = (
     0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015,
@@ -107,10 +108,17 @@ def _engine_spans(run_dir: Path) -> dict[str, dict[str, Any]]:
             for r in rows.to_dict("records")}
 
 
-class _Builder:
-    """The SDK providers (in memory) and what every request is recorded with."""
+class SpanBuilder:
+    """The SDK providers and what every request is recorded with: one CLIENT span per
+    :meth:`request` (and the engine's span under it) and the client metrics.
 
-    def __init__(self, seed: str, engine: str, target: dict[str, Any]) -> None:
+    By default the spans go to an in-memory exporter (``memory``) and the metrics to an
+    in-memory reader (``reader``); the live export (:mod:`profiler.otlp_tail`) passes its own
+    ``span_processor`` (a ``BatchSpanProcessor`` on an OTLP exporter) and ``metric_reader``
+    (a ``PeriodicExportingMetricReader``) instead. :meth:`shutdown` flushes both."""
+
+    def __init__(self, seed: str, engine: str, target: dict[str, Any], *,
+                 span_processor: Any = None, metric_reader: Any = None) -> None:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.resources import Resource
@@ -133,9 +141,9 @@ class _Builder:
         resource = Resource.create({"service.name": "servescope", "servescope.run_id": seed})
         self.ids, self.memory = _PlannedIds(), InMemorySpanExporter()
         self.tp = TracerProvider(resource=resource, id_generator=self.ids)  # type: ignore[arg-type]
-        self.tp.add_span_processor(SimpleSpanProcessor(self.memory))
+        self.tp.add_span_processor(span_processor or SimpleSpanProcessor(self.memory))
         self.tracer = self.tp.get_tracer("servescope")
-        self.reader = InMemoryMetricReader()
+        self.reader = metric_reader or InMemoryMetricReader()
         self.mp = MeterProvider(resource=resource, metric_readers=[self.reader], views=_views())
         meter = self.mp.get_meter("servescope")
         self.h_dur = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
@@ -144,6 +152,11 @@ class _Builder:
         self.h_tpoc = meter.create_histogram("gen_ai.client.operation.time_per_output_chunk",
                                              unit="s")
         self.h_tok = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+
+    def shutdown(self) -> None:
+        """Flush and stop both providers (the span processor exports what it holds)."""
+        self.tp.shutdown()
+        self.mp.shutdown()
 
     def span_attributes(self, r: dict[str, Any], common: dict[str, Any],
                         ttft_s: float | None) -> dict[str, Any]:
@@ -163,8 +176,18 @@ class _Builder:
         return attrs
 
     def request(self, r: dict[str, Any], ttft_s: float | None, gaps: np.ndarray,
-                anchor: Any, eng: dict[str, Any] | None) -> None:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+                anchor: Any, eng: dict[str, Any] | None, *, client_span: bool = True) -> None:
+        """Record one request (a journal line or a ``requests.parquet`` row): its CLIENT
+        span (unless ``client_span`` is False: it was sent before; the engine's span then
+        still goes out under the client span's ids) and its metrics."""
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceFlags,
+        )
 
         op = _OPERATION.get(str(r["endpoint"]), "text_completion")
         common = {CURRENT["operation"]: op, **self.common_base}
@@ -174,16 +197,22 @@ class _Builder:
         trace_hex, span_hex = client_trace_ids(self.seed, str(r["x_request_id"]))
         t0 = int(r["t_send_ns"]) if int(r["t_send_ns"]) >= 0 else int(r["t_start_ns"])
         t1 = max(int(r["t_end_ns"]), t0)
-        self.ids.trace_ids.append(int(trace_hex, 16))
-        self.ids.span_ids.append(int(span_hex, 16))
-        span = self.tracer.start_span(f"{op} {self.model}".strip(), kind=SpanKind.CLIENT,
-                                      attributes=self.span_attributes(r, common, ttft_s),
-                                      start_time=anchor.to_wall_ns(t0))
-        if not ok:
-            span.set_status(Status(StatusCode.ERROR, str(r["error"])[:200]))
-        if eng is not None:
+        if client_span:
+            self.ids.trace_ids.append(int(trace_hex, 16))
+            self.ids.span_ids.append(int(span_hex, 16))
+            span: Any = self.tracer.start_span(
+                f"{op} {self.model}".strip(), kind=SpanKind.CLIENT,
+                attributes=self.span_attributes(r, common, ttft_s),
+                start_time=anchor.to_wall_ns(t0))
+            if not ok:
+                span.set_status(Status(StatusCode.ERROR, str(r["error"])[:200]))
+        else:
+            span = NonRecordingSpan(SpanContext(int(trace_hex, 16), int(span_hex, 16), False,
+                                                TraceFlags(TraceFlags.SAMPLED)))
+        if eng is not None:  # under its client span: the trace id is the parent's
             _engine_child(self.tracer, span, eng, common, self.ids)
-        span.end(end_time=anchor.to_wall_ns(t1))
+        if client_span:
+            span.end(end_time=anchor.to_wall_ns(t1))
         self.h_dur.record((t1 - t0) / 1e9, common)
         if not ok:
             return
@@ -207,33 +236,74 @@ def _chunk_gaps(events: pd.DataFrame) -> dict[int, np.ndarray]:
             for k, g in out.groupby("request_id")}
 
 
-def build_telemetry(run_dir: Path) -> RunTelemetry:
+def record_requests(b: SpanBuilder, requests: pd.DataFrame, events: pd.DataFrame,
+                    ttft_ns: pd.Series, anchor: Any, *,
+                    engine_by_trace: dict[str, dict[str, Any]] | None = None,
+                    sent: frozenset[str] = frozenset()) -> tuple[int, int]:
+    """Record every row of ``requests`` (``ttft_ns`` by request_id, ``events`` for the
+    inter-chunk gaps) with ``b``; a request whose ``x_request_id`` is in ``sent`` gets no
+    client span (its metrics and engine span still). Returns (client spans, engine spans)."""
+    gaps = _chunk_gaps(events)
+    n_client = n_engine = 0
+    for r in requests.to_dict("records"):
+        rid = int(r["request_id"])
+        t = float(ttft_ns.get(rid, np.nan))
+        x_id = str(r["x_request_id"])
+        eng = (engine_by_trace or {}).get(client_trace_ids(b.seed, x_id)[0])
+        n_engine += eng is not None
+        n_client += x_id not in sent
+        b.request({str(k): v for k, v in r.items()}, t / 1e9 if np.isfinite(t) else None,
+                  gaps.get(rid, np.empty(0)), anchor, eng, client_span=x_id not in sent)
+    return n_client, n_engine
+
+
+def series_key(name: str, attributes: Any) -> str:
+    """One metric series (instrument name and attribute set) as a string."""
+    return name + "|" + "|".join(f"{k}={attributes[k]}" for k in sorted(attributes or {}))
+
+
+def _restart(data: MetricsData | None, starts: dict[str, int]) -> MetricsData | None:
+    """The same cumulative points with the start times of series exported before (by the
+    live export): the end-of-run points then continue those series instead of starting new
+    ones."""
+    import dataclasses
+
+    if data is None or not starts:
+        return data
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                points = [dataclasses.replace(p, start_time_unix_nano=starts[k])
+                          if (k := series_key(m.name, p.attributes)) in starts else p
+                          for p in m.data.data_points]
+                object.__setattr__(m.data, "data_points", points)
+    return data
+
+
+def build_telemetry(run_dir: Path, sent: frozenset[str] = frozenset(),
+                    series_starts: dict[str, int] | None = None) -> RunTelemetry:
     """Every request of the run (warm-up included, ``servescope.phase`` says which) as spans
-    and the client metrics, in memory."""
+    and the client metrics, in memory. ``sent``: x-request-ids whose client span went out
+    already (the live export); their engine spans and metrics are still built, and the
+    metric series start at ``series_starts`` (series key → ns) where the live export's
+    did."""
     from analyzers.request_metrics import request_metrics
     from servescope.rundir.reader import load_run
 
     run = load_run(run_dir)
     man = run.manifest
     engine = man.engine.name if man.engine is not None else "openai"
-    b = _Builder(man.run_id, engine, dict(man.target))
+    b = SpanBuilder(man.run_id, engine, dict(man.target))
     ttft = request_metrics(run).set_index("request_id")["ttft_ns"]
-    gaps = _chunk_gaps(run.events)
     engine_by_trace = _engine_spans(run_dir)
-    n_engine = 0
-    for r in run.requests.to_dict("records"):
-        rid = int(r["request_id"])
-        t = float(ttft.get(rid, np.nan))
-        eng = engine_by_trace.get(client_trace_ids(man.run_id, str(r["x_request_id"]))[0])
-        n_engine += eng is not None
-        b.request({str(k): v for k, v in r.items()}, t / 1e9 if np.isfinite(t) else None,
-                  gaps.get(rid, np.empty(0)),
-                  man.clock, eng)
-    data = b.reader.get_metrics_data()
-    b.tp.shutdown()
-    b.mp.shutdown()
+    n_client, n_engine = record_requests(b, run.requests, run.events, ttft, man.clock,
+                                         engine_by_trace=engine_by_trace, sent=sent)
+    data = _restart(b.reader.get_metrics_data(), series_starts or {})
+    b.shutdown()
     notes = [] if engine_by_trace else ["no engine spans in the run (--collect otel): client "
                                         "spans only"]
+    if sent:
+        notes.append(f"{len(run.requests) - n_client} client spans sent live before")
     return RunTelemetry(list(b.memory.get_finished_spans()), data, len(run.requests),
                         n_engine, notes)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from reports.otlp.build import build_telemetry
 
-__all__ = ["ExportResult", "export_otlp"]
+__all__ = ["ExportResult", "export_otlp", "exporters", "quiet_sdk"]
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class ExportResult:
 
 
 @contextlib.contextmanager
-def _quiet_sdk() -> Iterator[None]:
+def quiet_sdk() -> Iterator[None]:
     """The exporters log every retry and failure; the caller reports one line instead."""
     log = logging.getLogger("opentelemetry")
     level, propagate = log.level, log.propagate
@@ -49,7 +49,7 @@ def _quiet_sdk() -> Iterator[None]:
         log.propagate = propagate
 
 
-def _exporters(endpoint: str, timeout_s: float) -> tuple[Any, Any]:
+def exporters(endpoint: str, timeout_s: float) -> tuple[Any, Any]:
     parts = urlsplit(endpoint)
     if parts.scheme == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -77,19 +77,22 @@ def _points(data: Any) -> int:
                for sm in rm.scope_metrics for m in sm.metrics)
 
 
-def export_otlp(run_dir: Path, endpoint: str, timeout_s: float = 5.0) -> ExportResult:
+def export_otlp(run_dir: Path, endpoint: str, timeout_s: float = 5.0, *,
+                sent: frozenset[str] = frozenset(),
+                series_starts: dict[str, int] | None = None) -> ExportResult:
     """Send the run. ``ValueError`` (one line) for an endpoint that is not a URL; a
     :class:`~servescope.rundir.layout.RunDirError` for an unreadable run; exporter failures
-    are warnings in the result."""
+    are warnings in the result. ``sent`` and ``series_starts``: what the live export sent
+    already (:func:`reports.otlp.build.build_telemetry`)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https", "grpc") or not parts.netloc:
         raise ValueError(f"--endpoint must look like http://HOST:4318 or grpc://HOST:4317, "
                          f"got {endpoint!r}")
-    tel = build_telemetry(run_dir)
+    tel = build_telemetry(run_dir, sent, series_starts)
     res = ExportResult(endpoint, len(tel.spans), tel.engine_spans, tel.requests,
                        _points(tel.metrics), False, False, notes=list(tel.notes))
-    with _quiet_sdk():
-        span_exp, metric_exp = _exporters(endpoint, timeout_s)
+    with quiet_sdk():
+        span_exp, metric_exp = exporters(endpoint, timeout_s)
         from opentelemetry.sdk.metrics.export import MetricExportResult
         from opentelemetry.sdk.trace.export import SpanExportResult
 

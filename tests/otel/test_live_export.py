@@ -5,6 +5,7 @@ warning line each, in the run's warnings, and the run is not failed."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -351,5 +352,9 @@ def test_servescope_run_with_otlp_endpoint_end_to_end(tmp_path: Path,
     assert len(client) == 8
     points = read_manifest(out).collectors[MANIFEST_KEY]["metric_points"]
     assert points == 5  # duration, first chunk, per chunk, token usage input and output
-    assert f"exported 8 spans and 5 metric series to {url}" in " ".join(res.text.split())
+    said = re.search(r"exported 8 spans \((\d+) client spans live, the rest now\) and 5 "
+                     rf"metric series to {re.escape(url)}", " ".join(res.text.split()))
+    assert said is not None, res.text[-2000:]
+    live = read_manifest(out).collectors[MANIFEST_KEY]["live"]
+    assert int(said.group(1)) == live["spans"]
     assert "OTLP" not in " ".join(read_manifest(out).warnings)
