@@ -23,7 +23,8 @@ request it records
 Schedule: the first event ``--ttft-ms`` after ``t_req_ns``, then one every ``--itl-ms``;
 ``--burst`` moves each event to the next multiple of ``--itl-ms`` of the monotonic clock, so
 every stream's event leaves in the same pass of the loop (a batched decode step);
-``--zero-cost`` sends the whole answer in one ``send`` at once. Each event carries
+``--zero-cost`` sends the whole answer at once (the first event in a ``send`` of its own,
+the rest in one more). Each event carries
 ``--tokens-per-event`` words " the" (one token each for byte-level BPE tokenizers) and no
 per-chunk usage; a final usage-only event carries ``completion_tokens``. Truth lines are
 written, one JSON object per request, when the server gets SIGTERM or SIGINT. The port is
@@ -258,9 +259,13 @@ class PacedServer:
         req = c.req
         if req is None:
             return
-        body = b"".join(self._chunk(self.ev_payload) for _ in range(req.n_events))
+        # the first event in a send of its own, so its wire time is its own transmit stamp
+        # (a send is stamped at its last byte, which leaves once the client's window lets it)
+        rest = b"".join(self._chunk(self.ev_payload) for _ in range(req.n_events - 1))
         t0 = time.monotonic_ns()
-        self._send(c, body + self._chunk(self._tail(req)) + b"0\r\n\r\n", (req, 0))
+        self._send(c, self._chunk(self.ev_payload), (req, 0))
+        self._send(c, rest + self._chunk(self._tail(req)) + b"0\r\n\r\n",
+                   (req, req.n_events - 1))
         t1 = time.monotonic_ns()
         req.t_ev_ns = [t0] * req.n_events
         req.t_ev_after_ns = [t1] * req.n_events
@@ -294,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         srv._tx_stamps(c)
     with a.truth.open("w") as f:
         for r in srv.done:
-            if a.zero_cost:  # one send carried every event: its stamp is theirs
-                r.t_ev_wire_ns = [r.t_ev_wire_ns[0]] * r.n_events
+            if a.zero_cost:  # one send carried every later event: its last byte's stamp,
+                # an upper bound (zero-cost runs compare TTFT only)
+                r.t_ev_wire_ns = [r.t_ev_wire_ns[0]] + [r.t_ev_wire_ns[-1]] * (r.n_events - 1)
             f.write(json.dumps({"x_request_id": r.rid, "t_req_ns": r.t_req_ns,
                                 "t_ev_ns": r.t_ev_ns, "t_ev_after_ns": r.t_ev_after_ns,
                                 "t_ev_wire_ns": r.t_ev_wire_ns}) + "\n")

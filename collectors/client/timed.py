@@ -123,7 +123,9 @@ class ArrivalClock:
 
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         conn = resp.connection
-        proto = conn.protocol if conn is not None else None
+        # an answer read whole by one socket read has already released its connection:
+        # the protocol that read it is still the response's own
+        proto = conn.protocol if conn is not None else getattr(resp, "_protocol", None)
         timed = isinstance(proto, TimedResponseHandler)
         self._arrivals = proto.arrivals if timed else None  # type: ignore[union-attr]
         self.clock = (CLOCK_WAKEUP if not timed else CLOCK_KERNEL
