@@ -1,5 +1,6 @@
-"""Bandwidth benchmarks (HBM, NVLink/collectives, RDMA) measured against the hardware's peak.
+"""Bandwidth microbenchmarks (HBM, host memory, GPU pairs, collectives, RDMA) measured against
+the hardware's stated peaks (docs/kernels_bench.md).
 
-Part of the design, not built yet: no benchmark lives here so far, and nothing imports this
-package. It will write the same kind of records into a run directory as the collectors do.
+Writes the same kind of records as the collectors (``servescope.records.BandwidthSample``) into
+a run directory. torch and triton (the ``kernels`` extra) are imported only inside functions.
 """
