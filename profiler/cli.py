@@ -87,8 +87,9 @@ class EngineFlags:
         help="attach: the directory the server writes its profiler traces to (vLLM's "
         "torch_profiler_dir)", rich_help_panel=_E)] = None
     otlp_endpoint: Annotated[str | None, typer.Option(
-        help="Send the run's request spans and client metrics to this OTLP endpoint when it "
-        "ends (http://HOST:4318 or grpc://HOST:4317; a failure is a warning)",
+        help="Send the run's request spans and client metrics to this OTLP endpoint as "
+        "requests finish (every 2 s) and the rest when it ends (http://HOST:4318 or "
+        "grpc://HOST:4317; a failure is a warning)",
         rich_help_panel=_E)] = None
 
     def engine_options(self, **more: Any) -> EngineOptions:
