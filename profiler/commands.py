@@ -80,9 +80,9 @@ def analyze_command(run: Path, slo: str | None, json_out: Path | None) -> int:
     except (RunDirError, ValueError) as exc:
         _err(err, str(exc))
         return EXIT_USAGE
-    import sys
+    from reports.console import stdout_console
 
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = stdout_console()  # a pipe: wide enough that no cell is cut
     print_analysis(console, result)
     if json_out is not None:
         try:
@@ -98,13 +98,12 @@ def _findings_and_report(ctx: RunContext) -> None:
     """The bottleneck findings, then ``report.html`` in the run directory, from the run's
     context (its analysis, shared with the summary printed before). A failure is a warning
     and the run keeps its exit code: everything recorded is already on disk."""
-    import sys
-
     from analyzers.report_inputs import gather_run
     from profiler.commands_report import write_run_report
     from reports.analysis_view import print_finding
+    from reports.console import stdout_console
 
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = stdout_console()  # a pipe: wide enough that no cell is cut
     try:
         if ctx.run.requests.empty:
             return
@@ -129,18 +128,16 @@ def _findings_and_report(ctx: RunContext) -> None:
 def _print_summary(ctx: RunContext, definitions: str, slo: str | None) -> None:
     """The run's summary and engine view, then (``definitions``) its numbers under other
     tools' definitions: all computed from ``ctx``, then rendered."""
-    import sys
-
     from analyzers.definitions import definition_tables
     from analyzers.goodput import parse_slo
     from analyzers.side_by_side import engine_view
+    from reports.console import stdout_console
     from reports.terminal import print_definition_tables, print_summary
 
     parsed = parse_slo(slo) if slo else None
     summary = ctx.summary(parsed)
     engine = engine_view(ctx, summary)
-    # logs and pipes get 120 columns (rich's default of 80 cuts the latency table)
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = stdout_console()  # a pipe: wide enough that no cell is cut
     print_summary(console, ctx.run, summary, engine)
     if definitions:
         print_definition_tables(console, definition_tables(ctx, definitions))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,8 +32,9 @@ def _stderr() -> Console:
 
 
 def _stdout() -> Console:
-    # logs and pipes get 120 columns (rich's default of 80 cuts the tables)
-    return Console() if sys.stdout.isatty() else Console(width=120)
+    from reports.console import stdout_console
+
+    return stdout_console()  # pipes and logs: wide enough that no cell is cut
 
 
 def _err(msg: str) -> None:

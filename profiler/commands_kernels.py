@@ -81,7 +81,9 @@ def kernels_command(trace: Path, trace_b: Path | None, *, engine: str | None,
             ValueError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
-    out = Console(soft_wrap=True)
+    from reports.console import stdout_console
+
+    out = stdout_console(soft_wrap=True)  # a pipe: wide enough that no header is cut
     if placement is not None:
         from reports.kernels_view import print_placement
 
