@@ -16,12 +16,13 @@ from collectors.kernels.launch import (
     amend_for_profiler,
     user_trace_dir,
 )
+from servescope.engines.observability import ProfilerControl
 from servescope.engines.registry import get_spec
 
 VLLM = ["vllm", "serve", "/m", "--port", "8000"]
 
 
-def _vllm_profiler():
+def _vllm_profiler() -> ProfilerControl:
     p = get_spec("vllm").profiler
     assert p is not None
     return p
