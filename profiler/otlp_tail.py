@@ -34,13 +34,13 @@ from typing import Any
 import orjson
 
 from servescope.rundir.atomic import atomic_write
-from servescope.rundir.layout import OTEL_DIR, RunDirError
+from servescope.rundir.layout import OTEL_DIR, OTEL_EXPORTED_FILE, RunDirError
 from servescope.rundir.manifest import read_manifest
 from servescope.rundir.tables import journal_files
 
 __all__ = ["EXPORTED_FILE", "JournalTail", "main"]
 
-EXPORTED_FILE = f"{OTEL_DIR}/exported.json"
+EXPORTED_FILE = OTEL_EXPORTED_FILE
 _NICE = 10
 _BACKOFF_S = 10.0
 _XID = "servescope.x_request_id"

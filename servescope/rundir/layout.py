@@ -29,6 +29,7 @@ __all__ = [
     "KERNEL_WINDOW_FILE",
     "MANIFEST_FILE",
     "OTEL_DIR",
+    "OTEL_EXPORTED_FILE",
     "OTEL_RECEIVER_FILE",
     "OTEL_SPANS_FILE",
     "OTEL_SPANS_JOURNAL",
@@ -83,6 +84,7 @@ OTEL_DIR = "otel"
 OTEL_SPANS_JOURNAL = "otel/spans.jsonl"  # spans as received (append only, during the run)
 OTEL_SPANS_FILE = "otel/spans.parquet"  # servescope.records.spans.SpanRecord, one row a span
 OTEL_RECEIVER_FILE = "otel/receiver.json"  # the receiver's endpoint and counts
+OTEL_EXPORTED_FILE = "otel/exported.json"  # --otlp-endpoint: what the live export sent
 
 
 class RunDirError(Exception):
