@@ -34,6 +34,8 @@ RunApiKeyEnv = Annotated[str | None, typer.Option(
     "serving command's own --api-key, else OPENAI_API_KEY", rich_help_panel="Workload")]
 _E = "Engine"
 _COLLECT_HELP = f"What to collect, comma-separated: {describe()}"
+_REPEAT_HELP = ("Run the workload N times into a run group (OUT/r01 …, OUT/group.json): "
+                "compare and gate then measure the run-to-run noise")
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -120,6 +122,7 @@ def attach(
     url: Url, out: Out = None,
     pid: Annotated[int | None, typer.Option(help="The server's PID (recorded, for CPU "
                                             "profiling)", rich_help_panel=_E)] = None,
+    repeat: Annotated[int, typer.Option(help=_REPEAT_HELP, rich_help_panel=_E)] = 1,
     *, flags: EngineFlags, workload: WorkloadOptions,
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
@@ -127,7 +130,7 @@ def attach(
 
     eopts = flags.engine_options(pid=pid)
     code = attach_command(url, workload, eopts, out or default_run_dir("attach"), sys.argv,
-                          pid=pid)
+                          pid=pid, repeat=repeat)
     raise typer.Exit(code)
 
 
@@ -143,6 +146,10 @@ def run(
         rich_help_panel=_E)] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness",
                                                  rich_help_panel=_E)] = 900.0,
+    repeat: Annotated[int, typer.Option(help=_REPEAT_HELP, rich_help_panel=_E)] = 1,
+    restart_between: Annotated[bool, typer.Option(
+        "--restart-between", help="With --repeat: stop and start the engine between repeats "
+        "(default: started once)", rich_help_panel=_E)] = False,
     *, flags: EngineFlags, workload: WorkloadOptions,
     api_key_env: RunApiKeyEnv = None,  # noqa: ARG001 - run's own; it reaches workload
 ) -> None:
@@ -150,7 +157,8 @@ def run(
     from profiler.commands_run import run_command
 
     eopts = flags.engine_options(url=url, ready_timeout_s=ready_timeout)
-    code = run_command(command, workload, eopts, out or default_run_dir("run"), sys.argv)
+    code = run_command(command, workload, eopts, out or default_run_dir("run"), sys.argv,
+                       repeat=repeat, restart_between=restart_between)
     raise typer.Exit(code)
 
 

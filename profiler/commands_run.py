@@ -119,10 +119,14 @@ def _interrupted_by(console: Console) -> None:
 
 
 def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                   argv: list[str], *, pid: int | None = None) -> int:
+                   argv: list[str], *, pid: int | None = None, repeat: int = 1) -> int:
+    """``repeat`` > 1: that many runs into the run group ``out`` (``out/r01`` …)."""
     console = Console(stderr=True, soft_wrap=True)
     try:
         with _protected(argv, subreaper=False):
+            if repeat != 1:
+                return _repeated(console, repeat, out, argv, lambda d: _attach(
+                    console, url, opts, eopts, d, argv, pid))
             return _attach(console, url, opts, eopts, out, argv, pid)
     except KeyboardInterrupt:  # after the run was recorded, or before it began
         return signals.exit_code(EXIT_INTERRUPTED)
@@ -185,10 +189,20 @@ def _record_server_pid(run_dir: Path, pid: int) -> None:
 
 
 def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                argv: list[str]) -> int:
+                argv: list[str], *, repeat: int = 1, restart_between: bool = False) -> int:
+    """``repeat`` > 1: that many runs into the run group ``out``, the engine started once
+    (``profiler.repeats_engine``) or, with ``restart_between``, once per repeat."""
     console = Console(stderr=True, soft_wrap=True)
     try:
         with _protected(argv, subreaper=True):
+            if repeat != 1 and restart_between:
+                return _repeated(console, repeat, out, argv, lambda d: _run(
+                    console, command, opts, eopts, d, argv), restart_between=True)
+            if repeat != 1:
+                return _run_kept(console, command, opts, eopts, out, argv, repeat)
+            if restart_between:
+                _err(console, "--restart-between needs --repeat N (N > 1)")
+                return EXIT_USAGE
             return _run(console, command, opts, eopts, out, argv)
     except KeyboardInterrupt:  # after the run was recorded, or before it began
         return signals.exit_code(EXIT_INTERRUPTED)
@@ -247,6 +261,80 @@ def _run(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: P
         return EXIT_FAIL
     signals.finished()
     return _end_of_run(console, res)
+
+
+def _repeated(console: Console, n: int, out: Path, argv: list[str],  # noqa: PLR0917
+              one: Callable[[Path], int], restart_between: bool = False) -> int:
+    """``one(run_dir)`` for each repeat into the run group ``out``; the first non-zero exit
+    code stops the group and is returned."""
+    from profiler.repeats import run_repeats
+    from servescope.rundir.layout import RunDirError
+
+    def each(d: Path) -> int:
+        console.print(f"repeat {d.name} of {n}", markup=False, highlight=False)
+        return one(d)
+
+    try:
+        codes = run_repeats(n, out, each, restart_between=restart_between,
+                            command_line=argv, stop=lambda c: c != EXIT_OK)
+    except (ValueError, RunDirError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    console.print(f"run group: {escape(str(out))} ({len(codes)} of {n} repeats)",
+                  highlight=False)
+    return codes[-1]
+
+
+def _run_kept(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917
+              eopts: EngineOptions, out: Path, argv: list[str], n: int) -> int:
+    """``run --repeat N``: the engine started once, N attached runs against it."""
+    from collectors.base import CollectorUnavailable
+    from profiler.commands import model_tokenizer
+    from profiler.discovery import DiscoveryError
+    from profiler.engine_run import EngineRunError, resolve_engine
+    from profiler.repeats_engine import run_kept_engine
+    from profiler.workloads.spec import WorkloadError
+    from servescope.engines.registry import UnknownEngineError
+    from servescope.rundir.layout import RunDirError
+
+    if opts.tokenizer is None and (tok := model_tokenizer(command)):
+        opts = dataclasses.replace(opts, tokenizer=str(tok))
+    try:
+        spec, _ = resolve_engine(command, eopts)
+        opts = fit_to_engine(opts, spec, command, _note(console))
+        opts.to_config("http://127.0.0.1:1", opts.model or "check", out, argv)
+    except (CollectorUnavailable, UnknownEngineError, WorkloadError, ValueError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    api_key = resolve_api_key(opts, spec, command)
+    eopts = dataclasses.replace(eopts, api_key=api_key)
+
+    def make_config(url: str, run_dir: Path) -> LoadConfig:
+        return opts.to_config(url, _model_for(opts, url, api_key, spec), run_dir, argv,
+                              api_key=api_key, done_marker=spec.stream_done_marker)
+
+    try:
+        results = run_kept_engine(command, eopts, n, out, make_config=make_config,
+                                  command_line=argv, say=_note(console))
+    except EngineRunError as exc:
+        signals.finished()
+        _err(console, str(exc))
+        if exc.tail:
+            console.print(exc.tail, markup=False, highlight=False)
+        return EXIT_FAIL
+    except (RunDirError, DiscoveryError, ValueError) as exc:
+        signals.finished()
+        _err(console, str(exc))
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAIL
+    signals.finished()
+    code = EXIT_OK
+    for res in results:
+        code = _end_of_run(console, res)
+        if code != EXIT_OK:
+            break
+    console.print(f"run group: {escape(str(out))} ({len(results)} of {n} repeats)",
+                  highlight=False)
+    return code
 
 
 def _end_of_run(console: Console, res: EngineRunResult) -> int:

@@ -23,25 +23,29 @@ from typing import TypeVar
 from servescope.rundir.group import RunGroup, repeat_name, write_group
 from servescope.rundir.layout import RunDirError
 
-__all__ = ["ORDERS", "interleaved_order", "run_interleaved", "run_repeats"]
+__all__ = ["ORDERS", "check_empty", "interleaved_order", "run_interleaved", "run_repeats"]
 
 ORDERS = ("alternate", "shuffled")
 _T = TypeVar("_T")
 
 
-def _check_out(out: Path) -> None:
+def check_empty(out: Path) -> None:
+    """RunDirError when ``out`` exists and holds anything."""
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out} already exists and is not empty; choose another --out")
 
 
 def run_repeats(n: int, out: Path, one_run: Callable[[Path], _T], *,
                 restart_between: bool = False, command_line: Sequence[str] = (),
-                stop: Callable[[_T], bool] = lambda _r: False) -> list[_T]:
+                stop: Callable[[_T], bool] = lambda _r: False, fresh: bool = True
+                ) -> list[_T]:
     """``one_run`` for each of ``n`` repeats into the group ``out``; stops early when
-    ``stop(result)`` is true (an interrupted or failed repeat)."""
+    ``stop(result)`` is true (an interrupted or failed repeat). ``fresh``: ``out`` must be
+    empty (the caller checked it and put something there itself, otherwise)."""
     if n < 1:
         raise ValueError(f"--repeat must be at least 1, not {n}")
-    _check_out(out)
+    if fresh:
+        check_empty(out)
     group = RunGroup(out, [], restart_between=restart_between,
                      command_line=list(command_line))
     results: list[_T] = []
@@ -83,7 +87,7 @@ def run_interleaved(arms: Mapping[str, Callable[[Path], _T]], n: int, out: Path,
     for a in arms:
         if not a or "/" in a or a in (".", ".."):
             raise ValueError(f"arm name {a!r} is not a directory name")
-    _check_out(out)
+    check_empty(out)
     schedule = interleaved_order(list(arms), n, order, seed)
     groups = {a: RunGroup(out / a, [], arm=a) for a in arms}
     done: list[list[str]] = []
