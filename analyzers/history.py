@@ -25,6 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from analyzers.changepoint import SeriesChanges, detect_changes, effect
 from analyzers.metric_catalog import Direction, Kind, MetricSpec, get_metric
 from analyzers.significance import Correction, adjust_pvalues
@@ -40,6 +42,7 @@ __all__ = [
     "HistoryRun",
     "HistoryVerdict",
     "MetricHistory",
+    "collect_points",
     "collect_runs",
     "run_history",
     "summary_value",
@@ -61,9 +64,13 @@ class HistoryVerdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class HistoryRun:
+    """One point of the series: a run, or a run group (``runs`` repeats, its value the mean
+    of theirs)."""
+
     path: str
     run_id: str
     started_wall_ns: int
+    runs: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,7 @@ class MetricHistory:
     p_adjusted: float
     effect: float  # the flagged shift (relative, or a difference for proportions); NaN if none
     verdict: HistoryVerdict
+    spread: float = math.nan  # run-to-run sd within the groups (relative, log); NaN: no repeats
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,59 @@ def collect_runs(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, int, str
     return found, skipped
 
 
+def collect_points(paths: Sequence[str | Path]
+                   ) -> tuple[list[tuple[Path, int, str, list[Path]]], list[str]]:
+    """Like :func:`collect_runs`, with run groups (``group.json``) as single points: (path,
+    start, id, its complete run directories). A group with an incomplete repeat is skipped."""
+    from servescope.rundir.group import is_group, read_group
+    from servescope.rundir.manifest import read_manifest
+
+    plain: list[Path] = []
+    points: list[tuple[Path, int, str, list[Path]]] = []
+    skipped: list[str] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise RunDirError(f"{p} does not exist or is not a directory")
+        store = not is_group(p) and not (p / "manifest.json").is_file()
+        groups = [d for d in sorted(p.iterdir()) if d.is_dir() and is_group(d)] if store \
+            else ([p] if is_group(p) else [])
+        for g in groups:
+            try:
+                dirs = read_group(g).run_dirs()
+                ms = [read_manifest(d) for d in dirs]
+            except RunDirError as exc:
+                skipped.append(f"{g}: {exc}")
+                continue
+            if not ms or any(m.status != "complete" for m in ms):
+                skipped.append(f"{g}: a repeat is not complete")
+                continue
+            points.append((g, min(m.started_wall_ns for m in ms), g.name, dirs))
+        if store and groups:  # the store's other entries, one by one
+            plain += [d for d in sorted(p.iterdir()) if d.is_dir() and not is_group(d)
+                      and (d / "manifest.json").is_file()]
+        elif not groups:
+            plain.append(p)
+    if plain:
+        found, more = collect_runs(plain)
+        points += [(d, t, rid, [d]) for d, t, rid in found]
+        skipped += more
+    points.sort(key=lambda r: r[1])
+    return points, skipped
+
+
+def _spread(per_point: list[list[float]], relative: bool) -> float:
+    ss, df = 0.0, 0
+    for vals in per_point:
+        x = np.asarray(vals, dtype=np.float64)
+        if relative:
+            x = np.log(x[x > 0])
+        x = x[np.isfinite(x)]
+        if x.size >= 2:
+            ss += float(((x - x.mean()) ** 2).sum())
+            df += x.size - 1
+    return math.sqrt(ss / df) if df else math.nan
+
+
 def run_history(paths: Sequence[str | Path], *, metrics: Sequence[str] = DEFAULT_HISTORY_METRICS,
                 slo: SLO | None = None, alpha: float = 0.05, min_effect_frac: float = 0.05,
                 min_effect_points: float = 0.01, correction: Correction = Correction.HOLM,
@@ -146,31 +207,35 @@ def run_history(paths: Sequence[str | Path], *, metrics: Sequence[str] = DEFAULT
             raise ValueError(f"history mode takes client metrics only, not {s.name}")
         if s.needs_slo and slo is None:
             raise ValueError(f"{s.name} needs goodput objectives (an SLO)")
-    found, skipped = collect_runs(paths)
+    found, skipped = collect_points(paths)
     runs: list[HistoryRun] = []
     values: list[list[float]] = []
-    for d, started, run_id in found:
+    repeats: list[list[list[float]]] = []  # point -> metric -> per-run values
+    for d, started, run_id, dirs in found:
         try:
-            summary = RunContext(d).summary(slo)
+            summaries = [RunContext(r).summary(slo) for r in dirs]
         except RunDirError as exc:
             skipped.append(f"{d}: {exc}")
             continue
-        if summary.measured_requests == 0:
+        if any(sm.measured_requests == 0 for sm in summaries):
             skipped.append(f"{d}: no measured requests")
             continue
-        runs.append(HistoryRun(str(d), run_id, started))
-        values.append([summary_value(summary, s) for s in specs])
+        per_run = [[summary_value(sm, s) for sm in summaries] for s in specs]
+        runs.append(HistoryRun(str(d), run_id, started, len(dirs)))
+        values.append([float(np.mean(v)) for v in per_run])
+        repeats.append(per_run)
     series = [[row[i] for row in values] for i in range(len(specs))]
+    spreads = [_spread([pt[i] for pt in repeats], s.relative) for i, s in enumerate(specs)]
     changes = [detect_changes(v, relative=s.relative, alpha=alpha,
                               min_effect=min_effect_frac if s.relative else min_effect_points,
                               n_permutations=n_permutations, seed=seed)
                for s, v in zip(specs, series, strict=True)]
     adjusted = adjust_pvalues([c.p_value for c in changes], correction)
     out = []
-    for s, v, c, p in zip(specs, series, changes, adjusted, strict=True):
+    for s, v, c, p, sp in zip(specs, series, changes, adjusted, spreads, strict=True):
         thr = min_effect_frac if s.relative else min_effect_points
         eff, verdict = _verdict(s, c, p, alpha, thr)
-        out.append(MetricHistory(s, tuple(v), c, p, eff, verdict))
+        out.append(MetricHistory(s, tuple(v), c, p, eff, verdict, sp))
     return History(tuple(runs), tuple(out), tuple(skipped), alpha, min_effect_frac,
                    min_effect_points)
 

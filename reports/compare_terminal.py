@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -46,24 +48,36 @@ def _warnings(console: Console, warnings: tuple[str, ...]) -> None:
 
 def print_comparison(console: Console, c: Comparison) -> None:
     s = c.settings
+    between = c.between_runs
+    model = (f"between-run model over {c.runs[0]}/{c.runs[1]} runs (means of the runs; "
+             "MDE: the smallest worsening caught 90 % of the time)" if between
+             else "within-run intervals (one run per side)")
     t = Table(title=Text(f"{c.baseline.run_id} → {c.candidate.run_id}"), title_justify="left",
               caption=(f"CI {s.confidence:.0%}; minimum effect {s.min_effect_frac:.0%} "
                        f"({s.min_effect_points * 100:g} pp for proportions); "
-                       f"{s.correction.value} correction, α = {s.alpha:g}"),
+                       f"{s.correction.value} correction, α = {s.alpha:g}; {model}"),
               caption_justify="left")
-    for col, just in (("metric", "left"), ("baseline", "right"), ("candidate", "right"),
-                      ("change", "right"), ("CI", "right"), ("p adj.", "right"),
-                      ("verdict", "left"), ("note", "left")):
+    cols = [("metric", "left"), ("baseline", "right"), ("candidate", "right"),
+            ("change", "right"), ("CI", "right"), *([("MDE", "right")] if between else []),
+            ("p adj.", "right"), ("verdict", "left"), ("note", "left")]
+    for col, just in cols:
         t.add_column(col, justify=just, no_wrap=col != "note",  # type: ignore[arg-type]
                      overflow="fold", min_width=24 if col == "note" else None)
     for m in c.metrics:
+        mde = [_t(_fmt_mde(m.spec.relative, m.mde))] if between else []
         t.add_row(_t(m.name), fmt_value(m.spec, m.baseline), fmt_value(m.spec, m.candidate),
-                  fmt_change(m.spec, m.change), fmt_interval(m.spec, m.change),
+                  fmt_change(m.spec, m.change), fmt_interval(m.spec, m.change), *mde,
                   fmt_p(m.p_adjusted), _t(m.verdict.value, _VERDICT_STYLE[m.verdict]),
                   _t(m.note, "dim"))
     console.print(t)
     console.print(_changes_table(c.manifest_changes))
     _warnings(console, c.warnings)
+
+
+def _fmt_mde(relative: bool, mde: float) -> str:
+    if not math.isfinite(mde):
+        return "–"
+    return f"{mde * 100:.1f} %" if relative else f"{mde * 100:.2f} pp"
 
 
 def print_gate(console: Console, g: GateResult) -> None:
@@ -94,10 +108,11 @@ def print_gate(console: Console, g: GateResult) -> None:
 
 
 def print_history(console: Console, h: History) -> None:
-    ids = [r.run_id for r in h.runs]
-    t = Table(title=_t(f"{len(h.runs)} runs: {', '.join(ids)}"), title_justify="left")
-    for col in ("metric", "first", "last", "change points", "trend (total)", "p adj.",
-                "verdict"):
+    ids = [r.run_id + (f" ({r.runs} runs)" if r.runs > 1 else "") for r in h.runs]
+    repeats = any(r.runs > 1 for r in h.runs)
+    t = Table(title=_t(f"{len(h.runs)} points: {', '.join(ids)}"), title_justify="left")
+    for col in ("metric", "first", "last", "change points", "trend (total)",
+                *(["run-to-run sd"] if repeats else []), "p adj.", "verdict"):
         t.add_column(col, overflow="fold")
     for m in h.metrics:
         spec = m.spec
@@ -108,7 +123,8 @@ def print_history(console: Console, h: History) -> None:
                                         else f"{tr.total_effect:+.3g}")
         first = fmt_value(spec, m.values[0]) if m.values else "–"
         last = fmt_value(spec, m.values[-1]) if m.values else "–"
-        t.add_row(_t(spec.name), first, last, _t(cps or "–"), trend, fmt_p(m.p_adjusted),
+        sd = [_t(_fmt_mde(spec.relative, m.spread))] if repeats else []
+        t.add_row(_t(spec.name), first, last, _t(cps or "–"), trend, *sd, fmt_p(m.p_adjusted),
                   _t(m.verdict.value, _HISTORY_STYLE[m.verdict]))
     console.print(t)
     for s in h.skipped:
