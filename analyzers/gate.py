@@ -16,8 +16,16 @@ beyond ``B`` but the CI reaches back inside, the budget is ``uncertain``: report
 budgets (Bonferroni: each at ``1 − (1 − confidence) / m``), so with ``m`` budgets the chance
 that noise alone breaches any of them stays below ``(1 − confidence) / 2``.
 
-A baseline store is a directory of run directories; its baseline is the newest complete run
-(by ``started_wall_ns``), never the candidate itself.
+**With repeats** (a run group or several runs on either side) relative budgets, and noise
+budgets (``"3x noise"``: ``k`` times the measured run-to-run spread), are judged against the
+between-run model (``analyzers.between_runs``): breached when the change is beyond the budget
+**and** its between-run interval excludes no change; ``uncertain`` when beyond but within
+run-to-run noise. The message names the minimum detectable effect when it is above the
+budget.
+
+A baseline store is a directory of run directories and run groups; its baseline is the newest
+complete entry (by ``started_wall_ns``), never the candidate itself: a stored group keeps its
+repeats, so a single candidate run is judged against the baseline's run-to-run noise.
 """
 
 from __future__ import annotations
