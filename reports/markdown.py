@@ -107,8 +107,11 @@ def gate_markdown(g: GateResult) -> str:
         lines += [f"Candidate **{md_escape(g.candidate.run_id)}** against baseline "
                   f"**{md_escape(g.baseline.run_id)}**; budgets from "
                   f"{md_escape(g.budgets_path)}; relative budgets judged on "
-                  f"{g.confidence:.1%} intervals (a budget fails only when the whole "
-                  "interval is beyond it).", ""]
+                  f"{g.confidence:.1%} intervals ("
+                  + ("between runs: a budget fails when the change is beyond it and the "
+                     "interval excludes no change" if g.comparison is not None
+                     and g.comparison.between_runs else
+                     "a budget fails only when the whole interval is beyond it") + ").", ""]
     if g.issues:
         lines += ["**The runs cannot be judged:**", "",
                   *(f"- {md_escape(i.message)}" for i in g.issues), ""]
