@@ -52,6 +52,31 @@ def _subgroup(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
+def _strict(r: Any) -> bool:
+    """The within-run gate's rule applied to any interval: the whole CI beyond the budget."""
+    from analyzers.budgets import BudgetKind
+    from analyzers.metric_catalog import Direction
+
+    ch = r.change
+    if ch is None or r.budget.kind is not BudgetKind.RELATIVE or math.isnan(ch.low):
+        return False
+    lower = r.budget.spec.direction is Direction.LOWER
+    return bool(ch.low > r.budget.limit if lower else -ch.high > r.budget.limit)
+
+
+def _median(xs: list[float]) -> float:
+    ys = sorted(x for x in xs if math.isfinite(x))
+    return ys[len(ys) // 2] if ys else math.nan
+
+
+def _sd(xs: list[float]) -> float:
+    ys = [x for x in xs if math.isfinite(x)]
+    if len(ys) < 2:
+        return math.nan
+    m = sum(ys) / len(ys)
+    return math.sqrt(sum((y - m) ** 2 for y in ys) / (len(ys) - 1))
+
+
 def _wilson(k: int, n: int) -> tuple[float, float]:
     if n == 0:
         return math.nan, math.nan
@@ -77,7 +102,10 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
     out: dict[str, Any] = {"budgets": " ".join(f"{b.metric} {b.text}" for b in spec.budgets),
                            "budget_pct": budget_pct, "trials": len(trials), "by_n": {}}
     for n in ns:
-        fa = hits = ttft_hits = tput_hits = valid_aa = valid_ab = 0
+        fa = ttft_hits = tput_hits = valid_aa = valid_ab = strict_fa = strict_hits = 0
+        ab_est: list[float] = []
+        aa_est: list[float] = []
+        mdes: list[float] = []
         rows = []
         for t in trials:
             v = {a: _subgroup(t / a, views / t.name / f"n{n}" / a, n) for a in ("A", "A2", "B")}
@@ -95,12 +123,19 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
             if aa.exit_code != 2:
                 valid_aa += 1
                 fa += aa.exit_code == 1
+                strict_fa += any(_strict(r) for r in aa.results)
             if ab.exit_code != 2:
                 valid_ab += 1
                 failed = {r.budget.metric for r in ab.breaches()}
-                hits += "ttft_p50" in failed
                 ttft_hits += "ttft_p50" in failed
                 tput_hits += "output_throughput" in failed
+                strict_hits += any(_strict(r) for r in ab.results
+                                   if r.budget.metric == "ttft_p50")
+                ab_est.append(next(r.change.estimate for r in ab.results
+                                   if r.budget.metric == "ttft_p50" and r.change))
+                aa_est.append(next(r.change.estimate for r in aa.results
+                                   if r.budget.metric == "ttft_p50" and r.change))
+                mdes.append(row.get("ab_mde", {}).get("ttft_p50", math.nan))
         out["by_n"][n] = {
             "aa_comparisons": valid_aa, "false_alarms": fa,
             "false_alarm_rate": fa / valid_aa if valid_aa else math.nan,
@@ -108,21 +143,29 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
             "ab_comparisons": valid_ab, "ttft_caught": ttft_hits,
             "power_ttft": ttft_hits / valid_ab if valid_ab else math.nan,
             "power_ttft_ci95": _wilson(ttft_hits, valid_ab),
-            "throughput_caught": tput_hits, "rows": rows}
+            "throughput_caught": tput_hits,
+            "strict_rule_false_alarms": strict_fa, "strict_rule_ttft_caught": strict_hits,
+            "ab_ttft_change_median": _median(ab_est), "aa_ttft_change_sd": _sd(aa_est),
+            "ab_ttft_mde_median": _median(mdes), "rows": rows}
     return out
 
 
 def _table(res: dict[str, Any]) -> str:
     lines = [f"budgets {res['budgets']}; {res['trials']} trials",
              "| N | A/A false alarms | rate (95 % CI) | A/B ttft_p50 caught | power (95 % CI) "
-             "| throughput caught |", "|---|---|---|---|---|---|"]
+             "| throughput caught | whole-CI rule: false alarms / caught | A/B TTFT change "
+             "(median) | A/A TTFT change sd | MDE (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for n, r in res["by_n"].items():
         lo, hi = r["false_alarm_ci95"]
         plo, phi = r["power_ttft_ci95"]
         lines.append(f"| {n} | {r['false_alarms']}/{r['aa_comparisons']} | "
                      f"{r['false_alarm_rate']:.0%} ({lo:.0%}–{hi:.0%}) | "
                      f"{r['ttft_caught']}/{r['ab_comparisons']} | {r['power_ttft']:.0%} "
-                     f"({plo:.0%}–{phi:.0%}) | {r['throughput_caught']}/{r['ab_comparisons']} |")
+                     f"({plo:.0%}–{phi:.0%}) | {r['throughput_caught']}/{r['ab_comparisons']} | "
+                     f"{r['strict_rule_false_alarms']} / {r['strict_rule_ttft_caught']} | "
+                     f"{r['ab_ttft_change_median']:+.1%} | {r['aa_ttft_change_sd']:.1%} | "
+                     f"{r['ab_ttft_mde_median']:.0%} |")
     return "\n".join(lines)
 
 
