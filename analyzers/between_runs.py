@@ -9,10 +9,14 @@ For one metric and two arms of runs (``A``, the baseline, ``N_A`` runs; ``B``, `
   for each drawn run one bootstrap replicate of its value from its own requests (percentiles:
   requests resampled, ITL by request; throughputs: the window's slice rates resampled;
   proportions: a binomial draw; engine gauges and server histograms: the run's value, no
-  within-run replicate); the replicate of the arm is the mean over the drawn runs. Its
-  variance is the variance of the arm's value, run-to-run noise and within-run noise
-  together. With ``N`` runs it is multiplied by ``N / (N − 1)`` (resampling ``N`` values
-  understates their variance by ``(N − 1) / N``).
+  within-run replicate); the replicate of the arm is the mean over the drawn runs. The
+  replicates' variance is ``((N − 1)/N) · s²/N + w/N``, with ``s²`` the runs' sample
+  variance (run-to-run and within-run noise together) and ``w`` the mean within-run variance
+  of one run's value (from the second stage): the first stage understates ``s²`` and the
+  second counts the within-run noise twice. The arm's variance is therefore taken as
+  ``(var − w/N) · N/(N − 1)`` (= ``s²/N``), never below ``w/N``. The second stage also gives
+  ``within_sd``: how much of a run's spread its own requests explain (longer runs shrink that
+  part; only more repeats shrink the rest).
 - **Change**: ``mean_B / mean_A − 1`` for metrics compared as ratios (the interval on the log
   scale: ``se² = var(log A) + var(log B)``, by the delta method from the replicates), a
   difference for proportions. The interval and the p-value use Student's t with Welch's
@@ -65,6 +69,7 @@ class BetweenRuns:
     df: float
     spread: float  # run-to-run sd of one run's value; NaN when no arm has 2 runs
     mde: float  # minimum detectable worsening at this N, alpha and power
+    within_sd: float = math.nan  # sd of one run's value from its own requests (same scale)
 
     @property
     def n_runs(self) -> tuple[int, int]:
@@ -121,15 +126,19 @@ def _within(spec: MetricSpec, s: RunSamples, b: int, seed: int) -> _F:
 
 
 def _arm(spec: MetricSpec, runs: Sequence[RunSamples], b: int, seed: int
-         ) -> tuple[_F, _F]:
-    """(per-run values, hierarchical replicates of the arm's mean)."""
+         ) -> tuple[_F, _F, float]:
+    """(per-run values, hierarchical replicates of the arm's mean, the mean within-run
+    variance of one run's value: of its log for ratio metrics)."""
     values = np.asarray([run_value(spec, r) for r in runs], dtype=np.float64)
     within = np.stack([_within(spec, r, b, seed + 7919 * i) for i, r in enumerate(runs)])
     rng = np.random.default_rng(seed + 104729)
     n = len(runs)
     pick = rng.integers(0, n, size=(b, n))
     reps = within[pick, np.arange(b)[:, None]].mean(axis=1)
-    return values, np.asarray(reps, dtype=np.float64)
+    w = within if not spec.relative else _log(within)
+    with np.errstate(invalid="ignore"):
+        w_var = float(np.nanmean(np.nanvar(w, axis=1, ddof=1))) if b > 1 else 0.0
+    return values, np.asarray(reps, dtype=np.float64), w_var if math.isfinite(w_var) else 0.0
 
 
 def _t(q: float, df: float) -> float:
@@ -143,12 +152,20 @@ def _log(x: _F) -> _F:
         return np.asarray(np.log(np.where(x > 0, x, np.nan)), dtype=np.float64)
 
 
-def _var(reps: _F, n: int, log: bool) -> float:
+def _var(reps: _F, n: int, log: bool, within: float) -> float:
+    """Variance of the arm's value from its hierarchical replicates. Their variance is
+    ``((n − 1)/n) · s²/n + within/n`` (``s²``: the runs' sample variance, which already holds
+    their within-run noise): the second stage counts the within-run noise twice and the first
+    understates ``s²``. Both undone: ``(var − within/n) · n/(n − 1)``, never below
+    ``within/n``."""
     x = _log(reps) if log else reps
     x = x[np.isfinite(x)]
     if x.size < 2:
         return math.nan
-    return float(x.var(ddof=1)) * (n / (n - 1) if n >= 2 else 1.0)
+    v = float(x.var(ddof=1))
+    if n < 2:
+        return v
+    return max((v - within / n) * n / (n - 1), within / n)
 
 
 def _spread(groups: Sequence[_F], log: bool) -> tuple[float, int]:
@@ -180,23 +197,24 @@ def between_runs(specs: Sequence[MetricSpec], a: Sequence[RunSamples],
 def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # noqa: PLR0917
          confidence: float, power: float, n_resamples: int, seed: int) -> BetweenRuns:
     log = spec.relative
-    va, ra = _arm(spec, a, n_resamples, seed)
-    vb, rb = _arm(spec, b, n_resamples, seed + 1)
+    va, ra, wa = _arm(spec, a, n_resamples, seed)
+    vb, rb, wb = _arm(spec, b, n_resamples, seed + 1)
     na, nb = len(a), len(b)
     if log and not (np.all(va > 0) and np.all(vb > 0)):
         ci = Interval(math.nan, math.nan, math.nan, confidence, min(na, nb),
                       "a run's value is 0 or undefined: relative change not tested")
         return BetweenRuns(spec, float(np.nanmean(va)), float(np.nanmean(vb)),
                            tuple(map(float, va)), tuple(map(float, vb)), ci, math.nan,
-                           math.nan, math.nan, math.nan, math.nan)
+                           math.nan, math.nan, math.nan, math.nan, math.nan)
     ma, mb = float(np.nanmean(va)), float(np.nanmean(vb))
     spread, spread_df = _spread([va, vb], log)
-    var_a, var_b = _var(ra, na, log), _var(rb, nb, log)
-    # one run on a side: its run-to-run variance is borrowed from the other side's runs
+    var_a, var_b = _var(ra, na, log, wa), _var(rb, nb, log, wb)
+    # one run on a side: its run-to-run variance (within-run noise included) is borrowed
+    # from the other side's runs
     if na < 2:
-        var_a = max(var_a, 0.0) + (spread ** 2 if math.isfinite(spread) else math.nan)
+        var_a = max(var_a, spread ** 2) if math.isfinite(spread) else math.nan
     if nb < 2:
-        var_b = max(var_b, 0.0) + (spread ** 2 if math.isfinite(spread) else math.nan)
+        var_b = max(var_b, spread ** 2) if math.isfinite(spread) else math.nan
     df = _welch_df(var_a, na, var_b, nb, spread_df)
     se = math.sqrt(var_a + var_b) if var_a + var_b >= 0 else math.nan
     est = (mb / ma - 1.0 if ma > 0 and mb > 0 else math.nan) if log else mb - ma
@@ -214,8 +232,9 @@ def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # 
         mde = mde_scale
     ci = Interval(est, lo, hi, confidence, min(na, nb),
                   f"{METHOD} ({na}/{nb} runs, {df:.1f} df)")
+    within_sd = math.sqrt((wa * na + wb * nb) / (na + nb))
     return BetweenRuns(spec, ma, mb, tuple(map(float, va)), tuple(map(float, vb)), ci, p, se,
-                       df, spread, mde)
+                       df, spread, mde, within_sd)
 
 
 def _welch_df(var_a: float, na: int, var_b: float, nb: int, spread_df: int) -> float:
