@@ -138,8 +138,9 @@ def test_run_and_attach_expose_the_same_workload_and_engine_options() -> None:
     assert (run["api_key_env"]["default"], attach["api_key_env"]["default"]) == (
         None, "OPENAI_API_KEY")
     # each command's own options, and nothing else
-    assert set(run) - set(shared) == {"command", "out", "url", "ready_timeout"}
-    assert set(attach) - set(shared) == {"url", "out", "pid"}
+    assert set(run) - set(shared) == {"command", "out", "url", "ready_timeout", "repeat",
+                                      "restart_between"}
+    assert set(attach) - set(shared) == {"url", "out", "pid", "repeat"}
     assert run["collect"]["default"] == "metrics"
     assert attach["no_metrics"]["opts"] == ["--no-metrics"]
     assert attach["per_chunk_usage"]["secondary"] == ["--no-per-chunk-usage"]
