@@ -64,6 +64,23 @@ def _strict(r: Any) -> bool:
     return bool(ch.low > r.budget.limit if lower else -ch.high > r.budget.limit)
 
 
+def _pooled_t(a: Path, b: Path, budget: float, alpha: float = 0.025) -> bool:
+    """A reference rule on the runs' TTFT p50s alone: Student's pooled t on their logs
+    (one-sided at ``alpha``, 2N - 2 df) and a change beyond ``budget``."""
+    from scipy.stats import ttest_ind
+
+    from analyzers.compare_groups import expand_arm
+    from analyzers.context import RunContext
+
+    def logs(g: Path) -> list[float]:
+        return [math.log(RunContext(d).summary().latency.ttft_ns.p50) for d in expand_arm([g])]
+
+    la, lb = logs(a), logs(b)
+    change = math.exp(sum(lb) / len(lb) - sum(la) / len(la)) - 1
+    p = float(ttest_ind(lb, la, equal_var=True, alternative="greater").pvalue)
+    return change > budget and p < alpha
+
+
 def _median(xs: list[float]) -> float:
     ys = sorted(x for x in xs if math.isfinite(x))
     return ys[len(ys) // 2] if ys else math.nan
@@ -103,6 +120,7 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
                            "budget_pct": budget_pct, "trials": len(trials), "by_n": {}}
     for n in ns:
         fa = ttft_hits = tput_hits = valid_aa = valid_ab = strict_fa = strict_hits = 0
+        ref_fa = ref_hits = 0
         ab_est: list[float] = []
         aa_est: list[float] = []
         mdes: list[float] = []
@@ -136,6 +154,9 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
                 aa_est.append(next(r.change.estimate for r in aa.results
                                    if r.budget.metric == "ttft_p50" and r.change))
                 mdes.append(row.get("ab_mde", {}).get("ttft_p50", math.nan))
+            if n > 1:
+                ref_fa += _pooled_t(v["A"], v["A2"], budget_pct / 100)
+                ref_hits += _pooled_t(v["A"], v["B"], budget_pct / 100)
         out["by_n"][n] = {
             "aa_comparisons": valid_aa, "false_alarms": fa,
             "false_alarm_rate": fa / valid_aa if valid_aa else math.nan,
@@ -146,7 +167,9 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
             "throughput_caught": tput_hits,
             "strict_rule_false_alarms": strict_fa, "strict_rule_ttft_caught": strict_hits,
             "ab_ttft_change_median": _median(ab_est), "aa_ttft_change_sd": _sd(aa_est),
-            "ab_ttft_mde_median": _median(mdes), "rows": rows}
+            "ab_ttft_mde_median": _median(mdes),
+            "pooled_t_false_alarms": ref_fa if n > 1 else None,
+            "pooled_t_ttft_caught": ref_hits if n > 1 else None, "rows": rows}
     return out
 
 
@@ -154,8 +177,8 @@ def _table(res: dict[str, Any]) -> str:
     lines = [f"budgets {res['budgets']}; {res['trials']} trials",
              "| N | A/A false alarms | rate (95 % CI) | A/B ttft_p50 caught | power (95 % CI) "
              "| throughput caught | whole-CI rule: false alarms / caught | A/B TTFT change "
-             "(median) | A/A TTFT change sd | MDE (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(median) | A/A TTFT change sd | MDE (median) | pooled t on run p50s: false "
+             "alarms / caught |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, r in res["by_n"].items():
         lo, hi = r["false_alarm_ci95"]
         plo, phi = r["power_ttft_ci95"]
@@ -165,7 +188,8 @@ def _table(res: dict[str, Any]) -> str:
                      f"({plo:.0%}–{phi:.0%}) | {r['throughput_caught']}/{r['ab_comparisons']} | "
                      f"{r['strict_rule_false_alarms']} / {r['strict_rule_ttft_caught']} | "
                      f"{r['ab_ttft_change_median']:+.1%} | {r['aa_ttft_change_sd']:.1%} | "
-                     f"{r['ab_ttft_mde_median']:.0%} |")
+                     f"{r['ab_ttft_mde_median']:.0%} | "
+                     f"{r['pooled_t_false_alarms']} / {r['pooled_t_ttft_caught']} |")
     return "\n".join(lines)
 
 
