@@ -31,7 +31,8 @@ metrics compared as ratios (latency percentiles, throughputs). The sign must poi
 improvement and is an error. **Noise budgets** (``"3x noise"``, ``"-2x noise"``) allow ``k``
 times the run-to-run spread measured from repeats (``analyzers.gate``). **Absolute limits**
 (``"<= X"``, ``">= X"``) are in the metric's unit: latencies need ``ms``, ``s`` or ``us``;
-fractions take ``%`` or a number in [0, 1]; throughputs a number (``tok/s`` or ``req/s`` may follow). Any error names the file, the line
+fractions take ``%`` or a number in [0, 1]; throughputs a number (``tok/s`` or ``req/s`` may
+follow). Any error names the file, the line
 and what is valid: an unknown metric lists the metric names.
 """
 
