@@ -123,6 +123,7 @@ class WorkloadOptions:
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
             max_response_bytes=self.max_response_bytes, done_marker=done_marker,
+            tokenizer=self.tokenizer,
         )
         requests = self.requests
         if requests is None and self.duration is None:

@@ -203,7 +203,7 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
                 "ignore_eos": cfg.target.ignore_eos,
                 **({} if cfg.target.done_marker else {"done_marker": False})},
         workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
-        client=ClientInfo("socket_read" if timed.available() else "coroutine_wakeup"),
+        client=ClientInfo(timed.timestamp_source()),
     )
     try:
         write_manifest(run_dir, manifest)
