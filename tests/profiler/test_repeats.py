@@ -108,8 +108,8 @@ def test_run_repeat_starts_the_engine_once_or_once_per_repeat(tmp_path: Path, re
     assert g.restart_between is restart
     ms = [read_manifest(d) for d in g.run_dirs()]
     assert all(m.status == "complete" for m in ms)
-    assert all(m.engine is not None and "tests.faults.fake_engine" in " ".join(m.engine.command)
-               for m in ms)
+    assert all(m.engine is not None
+               and "tests.faults.fake_engine" in " ".join(m.engine.command or []) for m in ms)
     starts = Counter("starting" in line for line in r.stderr.splitlines())[True]
     assert starts == (2 if restart else 1), r.stderr
     assert (out / "engine").is_dir() is not restart  # the kept engine's log
