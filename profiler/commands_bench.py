@@ -81,7 +81,9 @@ def _finish(run: BenchRun, out: Path, settings: dict[str, object], title: str) -
     from reports.bench_view import print_bench
 
     write_bench_run(out, run, command_line=sys.argv, settings=settings)
-    console = Console() if sys.stdout.isatty() else Console(width=140)
+    from reports.console import stdout_console
+
+    console = stdout_console()
     print_bench(console, run.samples, title=title, notes=run.warnings)
     console.print(f"run directory: {escape(str(out))}", highlight=False)
     return EXIT_OK
