@@ -21,7 +21,10 @@ PREFILL_LIFT = 2.0  # gaps during long prefills are stalls ≥ 2× as often as d
 PREFILL_P = 0.01  # ...and Fisher's exact test agrees (one-sided)
 LAG_P99_NS = 10_000_000  # open-loop schedule lag p99 above 10 ms
 CPU_BUSY_FRAC = 0.9  # a client worker busy ≥ 90 % of a core
-CLIENT_LAG_P99_NS = 5_000_000  # the client read events > 5 ms after the kernel got them (p99)
+# the client read events > 5 ms after the kernel got them, at the median: systematically late
+# (a p99 criterion fired on healthy vLLM-CPU runs: the engine sharing 2 cores deschedules the
+# client now and then: p50 2.2 ms, p99 122 ms, client CPU 4 %)
+CLIENT_LAG_P50_NS = 5_000_000
 ERROR_CRITICAL_FRAC = 0.05
 SHORT_FRAC = 0.05  # ≥ 5 % of successful requests got fewer tokens than max_tokens
 COUNT_MISMATCH_FRAC = 0.02  # client and engine token totals differ by more than 2 %
@@ -178,7 +181,7 @@ def client_behind(ctx: RuleContext) -> Finding | None:
     closed loop's next sends do not."""
     read = _read_lag(ctx)
     read_p = np.percentile(read, [50, 99]) if read.size else np.full(2, math.nan)
-    reading_late = bool(read.size) and float(read_p[1]) > CLIENT_LAG_P99_NS
+    reading_late = bool(read.size) and float(read_p[0]) > CLIENT_LAG_P50_NS
     lag = ctx.measured["schedule_lag_ns"].to_numpy(np.float64)
     lag = lag[~np.isnan(lag)]
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else math.nan
@@ -203,8 +206,8 @@ def client_behind(ctx: RuleContext) -> Finding | None:
                      f"{LAG_P99_NS / 1e6:.0f} ms late (lag p99 {lag_p99 / 1e6:.1f} ms, max "
                      f"{lag.max() / 1e6:.1f} ms)")
     if reading_late:
-        parts.append(f"read events {read_p[1] / 1e6:.1f} ms (p99) after the kernel received "
-                     "them")
+        parts.append(f"read events {read_p[0] / 1e6:.1f} ms (median; p99 {read_p[1] / 1e6:.1f} "
+                     "ms) after the kernel received them")
     if saturated:
         parts.append(f"kept a worker's CPU {busy:.0%} busy")
     return Finding(
