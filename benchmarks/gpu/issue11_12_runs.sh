@@ -1,0 +1,54 @@
+#!/bin/bash
+# Issues 11 and 12 on the H200, two device calls (~5 min each; .whl carried):
+#   bash benchmarks/gpu/issue11_12_runs.sh a   kernels_bench's GPU tests and `servescope bench
+#       hbm`; the decode-loop GPU tests (eager vs CUDA graph, traces kept for CI) and a large
+#       eager and graph decode trace for the HolisticTraceAnalysis benchmark
+#   bash benchmarks/gpu/issue11_12_runs.sh b   `servescope run --collect metrics,gpu,kernels
+#       --kernels-hook` around transformers serve under 64 streams (run directory packed)
+# Everything lands in $OUT (at most 8 files come back).
+set -u
+stage=${1:-a}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+log=$OUT/log_$stage.txt
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader
+  python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)"
+  date -u +%FT%TZ; nproc; } > $log 2>&1
+ss() { python3 -m profiler.cli "$@"; }
+
+if [ "$stage" = a ]; then
+  mkdir -p $OUT/traces
+  SERVESCOPE_KEEP_TRACES=$OUT/traces timeout 150 python3 -m pytest -q -s -m gpu -o addopts="" \
+    -p no:cacheprovider tests/gpu/test_decode_traces.py > $OUT/pytest_gpu.txt 2>&1
+  echo "decode pytest rc=$?" >> $OUT/pytest_gpu.txt
+  timeout 200 python3 -m pytest -q -s -m gpu -o addopts="" -p no:cacheprovider \
+    tests/kernels_bench/test_gpu_bench.py >> $OUT/pytest_gpu.txt 2>&1
+  echo "kernels_bench pytest rc=$?" >> $OUT/pytest_gpu.txt
+  echo "== bench hbm" >> $log
+  timeout 100 ss bench hbm --out /tmp/bench/hbm >> $log 2>&1; echo "bench rc=$?" >> $log
+  (cd /tmp/bench && tar czf $OUT/bench_hbm.tgz hbm) 2>> $log
+  echo "== large decode traces" >> $log
+  timeout 120 python3 benchmarks/gpu/decode_traces.py $OUT --layers 16 --steps 100 \
+    --prefix h200-decode-large >> $log 2>&1; echo "record rc=$?" >> $log
+  for f in $OUT/h200-decode-large-*.json.gz $OUT/traces/*.json.gz; do
+    echo "== kernels $f" >> $log; timeout 60 ss kernels $f >> $log 2>&1
+  done
+  ss kernels $OUT/traces/h200-decode-eager.json.gz $OUT/traces/h200-decode-graph.json.gz \
+    >> $log 2>&1
+else
+  python3 benchmarks/gpu/make_tiny_model.py /tmp/small --hidden 1024 --layers 8 2>&1 | tail -1 >> $log
+  timeout 240 python3 -m profiler.cli run --out /tmp/runs/ts_kernels \
+    --collect metrics,gpu,kernels --kernels-hook --kernel-window 2 \
+    --concurrency 64 --requests 640 --input-len fixed:64 --output-len fixed:128 \
+    -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 \
+    > $OUT/run_ts.txt 2>&1
+  echo "rc=$?" >> $OUT/run_ts.txt
+  timeout 60 ss analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
+  timeout 60 ss kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
+  ls -la /tmp/runs/ts_kernels /tmp/runs/ts_kernels/kernels >> $log 2>&1
+  du -sh /tmp/runs/ts_kernels >> $log
+  # the raw profiler traces apart, so the tables come back even if they are large
+  (cd /tmp/runs && tar czf $OUT/run_ts.tgz --exclude=ts_kernels/kernels/raw ts_kernels \
+     && tar czf $OUT/run_ts_raw.tgz ts_kernels/kernels/raw)
+fi
+tail -c 3000 $log
