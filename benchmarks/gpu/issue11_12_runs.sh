@@ -14,7 +14,7 @@ log=$OUT/log_$stage.txt
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader
   python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)"
   date -u +%FT%TZ; nproc; } > $log 2>&1
-ss() { python3 -m profiler.cli "$@"; }
+SS="python3 -m profiler.cli"
 
 if [ "$stage" = a ]; then
   mkdir -p $OUT/traces
@@ -25,17 +25,21 @@ if [ "$stage" = a ]; then
     tests/kernels_bench/test_gpu_bench.py >> $OUT/pytest_gpu.txt 2>&1
   echo "kernels_bench pytest rc=$?" >> $OUT/pytest_gpu.txt
   echo "== bench hbm" >> $log
-  timeout 100 ss bench hbm --out /tmp/bench/hbm >> $log 2>&1; echo "bench rc=$?" >> $log
+  timeout 100 $SS bench hbm --out /tmp/bench/hbm >> $log 2>&1; echo "bench rc=$?" >> $log
   (cd /tmp/bench && tar czf $OUT/bench_hbm.tgz hbm) 2>> $log
   echo "== large decode traces" >> $log
   timeout 120 python3 benchmarks/gpu/decode_traces.py $OUT --layers 16 --steps 100 \
     --prefix h200-decode-large >> $log 2>&1; echo "record rc=$?" >> $log
   for f in $OUT/h200-decode-large-*.json.gz $OUT/traces/*.json.gz; do
-    echo "== kernels $f" >> $log; timeout 60 ss kernels $f >> $log 2>&1
+    echo "== kernels $f" >> $log; timeout 60 $SS kernels $f >> $log 2>&1
   done
-  ss kernels $OUT/traces/h200-decode-eager.json.gz $OUT/traces/h200-decode-graph.json.gz \
+  $SS kernels $OUT/traces/h200-decode-eager.json.gz $OUT/traces/h200-decode-graph.json.gz \
     >> $log 2>&1
 else
+  timeout 100 python3 -m pytest -q -s -m gpu -o addopts="" -p no:cacheprovider \
+    tests/gpu/test_decode_traces.py > $OUT/pytest_gpu.txt 2>&1
+  echo "decode pytest rc=$?" >> $OUT/pytest_gpu.txt
+  timeout 150 python3 benchmarks/gpu/hbm_tune.py > $OUT/hbm_tune.txt 2>&1
   python3 benchmarks/gpu/make_tiny_model.py /tmp/small --hidden 1024 --layers 8 2>&1 | tail -1 >> $log
   timeout 240 python3 -m profiler.cli run --out /tmp/runs/ts_kernels \
     --collect metrics,gpu,kernels --kernels-hook --kernel-window 2 \
@@ -43,8 +47,8 @@ else
     -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 \
     > $OUT/run_ts.txt 2>&1
   echo "rc=$?" >> $OUT/run_ts.txt
-  timeout 60 ss analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
-  timeout 60 ss kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
+  timeout 60 $SS analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
+  timeout 60 $SS kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
   ls -la /tmp/runs/ts_kernels /tmp/runs/ts_kernels/kernels >> $log 2>&1
   du -sh /tmp/runs/ts_kernels >> $log
   # the raw profiler traces apart, so the tables come back even if they are large

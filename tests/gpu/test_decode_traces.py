@@ -67,8 +67,10 @@ def _independent(path: Path) -> list[tuple[int, int]]:
         ev = json.load(fh)["traceEvents"]
     steps = sorted((e for e in ev if str(e.get("name", "")).startswith("ProfilerStep#")
                     and e.get("cat") == "user_annotation"), key=lambda e: e["ts"])
+    # runtime calls and driver calls (cuBLAS' nvjet GEMMs go through cuLaunchKernelEx)
     launches = {e["args"]["correlation"]: e["ts"] for e in ev
-                if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})}
+                if e.get("cat") in ("cuda_runtime", "cuda_driver")
+                and "correlation" in e.get("args", {})}
     gpu = [e for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
     out = []
     for s in steps:
