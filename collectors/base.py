@@ -70,6 +70,7 @@ class Activity:
     last_token_ns: int  # when the count of stream chunks last grew, or requests began
     in_flight: int  # requests sent and not ended
     chunks: int  # stream chunks received so far
+    completed: int = -1  # requests ended so far; -1: not reported
 
     def stalled_s(self, now_ns: int) -> float:
         """How long requests have been in flight with no chunk arriving (0 when none are)."""
@@ -86,17 +87,17 @@ class ActivityBoard:
     def __init__(self) -> None:
         import multiprocessing as mp
 
-        self._a: Any = mp.get_context("spawn").RawArray("q", 4)
+        self._a: Any = mp.get_context("spawn").RawArray("q", 5)
 
-    def write(self, now_ns: int, in_flight: int, chunks: int) -> None:
+    def write(self, now_ns: int, in_flight: int, chunks: int, completed: int = -1) -> None:
         a = self._a
         if chunks != a[3] or a[2] <= 0:  # a chunk arrived, or requests began after none
             a[1] = now_ns
-        a[2], a[3], a[0] = in_flight, chunks, now_ns
+        a[2], a[3], a[4], a[0] = in_flight, chunks, completed, now_ns
 
     def read(self) -> Activity:
         a = self._a
-        return Activity(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
+        return Activity(int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,7 @@ def with_gauges(on_progress: Callable[[Progress], None] | None,
 
     def update(p: Progress) -> None:
         if board is not None:
-            board.write(now_ns(), p.in_flight, p.chunks)
+            board.write(now_ns(), p.in_flight, p.chunks, p.done)
         if cb is None:
             return
         values: dict[str, float] = {}

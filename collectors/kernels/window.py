@@ -1,8 +1,9 @@
 """Opening and closing one profiler window while the load runs.
 
-:class:`SteadyGate` says when the load is steady enough to open it: the requests in flight
-have been at (three quarters of) the load's target, with tokens arriving, for ``settle_s``
-without a break. :class:`HttpWindow` drives the engine's own ``/start_profile`` and
+:class:`SteadyGate` says when the load is steady enough to open it: a request has ended
+(the analysis' steady state starts no earlier than the first completion:
+:mod:`analyzers.steady_state`) and the requests in flight have been at (three quarters of)
+the load's target, with tokens arriving, for ``settle_s`` without a break. :class:`HttpWindow` drives the engine's own ``/start_profile`` and
 ``/stop_profile`` (bounded in engine steps where the engine allows it, which ends the window
 by itself); :class:`HookWindow` drives servescope's in-process hook through its channel
 directory (bounded in time). Both report when the engine acknowledged the start and when the
@@ -46,7 +47,8 @@ class SteadyGate:
 
     def update(self, a: Activity, now: int) -> bool:
         moving = a.updated_ns > 0 and now - a.last_token_ns <= _TOKEN_FRESH_NS
-        if a.in_flight >= self.need and moving:
+        ramped = a.completed != 0  # -1: the load does not report completions
+        if a.in_flight >= self.need and moving and ramped:
             if self.since_ns == 0:
                 self.since_ns = now
             return now - self.since_ns >= self.settle_ns

@@ -47,6 +47,18 @@ def test_gate_waits_for_the_target_in_flight_with_tokens_arriving() -> None:
     assert stalled.update(Activity(t, t + 2 * S, 3, 11), t + 2 * S)
 
 
+def test_gate_waits_for_the_first_completion() -> None:
+    """The analysis' steady state starts no earlier than the first completion: a closed
+    loop's first wave (all in flight, tokens arriving) is still ramp-up."""
+    gate = SteadyGate(target_in_flight=4, settle_s=1.0)
+    t = 10 * S
+    for i in range(5):  # 4 s loaded, tokens arriving, nothing ended yet
+        assert not gate.update(Activity(t, t + i * S, 4, 10 + i, 0), t + i * S)
+    assert not gate.update(Activity(t, t + 5 * S, 4, 20, 1), t + 5 * S)  # first end: settle
+    assert not gate.update(Activity(t, t + 6 * S - 1, 4, 21, 2), t + 6 * S - 1)
+    assert gate.update(Activity(t, t + 6 * S, 4, 22, 3), t + 6 * S)
+
+
 class _Vllm(BaseHTTPRequestHandler):
     """Answers /start_profile and /stop_profile as vLLM 0.32 does (200, empty body); the
     window "runs" max_iterations steps, then writes its trace into the configured dir."""
