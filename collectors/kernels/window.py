@@ -3,11 +3,12 @@
 :class:`SteadyGate` says when the load is steady enough to open it: a request has ended
 (the analysis' steady state starts no earlier than the first completion:
 :mod:`analyzers.steady_state`) and the requests in flight have been at (three quarters of)
-the load's target, with tokens arriving, for ``settle_s`` without a break. :class:`HttpWindow` drives the engine's own ``/start_profile`` and
-``/stop_profile`` (bounded in engine steps where the engine allows it, which ends the window
-by itself); :class:`HookWindow` drives servescope's in-process hook through its channel
-directory (bounded in time). Both report when the engine acknowledged the start and when the
-window ended, and which new trace files appeared; neither raises (errors are returned).
+the load's target, with tokens arriving, for ``settle_s`` without a break.
+:class:`HttpWindow` drives the engine's own ``/start_profile`` and ``/stop_profile``
+(bounded in engine steps where the engine allows it, which ends the window by itself);
+:class:`HookWindow` drives servescope's in-process hook through its channel directory
+(bounded in time). Both report when the engine acknowledged the start and when the window
+ended, and which new trace files appeared; neither raises (errors are returned).
 """
 
 from __future__ import annotations
