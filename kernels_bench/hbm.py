@@ -31,6 +31,10 @@ __all__ = ["DEFAULT_HBM_SIZES", "HbmSettings", "run_hbm_bench"]
 
 DEFAULT_HBM_SIZES = tuple(1 << p for p in range(20, 33))  # 1 MiB .. 4 GiB per array
 _OPS = (MemOp.READ, MemOp.WRITE, MemOp.COPY, MemOp.TRIAD)
+# the size sweep reads at least this many bytes per launch (passes x size): the launch's own
+# cost stays below ~1 % and an L2-resident array is read from L2 (hbm_triton.cache_read)
+CACHE_SWEEP_BYTES = 1 << 30
+CACHE_SWEEP_PROGRAMS_PER_SM = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,27 @@ def _size_samples(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
     torch.cuda.empty_cache()
 
 
+def _cache_sweep(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
+                 sms: int) -> None:
+    """``cache_read`` at one size: ``passes`` reads of the array in one launch (bytes moved
+    = passes x size, from L2 while the array fits there, from HBM past it)."""
+    import torch
+
+    from kernels_bench.hbm_triton import cache_read
+
+    n = size // 4
+    x = torch.full((n,), 1.0, dtype=torch.float32, device="cuda")
+    passes = max(1, CACHE_SWEEP_BYTES // (n * 4))
+    call = cache_read(x, passes, sms * CACHE_SWEEP_PROGRAMS_PER_SM, block=st.block,
+                      num_warps=st.num_warps)
+    times = time_cuda_events(call, repeats=st.repeats, warmup=st.warmup)
+    run.add(make_sample("cache_read", f"triton-{passes}passes", size_bytes=n * 4,
+                        moved_bytes=passes * n * 4, times_ns=times, peaks=peaks,
+                        dtype="float32"), times)
+    del x
+    torch.cuda.empty_cache()
+
+
 def _kv_samples(run: BenchRun, st: HbmSettings, peaks: DevicePeaks) -> None:
     import torch
 
@@ -130,7 +155,8 @@ def _kv_samples(run: BenchRun, st: HbmSettings, peaks: DevicePeaks) -> None:
 
 
 def run_hbm_bench(st: HbmSettings) -> BenchRun:
-    """Every implementation and op at every size, then the KV gather at every batch size."""
+    """Every implementation and op at every size, the cache sweep's read at every size, then
+    the KV gather at every batch size."""
     import torch
 
     if not torch.cuda.is_available():
@@ -152,5 +178,6 @@ def run_hbm_bench(st: HbmSettings) -> BenchRun:
             continue
         _size_samples(run, size, st, peaks, props.multi_processor_count,
                       last=i == len(sizes) - 1)
+        _cache_sweep(run, size, st, peaks, props.multi_processor_count)
     _kv_samples(run, st, peaks)
     return run

@@ -4,7 +4,15 @@ Each program walks blocks ``pid, pid + nprog, ...`` of ``BLOCK`` elements: with 
 per block (the plain grid) that is one block each; with a persistent grid (a few programs per
 SM) each keeps looping, so fewer programs keep as many bytes in flight. Contiguous offsets and
 16-byte alignment let Triton issue 128-bit loads and stores; ``evict_first`` marks streamed
-data. The read kernel stores one float per program (``nprog x 4`` bytes, counted as noise).
+loads and stores are streaming (``.cs``: on the H200, copy 3.90 → 4.10 TB/s,
+``benchmarks/gpu/hbm_tune.py``). The read kernel stores one float per program (``nprog x 4``
+bytes, counted as noise).
+
+``cache_read`` is the size sweep's kernel: ``PASSES`` passes over the array inside one launch,
+loads cached in L2 only (``.cg``: each program rereads its own blocks, which L1 would
+otherwise serve), so an array that fits in L2 is read from L2 and the per-launch cost is
+spread over ``passes x size`` bytes; one per-call timing cannot show L2 at all (1 MiB read in
+one launch: ~0.5 TB/s, the launch's own cost).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-__all__ = ["triton_kernels"]
+__all__ = ["cache_read", "triton_kernels"]
 
 _SCALAR = 3.0
 
@@ -38,7 +46,8 @@ def _jit() -> dict[str, Any]:
         pid, nprog = tl.program_id(0), tl.num_programs(0)
         for start in range(pid * BLOCK, n, nprog * BLOCK):
             offs = start + tl.arange(0, BLOCK)
-            tl.store(y + offs, tl.full([BLOCK], value, y.dtype.element_ty), mask=offs < n)
+            tl.store(y + offs, tl.full([BLOCK], value, y.dtype.element_ty), mask=offs < n,
+                     cache_modifier=".cs")
 
     @triton.jit  # type: ignore[untyped-decorator]
     def copy_k(x, y, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
@@ -47,7 +56,7 @@ def _jit() -> dict[str, Any]:
             offs = start + tl.arange(0, BLOCK)
             m = offs < n
             tl.store(y + offs, tl.load(x + offs, mask=m, eviction_policy="evict_first"),
-                     mask=m)
+                     mask=m, cache_modifier=".cs")
 
     @triton.jit  # type: ignore[untyped-decorator]
     def triad_k(a, b, c, n, s, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]  # noqa: PLR0917
@@ -57,9 +66,33 @@ def _jit() -> dict[str, Any]:
             m = offs < n
             bv = tl.load(b + offs, mask=m, eviction_policy="evict_first")
             cv = tl.load(c + offs, mask=m, eviction_policy="evict_first")
-            tl.store(a + offs, bv + s * cv, mask=m)
+            tl.store(a + offs, bv + s * cv, mask=m, cache_modifier=".cs")
 
-    return {"read": read_k, "write": write_k, "copy": copy_k, "triad": triad_k}
+    @triton.jit  # type: ignore[untyped-decorator]
+    def cache_read_k(x, out, n, PASSES: tl.constexpr, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for _p in range(PASSES):
+            for start in range(pid * BLOCK, n, nprog * BLOCK):
+                offs = start + tl.arange(0, BLOCK)
+                acc += tl.load(x + offs, mask=offs < n, other=0.0, cache_modifier=".cg")
+        tl.store(out + pid, tl.sum(acc, axis=0))
+
+    return {"read": read_k, "write": write_k, "copy": copy_k, "triad": triad_k,
+            "cache_read": cache_read_k}
+
+
+def cache_read(x: Any, passes: int, programs: int, *, block: int = 4096,
+               num_warps: int = 8) -> Callable[[], Any]:
+    """A call reading the CUDA float32 tensor ``x`` ``passes`` times in one launch on a grid
+    of ``programs`` (module doc)."""
+    import torch
+
+    k = _jit()["cache_read"]
+    partial = torch.empty(programs, dtype=torch.float32, device=x.device)
+    n = x.numel()
+    return lambda: k[(programs,)](x, partial, n, PASSES=passes, BLOCK=block,
+                                  num_warps=num_warps)
 
 
 def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int = 8,

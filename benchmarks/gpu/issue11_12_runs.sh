@@ -5,6 +5,8 @@
 #       eager and graph decode trace for the HolisticTraceAnalysis benchmark
 #   bash benchmarks/gpu/issue11_12_runs.sh b   `servescope run --collect metrics,gpu,kernels
 #       --kernels-hook` around transformers serve under 64 streams (run directory packed)
+#   bash benchmarks/gpu/issue11_12_runs.sh c   the Triton copy search (hbm_tune.py), kernels_bench's
+#       GPU tests and `servescope bench hbm`, after stage b's run again and tests/gpu
 # Everything lands in $OUT (at most 8 files come back).
 set -u
 stage=${1:-a}
@@ -16,17 +18,42 @@ log=$OUT/log_$stage.txt
   date -u +%FT%TZ; nproc; } > $log 2>&1
 SS="python3 -m profiler.cli"
 
-if [ "$stage" = a ]; then
-  mkdir -p $OUT/traces
-  SERVESCOPE_KEEP_TRACES=$OUT/traces timeout 150 python3 -m pytest -q -s -m gpu -o addopts="" \
-    -p no:cacheprovider tests/gpu/test_decode_traces.py > $OUT/pytest_gpu.txt 2>&1
-  echo "decode pytest rc=$?" >> $OUT/pytest_gpu.txt
+hbm() {
   timeout 200 python3 -m pytest -q -s -m gpu -o addopts="" -p no:cacheprovider \
     tests/kernels_bench/test_gpu_bench.py >> $OUT/pytest_gpu.txt 2>&1
   echo "kernels_bench pytest rc=$?" >> $OUT/pytest_gpu.txt
   echo "== bench hbm" >> $log
   timeout 100 $SS bench hbm --out /tmp/bench/hbm >> $log 2>&1; echo "bench rc=$?" >> $log
   (cd /tmp/bench && tar czf $OUT/bench_hbm.tgz hbm) 2>> $log
+}
+tsrun() {
+  python3 benchmarks/gpu/make_tiny_model.py /tmp/small --hidden 1024 --layers 8 2>&1 | tail -1 >> $log
+  timeout 240 python3 -m profiler.cli run --out /tmp/runs/ts_kernels \
+    --collect metrics,gpu,kernels --kernels-hook --kernel-window 2 \
+    --concurrency 64 --requests 640 --input-len fixed:64 --output-len fixed:128 \
+    -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 \
+    > $OUT/run_ts.txt 2>&1
+  echo "rc=$?" >> $OUT/run_ts.txt
+  timeout 60 $SS analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
+  timeout 60 $SS kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
+  du -sh /tmp/runs/ts_kernels >> $log
+  # the raw profiler traces apart, so the tables come back even if they are large
+  (cd /tmp/runs && tar czf $OUT/run_ts.tgz --exclude=ts_kernels/kernels/raw ts_kernels \
+     && tar czf $OUT/run_ts_raw.tgz ts_kernels/kernels/raw)
+}
+if [ "$stage" = c ]; then
+  tsrun
+  timeout 90 python3 -m pytest -q -s -m gpu -o addopts="" -p no:cacheprovider tests/gpu \
+    > $OUT/pytest_gpu.txt 2>&1
+  echo "tests/gpu pytest rc=$?" >> $OUT/pytest_gpu.txt
+  hbm
+  timeout 100 python3 benchmarks/gpu/hbm_tune.py > $OUT/hbm_tune.txt 2>&1
+elif [ "$stage" = a ]; then
+  mkdir -p $OUT/traces
+  SERVESCOPE_KEEP_TRACES=$OUT/traces timeout 150 python3 -m pytest -q -s -m gpu -o addopts="" \
+    -p no:cacheprovider tests/gpu/test_decode_traces.py > $OUT/pytest_gpu.txt 2>&1
+  echo "decode pytest rc=$?" >> $OUT/pytest_gpu.txt
+  hbm
   echo "== large decode traces" >> $log
   timeout 120 python3 benchmarks/gpu/decode_traces.py $OUT --layers 16 --steps 100 \
     --prefix h200-decode-large >> $log 2>&1; echo "record rc=$?" >> $log
@@ -40,19 +67,6 @@ else
     tests/gpu/test_decode_traces.py > $OUT/pytest_gpu.txt 2>&1
   echo "decode pytest rc=$?" >> $OUT/pytest_gpu.txt
   timeout 150 python3 benchmarks/gpu/hbm_tune.py > $OUT/hbm_tune.txt 2>&1
-  python3 benchmarks/gpu/make_tiny_model.py /tmp/small --hidden 1024 --layers 8 2>&1 | tail -1 >> $log
-  timeout 240 python3 -m profiler.cli run --out /tmp/runs/ts_kernels \
-    --collect metrics,gpu,kernels --kernels-hook --kernel-window 2 \
-    --concurrency 64 --requests 640 --input-len fixed:64 --output-len fixed:128 \
-    -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 \
-    > $OUT/run_ts.txt 2>&1
-  echo "rc=$?" >> $OUT/run_ts.txt
-  timeout 60 $SS analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
-  timeout 60 $SS kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
-  ls -la /tmp/runs/ts_kernels /tmp/runs/ts_kernels/kernels >> $log 2>&1
-  du -sh /tmp/runs/ts_kernels >> $log
-  # the raw profiler traces apart, so the tables come back even if they are large
-  (cd /tmp/runs && tar czf $OUT/run_ts.tgz --exclude=ts_kernels/kernels/raw ts_kernels \
-     && tar czf $OUT/run_ts_raw.tgz ts_kernels/kernels/raw)
+  tsrun
 fi
 tail -c 3000 $log
