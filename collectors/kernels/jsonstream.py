@@ -11,25 +11,88 @@ leaves a string or bracket open, so orjson rejects it and the next candidate is 
 every accepted piece is a run of whole events whatever the layout (one event per line,
 kineto's indented events, or no whitespace at all); the layout only changes the speed.
 
+Given an :class:`ArrowParse` (an explicit arrow schema of the fields wanted), pieces are
+instead parsed by arrow's JSON reader into tables, several at once on worker threads (the
+reader runs without the GIL), and only where that fails does a piece go the orjson way. Such
+a piece is cut only at a ``}``, separator, ``{`` whose separator holds a raw newline (JSON
+strings cannot, so the cut is outside every string), and the separator's comma is removed
+wherever that exact separator recurs in the piece (again outside strings). Arrow accepting
+the piece then proves the cut and every removed comma lay between two top-level events: one
+inside an event leaves a bracket open or a list without its comma, which the reader rejects.
+A piece arrow rejects (a cut inside an event, another layout, a value of an unexpected type
+such as kineto's ``"pid": "Spans"``) and every piece after it in flight is read again from
+its start the orjson way, so the result never depends on which way a piece went.
+
 A file cut short (a killed export, a torn gzip member) yields the whole events before the
 cut and sets :attr:`TraceStream.truncated` with a warning.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-__all__ = ["TraceFormatError", "TraceStream"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["ArrowParse", "TraceFormatError", "TraceStream"]
 
 _EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
 _CUT = re.compile(rb"\}\s*(?:,\s*\{|\])")
 _WS_OR_COMMA = b" \t\r\n,"
+_SEP = re.compile(rb"\}\s*,\s*\{")
+_MAX_FAST_FAILURES = 8  # consecutive arrow rejections before a file is read the orjson way
+
+
+@dataclass(frozen=True)
+class ArrowParse:
+    """Parse pieces with arrow's JSON reader into ``schema`` (other fields ignored)."""
+
+    schema: pa.Schema
+    string_fields: tuple[str, ...] = ()  # checked to be valid UTF-8 (arrow does not check)
+    readable: Callable[[bytes], bool] | None = None  # False: read this piece as dicts
+    workers: int = 0  # threads (0: the machine's CPUs, at most 4)
+
+
+def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> pa.Table | None:
+    """One piece of whole events (``sep`` the separator it was cut at) as a table; None
+    where arrow rejects it."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    if parse.readable is not None and not parse.readable(piece):
+        return None
+    text = piece.replace(b"}" + sep + b"{", b"}\n{")
+    try:
+        table = pj.read_json(
+            pa.BufferReader(text),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(text) + 1024),
+            parse_options=pj.ParseOptions(explicit_schema=parse.schema,
+                                          unexpected_field_behavior="ignore",
+                                          newlines_in_values=True))
+        for name in parse.string_fields:
+            table.column(name).validate(full=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return table
+
+
+def _boundary(buf: bytes, start: int, limit: int) -> re.Match[bytes] | None:
+    """The first ``}``, separator, ``{`` in ``buf[start:limit]`` whose separator holds a
+    newline (so the cut is outside every string)."""
+    for m in _SEP.finditer(buf, start, limit):
+        if b"\n" in m.group():
+            return m
+    return None
 
 
 def _reversed_cuts(buf: bytes, pos: int, target: int) -> Iterator[int]:
@@ -45,10 +108,12 @@ class TraceStream:
     key but ``traceEvents``) is complete once iteration ends (keys after the array included)."""
 
     def __init__(self, path: Path, *, batch_bytes: int = 1 << 20,
-                 chunk_bytes: int = 4 << 20) -> None:
+                 chunk_bytes: int = 4 << 20, arrow: ArrowParse | None = None) -> None:
         self.path = path
         self.batch_bytes = batch_bytes
         self.chunk_bytes = chunk_bytes
+        self.arrow = arrow
+        self.arrow_pieces = 0  # pieces arrow read (the rest went the orjson way)
         self.header: dict[str, Any] = {}
         self.truncated = False
         self.warnings: list[str] = []
@@ -92,7 +157,7 @@ class TraceStream:
         self.truncated = True
         self.warnings.append(f"{self.path.name}: {why} after {self.bytes_read} bytes")
 
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+    def __iter__(self) -> Iterator[list[dict[str, Any]] | pa.Table]:
         try:
             f = open(self.path, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
@@ -102,7 +167,12 @@ class TraceStream:
             f.seek(0)
             chunks = self._chunks(f, gz)
             buf, start = self._find_events(chunks)
-            yield from self._events(chunks, buf, start)
+            if self.arrow is None:
+                yield from self._events(chunks, buf, start)
+                return
+            workers = self.arrow.workers or min(4, os.cpu_count() or 1)
+            with ThreadPoolExecutor(workers, thread_name_prefix="trace-json") as pool:
+                yield from self._events(chunks, buf, start, pool, 2 * workers)
 
     def _find_events(self, chunks: Iterator[bytes]) -> tuple[bytes, int]:
         buf = b""
@@ -127,12 +197,40 @@ class TraceStream:
             obj.pop("traceEvents", None)
             self.header.update(obj)
 
-    def _events(self, chunks: Iterator[bytes], buf: bytes, pos: int
-                ) -> Iterator[list[dict[str, Any]]]:
+    def _events(self, chunks: Iterator[bytes], buf: bytes, pos: int,
+                pool: ThreadPoolExecutor | None = None, in_flight: int = 0
+                ) -> Iterator[list[dict[str, Any]] | pa.Table]:
         eof = False
+        arrow = self.arrow
+        flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]] = deque()
+        failures = 0
+        slow_batches = 0  # orjson batches still to read before arrow is tried again
         while True:
             while pos < len(buf) and buf[pos] in _WS_OR_COMMA:
                 pos += 1
+            m = None
+            if (pool is not None and arrow is not None and failures < _MAX_FAST_FAILURES
+                    and not slow_batches):
+                if not eof and len(buf) - pos < 2 * self.batch_bytes:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        eof = True
+                    else:
+                        buf = buf[pos:] + nxt
+                        pos = 0
+                    continue
+                m = _boundary(buf, pos + self.batch_bytes, pos + 2 * self.batch_bytes)
+                if m is not None:
+                    piece, sep = buf[pos:m.start() + 1], buf[m.start() + 1:m.end() - 1]
+                    flight.append((piece, sep, pool.submit(_arrow_piece, piece, sep, arrow)))
+                    pos = m.end() - 1
+            if flight:  # tables in order (all of them when no piece was cut: orjson is next)
+                tables, buf, pos, failed = self._take(flight, buf, pos,
+                                                      until=in_flight if m else 0)
+                yield from tables
+                failures = failures + 1 if failed else 0 if tables else failures
+                slow_batches = 1 if failed else slow_batches
+                continue
             if buf[pos:pos + 1] == b"]":
                 self._trailer(chunks, buf[pos + 1:])
                 return
@@ -143,6 +241,7 @@ class TraceStream:
                 end, events = cut
                 yield events
                 pos = end
+                slow_batches = max(0, slow_batches - 1)
                 continue
             if eof:
                 self._torn(buf, pos)
@@ -153,6 +252,31 @@ class TraceStream:
             else:
                 buf = buf[pos:] + nxt
                 pos = 0
+
+    def _take(self, flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]], buf: bytes,
+              pos: int, *, until: int) -> tuple[list[pa.Table], bytes, int, bool]:
+        """The tables of the pieces in flight, in order, while more than ``until`` are in
+        flight or the first is done; at a piece arrow rejected, the text from it on and True."""
+        out: list[pa.Table] = []
+        while flight and (len(flight) > until or flight[0][2].done()):
+            table = flight[0][2].result()
+            if table is None:
+                buf, pos = self._rewind(flight, buf, pos)
+                return out, buf, pos, True
+            flight.popleft()
+            self.arrow_pieces += 1
+            out.append(table)
+        return out, buf, pos, False
+
+    @staticmethod
+    def _rewind(flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]], buf: bytes,
+                pos: int) -> tuple[bytes, int]:
+        """The text from the first piece in flight on (the pieces after it dropped)."""
+        text = b"".join(piece + sep for piece, sep, _ in flight) + buf[pos:]
+        for _, _, fut in flight:
+            fut.cancel()
+        flight.clear()
+        return text, 0
 
     def _cut(self, buf: bytes, pos: int, target: int
              ) -> tuple[int, list[dict[str, Any]]] | None:

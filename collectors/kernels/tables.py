@@ -12,10 +12,13 @@ annotations   user_annotation, gpu_user_annotation                         annot
 ============  ==========================================================  ============
 
 Flow endpoints (``ph`` "s"/"f", e.g. ``ac2g``) go to ``flows``. Everything else (metadata,
-instant events, the profiler's own spans) is counted and dropped. Rows are buffered as Python
-lists for at most ``rows_per_batch`` events, then turned into one arrow record batch, so memory
-holds one batch per table, never the whole trace (16,384 rows: 80 MB less peak RSS than 65,536
-on a 300 k-event trace, at the same speed; benchmarks/trace_vs_hta.py).
+instant events, the profiler's own spans) is counted and dropped. Events come either as a
+batch of parsed dicts (:meth:`EventBatcher.add`: column lists built in Python) or as an arrow
+table of :func:`parse_schema`'s fields (:meth:`EventBatcher.add_table`: the same columns
+built with arrow and numpy, no Python object per event); both give the same rows. Each added
+batch becomes arrow arrays at once, and a table's pending arrays are handed on as one record
+batch once they hold ``rows_per_batch`` rows, so memory holds about one batch per table,
+never the whole trace.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from servescope.records.kernels import TraceEventKind, TraceEventRow, TraceFlowR
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["EVENT_TABLES", "EventBatcher", "event_schema", "flow_schema"]
+__all__ = ["EVENT_TABLES", "STRING_FIELDS", "EventBatcher", "event_schema", "flow_schema",
+           "parse_schema"]
 
 EVENT_TABLES = ("gpu", "runtime", "cpu_ops", "annotations")
 _K = TraceEventKind
@@ -64,6 +68,32 @@ def flow_schema() -> pa.Schema:
 
     return pa.schema([(c, pa.string() if c in ("cat", "phase") else pa.int64())
                       for c in _FLOW_COLS])
+
+
+# the trace fields the tables take (arrow's JSON reader ignores the others)
+_ARGS_INTS = ("correlation", "External id", "device", "stream", "bytes")
+STRING_FIELDS = ("ph", "cat", "name")
+
+
+def parse_schema() -> pa.Schema:
+    """The event fields :meth:`EventBatcher.add_table` reads, as arrow's JSON reader is to
+    parse them (a value of another type makes it reject the piece). Arrow reads a missing key
+    and a JSON ``null`` alike, where the dict path does not (``e.get("name", "")``), so text
+    holding ``null`` is not to be read this way (:func:`arrow_readable`)."""
+    import pyarrow as pa
+
+    dims = pa.list_(pa.int64())
+    args = pa.struct([*((k, pa.int64()) for k in _ARGS_INTS), ("grid", dims), ("block", dims)])
+    return pa.schema([*((k, pa.string()) for k in STRING_FIELDS), ("pid", pa.int64()),
+                      ("tid", pa.int64()), ("ts", pa.float64()), ("dur", pa.float64()),
+                      ("id", pa.int64()), ("args", args)])
+
+
+def arrow_readable(text: bytes) -> bool:
+    """Whether a piece of trace text may be parsed into :func:`parse_schema`: no ``null``
+    (see there), and no ``NaN``/``Infinity``, which arrow accepts and orjson (strict JSON)
+    rejects."""
+    return b"null" not in text and b"NaN" not in text and b"Infinity" not in text
 
 
 def _int(v: Any) -> int:
@@ -125,6 +155,8 @@ _BUF_COLS = ("kind", "name", "cat", "ts", "dur", "device", "stream", "correlatio
              "tid", "external_id", "bytes", "grid", "block")
 _FLOW_BUF = ("cat", "flow_id", "phase", "ts", "pid", "tid")
 _GPU_CATS = frozenset(("gpu_user_annotation",))
+_FLOW_PHASES = ["s", "f"]
+_ARGS_FIELDS = (*_ARGS_INTS, "grid", "block")
 
 
 class _Buffer:
@@ -158,6 +190,8 @@ class EventBatcher:
             self.by_cat["python_function"] = _PYTHON
         self.buffers = {t: _Buffer(_BUF_COLS) for t in EVENT_TABLES}
         self.flows = _Buffer(_FLOW_BUF)
+        self.pending: dict[str, list[pa.RecordBatch]] = {t: [] for t in (*EVENT_TABLES,
+                                                                           "flows")}
         self.events_read = 0
         self.events_kept = 0
         self.flows_kept = 0
@@ -184,10 +218,114 @@ class EventBatcher:
         if flows:
             self._flow_columns(flows)
         for table, buf in self.buffers.items():
-            if len(buf) >= self.rows_per_batch:
-                self._flush(table, buf)
-        if len(self.flows) >= self.rows_per_batch:
-            self._flush_flows()
+            self._flush(table, buf)
+        self._flush_flows()
+
+    def add_table(self, events: pa.Table) -> None:
+        """Events parsed into :func:`parse_schema` (no JSON ``null`` in their text): the rows
+        :meth:`add` gives for the same events, built with arrow and numpy."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = events.num_rows
+        self.events_read += n
+        if not n:
+            return
+        t = events.combine_chunks()
+        enc = pc.dictionary_encode(t.column("cat")).combine_chunks()
+        cats = enc.dictionary.to_pylist()
+        where = [self.by_cat.get(c) or self.by_cat.get(c.lower()) for c in cats]
+        table_no = np.array([-1 if w is None else EVENT_TABLES.index(w[0]) for w in where]
+                            + [-1], dtype=np.int64)
+        code = pc.fill_null(enc.indices, len(cats)).to_numpy()
+        ph = t.column("ph")
+        has_ts = t.column("ts").is_valid().to_numpy(zero_copy_only=False)
+        is_x = pc.fill_null(pc.equal(ph, "X"), False).to_numpy(zero_copy_only=False)
+        dest = np.where(is_x & has_ts, table_no[code], -1)
+        kinds = np.array([w[1] if w is not None else "" for w in where] + [""], dtype=object)
+        for i, table in enumerate(EVENT_TABLES):
+            rows = np.flatnonzero(dest == i)
+            if len(rows):
+                self._table_rows(table, t.take(rows), kinds[code[rows]])
+        is_flow = pc.fill_null(pc.is_in(ph, value_set=pa.array(_FLOW_PHASES)), False).to_numpy(
+            zero_copy_only=False)
+        rows = np.flatnonzero(is_flow & has_ts)
+        if len(rows):
+            self._flow_rows(t.take(rows))
+
+    def _table_rows(self, table: str, t: pa.Table, kind: Any) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = t.num_rows
+        ts = t.column("ts").to_numpy()
+        first = float(ts.min())
+        if self.first_ts_us is None or first < self.first_ts_us:
+            self.first_ts_us = first
+        args = dict(zip(_ARGS_FIELDS, t.column("args").combine_chunks().flatten(), strict=True))
+        pid = pc.fill_null(t.column("pid").combine_chunks(), -1)
+        tid = pc.fill_null(t.column("tid").combine_chunks(), -1)
+        cat = t.column("cat").combine_chunks()
+        none = np.full(n, -1, dtype=np.int64)
+        if table == "gpu":
+            device = pc.fill_null(args["device"], pid)
+            stream = pc.fill_null(args["stream"], tid)
+            nbytes, grid, block = pc.fill_null(args["bytes"], -1), args["grid"], args["block"]
+        else:
+            nulls = pa.nulls(n, type=pa.list_(pa.int64()))
+            nbytes, grid, block = none, nulls, nulls
+            if table == "annotations":
+                on_gpu = pc.is_in(cat, value_set=pa.array(sorted(_GPU_CATS)))
+                device = pc.if_else(on_gpu, pc.fill_null(args["device"], pid),
+                                    -1)
+                stream = pc.if_else(on_gpu, pc.fill_null(args["stream"], tid),
+                                    -1)
+            else:
+                device = stream = none
+        dur = pc.fill_null(t.column("dur"), 0.0).to_numpy()
+        cols: dict[str, Any] = {
+            "rank": np.full(n, self.rank, dtype=np.int64), "kind": pa.array(kind, pa.string()),
+            "name": pc.fill_null(t.column("name"), ""), "cat": cat,
+            "t_start_ns": self._ns(ts),
+            "dur_ns": np.rint(np.clip(dur, 0, None) * 1000.0).astype(np.int64),
+            "device": device, "stream": stream,
+            "correlation_id": pc.fill_null(args["correlation"], -1),
+            "step": np.full(n, -1, dtype=np.int64), "pid": pid, "tid": tid,
+            "external_id": pc.fill_null(args["External id"], -1), "bytes": nbytes,
+            "grid": grid, "block": block}
+        self._put(table, pa.Table.from_pydict(cols, schema=event_schema()).combine_chunks()
+                  .to_batches()[0])
+        self.events_kept += n
+
+    def _flow_rows(self, t: pa.Table) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = t.num_rows
+        cols: dict[str, Any] = {
+            "rank": np.full(n, self.rank, dtype=np.int64),
+            "cat": pc.fill_null(t.column("cat"), ""), "flow_id": pc.fill_null(t.column("id"), -1),
+            "phase": t.column("ph"), "t_ns": self._ns(t.column("ts").to_numpy()),
+            "pid": pc.fill_null(t.column("pid"), -1), "tid": pc.fill_null(t.column("tid"), -1)}
+        self._put("flows", pa.Table.from_pydict(cols, schema=flow_schema()).combine_chunks()
+                  .to_batches()[0])
+        self.flows_kept += n
+
+    def _put(self, table: str, batch: pa.RecordBatch | None, *, last: bool = False) -> None:
+        """Queue a batch; hand the queue on as one batch once it holds ``rows_per_batch``
+        rows (``last``: whatever it holds)."""
+        import pyarrow as pa
+
+        pending = self.pending[table]
+        if batch is not None and batch.num_rows:
+            pending.append(batch)
+        if pending and (last or sum(b.num_rows for b in pending) >= self.rows_per_batch):
+            one = pa.Table.from_batches(pending).combine_chunks().to_batches()
+            self.emit(table, one[0])
+            pending.clear()
 
     def _columns(self, table: str, items: list[tuple[str, dict[str, Any]]]) -> None:
         items = [it for it in items if it[1].get("ts").__class__ in (float, int)]
@@ -270,7 +408,7 @@ class EventBatcher:
             if name not in cols:
                 cols[name] = (_ints(c[name]) if name in _INT_COLS else _dims(c[name])
                               if name in _DIM_COLS else _strs(c[name]))
-        self.emit(table, pa.RecordBatch.from_pydict(cols, schema=event_schema()))
+        self._put(table, pa.RecordBatch.from_pydict(cols, schema=event_schema()))
         buf.reset()
 
     def _flush_flows(self) -> None:
@@ -285,7 +423,7 @@ class EventBatcher:
         for name in _FLOW_COLS:
             if name not in cols:
                 cols[name] = _strs(c[name]) if name in ("cat", "phase") else _ints(c[name])
-        self.emit("flows", pa.RecordBatch.from_pydict(cols, schema=flow_schema()))
+        self._put("flows", pa.RecordBatch.from_pydict(cols, schema=flow_schema()))
         self.flows.reset()
 
     def close(self) -> None:
@@ -293,3 +431,5 @@ class EventBatcher:
         for table, buf in self.buffers.items():
             self._flush(table, buf)
         self._flush_flows()
+        for table in self.pending:
+            self._put(table, None, last=True)
