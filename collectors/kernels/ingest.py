@@ -25,6 +25,7 @@ from collectors.kernels.tables import (
     EVENT_TABLES,
     STRING_FIELDS,
     EventBatcher,
+    PreparedEvents,
     arrow_readable,
     event_schema,
     flow_schema,
@@ -187,16 +188,12 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _first_ts(batch: list[dict[str, Any]] | pa.Table) -> float | None:
+def _first_ts(batch: list[dict[str, Any]] | PreparedEvents) -> float | None:
     """The ``ts`` of the first complete ("X") event with a numeric one."""
-    if isinstance(batch, list):
-        return next((e["ts"] for e in batch if e.get("ph") == "X"
-                     and isinstance(e.get("ts"), (int, float))), None)
-    import pyarrow.compute as pc
-
-    ok = pc.and_(pc.equal(batch.column("ph"), "X"), batch.column("ts").is_valid())
-    idx = pc.index(ok, True).as_py()
-    return None if idx < 0 else float(batch.column("ts")[idx].as_py())
+    if isinstance(batch, PreparedEvents):
+        return batch.first_x_ts_us
+    return next((e["ts"] for e in batch if e.get("ph") == "X"
+                 and isinstance(e.get("ts"), (int, float))), None)
 
 
 def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
@@ -206,10 +203,10 @@ def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
     was mapped. Never raises for bad input (the record's ``warnings`` say what went wrong).
     ``arrow``: parse pieces with arrow's JSON reader on threads where it can (the tables are
     the same either way; False: every piece with orjson)."""
-    stream = TraceStream(path, batch_bytes=batch_bytes, arrow=ArrowParse(
-        parse_schema(), STRING_FIELDS, arrow_readable) if arrow else None)
     batcher = EventBatcher(-1 if rank is None else rank, sink.write,
                            python_functions=python_functions)
+    stream = TraceStream(path, batch_bytes=batch_bytes, arrow=ArrowParse(
+        parse_schema(), STRING_FIELDS, arrow_readable, batcher.prepare) if arrow else None)
     clock = None
     problem = ""
     with _no_gc():
@@ -223,7 +220,7 @@ def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
                 if isinstance(batch, list):
                     batcher.add(batch)
                 else:
-                    batcher.add_table(batch)
+                    batcher.add_prepared(batch)
         except TraceFormatError as exc:
             problem = str(exc)
         batcher.close()

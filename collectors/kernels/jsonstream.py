@@ -60,12 +60,13 @@ class ArrowParse:
     schema: pa.Schema
     string_fields: tuple[str, ...] = ()  # checked to be valid UTF-8 (arrow does not check)
     readable: Callable[[bytes], bool] | None = None  # False: read this piece as dicts
+    prepare: Callable[[pa.Table], Any] | None = None  # run on the table in the worker
     workers: int = 0  # threads (0: the machine's CPUs, at most 4)
 
 
-def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> pa.Table | None:
-    """One piece of whole events (``sep`` the separator it was cut at) as a table; None
-    where arrow rejects it."""
+def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> Any:
+    """One piece of whole events (``sep`` the separator it was cut at) as a table (what
+    ``parse.prepare`` makes of it when given); None where arrow rejects it."""
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -83,7 +84,7 @@ def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> pa.Table | None
             table.column(name).validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    return table
+    return table if parse.prepare is None else parse.prepare(table)
 
 
 def _boundary(buf: bytes, start: int, limit: int) -> re.Match[bytes] | None:
@@ -157,7 +158,7 @@ class TraceStream:
         self.truncated = True
         self.warnings.append(f"{self.path.name}: {why} after {self.bytes_read} bytes")
 
-    def __iter__(self) -> Iterator[list[dict[str, Any]] | pa.Table]:
+    def __iter__(self) -> Iterator[list[dict[str, Any]] | Any]:
         try:
             f = open(self.path, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
@@ -199,10 +200,10 @@ class TraceStream:
 
     def _events(self, chunks: Iterator[bytes], buf: bytes, pos: int,
                 pool: ThreadPoolExecutor | None = None, in_flight: int = 0
-                ) -> Iterator[list[dict[str, Any]] | pa.Table]:
+                ) -> Iterator[list[dict[str, Any]] | Any]:
         eof = False
         arrow = self.arrow
-        flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]] = deque()
+        flight: deque[tuple[bytes, bytes, Future[Any]]] = deque()
         failures = 0
         slow_batches = 0  # orjson batches still to read before arrow is tried again
         while True:
@@ -253,11 +254,11 @@ class TraceStream:
                 buf = buf[pos:] + nxt
                 pos = 0
 
-    def _take(self, flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]], buf: bytes,
-              pos: int, *, until: int) -> tuple[list[pa.Table], bytes, int, bool]:
+    def _take(self, flight: deque[tuple[bytes, bytes, Future[Any]]], buf: bytes,
+              pos: int, *, until: int) -> tuple[list[Any], bytes, int, bool]:
         """The tables of the pieces in flight, in order, while more than ``until`` are in
         flight or the first is done; at a piece arrow rejected, the text from it on and True."""
-        out: list[pa.Table] = []
+        out: list[Any] = []
         while flight and (len(flight) > until or flight[0][2].done()):
             table = flight[0][2].result()
             if table is None:
@@ -269,7 +270,7 @@ class TraceStream:
         return out, buf, pos, False
 
     @staticmethod
-    def _rewind(flight: deque[tuple[bytes, bytes, Future[pa.Table | None]]], buf: bytes,
+    def _rewind(flight: deque[tuple[bytes, bytes, Future[Any]]], buf: bytes,
                 pos: int) -> tuple[bytes, int]:
         """The text from the first piece in flight on (the pieces after it dropped)."""
         text = b"".join(piece + sep for piece, sep, _ in flight) + buf[pos:]

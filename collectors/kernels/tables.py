@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from servescope.records.kernels import TraceEventKind, TraceEventRow, TraceFlowRow
@@ -33,8 +33,8 @@ from servescope.records.kernels import TraceEventKind, TraceEventRow, TraceFlowR
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["EVENT_TABLES", "STRING_FIELDS", "EventBatcher", "event_schema", "flow_schema",
-           "parse_schema"]
+__all__ = ["EVENT_TABLES", "STRING_FIELDS", "EventBatcher", "PreparedEvents", "event_schema",
+           "flow_schema", "parse_schema"]
 
 EVENT_TABLES = ("gpu", "runtime", "cpu_ops", "annotations")
 _K = TraceEventKind
@@ -159,6 +159,64 @@ _FLOW_PHASES = ["s", "f"]
 _ARGS_FIELDS = (*_ARGS_INTS, "grid", "block")
 
 
+@dataclass
+class PreparedEvents:
+    """A parsed piece's columns per table (``ts`` in trace µs), before rank and clock."""
+
+    events_read: int
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flows: dict[str, Any] | None = None
+    first_ts_us: float | None = None  # of the rows kept
+    first_x_ts_us: float | None = None  # of the first complete event (the clock's)
+
+
+def _table_columns(table: str, t: pa.Table, kind: Any) -> dict[str, Any]:
+    """One event table's columns from parsed rows bound for it (``ts`` for the clock)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = t.num_rows
+    t = t.combine_chunks()
+    args = dict(zip(_ARGS_FIELDS, t.column("args").chunk(0).flatten(), strict=True))
+    pid = pc.fill_null(t.column("pid").chunk(0), -1)
+    tid = pc.fill_null(t.column("tid").chunk(0), -1)
+    cat = t.column("cat").chunk(0)
+    none = np.full(n, -1, dtype=np.int64)
+    if table == "gpu":
+        device, stream = pc.fill_null(args["device"], pid), pc.fill_null(args["stream"], tid)
+        nbytes, grid, block = pc.fill_null(args["bytes"], -1), args["grid"], args["block"]
+    else:
+        nulls = pa.nulls(n, type=pa.list_(pa.int64()))
+        nbytes, grid, block = none, nulls, nulls
+        device = stream = none
+        if table == "annotations":
+            on_gpu = pc.is_in(cat, value_set=pa.array(sorted(_GPU_CATS)))
+            device = pc.if_else(on_gpu, pc.fill_null(args["device"], pid), -1)
+            stream = pc.if_else(on_gpu, pc.fill_null(args["stream"], tid), -1)
+    dur = pc.fill_null(t.column("dur").chunk(0), 0.0).to_numpy()
+    return {"kind": pa.array(kind, pa.string()),
+            "name": pc.fill_null(t.column("name").chunk(0), ""), "cat": cat,
+            "ts": t.column("ts").chunk(0).to_numpy(),
+            "dur_ns": np.rint(np.clip(dur, 0, None) * 1000.0).astype(np.int64),
+            "device": device, "stream": stream,
+            "correlation_id": pc.fill_null(args["correlation"], -1),
+            "step": np.full(n, -1, dtype=np.int64), "pid": pid, "tid": tid,
+            "external_id": pc.fill_null(args["External id"], -1), "bytes": nbytes,
+            "grid": grid, "block": block}
+
+
+def _flow_columns(t: pa.Table) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    t = t.combine_chunks()
+    return {"cat": pc.fill_null(t.column("cat").chunk(0), ""),
+            "flow_id": pc.fill_null(t.column("id").chunk(0), -1), "phase": t.column("ph").chunk(0),
+            "ts": t.column("ts").chunk(0).to_numpy(),
+            "pid": pc.fill_null(t.column("pid").chunk(0), -1),
+            "tid": pc.fill_null(t.column("tid").chunk(0), -1)}
+
+
 class _Buffer:
     """One table's pending rows as column lists (``ts``/``dur`` in trace µs, unchecked)."""
 
@@ -224,95 +282,76 @@ class EventBatcher:
     def add_table(self, events: pa.Table) -> None:
         """Events parsed into :func:`parse_schema` (no JSON ``null`` in their text): the rows
         :meth:`add` gives for the same events, built with arrow and numpy."""
+        self.add_prepared(self.prepare(events))
+
+    def prepare(self, events: pa.Table) -> PreparedEvents:
+        """The first half of :meth:`add_table`, everything that does not need the rank or the
+        clock; it changes nothing here, so worker threads run it on pieces as they parse."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        n = events.num_rows
-        self.events_read += n
-        if not n:
-            return
+        out = PreparedEvents(events_read=events.num_rows)
+        if not events.num_rows:
+            return out
         t = events.combine_chunks()
         enc = pc.dictionary_encode(t.column("cat")).combine_chunks()
         cats = enc.dictionary.to_pylist()
         where = [self.by_cat.get(c) or self.by_cat.get(c.lower()) for c in cats]
-        table_no = np.array([-1 if w is None else EVENT_TABLES.index(w[0]) for w in where]
-                            + [-1], dtype=np.int64)
+        dest_of = np.array([-1 if w is None else EVENT_TABLES.index(w[0]) for w in where]
+                           + [-1], dtype=np.int64)
         code = pc.fill_null(enc.indices, len(cats)).to_numpy()
         ph = t.column("ph")
         has_ts = t.column("ts").is_valid().to_numpy(zero_copy_only=False)
         is_x = pc.fill_null(pc.equal(ph, "X"), False).to_numpy(zero_copy_only=False)
-        dest = np.where(is_x & has_ts, table_no[code], -1)
-        kinds = np.array([w[1] if w is not None else "" for w in where] + [""], dtype=object)
-        for i, table in enumerate(EVENT_TABLES):
-            rows = np.flatnonzero(dest == i)
-            if len(rows):
-                self._table_rows(table, t.take(rows), kinds[code[rows]])
         is_flow = pc.fill_null(pc.is_in(ph, value_set=pa.array(_FLOW_PHASES)), False).to_numpy(
             zero_copy_only=False)
-        rows = np.flatnonzero(is_flow & has_ts)
-        if len(rows):
-            self._flow_rows(t.take(rows))
+        # one take: rows grouped by destination (the event tables, then flows), in order
+        x_ts = np.flatnonzero(is_x & has_ts)
+        if len(x_ts):
+            out.first_x_ts_us = float(t.column("ts")[int(x_ts[0])].as_py())
+        dest = np.where(is_x & has_ts, dest_of[code], np.where(is_flow & has_ts, 4, -1))
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(6))
+        keep = order[bounds[0]:]
+        grouped = t.take(keep)
+        kinds = np.array([w[1] if w is not None else "" for w in where] + [""], dtype=object)
+        kind = kinds[code[keep]]
+        for i, table in enumerate(EVENT_TABLES):
+            lo, hi = bounds[i] - bounds[0], bounds[i + 1] - bounds[0]
+            if hi > lo:
+                out.tables[table] = _table_columns(table, grouped.slice(lo, hi - lo),
+                                                   kind[lo:hi])
+        lo, hi = bounds[4] - bounds[0], bounds[5] - bounds[0]
+        if hi > lo:
+            out.flows = _flow_columns(grouped.slice(lo, hi - lo))
+        firsts = [float(c["ts"].min()) for c in out.tables.values()]
+        out.first_ts_us = min(firsts) if firsts else None
+        return out
 
-    def _table_rows(self, table: str, t: pa.Table, kind: Any) -> None:
+    def add_prepared(self, prepared: PreparedEvents) -> None:
+        """The second half of :meth:`add_table`: the rank and the clock, and the rows queued."""
         import numpy as np
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        n = t.num_rows
-        ts = t.column("ts").to_numpy()
-        first = float(ts.min())
-        if self.first_ts_us is None or first < self.first_ts_us:
+        self.events_read += prepared.events_read
+        first = prepared.first_ts_us
+        if first is not None and (self.first_ts_us is None or first < self.first_ts_us):
             self.first_ts_us = first
-        args = dict(zip(_ARGS_FIELDS, t.column("args").combine_chunks().flatten(), strict=True))
-        pid = pc.fill_null(t.column("pid").combine_chunks(), -1)
-        tid = pc.fill_null(t.column("tid").combine_chunks(), -1)
-        cat = t.column("cat").combine_chunks()
-        none = np.full(n, -1, dtype=np.int64)
-        if table == "gpu":
-            device = pc.fill_null(args["device"], pid)
-            stream = pc.fill_null(args["stream"], tid)
-            nbytes, grid, block = pc.fill_null(args["bytes"], -1), args["grid"], args["block"]
-        else:
-            nulls = pa.nulls(n, type=pa.list_(pa.int64()))
-            nbytes, grid, block = none, nulls, nulls
-            if table == "annotations":
-                on_gpu = pc.is_in(cat, value_set=pa.array(sorted(_GPU_CATS)))
-                device = pc.if_else(on_gpu, pc.fill_null(args["device"], pid),
-                                    -1)
-                stream = pc.if_else(on_gpu, pc.fill_null(args["stream"], tid),
-                                    -1)
-            else:
-                device = stream = none
-        dur = pc.fill_null(t.column("dur"), 0.0).to_numpy()
-        cols: dict[str, Any] = {
-            "rank": np.full(n, self.rank, dtype=np.int64), "kind": pa.array(kind, pa.string()),
-            "name": pc.fill_null(t.column("name"), ""), "cat": cat,
-            "t_start_ns": self._ns(ts),
-            "dur_ns": np.rint(np.clip(dur, 0, None) * 1000.0).astype(np.int64),
-            "device": device, "stream": stream,
-            "correlation_id": pc.fill_null(args["correlation"], -1),
-            "step": np.full(n, -1, dtype=np.int64), "pid": pid, "tid": tid,
-            "external_id": pc.fill_null(args["External id"], -1), "bytes": nbytes,
-            "grid": grid, "block": block}
-        self._put(table, pa.Table.from_pydict(cols, schema=event_schema()).combine_chunks()
-                  .to_batches()[0])
-        self.events_kept += n
-
-    def _flow_rows(self, t: pa.Table) -> None:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        n = t.num_rows
-        cols: dict[str, Any] = {
-            "rank": np.full(n, self.rank, dtype=np.int64),
-            "cat": pc.fill_null(t.column("cat"), ""), "flow_id": pc.fill_null(t.column("id"), -1),
-            "phase": t.column("ph"), "t_ns": self._ns(t.column("ts").to_numpy()),
-            "pid": pc.fill_null(t.column("pid"), -1), "tid": pc.fill_null(t.column("tid"), -1)}
-        self._put("flows", pa.Table.from_pydict(cols, schema=flow_schema()).combine_chunks()
-                  .to_batches()[0])
-        self.flows_kept += n
+        for table, cols in prepared.tables.items():
+            n = len(cols["ts"])
+            batch = pa.RecordBatch.from_pydict(
+                {**cols, "rank": np.full(n, self.rank, dtype=np.int64),
+                 "t_start_ns": self._ns(cols["ts"])}, schema=event_schema())
+            self._put(table, batch)
+            self.events_kept += n
+        if prepared.flows is not None:
+            cols = prepared.flows
+            n = len(cols["ts"])
+            self._put("flows", pa.RecordBatch.from_pydict(
+                {**cols, "rank": np.full(n, self.rank, dtype=np.int64),
+                 "t_ns": self._ns(cols["ts"])}, schema=flow_schema()))
+            self.flows_kept += n
 
     def _put(self, table: str, batch: pa.RecordBatch | None, *, last: bool = False) -> None:
         """Queue a batch; hand the queue on as one batch once it holds ``rows_per_batch``
