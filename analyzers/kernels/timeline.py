@@ -166,42 +166,45 @@ def step_timelines(events: pd.DataFrame, steps: list[Step]) -> list[StepTimeline
                  ("g_dur", g, "dur"), ("g_first", g, "first"), ("g_last", g, "last"),
                  ("r_dur", r, "dur"), ("d_busy", busiest, "busy_ns"),
                  ("d_first", busiest, "first_ns"), ("d_last", busiest, "last_ns"))}
-    lists: dict[str, list[float]] = {k: v.tolist() for k, v in (*cols.items(), *exact.items())}
-    return [_one(s, {k: v[i] for k, v in lists.items()}) for i, s in enumerate(steps)]
+    return _timelines(steps, cols, exact)
 
 
-def _n(v: float) -> int:
-    """A count or ns sum that may be missing (NaN) as an int."""
-    return 0 if math.isnan(v) else int(v)
-
-
-def _one(s: Step, v: dict[str, float]) -> StepTimeline:
-    a0, a1 = s.t_start_ns, s.t_start_ns + s.dur_ns
-    n = _n(v["g_n"])
-    if n:
-        t0, t1 = min(a0, int(v["g_first"])), max(a1, int(v["g_last"]))
-        busy = int(v["d_busy"])
-        before, after = int(v["d_first"]) - t0, t1 - int(v["d_last"])
-        between = int(v["d_last"]) - int(v["d_first"]) - busy
-    else:
-        t0, t1 = a0, a1
-        busy = before = between = after = 0
+def _timelines(steps: list[Step], v: dict[str, np.ndarray], x: dict[str, np.ndarray]
+               ) -> list[StepTimeline]:
+    """Every step's figures at once (numpy over steps), then one record per step. ``v``:
+    float columns, NaN where a step has none; ``x``: exact int64 columns, 0 where none."""
+    a0 = np.array([s.t_start_ns for s in steps], dtype=np.int64)
+    a1 = a0 + np.array([s.dur_ns for s in steps], dtype=np.int64)
+    n = np.nan_to_num(v["g_n"], nan=0.0).astype(np.int64)
+    has = n > 0
+    t0 = np.where(has, np.minimum(a0, x["g_first"]), a0)
+    t1 = np.where(has, np.maximum(a1, x["g_last"]), a1)
+    zero = np.zeros(len(steps), dtype=np.int64)
+    busy = np.where(has, x["d_busy"], zero)
+    before = np.where(has, x["d_first"] - t0, zero)
+    after = np.where(has, t1 - x["d_last"], zero)
+    between = np.where(has, x["d_last"] - x["d_first"] - busy, zero)
     span = t1 - t0
-    kernel_time, runtime_ns = _n(v["g_dur"]), _n(v["r_dur"])
     idle = span - busy
-    idle_frac = idle / span if span > 0 else float("nan")
-    median = v["g_med"] if n else float("nan")
-    bound = bool(n and idle_frac > LAUNCH_BOUND_IDLE_FRAC and n >= LAUNCH_BOUND_MIN_KERNELS
-                 and median < LAUNCH_BOUND_SHORT_KERNEL_NS)
-    return StepTimeline(
-        index=s.index, rank=s.rank, name=s.name, phase=s.phase.value, source=s.source.value,
-        wall_ns=s.dur_ns, span_ns=span, gpu_busy_ns=busy, gpu_idle_ns=idle,
-        idle_frac=idle_frac, idle_before_first_ns=before, idle_between_ns=between,
-        idle_after_last_ns=after, gpu_events=n, kernels=_n(v["g_kernels"]),
-        kernel_time_ns=kernel_time, kernel_median_ns=median, runtime_calls=_n(v["r_n"]),
-        runtime_ns=runtime_ns,
-        launch_overhead_ratio=runtime_ns / kernel_time if kernel_time else float("nan"),
-        queue_delay_mean_ns=v["q_mean"], queue_delay_p50_ns=v["q_p50"],
-        queue_delay_max_ns=v["q_max"], graph_launches=_n(v["r_graph"]),
-        graph_kernels=_n(v["g_graph"]), cpu_ops=_n(v["c_n"]), devices=_n(v["devices"]),
-        launch_bound=bound)
+    kernel_time, runtime_ns = x["g_dur"], x["r_dur"]  # 0 where none, as _n gave
+    counts = {k: np.nan_to_num(v[k], nan=0.0).astype(np.int64).tolist()
+              for k in ("g_kernels", "r_n", "r_graph", "g_graph", "c_n", "devices")}
+    spans, idles, kt, rt = span.tolist(), idle.tolist(), kernel_time.tolist(), runtime_ns.tolist()
+    medians = v["g_med"].tolist()
+    out = []
+    cols = zip(steps, n.tolist(), spans, busy.tolist(), idles, before.tolist(),
+               between.tolist(), after.tolist(), kt, rt, medians, counts["g_kernels"],
+               counts["r_n"], counts["r_graph"], counts["g_graph"], counts["c_n"],
+               counts["devices"], v["q_mean"].tolist(), v["q_p50"].tolist(),
+               v["q_max"].tolist(), strict=True)
+    for (s, k, sp, bu, idl, bf, bt, af, ktime, rtime, med, kern, rn, rg, gg, cn, dev, qm, qp,
+         qx) in cols:
+        idle_frac = idl / sp if sp > 0 else math.nan
+        median = med if k else math.nan
+        out.append(StepTimeline(
+            s.index, s.rank, s.name, s.phase.value, s.source.value, s.dur_ns, sp, bu, idl,
+            idle_frac, bf, bt, af, k, kern, ktime, median, rn, rtime,
+            rtime / ktime if ktime else math.nan, qm, qp, qx, rg, gg, cn, dev,
+            bool(k and idle_frac > LAUNCH_BOUND_IDLE_FRAC and k >= LAUNCH_BOUND_MIN_KERNELS
+                 and median < LAUNCH_BOUND_SHORT_KERNEL_NS)))
+    return out
