@@ -17,11 +17,11 @@ one launch: ~0.5 TB/s, the launch's own cost).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-__all__ = ["cache_read", "triton_kernels"]
+__all__ = ["cache_read", "launcher", "triton_kernels"]
 
 _SCALAR = 3.0
 
@@ -96,22 +96,38 @@ def cache_read(x: Any, passes: int, programs: int, *, block: int = 4096,
 
 
 def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int = 8,
-                   persistent_programs: int | None = None) -> dict[str, Callable[[], Any]]:
+                   persistent_programs: int | None = None,
+                   configs: Mapping[str, tuple[int, int]] | None = None,
+                   ) -> dict[str, Callable[[], Any]]:
     """Calls of the four kernels on same-sized contiguous CUDA tensors ``a`` (written),
     ``b`` and ``c`` (read). ``persistent_programs``: the grid size (None: one program per
-    block)."""
+    block). ``configs``: (block, num_warps) per op name, overriding ``block``/``num_warps``
+    (the search's choice, :func:`kernels_bench.hbm.tune_plain_grid`)."""
     import torch
     import triton
 
     k = _jit()
     n = a.numel()
-    blocks = triton.cdiv(n, block)
-    grid = (min(blocks, persistent_programs) if persistent_programs else blocks,)
-    partial = torch.empty(grid[0], dtype=torch.float32, device=a.device)
-    kw = {"BLOCK": block, "num_warps": num_warps}
-    return {
-        "read": lambda: k["read"][grid](b, partial, n, **kw),
-        "write": lambda: k["write"][grid](a, n, _SCALAR, **kw),
-        "copy": lambda: k["copy"][grid](b, a, n, **kw),
-        "triad": lambda: k["triad"][grid](a, b, c, n, _SCALAR, **kw),
-    }
+    calls: dict[str, Callable[[], Any]] = {}
+    for op in ("read", "write", "copy", "triad"):
+        blk, warps = (configs or {}).get(op, (block, num_warps))
+        blocks = triton.cdiv(n, blk)
+        grid = (min(blocks, persistent_programs) if persistent_programs else blocks,)
+        kw = {"BLOCK": blk, "num_warps": warps}
+        if op == "read":
+            partial = torch.empty(grid[0], dtype=torch.float32, device=a.device)
+            args: tuple[Any, ...] = (b, partial, n)
+        elif op == "write":
+            args = (a, n, _SCALAR)
+        elif op == "copy":
+            args = (b, a, n)
+        else:
+            args = (a, b, c, n, _SCALAR)
+        calls[op] = launcher(k[op], grid, args, kw)
+    return calls
+
+
+def launcher(kernel: Any, grid: tuple[int, ...], args: tuple[Any, ...],
+             kw: dict[str, Any]) -> Callable[[], Any]:
+    """A no-argument launch of ``kernel[grid](*args, **kw)``."""
+    return lambda: kernel[grid](*args, **kw)

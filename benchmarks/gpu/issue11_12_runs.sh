@@ -5,6 +5,8 @@
 #       eager and graph decode trace for the HolisticTraceAnalysis benchmark
 #   bash benchmarks/gpu/issue11_12_runs.sh b   `servescope run --collect metrics,gpu,kernels
 #       --kernels-hook` around transformers serve under 64 streams (run directory packed)
+#   bash benchmarks/gpu/issue11_12_runs.sh d   kernels_bench (tuned plain grid) and the run with
+#       transformers serve --cb-use-cuda-graph
 #   bash benchmarks/gpu/issue11_12_runs.sh c   the Triton copy search (hbm_tune.py), kernels_bench's
 #       GPU tests and `servescope bench hbm`, after stage b's run again and tests/gpu
 # Everything lands in $OUT (at most 8 files come back).
@@ -26,22 +28,26 @@ hbm() {
   timeout 100 $SS bench hbm --out /tmp/bench/hbm >> $log 2>&1; echo "bench rc=$?" >> $log
   (cd /tmp/bench && tar czf $OUT/bench_hbm.tgz hbm) 2>> $log
 }
-tsrun() {
+tsrun() {  # [name [extra transformers serve flags...]]
+  local name=${1:-ts_kernels}; shift 2>/dev/null
   python3 benchmarks/gpu/make_tiny_model.py /tmp/small --hidden 1024 --layers 8 2>&1 | tail -1 >> $log
-  timeout 240 python3 -m profiler.cli run --out /tmp/runs/ts_kernels \
+  timeout 240 python3 -m profiler.cli run --out /tmp/runs/$name \
     --collect metrics,gpu,kernels --kernels-hook --kernel-window 2 \
     --concurrency 64 --requests 640 --input-len fixed:64 --output-len fixed:128 \
-    -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 \
-    > $OUT/run_ts.txt 2>&1
-  echo "rc=$?" >> $OUT/run_ts.txt
-  timeout 60 $SS analyze /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/analysis.json >> $OUT/run_ts.txt 2>&1
-  timeout 60 $SS kernels /tmp/runs/ts_kernels --json /tmp/runs/ts_kernels/kernels.json >> $OUT/run_ts.txt 2>&1
-  du -sh /tmp/runs/ts_kernels >> $log
+    -- transformers serve /tmp/small --continuous-batching --port 8000 --host 127.0.0.1 "$@" \
+    > $OUT/$name.txt 2>&1
+  echo "rc=$?" >> $OUT/$name.txt
+  timeout 60 $SS analyze /tmp/runs/$name --json /tmp/runs/$name/analysis.json >> $OUT/$name.txt 2>&1
+  timeout 60 $SS kernels /tmp/runs/$name --json /tmp/runs/$name/kernels.json >> $OUT/$name.txt 2>&1
+  du -sh /tmp/runs/$name >> $log
   # the raw profiler traces apart, so the tables come back even if they are large
-  (cd /tmp/runs && tar czf $OUT/run_ts.tgz --exclude=ts_kernels/kernels/raw ts_kernels \
-     && tar czf $OUT/run_ts_raw.tgz ts_kernels/kernels/raw)
+  (cd /tmp/runs && tar czf $OUT/$name.tgz --exclude=$name/kernels/raw $name \
+     && tar czf $OUT/${name}_raw.tgz $name/kernels/raw)
 }
-if [ "$stage" = c ]; then
+if [ "$stage" = d ]; then
+  hbm
+  tsrun ts_graph --cb-use-cuda-graph
+elif [ "$stage" = c ]; then
   tsrun
   timeout 90 python3 -m pytest -q -s -m gpu -o addopts="" -p no:cacheprovider tests/gpu \
     > $OUT/pytest_gpu.txt 2>&1
