@@ -57,7 +57,9 @@ def categorized_gpu_events(events: pd.DataFrame) -> pd.DataFrame:
     cats = gpu["name"].map(by_name).to_numpy(dtype=object)
     copies = gpu["kind"].to_numpy() != TraceEventKind.KERNEL.value
     cats[copies] = KernelCategory.MEMCPY_MEMSET.value
-    return gpu.assign(category=cats)
+    import pandas as pd
+
+    return gpu.assign(category=pd.Series(cats, index=gpu.index, dtype=object))
 
 
 def category_stats(gpu: pd.DataFrame) -> list[CategoryStats]:

@@ -39,21 +39,34 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise KernelFrameError(f"kernel events lack columns: {', '.join(missing)}")
     keep = [*EVENT_COLUMNS, *(["cat"] if "cat" in events.columns else [])]
-    out = events[keep].copy()
+    out = events[keep]  # a new frame (setting its columns leaves ``events`` as it was)
     for col in _INT_COLUMNS:
         try:
             out[col] = out[col].astype("int64")
         except (TypeError, ValueError) as exc:
             raise KernelFrameError(f"kernel events: column {col!r} is not integer ({exc})"
                                    ) from None
-    out["kind"] = out["kind"].astype(str)
-    out["name"] = out["name"].astype(str)
+    for col in ("kind", "name", "cat"):
+        if col in out.columns:
+            out[col] = _shared_strings(out[col].astype(str))
     bad = sorted(set(out["kind"].unique()) - {k.value for k in TraceEventKind})
     if bad:
         raise KernelFrameError(f"kernel events: unknown kind(s) {', '.join(bad[:5])}")
     if (out["dur_ns"] < 0).any():
         raise KernelFrameError("kernel events: negative dur_ns")
     return out.reset_index(drop=True)
+
+
+def _shared_strings(values: pd.Series) -> pd.Series:
+    """``values`` as a numpy object column with one string object per distinct value: the
+    analysis filters and reads these columns many times, which costs a copy of every string
+    for pyarrow-backed strings and a pointer for these (the order of strings is the same)."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return pd.Series(np.asarray(uniques, dtype=object)[codes], index=values.index,
+                     dtype=object, name=values.name)
 
 
 def nan_to_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -240,7 +240,7 @@ def assign_steps(events: pd.DataFrame, steps: list[Step]) -> pd.DataFrame:
     (-1 / "" without one)."""
     import pandas as pd
 
-    out = events.copy()
+    out = events
     kind = out["kind"].to_numpy()
     rank = out["rank"].to_numpy(np.int64)
     t = out["t_start_ns"].to_numpy(np.int64)
@@ -286,7 +286,6 @@ def assign_steps(events: pd.DataFrame, steps: list[Step]) -> pd.DataFrame:
         hit = pd.DataFrame({"rank": rank[rows], "correlation_id": corr[rows]}).merge(
             gpu_steps, how="left", on=["rank", "correlation_id"])["s"]
         step[rows] = hit.fillna(-1).to_numpy(np.int64)
-    out["step"] = step
-    out["launch_start_ns"] = launch_start
-    out["launch_name"] = launch_name
-    return out
+    # object columns stay object (pandas would copy every string into an arrow array)
+    return out.assign(step=step, launch_start_ns=launch_start,
+                      launch_name=pd.Series(launch_name, index=out.index, dtype=object))
