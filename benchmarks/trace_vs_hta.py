@@ -4,8 +4,10 @@ breakdowns, on the same trace files, and servescope alone up to millions of even
 
 Arms (each in a fresh process, its imports done before the clock starts):
 
-- ``servescope``: :func:`collectors.kernels.ingest_traces` into a temporary run directory,
-  :func:`analyzers.kernels.read_kernel_events` and :func:`analyzers.kernels.analyze_kernels`
+- ``servescope``: :func:`collectors.kernels.ingest_traces` into a temporary run directory
+  (its parquet tables written as always), the analysis columns also kept in memory as they
+  are written (``also=MemorySink(ANALYSIS_COLUMNS)``, so the tables are not read back),
+  :func:`analyzers.kernels.load.events_frame` and :func:`analyzers.kernels.analyze_kernels`
   (steps, per-step timelines, categories, phase shares, top kernels, launch-bound verdict);
 - ``servescope_load``: the ingestion alone;
 - ``hta``: ``TraceAnalysis(trace_dir=...)`` (its default parser config) then
@@ -64,15 +66,21 @@ def _hta_imports() -> None:
 
 def _servescope(trace: Path, *, analyze: bool) -> dict[str, Any]:
     from analyzers.kernels import analyze_kernels
-    from analyzers.kernels.load import read_kernel_events
+    from analyzers.kernels.load import ANALYSIS_COLUMNS, events_frame
     from collectors.kernels import ingest_traces
+    from collectors.kernels.ingest import MemorySink
+    from collectors.kernels.tables import EVENT_TABLES
 
     with tempfile.TemporaryDirectory() as run_dir:
-        recs = ingest_traces([trace], Path(run_dir), None)
+        kept = MemorySink(ANALYSIS_COLUMNS) if analyze else None
+        recs = ingest_traces([trace], Path(run_dir), None, also=kept)
         out: dict[str, Any] = {"events": sum(r.events_read for r in recs)}
-        if analyze:
-            events = read_kernel_events(run_dir)
-            assert events is not None
+        if kept is not None:
+            tables = kept.tables(recs)
+            del kept
+            parts = [getattr(tables, t) for t in EVENT_TABLES]
+            del tables  # the frame's conversion frees each buffer as it goes
+            events = events_frame(parts)
             result = analyze_kernels(events)
             out.update(gpu_events=result.gpu_events,
                        gpu_time_us=sum(c.total_ns for c in result.categories) / 1000,

@@ -18,8 +18,9 @@ from servescope.rundir.layout import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
-__all__ = ["ANALYSIS_COLUMNS", "EVENT_FILES", "read_kernel_events"]
+__all__ = ["ANALYSIS_COLUMNS", "EVENT_FILES", "events_frame", "read_kernel_events"]
 
 EVENT_FILES = (KERNEL_GPU_FILE, KERNEL_RUNTIME_FILE, KERNEL_CPU_OPS_FILE,
                KERNEL_ANNOTATIONS_FILE)
@@ -52,9 +53,18 @@ def read_kernel_events(run_dir: str | Path,
     if not tables:
         return None
     try:
-        stacked = pa.concat_tables(tables, promote_options="default")
+        return events_frame(tables)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise RunDirError(f"cannot stack the event tables of {run_dir}: {exc}") from None
-    del tables
+
+
+def events_frame(tables: list[pa.Table]) -> pd.DataFrame:
+    """Event tables (as read from ``kernels/``, or as the ingestion just made them) stacked in
+    arrow (no copy) and converted once, the arrow buffers freed as the columns convert;
+    ``tables`` is emptied (its tables are the caller's no more)."""
+    import pyarrow as pa
+
+    stacked = pa.concat_tables(tables, promote_options="default")
+    tables.clear()
     events: pd.DataFrame = stacked.to_pandas(split_blocks=True, self_destruct=True)
     return events

@@ -47,7 +47,7 @@ from servescope.rundir.layout import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["KernelTables", "TableSink", "ingest_trace", "ingest_traces", "rank_of",
+__all__ = ["KernelTables", "MemorySink", "TableSink", "ingest_trace", "ingest_traces", "rank_of",
            "read_trace"]
 
 TABLE_FILES = {"gpu": KERNEL_GPU_FILE, "runtime": KERNEL_RUNTIME_FILE,
@@ -86,20 +86,43 @@ class KernelTables:
 
 
 class MemorySink:
-    """Collects batches; :meth:`tables` concatenates them."""
+    """Collects batches; :meth:`tables` concatenates them. ``columns``: keep only these of
+    the event tables (those a table has), e.g. what the analysis reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: Sequence[str] | None = None) -> None:
         self.batches: dict[str, list[pa.RecordBatch]] = {t: [] for t in TABLE_FILES}
+        self.columns = columns
 
     def write(self, table: str, batch: pa.RecordBatch) -> None:
+        if self.columns is not None and table in EVENT_TABLES:
+            batch = batch.select([c for c in self.columns if c in batch.schema.names])
         self.batches[table].append(batch)
+
+    def _table_schema(self, name: str) -> pa.Schema:
+        import pyarrow as pa
+
+        schema = _schema(name)
+        if self.columns is None or name not in EVENT_TABLES:
+            return schema
+        return pa.schema([schema.field(c) for c in self.columns if c in schema.names])
 
     def tables(self, traces: list[TraceFileRecord]) -> KernelTables:
         import pyarrow as pa
 
-        t = {name: pa.Table.from_batches(b, schema=_schema(name))
+        t = {name: pa.Table.from_batches(b, schema=self._table_schema(name))
              for name, b in self.batches.items()}
         return KernelTables(traces=traces, **t)
+
+
+class _Tee:
+    """Every batch to both sinks."""
+
+    def __init__(self, first: TableSink, second: TableSink) -> None:
+        self.sinks = (first, second)
+
+    def write(self, table: str, batch: pa.RecordBatch) -> None:
+        for sink in self.sinks:
+            sink.write(table, batch)
 
 
 class ParquetSink:
@@ -255,8 +278,9 @@ def _ingest_part(path: Path, part_dir: Path, anchor: ClockAnchor | None,
     return rec
 
 
-def _ingest_parallel(paths: Sequence[Path], sink: ParquetSink, anchor: ClockAnchor | None,
-                     python_functions: bool, workers: int) -> list[TraceFileRecord]:
+def _ingest_parallel(paths: Sequence[Path], sink: TableSink, run_dir: Path,  # noqa: PLR0917
+                     anchor: ClockAnchor | None, python_functions: bool, workers: int
+                     ) -> list[TraceFileRecord]:
     """Files read by ``workers`` spawned processes into part tables, then appended to
     ``sink`` in the order of ``paths``, a row group at a time (memory: one batch)."""
     import multiprocessing
@@ -266,7 +290,7 @@ def _ingest_parallel(paths: Sequence[Path], sink: ParquetSink, anchor: ClockAnch
 
     import pyarrow.parquet as pq
 
-    parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=sink.run_dir / KERNELS_DIR))
+    parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=run_dir / KERNELS_DIR))
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")
                                  ) as pool:
@@ -283,21 +307,25 @@ def _ingest_parallel(paths: Sequence[Path], sink: ParquetSink, anchor: ClockAnch
 
 
 def ingest_traces(paths: Sequence[Path], run_dir: Path, anchor: ClockAnchor | None, *,
-                  python_functions: bool = False, workers: int = 1) -> list[TraceFileRecord]:
+                  python_functions: bool = False, workers: int = 1,
+                  also: TableSink | None = None) -> list[TraceFileRecord]:
     """Every file (one rank each) into ``run_dir/kernels/*.parquet``; one
     :class:`TraceFileRecord` per file, also written to ``kernels/traces.parquet``. With
     ``workers`` > 1 the files are read by that many processes at once (rows still in the
     order of ``paths``); memory: one batch per table per process. Bad trace files never
     raise; a failed write of the tables (a full disk) raises
-    :class:`~servescope.rundir.atomic.RunDirWriteError` and leaves no temporary file."""
+    :class:`~servescope.rundir.atomic.RunDirWriteError` and leaves no temporary file.
+    ``also``: every batch goes there too (a :class:`MemorySink`, for an analysis of the
+    tables just written without reading them back)."""
     sink = ParquetSink(run_dir)
+    out: TableSink = sink if also is None else _Tee(sink, also)
     try:
         (run_dir / KERNELS_DIR).mkdir(parents=True, exist_ok=True)
         if workers > 1 and len(paths) > 1:
-            records = _ingest_parallel(paths, sink, anchor, python_functions,
+            records = _ingest_parallel(paths, out, run_dir, anchor, python_functions,
                                        min(workers, len(paths)))
         else:
-            records = [ingest_trace(p, sink, anchor, python_functions=python_functions)
+            records = [ingest_trace(p, out, anchor, python_functions=python_functions)
                        for p in paths]
         _duplicates(records)
         sink.close(records)
