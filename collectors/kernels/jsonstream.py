@@ -62,6 +62,10 @@ class ArrowParse:
     readable: Callable[[bytes], bool] | None = None  # False: read this piece as dicts
     prepare: Callable[[pa.Table], Any] | None = None  # run on the table in the worker
     workers: int = 0  # threads (0: the machine's CPUs, at most 4)
+    # a piece is this many times the stream's batch_bytes: arrow's tables take little memory,
+    # and per-piece costs (a few dozen arrow calls) shrink with fewer, larger pieces
+    # (4 MB pieces: 0.57 µs an event to sort a piece into the tables, 1 MB: 0.87)
+    piece_batches: int = 4
 
 
 def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> Any:
@@ -206,13 +210,14 @@ class TraceStream:
         flight: deque[tuple[bytes, bytes, Future[Any]]] = deque()
         failures = 0
         slow_batches = 0  # orjson batches still to read before arrow is tried again
+        size = self.batch_bytes * (arrow.piece_batches if arrow is not None else 1)
         while True:
             while pos < len(buf) and buf[pos] in _WS_OR_COMMA:
                 pos += 1
             m = None
             if (pool is not None and arrow is not None and failures < _MAX_FAST_FAILURES
                     and not slow_batches):
-                if not eof and len(buf) - pos < 2 * self.batch_bytes:
+                if not eof and len(buf) - pos < 2 * size:
                     nxt = next(chunks, None)
                     if nxt is None:
                         eof = True
@@ -220,7 +225,7 @@ class TraceStream:
                         buf = buf[pos:] + nxt
                         pos = 0
                     continue
-                m = _boundary(buf, pos + self.batch_bytes, pos + 2 * self.batch_bytes)
+                m = _boundary(buf, pos + size, pos + 2 * size)
                 if m is not None:
                     piece, sep = buf[pos:m.start() + 1], buf[m.start() + 1:m.end() - 1]
                     flight.append((piece, sep, pool.submit(_arrow_piece, piece, sep, arrow)))
