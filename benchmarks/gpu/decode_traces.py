@@ -105,7 +105,10 @@ def record_decode_trace(out: Path, *, graph: bool, steps: int, shape: DecodeShap
 
     dev = device
     cuda = dev == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
     W = _weights(torch, shape, dev)
     step = _step_fn(torch, shape, W)
     tokens = torch.zeros(shape.batch, dtype=torch.long, device=dev)

@@ -10,7 +10,6 @@ traces CI re-reads: ``tests/data/traces/gpu/``).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -60,35 +59,6 @@ def _analysis(path: Path) -> Any:
     return analyze_kernels(read_trace(path).events().to_pandas())
 
 
-def _independent(path: Path) -> list[tuple[int, int]]:
-    """Per ProfilerStep: (GPU kernels whose launching runtime call starts in it, the union of
-    those kernels' intervals in ns); ``ts``/``dur`` are µs with ns decimals."""
-    with gzip.open(path, "rt") as fh:
-        ev = json.load(fh)["traceEvents"]
-    steps = sorted((e for e in ev if str(e.get("name", "")).startswith("ProfilerStep#")
-                    and e.get("cat") == "user_annotation"), key=lambda e: e["ts"])
-    # runtime calls and driver calls (cuBLAS' nvjet GEMMs go through cuLaunchKernelEx)
-    launches = {e["args"]["correlation"]: e["ts"] for e in ev
-                if e.get("cat") in ("cuda_runtime", "cuda_driver")
-                and "correlation" in e.get("args", {})}
-    gpu = [e for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
-    out = []
-    for s in steps:
-        lo, hi = s["ts"], s["ts"] + s["dur"]
-        mine = sorted((round(k["ts"] * 1000), round((k["ts"] + k["dur"]) * 1000)) for k in gpu
-                      if lo <= launches.get(k["args"].get("correlation"), -1) < hi)
-        busy, end = 0, None
-        for a, b in mine:
-            if end is None or a > end:
-                busy += b - a
-                end = b
-            elif b > end:
-                busy += b - end
-                end = b
-        out.append((len(mine), busy))
-    return out
-
-
 def test_eager_is_launch_bound_and_graph_is_not(traces: dict[str, Path]) -> None:
     eager, graph = _analysis(traces["eager"]), _analysis(traces["graph"])
     for name, res in (("eager", eager), ("graph", graph)):
@@ -108,9 +78,11 @@ def test_eager_is_launch_bound_and_graph_is_not(traces: dict[str, Path]) -> None
 @pytest.mark.parametrize("mode", ["eager", "graph"])
 def test_per_step_counts_match_the_json(traces: dict[str, Path], mode: str) -> None:
     res = _analysis(traces[mode])
-    want = _independent(traces[mode])
+    from tests.analyzers.kernels.test_real_gpu_decode import independent_steps
+
+    want = independent_steps(traces[mode])
     assert len(res.steps) == len(want) >= STEPS
-    got = [(t.gpu_events, t.gpu_busy_ns) for t in res.timelines]
-    assert [g[0] for g in got] == [w[0] for w in want]
-    for (_, b), (_, wb) in zip(got, want, strict=True):
-        assert abs(b - wb) <= 1_000 + 0.001 * wb  # rounding of µs decimals to ns
+    assert [t.gpu_events for t in res.timelines] == [w["gpu_events"] for w in want]
+    assert [t.graph_kernels for t in res.timelines] == [w["graph_kernels"] for w in want]
+    for t, w in zip(res.timelines, want, strict=True):
+        assert abs(t.gpu_busy_ns - w["busy_ns"]) <= 1_000 + 0.001 * w["busy_ns"]
