@@ -23,9 +23,9 @@ from collectors.kernels.clock import trace_clock
 from collectors.kernels.jsonstream import ArrowParse, TraceFormatError, TraceStream
 from collectors.kernels.tables import (
     EVENT_TABLES,
-    STRING_FIELDS,
     EventBatcher,
     PreparedEvents,
+    arrow_accepts,
     arrow_readable,
     event_schema,
     flow_schema,
@@ -229,7 +229,7 @@ def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
     batcher = EventBatcher(-1 if rank is None else rank, sink.write,
                            python_functions=python_functions)
     stream = TraceStream(path, batch_bytes=batch_bytes, arrow=ArrowParse(
-        parse_schema(), STRING_FIELDS, arrow_readable, batcher.prepare) if arrow else None)
+        parse_schema(), arrow_readable, arrow_accepts, batcher.prepare) if arrow else None)
     clock = None
     problem = ""
     with _no_gc():

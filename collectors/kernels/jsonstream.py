@@ -58,8 +58,8 @@ class ArrowParse:
     """Parse pieces with arrow's JSON reader into ``schema`` (other fields ignored)."""
 
     schema: pa.Schema
-    string_fields: tuple[str, ...] = ()  # checked to be valid UTF-8 (arrow does not check)
-    readable: Callable[[bytes], bool] | None = None  # False: read this piece as dicts
+    readable: Callable[[bytes], bool] | None = None  # False: read this piece's text as dicts
+    accepts: Callable[[pa.Table], bool] | None = None  # False: read this table's as dicts
     prepare: Callable[[pa.Table], Any] | None = None  # run on the table in the worker
     workers: int = 0  # threads (0: the machine's CPUs, at most 4)
     # a piece is this many times the stream's batch_bytes: arrow's tables take little memory,
@@ -84,9 +84,9 @@ def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> Any:
             parse_options=pj.ParseOptions(explicit_schema=parse.schema,
                                           unexpected_field_behavior="ignore",
                                           newlines_in_values=True))
-        for name in parse.string_fields:
-            table.column(name).validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if parse.accepts is not None and not parse.accepts(table):
         return None
     return table if parse.prepare is None else parse.prepare(table)
 

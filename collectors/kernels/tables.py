@@ -33,8 +33,8 @@ from servescope.records.kernels import TraceEventKind, TraceEventRow, TraceFlowR
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["EVENT_TABLES", "STRING_FIELDS", "EventBatcher", "PreparedEvents", "event_schema",
-           "flow_schema", "parse_schema"]
+__all__ = ["EVENT_TABLES", "STRING_FIELDS", "EventBatcher", "PreparedEvents", "arrow_accepts",
+           "arrow_readable", "event_schema", "flow_schema", "parse_schema"]
 
 EVENT_TABLES = ("gpu", "runtime", "cpu_ops", "annotations")
 _K = TraceEventKind
@@ -91,9 +91,26 @@ def parse_schema() -> pa.Schema:
 
 def arrow_readable(text: bytes) -> bool:
     """Whether a piece of trace text may be parsed into :func:`parse_schema`: no ``null``
-    (see there), and no ``NaN``/``Infinity``, which arrow accepts and orjson (strict JSON)
-    rejects."""
-    return b"null" not in text and b"NaN" not in text and b"Infinity" not in text
+    (see there)."""
+    return b"null" not in text
+
+
+def arrow_accepts(table: pa.Table) -> bool:
+    """Whether a piece arrow parsed holds what orjson would have read: valid UTF-8 in the
+    string fields (arrow does not check) and no NaN or infinity in ``ts``/``dur`` (arrow
+    reads the ``NaN``/``Infinity`` literals, which strict JSON, and orjson, rejects; in a
+    field not read here they are let through, so such a file keeps the events orjson would
+    have dropped as unreadable)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        for name in STRING_FIELDS:
+            table.column(name).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return not any(pc.any(pc.invert(pc.is_finite(table.column(c)))).as_py()
+                   for c in ("ts", "dur"))
 
 
 def _int(v: Any) -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from collectors.kernels.ingest import KernelTables, MemorySink, ingest_trace
 from collectors.kernels.jsonstream import ArrowParse, TraceStream
-from collectors.kernels.tables import STRING_FIELDS, arrow_readable, parse_schema
+from collectors.kernels.tables import arrow_accepts, arrow_readable, parse_schema
 from servescope.clock import ClockAnchor
 from tests.collectors.kernels._traces import BASE_NS, T0_US, VLLM_CPU, gpu_events, write_trace
 
@@ -40,7 +40,7 @@ def _same(path: Path, batch_bytes: int) -> KernelTables:
 def _pieces(path: Path, batch_bytes: int) -> tuple[int, int]:
     """(pieces arrow read, batches in all)."""
     stream = TraceStream(path, batch_bytes=batch_bytes,
-                         arrow=ArrowParse(parse_schema(), STRING_FIELDS, arrow_readable))
+                         arrow=ArrowParse(parse_schema(), arrow_readable, arrow_accepts))
     n = sum(1 for _ in stream)
     return stream.arrow_pieces, n
 
@@ -136,3 +136,22 @@ def test_several_ranks_same_tables(tmp_path: Path) -> None:
         want = pa.concat_tables([getattr(_read(f, arrow=False, batch_bytes=1 << 20), name)
                                  for f in files])
         assert got.equals(want), name
+
+
+@pytest.mark.parametrize("bad", [b'"name": "bad \xff utf8"', b'"ts": NaN', b'"dur": Infinity',
+                                 b'"name": null'])
+def test_text_orjson_rejects_or_reads_apart(tmp_path: Path, bad: bytes) -> None:
+    """Invalid UTF-8, NaN/Infinity (not JSON) and nulls (arrow reads them as missing keys)
+    in a field the tables take: the arrow way gives what the orjson way gives."""
+    ev = {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": T0_US,
+          "dur": 2.5, "args": {"correlation": 1, "device": 0, "stream": 7}}
+    key = bad.split(b":")[0]
+    line = json.dumps(ev).encode()
+    start = line.index(key)
+    end = line.index(b",", start)
+    odd = line[:start] + bad + line[end:]
+    body = b",\n  ".join([line] * 40 + [odd] + [line] * 40)
+    path = tmp_path / "odd.json"
+    path.write_bytes(b'{"traceEvents": [\n  ' + body + b"\n]}\n")
+    for batch_bytes in (1, 500, 1 << 20):
+        _same(path, batch_bytes)
