@@ -76,7 +76,7 @@ def _time(torch: Any, fn: Any, repeats: int, warmup: int = 5) -> float:
         e.record()
         e.synchronize()
         out.append(s.elapsed_time(e) * 1e-3)
-    return statistics.median(out)
+    return float(statistics.median(out))
 
 
 def main() -> None:  # noqa: PLR0915 - one search, read top to bottom
