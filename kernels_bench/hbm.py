@@ -17,6 +17,7 @@ and its bandwidth compared with the per-call median: the two must agree within 3
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,9 +92,10 @@ def _loop_time_ns(fn: Any, repeats: int) -> float:
     return float(s.elapsed_time(e)) * 1e6 / repeats
 
 
-def tune_plain_grid(st: HbmSettings) -> dict[str, tuple[int, int]]:
+def tune_plain_grid(st: HbmSettings) -> tuple[dict[str, tuple[int, int]], str]:
     """The fastest (block, num_warps) of :data:`TUNE_CANDIDATES` per op (plain grid, median
-    of :data:`TUNE_REPEATS` calls on a :data:`TUNE_BYTES` array)."""
+    of :data:`TUNE_REPEATS` calls on a :data:`TUNE_BYTES` array), and the copy's loads
+    (``evict_first`` or ``cg``, each tried with every candidate)."""
     import torch
 
     from kernels_bench.hbm_triton import triton_kernels
@@ -102,21 +104,22 @@ def tune_plain_grid(st: HbmSettings) -> dict[str, tuple[int, int]]:
     a = torch.empty(n, dtype=torch.float32, device="cuda")
     b = torch.full((n,), 1.0, dtype=torch.float32, device="cuda")
     c = torch.full((n,), 2.0, dtype=torch.float32, device="cuda")
-    best: dict[str, tuple[float, tuple[int, int]]] = {}
-    for blk, warps in TUNE_CANDIDATES:
-        calls = triton_kernels(a, b, c, block=blk, num_warps=warps)
-        for op in _OPS:
+    best: dict[str, tuple[float, tuple[int, int], str]] = {}
+    for (blk, warps), loads in itertools.product(TUNE_CANDIDATES, ("evict_first", "cg")):
+        calls = triton_kernels(a, b, c, block=blk, num_warps=warps, copy_loads=loads)
+        for op in _OPS if loads == "evict_first" else (MemOp.COPY,):
             times = time_cuda_events(calls[str(op)], repeats=TUNE_REPEATS, warmup=2)
             med = sorted(times)[len(times) // 2]
             if str(op) not in best or med < best[str(op)][0]:
-                best[str(op)] = (med, (blk, warps))
+                best[str(op)] = (med, (blk, warps), loads)
     del a, b, c
     torch.cuda.empty_cache()
-    return {op: cfg for op, (_, cfg) in best.items()}
+    return {op: cfg for op, (_, cfg, _) in best.items()}, best[str(MemOp.COPY)][2]
 
 
 def _size_samples(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
-                  sms: int, *, last: bool, tuned: dict[str, tuple[int, int]] | None) -> None:
+                  sms: int, *, last: bool, tuned: dict[str, tuple[int, int]] | None,
+                  copy_loads: str = "evict_first") -> None:
     import torch
 
     from kernels_bench.hbm_triton import triton_kernels
@@ -128,7 +131,7 @@ def _size_samples(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
     real = n * 4
     impls = {
         "triton": triton_kernels(a, b, c, block=st.block, num_warps=st.num_warps,
-                                 configs=tuned),
+                                 configs=tuned, copy_loads=copy_loads),
         "triton-persistent": triton_kernels(a, b, c, block=st.block, num_warps=st.num_warps,
                                             persistent_programs=sms * st.programs_per_sm),
         "torch": _torch_ops(a, b, c),
@@ -205,17 +208,18 @@ def run_hbm_bench(st: HbmSettings) -> BenchRun:
         "l2_bytes": int(getattr(props, "L2_cache_size", 0)),
         "sm_count": int(props.multi_processor_count), "topology": gpu_topology()})
     sizes = list(st.sizes_bytes)
-    tuned = tune_plain_grid(st) if st.tune else None
+    tuned, copy_loads = tune_plain_grid(st) if st.tune else (None, "evict_first")
     if tuned is not None:
         run.environment["tuned"] = {op: {"block": b, "num_warps": w}
                                     for op, (b, w) in tuned.items()}
+        run.environment["tuned"]["copy"]["loads"] = copy_loads
     free = torch.cuda.mem_get_info()[0]
     for i, size in enumerate(sizes):
         if 3 * size > 0.8 * free:
             run.warnings.append(f"size {size} B skipped: 3 arrays do not fit in free memory")
             continue
         _size_samples(run, size, st, peaks, props.multi_processor_count,
-                      last=i == len(sizes) - 1, tuned=tuned)
+                      last=i == len(sizes) - 1, tuned=tuned, copy_loads=copy_loads)
         _cache_sweep(run, size, st, peaks, props.multi_processor_count)
     _kv_samples(run, st, peaks)
     return run

@@ -78,7 +78,17 @@ def _jit() -> dict[str, Any]:
                 acc += tl.load(x + offs, mask=offs < n, other=0.0, cache_modifier=".cg")
         tl.store(out + pid, tl.sum(acc, axis=0))
 
-    return {"read": read_k, "write": write_k, "copy": copy_k, "triad": triad_k,
+    @triton.jit  # type: ignore[untyped-decorator]
+    def copy_cg_k(x, y, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+        pid, nprog = tl.program_id(0), tl.num_programs(0)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            m = offs < n
+            tl.store(y + offs, tl.load(x + offs, mask=m, cache_modifier=".cg"),
+                     mask=m, cache_modifier=".cs")
+
+    return {"read": read_k, "write": write_k, "copy": copy_k, "copy_cg": copy_cg_k,
+            "triad": triad_k,
             "cache_read": cache_read_k}
 
 
@@ -98,11 +108,12 @@ def cache_read(x: Any, passes: int, programs: int, *, block: int = 4096,
 def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int = 8,
                    persistent_programs: int | None = None,
                    configs: Mapping[str, tuple[int, int]] | None = None,
-                   ) -> dict[str, Callable[[], Any]]:
+                   copy_loads: str = "evict_first") -> dict[str, Callable[[], Any]]:
     """Calls of the four kernels on same-sized contiguous CUDA tensors ``a`` (written),
     ``b`` and ``c`` (read). ``persistent_programs``: the grid size (None: one program per
     block). ``configs``: (block, num_warps) per op name, overriding ``block``/``num_warps``
-    (the search's choice, :func:`kernels_bench.hbm.tune_plain_grid`)."""
+    (the search's choice, :func:`kernels_bench.hbm.tune_plain_grid`). ``copy_loads``: the
+    copy's loads, ``evict_first`` or ``cg`` (cached in L2 only)."""
     import torch
     import triton
 
@@ -123,7 +134,8 @@ def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int 
             args = (b, a, n)
         else:
             args = (a, b, c, n, _SCALAR)
-        calls[op] = launcher(k[op], grid, args, kw)
+        kernel = k["copy_cg"] if op == "copy" and copy_loads == "cg" else k[op]
+        calls[op] = launcher(kernel, grid, args, kw)
     return calls
 
 

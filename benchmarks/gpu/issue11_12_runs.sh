@@ -7,6 +7,8 @@
 #       --kernels-hook` around transformers serve under 64 streams (run directory packed)
 #   bash benchmarks/gpu/issue11_12_runs.sh d   kernels_bench (tuned plain grid) and the run with
 #       transformers serve --cb-use-cuda-graph
+#   bash benchmarks/gpu/issue11_12_runs.sh e   kernels_bench alone (after the copy's L2-only loads
+#       joined the search)
 #   bash benchmarks/gpu/issue11_12_runs.sh c   the Triton copy search (hbm_tune.py), kernels_bench's
 #       GPU tests and `servescope bench hbm`, after stage b's run again and tests/gpu
 # Everything lands in $OUT (at most 8 files come back).
@@ -44,7 +46,9 @@ tsrun() {  # [name [extra transformers serve flags...]]
   (cd /tmp/runs && tar czf $OUT/$name.tgz --exclude=$name/kernels/raw $name \
      && tar czf $OUT/${name}_raw.tgz $name/kernels/raw)
 }
-if [ "$stage" = d ]; then
+if [ "$stage" = e ]; then
+  hbm
+elif [ "$stage" = d ]; then
   hbm
   tsrun ts_graph --cb-use-cuda-graph
 elif [ "$stage" = c ]; then
