@@ -50,6 +50,7 @@ _EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
 _CUT = re.compile(rb"\}\s*(?:,\s*\{|\])")
 _WS_OR_COMMA = b" \t\r\n,"
 _SEP = re.compile(rb"\}\s*,\s*\{")
+_LAST = re.compile(rb"\}\s*\]")
 _MAX_FAST_FAILURES = 8  # consecutive arrow rejections before a file is read the orjson way
 
 
@@ -91,6 +92,13 @@ def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> Any:
     return table if parse.prepare is None else parse.prepare(table)
 
 
+def _inner_sep(piece: bytes) -> bytes:
+    """The separator of the first cut in ``piece`` (``b""`` where it has none: one event, or
+    a layout arrow is not given)."""
+    m = _boundary(piece, 0, len(piece))
+    return b"" if m is None else m.group()[1:-1]
+
+
 def _boundary(buf: bytes, start: int, limit: int) -> re.Match[bytes] | None:
     """The first ``}``, separator, ``{`` in ``buf[start:limit]`` whose separator holds a
     newline (so the cut is outside every string)."""
@@ -102,6 +110,12 @@ def _boundary(buf: bytes, start: int, limit: int) -> re.Match[bytes] | None:
 
 def _reversed_cuts(buf: bytes, pos: int, target: int) -> Iterator[int]:
     yield from reversed([m.start() + 1 for m in _CUT.finditer(buf, pos, target)])
+
+
+@dataclass
+class _Cuts:
+    sep: bytes | None = None  # the separator of the last cut
+    last_tried: bool = False  # the last piece (up to the array's end) was cut
 
 
 class TraceFormatError(ValueError):
@@ -211,10 +225,11 @@ class TraceStream:
         failures = 0
         slow_batches = 0  # orjson batches still to read before arrow is tried again
         size = self.batch_bytes * (arrow.piece_batches if arrow is not None else 1)
+        cuts = _Cuts()
         while True:
             while pos < len(buf) and buf[pos] in _WS_OR_COMMA:
                 pos += 1
-            m = None
+            cut_at = None
             if (pool is not None and arrow is not None and failures < _MAX_FAST_FAILURES
                     and not slow_batches):
                 if not eof and len(buf) - pos < 2 * size:
@@ -225,14 +240,14 @@ class TraceStream:
                         buf = buf[pos:] + nxt
                         pos = 0
                     continue
-                m = _boundary(buf, pos + size, pos + 2 * size)
-                if m is not None:
-                    piece, sep = buf[pos:m.start() + 1], buf[m.start() + 1:m.end() - 1]
-                    flight.append((piece, sep, pool.submit(_arrow_piece, piece, sep, arrow)))
-                    pos = m.end() - 1
+                cut_at = self._piece(buf, pos, size, eof, cuts)
+                if cut_at is not None:
+                    piece, after, inner, pos = cut_at
+                    flight.append((piece, after, pool.submit(_arrow_piece, piece, inner, arrow)))
             if flight:  # tables in order (all of them when no piece was cut: orjson is next)
                 tables, buf, pos, failed = self._take(flight, buf, pos,
-                                                      until=in_flight if m else 0)
+                                                      until=in_flight if cut_at and cut_at[1]
+                                                      else 0)
                 yield from tables
                 failures = failures + 1 if failed else 0 if tables else failures
                 slow_batches = 1 if failed else slow_batches
@@ -258,6 +273,23 @@ class TraceStream:
             else:
                 buf = buf[pos:] + nxt
                 pos = 0
+
+    @staticmethod
+    def _piece(buf: bytes, pos: int, size: int, eof: bool, cuts: _Cuts
+               ) -> tuple[bytes, bytes, bytes, int] | None:
+        """The next piece for arrow from ``pos``: (piece, the separator after it, the one
+        within it, where the next starts); None when there is none to cut yet."""
+        m = _boundary(buf, pos + size, pos + 2 * size)
+        if m is not None:
+            cuts.sep = buf[m.start() + 1:m.end() - 1]
+            return buf[pos:m.start() + 1], cuts.sep, cuts.sep, m.end() - 1
+        if eof and not cuts.last_tried and (end := _LAST.search(buf, pos)) is not None:
+            # the rest up to the "]" that (if arrow takes the piece) closes the array
+            cuts.last_tried = True
+            piece = buf[pos:end.start() + 1]
+            inner = cuts.sep if cuts.sep is not None else _inner_sep(piece)
+            return piece, b"", inner, end.start() + 1
+        return None
 
     def _take(self, flight: deque[tuple[bytes, bytes, Future[Any]]], buf: bytes,
               pos: int, *, until: int) -> tuple[list[Any], bytes, int, bool]:
