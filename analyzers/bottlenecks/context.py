@@ -10,6 +10,7 @@ that window; engine counters are differenced across it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from servescope.engines.spec import EngineSpec
     from servescope.rundir.reader import RunData
 
-__all__ = ["RuleContext", "build_context"]
+__all__ = ["RuleContext", "build_context", "mark_set_flags"]
 
 _GENERIC_KNOB = {
     Knob.KV_CACHE_SIZE: "give the engine's KV cache more memory",
@@ -95,11 +96,12 @@ class RuleContext:
         return self.window.end_ns
 
     def action(self, knob: Knob) -> str:
-        """How to turn ``knob`` on this run's engine, in its own flag names."""
+        """How to turn ``knob`` on this run's engine, in its own flag names (flags the
+        serving command already has are said to be set)."""
         if self.spec is not None:
             text = self.spec.tuning.get(knob)
             if text:
-                return f"{self.spec.name}: {text}"
+                return f"{self.spec.name}: {mark_set_flags(text, self.engine_args)}"
         return _GENERIC_KNOB[knob]
 
     def histogram_mean_s(self, name: str) -> float:
@@ -158,3 +160,21 @@ def build_context(run: RunData | RunContext) -> RuleContext:
     from analyzers.context import RunContext
 
     return RunContext.of(run).rules
+
+
+_FLAG = re.compile(r"(?P<verb>(?:remove|drop) )?(?P<flag>--[a-z0-9][a-z0-9-]*)")
+
+
+def mark_set_flags(text: str, engine_args: Sequence[str]) -> str:
+    """``text`` with what the serving command (``engine_args``, as ``--flag`` or
+    ``--flag=value``) already holds of the ``--flags`` it names: "already set in this run"
+    for a flag to add, "this run has" for one the text says to remove or drop."""
+    have = {a.split("=", 1)[0] for a in engine_args if a.startswith("--")}
+    added: dict[str, None] = {}
+    removed: dict[str, None] = {}
+    for m in _FLAG.finditer(text):
+        if m["flag"] in have:
+            (removed if m["verb"] else added)[m["flag"]] = None
+    notes = ([f"this run has {', '.join(removed)}"] if removed else []) + (
+        [f"already set in this run: {', '.join(added)}"] if added else [])
+    return f"{text} ({'; '.join(notes)})" if notes else text

@@ -57,3 +57,22 @@ def test_batch_cap_comes_from_the_spec(tmp_path, engine, command, cap, source):
     assert f.value("batch_cap") == cap
     assert f.evidence[0].detail == source
     assert any(flag in f.actions[0] for flag in (ctx.spec.batch_cap_flags or ("",)))
+
+
+def test_actions_say_which_flags_the_run_already_sets() -> None:
+    """On the H200, transformers serve --cb-use-cuda-graph still read launch-bound, and the
+    action told the user to add the flag the command already had."""
+    from analyzers.bottlenecks.context import mark_set_flags
+
+    text = "--cb-use-cuda-graph (replay the decode step as a CUDA graph) and --compile"
+    assert mark_set_flags(text, ("/m", "--continuous-batching")) == text
+    assert mark_set_flags(text, ("/m", "--cb-use-cuda-graph", "--port", "8000")) == (
+        f"{text} (already set in this run: --cb-use-cuda-graph)")
+    both = mark_set_flags(text, ("--compile=true", "--cb-use-cuda-graph"))
+    assert both.endswith("(already set in this run: --cb-use-cuda-graph, --compile)")
+    # a flag the text says to remove, present in the run: named as the run's
+    vllm = "keep CUDA graphs on (remove --enforce-eager) and raise --max-num-seqs"
+    assert mark_set_flags(vllm, ("--enforce-eager", "--max-num-seqs", "8")) == (
+        f"{vllm} (this run has --enforce-eager; already set in this run: --max-num-seqs)")
+    # a flag that only starts the same is not the flag
+    assert mark_set_flags("--max-num-seqs", ("--max-num-seqs-extra",)) == "--max-num-seqs"
