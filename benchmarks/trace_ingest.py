@@ -6,11 +6,15 @@ Arms (add one with a function in ``ARMS``; HolisticTraceAnalysis, load and analy
 side by side with servescope's in :mod:`benchmarks.trace_vs_hta`):
 
 - ``servescope``: :func:`collectors.kernels.ingest_traces` into a run directory's parquet
-  tables (orjson on byte pieces cut at event boundaries, columnar batches);
+  tables (byte pieces cut at event boundaries, parsed by arrow's JSON reader on worker
+  threads and sorted into the tables there; a piece arrow rejects goes the orjson way);
+- ``servescope_orjson``: the same with every piece parsed by orjson and the columns built
+  in Python (``ingest_trace(arrow=False)``, the way before arrow);
 - ``ijson``: the same tables and batcher, events parsed by ``ijson.items`` (yajl2_c);
 - ``orjson_whole``: ``orjson.loads`` of the whole decompressed file and the same batcher
   (what HTA/TraceLens do before their own processing);
-- ``servescope_parse`` / ``ijson_parse``: parsing alone (no tables), to choose the parser.
+- ``servescope_parse`` / ``servescope_arrow_parse`` / ``ijson_parse``: parsing alone (no
+  tables: orjson pieces, arrow pieces, ijson), to choose the parser.
 
 Time and memory are the arm's alone: numpy, pandas, pyarrow and orjson are imported before the clock
 starts, and ``base_rss_mb`` is the process's RSS then.
@@ -75,6 +79,15 @@ def arm_servescope(path: Path, out: Path) -> int:
     return rec.events_read
 
 
+def arm_servescope_orjson(path: Path, out: Path) -> int:
+    from collectors.kernels.ingest import ParquetSink, ingest_trace
+
+    sink = ParquetSink(out)
+    rec = ingest_trace(path, sink, None, arrow=False)
+    sink.close([rec])
+    return rec.events_read
+
+
 def arm_ijson(path: Path, out: Path) -> int:
     import ijson  # benchmark arm only: not a dependency (pip install ijson)
 
@@ -97,6 +110,14 @@ def arm_servescope_parse(path: Path, _out: Path) -> int:
     return sum(len(batch) for batch in TraceStream(path))
 
 
+def arm_servescope_arrow_parse(path: Path, _out: Path) -> int:
+    from collectors.kernels.jsonstream import ArrowParse, TraceStream
+    from collectors.kernels.tables import arrow_accepts, arrow_readable, parse_schema
+
+    stream = TraceStream(path, arrow=ArrowParse(parse_schema(), arrow_readable, arrow_accepts))
+    return sum(len(b) if isinstance(b, list) else b.num_rows for b in stream)
+
+
 def arm_ijson_parse(path: Path, _out: Path) -> int:
     import ijson  # benchmark arm only: not a dependency (pip install ijson)
 
@@ -105,8 +126,10 @@ def arm_ijson_parse(path: Path, _out: Path) -> int:
 
 
 ARMS: dict[str, Callable[[Path, Path], int]] = {
-    "servescope": arm_servescope, "ijson": arm_ijson, "orjson_whole": arm_orjson_whole,
-    "servescope_parse": arm_servescope_parse, "ijson_parse": arm_ijson_parse}
+    "servescope": arm_servescope, "servescope_orjson": arm_servescope_orjson,
+    "ijson": arm_ijson, "orjson_whole": arm_orjson_whole,
+    "servescope_parse": arm_servescope_parse,
+    "servescope_arrow_parse": arm_servescope_arrow_parse, "ijson_parse": arm_ijson_parse}
 
 
 def _worker(arm: str, path: Path) -> None:
@@ -148,7 +171,7 @@ def _run(arm: str, path: Path) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
-    ap.add_argument("--arms", default="servescope,ijson,orjson_whole")
+    ap.add_argument("--arms", default="servescope,servescope_orjson,ijson,orjson_whole")
     ap.add_argument("--real", type=Path, nargs="*", default=[])
     ap.add_argument("--keep", type=Path, default=None, help="directory for generated traces")
     ap.add_argument("--worker", nargs=2, metavar=("ARM", "FILE"), help=argparse.SUPPRESS)

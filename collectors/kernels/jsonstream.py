@@ -63,10 +63,12 @@ class ArrowParse:
     accepts: Callable[[pa.Table], bool] | None = None  # False: read this table's as dicts
     prepare: Callable[[pa.Table], Any] | None = None  # run on the table in the worker
     workers: int = 0  # threads (0: the machine's CPUs, at most 4)
-    # a piece is this many times the stream's batch_bytes: arrow's tables take little memory,
-    # and per-piece costs (a few dozen arrow calls) shrink with fewer, larger pieces
-    # (4 MB pieces: 0.57 µs an event to sort a piece into the tables, 1 MB: 0.87)
-    piece_batches: int = 4
+    # a piece is this many times the stream's batch_bytes: per-piece costs (a few dozen
+    # arrow calls) shrink with larger pieces (sorting a piece into the tables: 0.87 µs an
+    # event at 1 MB, 0.57 at 4 MB), the memory they take in flight grows (200 k events,
+    # workers + 1 in flight: 2 MB pieces 115-125 MB above the imports, 4 MB 150-180 MB;
+    # 1 M events in the same 2.7-3.7 s either way on 2 CPUs)
+    piece_batches: int = 2
 
 
 def _arrow_piece(piece: bytes, sep: bytes, parse: ArrowParse) -> Any:
@@ -191,7 +193,7 @@ class TraceStream:
                 return
             workers = self.arrow.workers or min(4, os.cpu_count() or 1)
             with ThreadPoolExecutor(workers, thread_name_prefix="trace-json") as pool:
-                yield from self._events(chunks, buf, start, pool, 2 * workers)
+                yield from self._events(chunks, buf, start, pool, workers + 1)
 
     def _find_events(self, chunks: Iterator[bytes]) -> tuple[bytes, int]:
         buf = b""
