@@ -68,7 +68,10 @@ def test_tricky_names_same_tables(tmp_path: Path, layout: str, batch_bytes: int)
 
 def test_arrow_reads_the_plain_pieces(tmp_path: Path) -> None:
     """Not a silent fallback: kineto's layout goes mostly through arrow."""
-    events = [e for e in gpu_events() if e["pid"] != "Spans"] * 20
+    # kineto's layout without a string pid ("Spans") or a list of objects in args (where a
+    # cut may fall inside an event and be read again the orjson way)
+    events = [e for e in gpu_events() if e["pid"] != "Spans"
+              and "nested" not in e.get("args", {})] * 20
     path = write_trace(tmp_path / "t.json", events)
     arrow, total = _pieces(path, 400)
     assert total > 10
