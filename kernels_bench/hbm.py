@@ -11,8 +11,11 @@ SM), ``torch`` (``b.sum()``, ``a.fill_()``, ``torch.add(b, c, alpha=s, out=a)``;
 same-dtype tensors: that is the cudaMemcpy D2D figure, recorded as ``torch-memcpy``).
 
 The **check** (environment ``checks``): each Triton figure at the largest size is re-timed
-independently, one CUDA event pair around a loop of ``repeats`` calls (launch gaps amortized)
-and its bandwidth compared with the per-call median: the two must agree within 3 %.
+independently twice and its bandwidth compared with the per-call median (each must agree
+within 3 %): one CUDA event pair around a loop of ``repeats`` calls (launch gaps amortized,
+``agree_frac``), and torch's own benchmark timer, ``torch.utils.benchmark.Timer``'s
+``blocked_autorange`` (host wall clock with ``torch.cuda.synchronize`` around blocks of
+calls: another clock and another harness, ``torch_timer_agree_frac``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,14 @@ def tune_plain_grid(st: HbmSettings) -> tuple[dict[str, tuple[int, int]], str]:
     return {op: cfg for op, (_, cfg, _) in best.items()}, best[str(MemOp.COPY)][2]
 
 
+def _torch_timer_ns(fn: Any, min_run_time_s: float = 0.5) -> float:
+    """Median time of one call by ``torch.utils.benchmark.Timer.blocked_autorange`` (ns)."""
+    from torch.utils.benchmark import Timer
+
+    m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time_s)
+    return float(m.median) * 1e9
+
+
 def _size_samples(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
                   sms: int, *, last: bool, tuned: dict[str, tuple[int, int]] | None,
                   copy_loads: str = "evict_first") -> None:
@@ -147,11 +158,14 @@ def _size_samples(run: BenchRun, size: int, st: HbmSettings, peaks: DevicePeaks,
             if last and impl.startswith("triton"):
                 loop_ns = _loop_time_ns(calls[str(op)], st.repeats)
                 loop_bps = mem_moved_bytes(op, real) / (loop_ns / 1e9)
+                timer_bps = mem_moved_bytes(op, real) / (_torch_timer_ns(calls[str(op)]) / 1e9)
                 run.environment.setdefault("checks", []).append({
                     "bench": f"hbm_{op}", "implementation": impl, "size_bytes": real,
                     "per_call_bytes_per_s": sample.bytes_per_s,
                     "loop_bytes_per_s": loop_bps,
-                    "agree_frac": sample.bytes_per_s / loop_bps - 1.0})
+                    "agree_frac": sample.bytes_per_s / loop_bps - 1.0,
+                    "torch_timer_bytes_per_s": timer_bps,
+                    "torch_timer_agree_frac": sample.bytes_per_s / timer_bps - 1.0})
     del a, b, c, impls
     torch.cuda.empty_cache()
 

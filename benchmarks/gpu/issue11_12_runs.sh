@@ -7,8 +7,8 @@
 #       --kernels-hook` around transformers serve under 64 streams (run directory packed)
 #   bash benchmarks/gpu/issue11_12_runs.sh d   kernels_bench (tuned plain grid) and the run with
 #       transformers serve --cb-use-cuda-graph
-#   bash benchmarks/gpu/issue11_12_runs.sh e   kernels_bench alone (after the copy's L2-only loads
-#       joined the search)
+#   bash benchmarks/gpu/issue11_12_runs.sh e   kernels_bench (after the copy's L2-only loads joined
+#       the search and torch's benchmark Timer the checks), and a ~700 k-event eager decode trace
 #   bash benchmarks/gpu/issue11_12_runs.sh c   the Triton copy search (hbm_tune.py), kernels_bench's
 #       GPU tests and `servescope bench hbm`, after stage b's run again and tests/gpu
 # Everything lands in $OUT (at most 8 files come back).
@@ -48,6 +48,8 @@ tsrun() {  # [name [extra transformers serve flags...]]
 }
 if [ "$stage" = e ]; then
   hbm
+  timeout 120 python3 benchmarks/gpu/decode_traces.py $OUT --layers 16 --steps 220 --only eager \
+    --prefix h200-decode-xl >> $log 2>&1; echo "record rc=$?" >> $log
 elif [ "$stage" = d ]; then
   hbm
   tsrun ts_graph --cb-use-cuda-graph

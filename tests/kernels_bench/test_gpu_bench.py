@@ -44,6 +44,7 @@ def test_every_triton_figure_agrees_with_the_loop_timing(hbm_run):
     assert len(checks) == 8
     for c in checks:
         assert abs(c["agree_frac"]) <= 0.03, c
+        assert abs(c["torch_timer_agree_frac"]) <= 0.03, c  # torch.utils.benchmark.Timer
 
 
 def test_sweep_shows_the_l2_transition(hbm_run):
