@@ -211,6 +211,23 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def _system_pool() -> Iterator[None]:
+    """Arrow's allocations on the C library's malloc while traces are read. Arrow's default,
+    mimalloc, keeps the pages the parsing threads freed for those threads, so the analysis
+    that follows (numpy and pandas, on malloc) cannot reuse them; on malloc it does (peak RSS
+    of a 200 k-event load + analysis: 272 -> 234 MB, a 95 k-event H200 trace: 294 -> 248 MB;
+    same speed). Process-wide while it lasts (arrow has no per-thread pool)."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(before)
+
+
 def _first_ts(batch: list[dict[str, Any]] | PreparedEvents) -> float | None:
     """The ``ts`` of the first complete ("X") event with a numeric one."""
     if isinstance(batch, PreparedEvents):
@@ -232,7 +249,7 @@ def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
         parse_schema(), arrow_readable, arrow_accepts, batcher.prepare) if arrow else None)
     clock = None
     problem = ""
-    with _no_gc():
+    with _no_gc(), _system_pool():
         try:
             for batch in stream:
                 if clock is None:
