@@ -203,7 +203,7 @@ def _client_warnings(req_ok: pd.DataFrame, lag: Stats | None, lag_warn_ms: float
     n_ok = len(req_ok)
     if "ev_clock" in req_ok.columns and n_ok:
         clock = req_ok["ev_clock"].to_numpy()
-        other = int(((clock != "kernel_rx") & (clock != "")).sum())
+        other = int(((clock != "kernel_rx") & (clock != "packet_rx") & (clock != "")).sum())
         if other:
             out.append(f"no kernel receive timestamps for {other} of {n_ok} successful "
                        "requests (TLS, or a platform without SO_TIMESTAMPNS): their event "

@@ -85,6 +85,10 @@ class WorkloadOptions:
                                             "written anywhere)")] = "OPENAI_API_KEY"
     max_response_bytes: Annotated[int, _opt("Largest non-streamed answer read, bytes (a larger "
                                             "one ends invalid_response)")] = 64 << 20
+    packet_timestamps: Annotated[bool, _opt(
+        "Time each streamed event by its own packet (a packet socket: Linux, needs "
+        "CAP_NET_RAW; exact even when the client falls behind)", "--packet-timestamps")
+    ] = False
 
     def to_config(self, base_url: str, model: str, out: Path, argv: list[str],
                   api_key: str | None = None, *, done_marker: bool = True) -> LoadConfig:
@@ -98,6 +102,10 @@ class WorkloadOptions:
 
         if self.rate is not None and self.dataset == "trace":
             raise ValueError("--rate and --dataset trace exclude each other (the trace has times)")
+        if self.packet_timestamps:  # read by the client in every worker process
+            from collectors.client.wire_tap import ENV
+
+            os.environ[ENV] = "1"
         if self.dataset == "trace":
             arrival = ArrivalSpec("trace", concurrency=self.concurrency)
         elif self.rate is not None or (self.sweep and self.arrival != "closed"

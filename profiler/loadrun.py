@@ -205,6 +205,10 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
         workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
         client=ClientInfo(timed.timestamp_source()),
     )
+    refused = timed.wire_stamps_refusal()
+    if refused:
+        manifest.warnings.append(f"--packet-timestamps: {refused}; events are timed by the "
+                                 "kernel's receive time of each read instead")
     try:
         write_manifest(run_dir, manifest)
     except RunDirError:

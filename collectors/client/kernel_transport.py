@@ -38,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from collectors.client.wire_tap import WireTap, open_tap, wire_stamps_asked
 from servescope.clock import now_ns
 
 __all__ = ["StampedTransport", "hook_connector", "kernel_stamps_supported"]
@@ -65,9 +66,13 @@ class StampedTransport(asyncio.Transport):
     """asyncio's transport contract over one connected, non-TLS TCP socket."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol: asyncio.Protocol) -> None:
-        super().__init__({"socket": sock, "peername": sock.getpeername(),
-                          "sockname": sock.getsockname()})
+                 protocol: asyncio.Protocol, tap: WireTap | None = None) -> None:
+        peer, local = sock.getpeername(), sock.getsockname()
+        super().__init__({"socket": sock, "peername": peer, "sockname": local})
+        self._tap = tap
+        self._key = (int(peer[1]), int(local[1]))
+        if tap is not None:
+            tap.register(self._key)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
@@ -78,6 +83,11 @@ class StampedTransport(asyncio.Transport):
         self._closing = self._lost = self._reading = self._write_paused = False
         protocol.connection_made(self)
         self.resume_reading()
+
+    @property
+    def packet_stamps(self) -> bool:
+        """Whether reads are still delivered per packet (:mod:`collectors.client.wire_tap`)."""
+        return self._tap is not None
 
     # --- reading
     def _read_ready(self) -> None:
@@ -95,6 +105,17 @@ class StampedTransport(asyncio.Transport):
         if anc:
             sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
             tk = sec * _NS + nsec - (_wall_ns() - now_ns())
+        if self._tap is not None:
+            parts = self._tap.split(self._key, len(data))
+            if parts is None:
+                self._tap = None  # the packets did not cover this read: TCP stamps from now
+            else:
+                pos = 0
+                for n, t in parts:
+                    if not self._deliver(data[pos:pos + n], t):
+                        return
+                    pos += n
+                return
         self._deliver(data, tk)
 
     def _deliver(self, data: bytes, tk: int) -> bool:
@@ -216,6 +237,8 @@ class StampedTransport(asyncio.Transport):
         self._loop.call_soon(self._finish, exc)
 
     def _finish(self, exc: BaseException | None) -> None:
+        if self._tap is not None:
+            self._tap.forget(self._key)
         try:
             self._protocol.connection_lost(exc if isinstance(exc, Exception) else None)
         finally:
@@ -248,6 +271,7 @@ def hook_connector(connector: Any) -> bool:
 
     original: Callable[..., Awaitable[tuple[asyncio.Transport, Any]]] = (
         connector._wrap_create_connection)
+    taps: dict[int, WireTap | None] = {}  # server port -> this process's tap (None: refused)
 
     async def create(*args: Any, addr_infos: Any, req: Any, timeout: Any,  # noqa: ASYNC109
                      client_error: type[Exception] = ClientConnectorError, **kwargs: Any
@@ -268,8 +292,14 @@ def hook_connector(connector: Any) -> bool:
                 raise
             raise client_error(req.connection_key, exc) from exc
         proto = args[0]()
+        tap = None
+        if wire_stamps_asked() and sock.family == socket.AF_INET:
+            host, port = sock.getpeername()[:2]
+            if port not in taps:
+                taps[port] = open_tap(port, "lo" if host.startswith("127.") else None)[0]
+            tap = taps[port]
         try:
-            transport = StampedTransport(c._loop, sock, proto)
+            transport = StampedTransport(c._loop, sock, proto, tap)
         except OSError as exc:
             sock.close()
             raise client_error(req.connection_key, exc) from exc

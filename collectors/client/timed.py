@@ -42,13 +42,15 @@ from collectors.client.kernel_transport import (
     hook_connector,
     kernel_stamps_supported,
 )
+from collectors.client.wire_tap import open_tap, wire_stamps_asked
 from servescope.clock import now_ns
 
-__all__ = ["CLOCK_KERNEL", "CLOCK_SOCKET_READ", "CLOCK_WAKEUP", "ArrivalClock",
+__all__ = ["CLOCK_KERNEL", "CLOCK_PACKET", "CLOCK_SOCKET_READ", "CLOCK_WAKEUP", "ArrivalClock",
            "TimedResponseHandler", "available", "install", "kernel_stamps_supported",
-           "send_trace", "timestamp_source"]
+           "send_trace", "timestamp_source", "wire_stamps_refusal"]
 
 CLOCK_KERNEL = "kernel_rx"  # the kernel's receive time of the read's last packet
+CLOCK_PACKET = "packet_rx"  # the kernel's receive time of each packet (a packet socket)
 CLOCK_SOCKET_READ = "socket_read"  # the process's read of the bytes (user space)
 CLOCK_WAKEUP = "coroutine_wakeup"  # the reading coroutine resumed (no protocol hook)
 
@@ -56,7 +58,25 @@ def timestamp_source() -> str:
     """The clock events of this process's plain-HTTP connections will use."""
     if not available():
         return CLOCK_WAKEUP
-    return CLOCK_KERNEL if kernel_stamps_supported() else CLOCK_SOCKET_READ
+    if not kernel_stamps_supported():
+        return CLOCK_SOCKET_READ
+    if wire_stamps_asked():
+        tap, _why = open_tap(0)
+        if tap is not None:
+            tap.close()
+            return CLOCK_PACKET
+    return CLOCK_KERNEL
+
+
+def wire_stamps_refusal() -> str:
+    """Why per-packet times were asked for (``SERVESCOPE_WIRE_STAMPS=1``) and cannot be had
+    here ("" when they were not asked for, or can)."""
+    if not wire_stamps_asked():
+        return ""
+    tap, why = open_tap(0)
+    if tap is not None:
+        tap.close()
+    return why
 
 
 class TimedResponseHandler(ResponseHandler):
@@ -72,6 +92,11 @@ class TimedResponseHandler(ResponseHandler):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.kernel_stamps = isinstance(transport, StampedTransport)
+
+    def packet_stamps(self) -> bool:
+        """Whether this connection's reads are still split by packet (a packet socket)."""
+        t = self.transport
+        return isinstance(t, StampedTransport) and t.packet_stamps
 
     def set_kernel_time(self, t_ns: int) -> None:
         """The kernel's receive time of the read whose data comes next."""
@@ -128,8 +153,10 @@ class ArrivalClock:
         proto = conn.protocol if conn is not None else getattr(resp, "_protocol", None)
         timed = isinstance(proto, TimedResponseHandler)
         self._arrivals = proto.arrivals if timed else None  # type: ignore[union-attr]
-        self.clock = (CLOCK_WAKEUP if not timed else CLOCK_KERNEL
-                      if proto.kernel_stamps else CLOCK_SOCKET_READ)  # type: ignore[union-attr]
+        self.clock = (CLOCK_WAKEUP if not timed else CLOCK_SOCKET_READ
+                      if not proto.kernel_stamps  # type: ignore[union-attr]
+                      else CLOCK_PACKET if proto.packet_stamps()  # type: ignore[union-attr]
+                      else CLOCK_KERNEL)
         self._payload = resp.content
         self._consumed = 0
 

@@ -78,7 +78,7 @@ class RequestRecord:
     usage_cached_tokens: int = UNKNOWN
     output_chars: int = 0
     output_text: str | None = None  # only kept when asked (multi-turn, --keep-text)
-    ev_clock: str = ""  # clock of ev_t_ns: kernel_rx | socket_read | coroutine_wakeup
+    ev_clock: str = ""  # clock of ev_t_ns: packet_rx | kernel_rx | socket_read | coroutine_wakeup
     tokens_cum_source: str = ""  # "client_tokenizer" when ev_tokens_cum is the client's count
     client_completion_tokens: int = UNKNOWN  # output tokens counted by the client's tokenizer
     ev_t_ns: list[int] = field(default_factory=list)

@@ -37,8 +37,9 @@ class ClientStep:
 
 @dataclass(slots=True)
 class ClientInfo:
-    """``timestamps``: where event times were taken (``kernel_rx``: the kernel's receive
-    timestamps, ``socket_read`` or ``coroutine_wakeup``; "" when not recorded, e.g. an imported
+    """``timestamps``: where event times were taken (``packet_rx``: each packet's receive
+    time from a packet socket, ``kernel_rx``: the kernel's receive time of each read,
+    ``socket_read`` or ``coroutine_wakeup``; "" when not recorded, e.g. an imported
     run); ``steps``: one :class:`ClientStep` per step."""
 
     timestamps: str = ""
