@@ -104,7 +104,12 @@ def arm_hta(trace: Path) -> dict[str, Any]:
     analysis.get_temporal_breakdown(visualize=False)
     analysis.get_idle_time_breakdown(visualize=False)
     counts = (by_kernel["sum (us)"] / by_kernel["mean (us)"]).round()
-    return {"gpu_events": int(counts.sum()), "gpu_time_us": float(by_type["sum"].sum())}
+    # the GPU rows HTA parsed (its trace frames: stream >= 0), the input its breakdowns read
+    rows = sum(int((analysis.t.get_trace(r)["stream"] >= 0).sum())
+               for r in analysis.t.get_ranks())
+    negative = int((by_kernel["sum (us)"] < 0).sum())
+    return {"gpu_events": int(counts.sum()), "gpu_time_us": float(by_type["sum"].sum()),
+            "gpu_rows": rows, "negative_kernel_sums": negative}
 
 
 def _none(_trace: Path) -> dict[str, Any]:
@@ -196,12 +201,18 @@ def _count(arm: dict[str, Any], key: str) -> str:
 
 def agree(servescope: dict[str, Any], hta: dict[str, Any]) -> str:
     """"yes" when both saw the same number of GPU events and HTA's Σ duration is below
-    servescope's by no more than its rounding (2 µs an event), else what differs."""
+    servescope's by no more than its rounding (2 µs an event), else what differs (with how
+    many GPU rows HTA parsed, and its kernels whose summed duration came out negative)."""
     if "gpu_events" not in servescope or "gpu_events" not in hta:
         return "–"
     n_s, n_h = servescope["gpu_events"], hta["gpu_events"]
     if n_s != n_h:
-        return f"NO: {n_s:,} vs {n_h:,} events"
+        extra = ""
+        if "gpu_rows" in hta:
+            extra = f"; HTA parsed {hta['gpu_rows']:,} GPU rows"
+        if hta.get("negative_kernel_sums"):
+            extra += f", {hta['negative_kernel_sums']} kernels with a negative Σ"
+        return f"NO: breakdown {n_s:,} vs {n_h:,} events{extra}"
     gap = servescope["gpu_time_us"] - hta["gpu_time_us"]
     return "yes" if 0 <= gap <= 2 * n_s else f"NO: Σ differs by {gap:,.0f} µs"
 

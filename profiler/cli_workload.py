@@ -102,10 +102,7 @@ class WorkloadOptions:
 
         if self.rate is not None and self.dataset == "trace":
             raise ValueError("--rate and --dataset trace exclude each other (the trace has times)")
-        if self.packet_timestamps:  # read by the client in every worker process
-            from collectors.client.wire_tap import ENV
 
-            os.environ[ENV] = "1"
         if self.dataset == "trace":
             arrival = ArrivalSpec("trace", concurrency=self.concurrency)
         elif self.rate is not None or (self.sweep and self.arrival != "closed"
@@ -131,7 +128,7 @@ class WorkloadOptions:
             per_chunk_usage=self.per_chunk_usage, ignore_eos=self.ignore_eos,
             request_timeout_s=self.request_timeout, stall_timeout_s=self.stall_timeout,
             max_response_bytes=self.max_response_bytes, done_marker=done_marker,
-            tokenizer=self.tokenizer,
+            tokenizer=self.tokenizer, packet_timestamps=self.packet_timestamps,
         )
         requests = self.requests
         if requests is None and self.duration is None:

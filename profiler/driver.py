@@ -302,7 +302,7 @@ async def drive(shard: Shard, target: Target, recorder: TimelineRecorder,
     limit = shard.concurrency if shard.offsets_ns is None else (shard.max_in_flight or 0)
     connector = aiohttp.TCPConnector(limit=max(limit, 0), ttl_dns_cache=None,
                                      force_close=False, enable_cleanup_closed=True)
-    stats.exact_arrival_times = timed.install(connector)
+    stats.exact_arrival_times = timed.install(connector, packets=target.packet_timestamps)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20,
                                      auto_decompress=False, trust_env=False,
                                      trace_configs=[timed.send_trace()]) as http:

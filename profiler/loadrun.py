@@ -203,9 +203,9 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
                 "ignore_eos": cfg.target.ignore_eos,
                 **({} if cfg.target.done_marker else {"done_marker": False})},
         workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
-        client=ClientInfo(timed.timestamp_source()),
+        client=ClientInfo(timed.timestamp_source(packets=cfg.target.packet_timestamps)),
     )
-    refused = timed.wire_stamps_refusal()
+    refused = timed.wire_stamps_refusal(packets=cfg.target.packet_timestamps)
     if refused:
         manifest.warnings.append(f"--packet-timestamps: {refused}; events are timed by the "
                                  "kernel's receive time of each read instead")

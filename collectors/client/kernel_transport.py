@@ -260,9 +260,10 @@ _NEEDED = ("_wrap_create_connection", "_loop", "_local_addr_infos", "_happy_eyeb
            "_interleave", "_socket_factory")
 
 
-def hook_connector(connector: Any) -> bool:
+def hook_connector(connector: Any, *, packets: bool = False) -> bool:
     """Open ``connector``'s plain-HTTP connections on :class:`StampedTransport`; False (the
-    connector untouched) where the platform or this aiohttp cannot."""
+    connector untouched) where the platform or this aiohttp cannot. ``packets`` (or
+    ``SERVESCOPE_WIRE_STAMPS=1``): split reads per packet where a packet socket opens."""
     if not kernel_stamps_supported() or not all(hasattr(connector, a) for a in _NEEDED):
         return False
     import aiohappyeyeballs
@@ -293,7 +294,7 @@ def hook_connector(connector: Any) -> bool:
             raise client_error(req.connection_key, exc) from exc
         proto = args[0]()
         tap = None
-        if wire_stamps_asked() and sock.family == socket.AF_INET:
+        if (packets or wire_stamps_asked()) and sock.family == socket.AF_INET:
             host, port = sock.getpeername()[:2]
             if port not in taps:
                 taps[port] = open_tap(port, "lo" if host.startswith("127.") else None)[0]

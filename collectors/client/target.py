@@ -57,6 +57,8 @@ class Target:
     # tokenizer.json (or a directory holding one): without per-chunk usage, each event's
     # tokens are counted by the client from its text (flagged, checked against the usage)
     tokenizer: str | None = None
+    # time each event by its own packet (a packet socket; collectors/client/wire_tap.py)
+    packet_timestamps: bool = False
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
     # the run's id: each request's W3C traceparent derives from it and its x-request-id

@@ -54,13 +54,14 @@ CLOCK_PACKET = "packet_rx"  # the kernel's receive time of each packet (a packet
 CLOCK_SOCKET_READ = "socket_read"  # the process's read of the bytes (user space)
 CLOCK_WAKEUP = "coroutine_wakeup"  # the reading coroutine resumed (no protocol hook)
 
-def timestamp_source() -> str:
-    """The clock events of this process's plain-HTTP connections will use."""
+def timestamp_source(*, packets: bool = False) -> str:
+    """The clock events of this process's plain-HTTP connections will use (``packets``:
+    per-packet times asked for, as by ``--packet-timestamps``)."""
     if not available():
         return CLOCK_WAKEUP
     if not kernel_stamps_supported():
         return CLOCK_SOCKET_READ
-    if wire_stamps_asked():
+    if packets or wire_stamps_asked():
         tap, _why = open_tap(0)
         if tap is not None:
             tap.close()
@@ -68,10 +69,10 @@ def timestamp_source() -> str:
     return CLOCK_KERNEL
 
 
-def wire_stamps_refusal() -> str:
-    """Why per-packet times were asked for (``SERVESCOPE_WIRE_STAMPS=1``) and cannot be had
-    here ("" when they were not asked for, or can)."""
-    if not wire_stamps_asked():
+def wire_stamps_refusal(*, packets: bool = False) -> str:
+    """Why per-packet times were asked for (``packets``, or ``SERVESCOPE_WIRE_STAMPS=1``) and
+    cannot be had here ("" when they were not asked for, or can)."""
+    if not (packets or wire_stamps_asked()):
         return ""
     tap, why = open_tap(0)
     if tap is not None:
@@ -126,7 +127,7 @@ def available() -> bool:
     return has_payload and "_factory" in BaseConnector.__init__.__code__.co_names
 
 
-def install(connector: aiohttp.TCPConnector) -> bool:
+def install(connector: aiohttp.TCPConnector, *, packets: bool = False) -> bool:
     """Make ``connector`` create timed protocols, on kernel-stamped transports for plain HTTP
     where the platform allows (:mod:`collectors.client.kernel_transport`); False if this
     aiohttp lacks the protocol hook."""
@@ -137,7 +138,7 @@ def install(connector: aiohttp.TCPConnector) -> bool:
         return False
     connector._factory = functools.partial(  # type: ignore[assignment]
         TimedResponseHandler, **factory.keywords)
-    hook_connector(connector)
+    hook_connector(connector, packets=packets)
     return True
 
 

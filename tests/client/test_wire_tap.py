@@ -15,7 +15,14 @@ import pytest
 from collectors.client.wire_tap import ENV, WireTap, open_tap
 from servescope.records import EventKind
 from tests.client._paced import paced_server
-from tests.client.test_kernel_stamps import _MS, _SLACK_NS, _errors, _fetch, _gil_hog
+from tests.client.test_kernel_stamps import (
+    _ARRIVAL_NS,
+    _MS,
+    _SLACK_NS,
+    _errors,
+    _fetch,
+    _gil_hog,
+)
 
 KEY = (8000, 40000)
 
@@ -78,8 +85,8 @@ def _can_tap() -> bool:
 async def test_starved_client_keeps_every_packets_own_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The event loop held off for 40 ms at a time against 10 ms between a stream's events:
-    the TCP stamp would give the merged events the later packet's time; per packet, every
-    event keeps its own (within 50 µs of the server's transmit stamp)."""
+    the TCP stamp would give the merged events the later packet's time (26 % within 50 µs
+    here, the rest a gap late); per packet, every event keeps its own."""
     monkeypatch.setenv(ENV, "1")
     with paced_server(tmp_path, "--ttft-ms", "20", "--itl-ms", "10", "--events", "24") as srv, \
             _gil_hog(0.040):
@@ -88,7 +95,10 @@ async def test_starved_client_keeps_every_packets_own_time(
     lags = np.concatenate([r.ev_lag_ns for r in recs])
     assert float(lags.max()) > 15 * _MS, "the client was not starved: the test proves nothing"
     dist, _ = _errors(recs, srv)
-    assert float((dist <= _SLACK_NS).mean()) >= 0.99, np.percentile(dist, [50, 99, 100])
+    # every event within 1 ms of its own packet (a merge would be a 10 ms gap off), nearly
+    # all within 50 µs (the receiving softirq can run a little late on a starved machine)
+    assert float(dist.max()) <= _ARRIVAL_NS, np.percentile(dist, [50, 99, 100])
+    assert float((dist <= _SLACK_NS).mean()) >= 0.95, np.percentile(dist, [50, 99, 100])
     # and the event gaps are the server's, not zero (no merged events)
     gaps = np.concatenate([np.diff([t for t, k in zip(r.ev_t_ns, r.ev_kind, strict=True)
                                     if k == EventKind.OUTPUT]) for r in recs])
