@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
@@ -256,6 +257,12 @@ class StampedTransport(asyncio.Transport):
             self._sock.close()
 
 
+def _close_taps(taps: dict[int, WireTap | None]) -> None:
+    for tap in taps.values():
+        if tap is not None:
+            tap.close()
+
+
 _NEEDED = ("_wrap_create_connection", "_loop", "_local_addr_infos", "_happy_eyeballs_delay",
            "_interleave", "_socket_factory")
 
@@ -273,6 +280,7 @@ def hook_connector(connector: Any, *, packets: bool = False) -> bool:
     original: Callable[..., Awaitable[tuple[asyncio.Transport, Any]]] = (
         connector._wrap_create_connection)
     taps: dict[int, WireTap | None] = {}  # server port -> this process's tap (None: refused)
+    weakref.finalize(connector, _close_taps, taps)  # the packet sockets go with the connector
 
     async def create(*args: Any, addr_infos: Any, req: Any, timeout: Any,  # noqa: ASYNC109
                      client_error: type[Exception] = ClientConnectorError, **kwargs: Any
