@@ -58,13 +58,14 @@ def _batched(events: Iterator[dict[str, Any]], n: int = 4096) -> Iterator[list[d
 
 
 def _with_batcher(batches: Iterator[list[dict[str, Any]]], out: Path) -> int:
-    from collectors.kernels.ingest import ParquetSink, _no_gc
+    from collectors.kernels.ingest import ParquetSink
     from collectors.kernels.tables import EventBatcher
+    from servescope.gcpause import gc_paused
 
     sink = ParquetSink(out)
     batcher = EventBatcher(0, sink.write)
     batcher.shift_ns = 0
-    with _no_gc():  # as the servescope arm
+    with gc_paused():  # as the servescope arm
         for batch in batches:
             batcher.add(batch)
         batcher.close()

@@ -50,13 +50,16 @@ def _jit() -> dict[str, Any]:
                      cache_modifier=".cs")
 
     @triton.jit  # type: ignore[untyped-decorator]
-    def copy_k(x, y, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+    def copy_k(x, y, n, BLOCK: tl.constexpr, LOAD_CG: tl.constexpr):  # type: ignore[no-untyped-def]
         pid, nprog = tl.program_id(0), tl.num_programs(0)
         for start in range(pid * BLOCK, n, nprog * BLOCK):
             offs = start + tl.arange(0, BLOCK)
             m = offs < n
-            tl.store(y + offs, tl.load(x + offs, mask=m, eviction_policy="evict_first"),
-                     mask=m, cache_modifier=".cs")
+            if LOAD_CG:  # cached in L2 only
+                v = tl.load(x + offs, mask=m, cache_modifier=".cg")
+            else:
+                v = tl.load(x + offs, mask=m, eviction_policy="evict_first")
+            tl.store(y + offs, v, mask=m, cache_modifier=".cs")
 
     @triton.jit  # type: ignore[untyped-decorator]
     def triad_k(a, b, c, n, s, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]  # noqa: PLR0917
@@ -78,16 +81,7 @@ def _jit() -> dict[str, Any]:
                 acc += tl.load(x + offs, mask=offs < n, other=0.0, cache_modifier=".cg")
         tl.store(out + pid, tl.sum(acc, axis=0))
 
-    @triton.jit  # type: ignore[untyped-decorator]
-    def copy_cg_k(x, y, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
-        pid, nprog = tl.program_id(0), tl.num_programs(0)
-        for start in range(pid * BLOCK, n, nprog * BLOCK):
-            offs = start + tl.arange(0, BLOCK)
-            m = offs < n
-            tl.store(y + offs, tl.load(x + offs, mask=m, cache_modifier=".cg"),
-                     mask=m, cache_modifier=".cs")
-
-    return {"read": read_k, "write": write_k, "copy": copy_k, "copy_cg": copy_cg_k,
+    return {"read": read_k, "write": write_k, "copy": copy_k,
             "triad": triad_k,
             "cache_read": cache_read_k}
 
@@ -132,10 +126,10 @@ def triton_kernels(a: Any, b: Any, c: Any, *, block: int = 4096, num_warps: int 
             args = (a, n, _SCALAR)
         elif op == "copy":
             args = (b, a, n)
+            kw["LOAD_CG"] = copy_loads == "cg"
         else:
             args = (a, b, c, n, _SCALAR)
-        kernel = k["copy_cg"] if op == "copy" and copy_loads == "cg" else k[op]
-        calls[op] = launcher(kernel, grid, args, kw)
+        calls[op] = launcher(k[op], grid, args, kw)
     return calls
 
 

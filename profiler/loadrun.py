@@ -192,6 +192,7 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
     run_dir = cfg.out_dir if run_dir_ready else prepare_run_dir(cfg.out_dir)
     reserve = _reserve(run_dir)
     anchor = take_anchor()
+    clock, refused = timed.timestamp_source(packets=cfg.target.packet_timestamps)
     steps = _step_arrivals(cfg)
     manifest = Manifest(
         run_id=run_dir.name, started_wall_ns=anchor.wall_ns, clock=anchor,
@@ -203,9 +204,8 @@ def run_load(cfg: LoadConfig, on_progress: Callable[[Progress], None] | None = N
                 "ignore_eos": cfg.target.ignore_eos,
                 **({} if cfg.target.done_marker else {"done_marker": False})},
         workers=cfg.workers, gpus=gpu_inventory(), engine=engine,
-        client=ClientInfo(timed.timestamp_source(packets=cfg.target.packet_timestamps)),
+        client=ClientInfo(clock),
     )
-    refused = timed.wire_stamps_refusal(packets=cfg.target.packet_timestamps)
     if refused:
         manifest.warnings.append(f"--packet-timestamps: {refused}; events are timed by the "
                                  "kernel's receive time of each read instead")

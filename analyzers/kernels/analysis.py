@@ -3,9 +3,6 @@ timelines")."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +19,7 @@ from analyzers.kernels.breakdown import (
 from analyzers.kernels.frame import check_events, nan_to_none
 from analyzers.kernels.steps import Step, assign_steps, cut_steps
 from analyzers.kernels.timeline import StepTimeline, step_timelines
+from servescope.gcpause import gc_paused
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,26 +101,12 @@ def _verdict(timelines: list[StepTimeline], gpu: pd.DataFrame) -> LaunchBoundVer
                                  else float("nan")))
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector off during an analysis: its step and timeline records
-    make no cycles, but the tens of thousands of them (a step each) trigger collections that
-    walk every live object (1 M events: 1.4-1.7 s with it on, 1.3-1.4 s off)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def analyze_kernels(events: pd.DataFrame, engine: str | None = None,
                     top_n: int = 10) -> KernelAnalysis:
     """Steps, per-step timelines, categories, shares by phase, top kernels and the verdict of
     one trace's events (any number of ranks). ``engine``: whose step annotations to cut on
     (an engine name of the registry; None tries every engine's)."""
-    with _no_gc():
+    with gc_paused():
         return _analyze(events, engine, top_n)
 
 

@@ -33,16 +33,6 @@ def _kernels() -> dict[str, Any]:
                     tl.store(y + offs, v, mask=m)
 
     @triton.jit  # type: ignore[untyped-decorator]
-    def read_k(x, out, n, PASSES: tl.constexpr, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
-        pid, nprog = tl.program_id(0), tl.num_programs(0)
-        acc = tl.zeros([BLOCK], dtype=tl.float32)
-        for _p in range(PASSES):
-            for start in range(pid * BLOCK, n, nprog * BLOCK):
-                offs = start + tl.arange(0, BLOCK)
-                acc += tl.load(x + offs, mask=offs < n, other=0.0, cache_modifier=".cg")
-        tl.store(out + pid, tl.sum(acc, axis=0))
-
-    @triton.jit  # type: ignore[untyped-decorator]
     def copy_pipe_k(x, y, n, BLOCK: tl.constexpr, STAGES: tl.constexpr):  # type: ignore[no-untyped-def]
         pid, nprog = tl.program_id(0), tl.num_programs(0)
         for start in tl.range(pid * BLOCK, n, nprog * BLOCK, num_stages=STAGES):
@@ -61,7 +51,7 @@ def _kernels() -> dict[str, Any]:
         for r in tl.range(pid * BM, rows, nprog * BM, num_stages=3):
             yd.store([r, 0], xd.load([r, 0]))
 
-    return {"copy": copy_k, "read": read_k, "pipe": copy_pipe_k, "tma": copy_tma_k}
+    return {"copy": copy_k, "pipe": copy_pipe_k, "tma": copy_tma_k}
 
 
 def _time(torch: Any, fn: Any, repeats: int, warmup: int = 5) -> float:
@@ -83,7 +73,8 @@ def main() -> None:  # noqa: PLR0915 - one search, read top to bottom
     ap = argparse.ArgumentParser()
     ap.add_argument("--gib", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--read-sweep", action="store_true")
+    ap.add_argument("--read-sweep", action="store_true",
+                    help="also the passes-in-one-launch read over 1 MiB..4 GiB")
     a = ap.parse_args()
     import torch
     import triton
@@ -142,16 +133,13 @@ def main() -> None:  # noqa: PLR0915 - one search, read top to bottom
         print(json.dumps({"v": "copy", "block": block, "warps": warps, "grid_x_sm": grid_mult,
                           "store_cs": cs, "unroll": unroll, "TBps": moved / t / 1e12, "ok": ok}),
               flush=True)
-    part = torch.empty(8 * sms, dtype=torch.float32, device="cuda")
+    from kernels_bench.hbm_triton import cache_read
+
     for p in range(20, 33) if a.read_sweep else ():
         size = 1 << p
-        m = size // 4
         passes = max(1, (1 << 30) // size)
-        xs = x[:m]
         for grid_mult in (2, 4, 8):
-            t = _time(torch, lambda m=m, passes=passes, xs=xs, g=grid_mult * sms:
-                      k["read"][(g,)](xs, part, m, PASSES=passes, BLOCK=4096, num_warps=8),
-                      a.repeats)
+            t = _time(torch, cache_read(x[:size // 4], passes, grid_mult * sms), a.repeats)
             print(json.dumps({"v": "read-passes", "size": size, "passes": passes,
                               "grid_x_sm": grid_mult, "TBps": size * passes / t / 1e12}),
                   flush=True)

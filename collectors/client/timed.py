@@ -47,37 +47,28 @@ from servescope.clock import now_ns
 
 __all__ = ["CLOCK_KERNEL", "CLOCK_PACKET", "CLOCK_SOCKET_READ", "CLOCK_WAKEUP", "ArrivalClock",
            "TimedResponseHandler", "available", "install", "kernel_stamps_supported",
-           "send_trace", "timestamp_source", "wire_stamps_refusal"]
+           "send_trace", "timestamp_source"]
 
 CLOCK_KERNEL = "kernel_rx"  # the kernel's receive time of the read's last packet
 CLOCK_PACKET = "packet_rx"  # the kernel's receive time of each packet (a packet socket)
 CLOCK_SOCKET_READ = "socket_read"  # the process's read of the bytes (user space)
 CLOCK_WAKEUP = "coroutine_wakeup"  # the reading coroutine resumed (no protocol hook)
 
-def timestamp_source(*, packets: bool = False) -> str:
-    """The clock events of this process's plain-HTTP connections will use (``packets``:
-    per-packet times asked for, as by ``--packet-timestamps``)."""
-    if not available():
-        return CLOCK_WAKEUP
-    if not kernel_stamps_supported():
-        return CLOCK_SOCKET_READ
+def timestamp_source(*, packets: bool = False) -> tuple[str, str]:
+    """The clock events of this process's plain-HTTP connections will use, and why
+    per-packet times, asked for (``packets``, as by ``--packet-timestamps``, or
+    ``SERVESCOPE_WIRE_STAMPS=1``), cannot be had here ("" when not asked for, or granted)."""
+    refused = ""
     if packets or wire_stamps_asked():
-        tap, _why = open_tap(0)
+        tap, refused = open_tap(0)  # a trial opening: the privilege and the platform
         if tap is not None:
             tap.close()
-            return CLOCK_PACKET
-    return CLOCK_KERNEL
-
-
-def wire_stamps_refusal(*, packets: bool = False) -> str:
-    """Why per-packet times were asked for (``packets``, or ``SERVESCOPE_WIRE_STAMPS=1``) and
-    cannot be had here ("" when they were not asked for, or can)."""
-    if not (packets or wire_stamps_asked()):
-        return ""
-    tap, why = open_tap(0)
-    if tap is not None:
-        tap.close()
-    return why
+    if not available():
+        return CLOCK_WAKEUP, refused
+    if not kernel_stamps_supported():
+        return CLOCK_SOCKET_READ, refused
+    granted = (packets or wire_stamps_asked()) and not refused
+    return (CLOCK_PACKET if granted else CLOCK_KERNEL), refused
 
 
 class TimedResponseHandler(ResponseHandler):

@@ -12,7 +12,6 @@ trace file a user already has. Bad input never raises: an unreadable file become
 from __future__ import annotations
 
 import contextlib
-import gc
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from collectors.kernels.tables import (
     parse_schema,
 )
 from servescope.clock import ClockAnchor
+from servescope.gcpause import gc_paused
 from servescope.records.kernels import TraceFileRecord
 from servescope.rundir.atomic import RunDirWriteError
 from servescope.rundir.layout import (
@@ -198,20 +198,6 @@ def rank_of(path: Path, header: dict[str, Any]) -> int:
 
 
 @contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector off while a trace is read: parsed events make no cycles,
-    but the millions of containers they allocate trigger collections that walk every live
-    object (1.4x slower with it on, measured on a 1 M-event trace)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-@contextlib.contextmanager
 def _system_pool() -> Iterator[None]:
     """Arrow's allocations on the C library's malloc while traces are read. Arrow's default,
     mimalloc, keeps the pages the parsing threads freed for those threads, so the analysis
@@ -249,7 +235,7 @@ def ingest_trace(path: Path, sink: TableSink, anchor: ClockAnchor | None, *,
         parse_schema(), arrow_readable, arrow_accepts, batcher.prepare) if arrow else None)
     clock = None
     problem = ""
-    with _no_gc(), _system_pool():
+    with gc_paused(), _system_pool():
         try:
             for batch in stream:
                 if clock is None:
