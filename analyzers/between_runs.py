@@ -29,6 +29,15 @@ For one metric and two arms of runs (``A``, the baseline, ``N_A`` runs; ``B``, `
   back to within-run intervals and say that run-to-run noise is not covered.
 - **Spread**: the run-to-run standard deviation of one run's value (relative, on the log
   scale, for ratio metrics), pooled over the arms' deviations from their own means.
+- **Interleaved rounds** (``pairs``: the arms ran in rounds, each round one run of each arm,
+  a round's runs all before the next round's, as ``--repeat N`` with two arms or
+  :func:`interleaved_pairs` finds from the runs' start times): the design is analysed as
+  blocked. Each round gives a difference ``d_i`` (``log B_i − log A_i`` for ratio metrics,
+  ``B_i − A_i`` otherwise) in which the machine's slow drift over the rounds cancels; the
+  change is their mean (for ratios ``exp(mean d) − 1``: the geometric mean of the per-round
+  ratios), its standard error ``sd(d)/√N`` (never below what the runs' own requests explain,
+  ``√((w_A + w_B)/N)``), and the interval and p-value are Student's t with ``N − 1`` df (a
+  paired t-test on the rounds).
 - **Minimum detectable effect** (MDE): the smallest true change that this design detects
   with probability ``power`` (default 0.9) at the two-sided level ``alpha``:
   ``(t(1 − alpha/2, df) + t(power, df)) · se``, as a worsening (relative, or points).
@@ -47,10 +56,11 @@ from analyzers.bootstrap import Interval, percentile_replicates
 from analyzers.metric_catalog import Direction, Kind, MetricSpec
 from analyzers.run_samples import RunSamples
 
-__all__ = ["BetweenRuns", "between_runs", "run_value", "runs_needed"]
+__all__ = ["BetweenRuns", "between_runs", "interleaved_pairs", "run_value", "runs_needed"]
 
 _F = npt.NDArray[np.float64]
 METHOD = "hierarchical bootstrap (runs, then requests) + Welch t"
+METHOD_PAIRED = "interleaved rounds: per-round differences, paired t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,11 @@ class BetweenRuns:
     spread: float  # run-to-run sd of one run's value; NaN when no arm has 2 runs
     mde: float  # minimum detectable worsening at this N, alpha and power
     within_sd: float = math.nan  # sd of one run's value from its own requests (same scale)
+    method: str = METHOD  # METHOD_PAIRED when judged by interleaved rounds
+
+    @property
+    def paired(self) -> bool:
+        return self.method == METHOD_PAIRED
 
     @property
     def n_runs(self) -> tuple[int, int]:
@@ -180,18 +195,73 @@ def _spread(groups: Sequence[_F], log: bool) -> tuple[float, int]:
     return (math.sqrt(ss / df), df) if df else (math.nan, 0)
 
 
+def interleaved_pairs(a_starts_ns: Sequence[int], b_starts_ns: Sequence[int]
+                      ) -> list[tuple[int, int]] | None:
+    """``(i_A, i_B)`` index pairs of the rounds in which the two arms' runs ran, from their
+    start times: both arms have the same number ``N >= 2`` of runs and, in time order, the
+    ``k``-th run of each arm started before the ``(k+1)``-th run of either (A B A B …, or each
+    round in its own order). ``None`` for any other schedule (for example all of A, then all
+    of B, or a stored baseline): the arms are then compared unpaired."""
+    n = len(a_starts_ns)
+    if n < 2 or len(b_starts_ns) != n:
+        return None
+    ia = sorted(range(n), key=lambda i: a_starts_ns[i])
+    ib = sorted(range(n), key=lambda i: b_starts_ns[i])
+    for k in range(n - 1):
+        last = max(a_starts_ns[ia[k]], b_starts_ns[ib[k]])
+        if last >= min(a_starts_ns[ia[k + 1]], b_starts_ns[ib[k + 1]]):
+            return None
+    return list(zip(ia, ib, strict=True))
+
+
 def between_runs(specs: Sequence[MetricSpec], a: Sequence[RunSamples],
                  b: Sequence[RunSamples], *, confidence: float = 0.95, power: float = 0.9,
-                 n_resamples: int = 1000, seed: int = 0) -> dict[str, BetweenRuns] | None:
-    """The between-run model of each spec (module doc); ``None`` with one run per arm."""
+                 n_resamples: int = 1000, seed: int = 0,
+                 pairs: Sequence[tuple[int, int]] | None = None
+                 ) -> dict[str, BetweenRuns] | None:
+    """The between-run model of each spec (module doc); ``None`` with one run per arm.
+    ``pairs``: the rounds of an interleaved schedule (:func:`interleaved_pairs`), judged
+    paired."""
     if not a or not b:
         raise ValueError("each arm needs at least one run")
     if len(a) < 2 and len(b) < 2:
         return None
+    if pairs is not None and (len(pairs) < 2 or any(
+            not (0 <= i < len(a) and 0 <= j < len(b)) for i, j in pairs)):
+        raise ValueError("pairs must name at least two rounds of runs of the two arms")
     out = {}
     for k, spec in enumerate(specs):
-        out[spec.name] = _one(spec, a, b, confidence, power, n_resamples, seed + 31 * k)
+        m = _one(spec, a, b, confidence, power, n_resamples, seed + 31 * k)
+        if pairs is not None and math.isfinite(m.change.low):
+            m = _paired(m, pairs, confidence, power)
+        out[spec.name] = m
     return out
+
+
+def _paired(m: BetweenRuns, pairs: Sequence[tuple[int, int]], confidence: float,
+            power: float) -> BetweenRuns:
+    """``m`` judged by its interleaved rounds (module doc); the arms' means, spread and
+    within-run sd stay those of ``m``."""
+    log = m.spec.relative
+    va = np.asarray([m.baseline_runs[i] for i, _ in pairs], dtype=np.float64)
+    vb = np.asarray([m.candidate_runs[j] for _, j in pairs], dtype=np.float64)
+    d = np.log(vb) - np.log(va) if log else vb - va
+    n = d.size
+    df = float(n - 1)
+    floor = math.sqrt(2.0 / n) * m.within_sd if math.isfinite(m.within_sd) else 0.0
+    se = max(float(d.std(ddof=1)) / math.sqrt(n), floor)
+    centre = float(d.mean())
+    tq = _t(1 - (1 - confidence) / 2, df)
+    lo, hi = centre - tq * se, centre + tq * se
+    est = math.expm1(centre) if log else centre
+    if log:
+        lo, hi = math.expm1(lo), math.expm1(hi)
+    mde_scale = (tq + _t(power, df)) * se
+    mde = (math.expm1(mde_scale) if m.spec.direction is Direction.LOWER
+           else -math.expm1(-mde_scale)) if log else mde_scale
+    ci = Interval(est, lo, hi, confidence, n, f"{METHOD_PAIRED} ({n} rounds, {df:.0f} df)")
+    return BetweenRuns(m.spec, m.baseline, m.candidate, m.baseline_runs, m.candidate_runs, ci,
+                       _p(centre, se, df), se, df, m.spread, mde, m.within_sd, METHOD_PAIRED)
 
 
 def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # noqa: PLR0917

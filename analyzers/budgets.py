@@ -24,6 +24,7 @@
     confidence = 0.95
     n_resamples = 1000
     seed = 0
+    pair_rounds = true           # interleaved repeats: judge the per-round differences
 
 **Relative budgets** (``"+10%"``, ``"-5%"``, or ``"10%"``: the worsening allowed) are for
 metrics compared as ratios (latency percentiles, throughputs). The sign must point the bad way
@@ -111,6 +112,7 @@ class GateSettings:
     confidence: float = 0.95
     n_resamples: int = 1000
     seed: int = 0
+    pair_rounds: bool = True  # interleaved rounds judged paired (analyzers.compare_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +309,7 @@ def _validity(table: Mapping[str, Any], where: Where) -> Validity:
 
 
 def _settings(table: Mapping[str, Any], where: Where) -> GateSettings:
-    valid = ("confidence", "n_resamples", "seed")
+    valid = ("confidence", "n_resamples", "seed", "pair_rounds")
     out: dict[str, Any] = {}
     for k, v in table.items():
         at = where("settings", k)
@@ -317,6 +319,10 @@ def _settings(table: Mapping[str, Any], where: Where) -> GateSettings:
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0.5 <= v < 1:
                 raise BudgetError(f"{at}: confidence must be in [0.5, 1), e.g. 0.95")
             out[k] = float(v)
+        elif k == "pair_rounds":
+            if not isinstance(v, bool):
+                raise BudgetError(f"{at}: pair_rounds must be true or false")
+            out[k] = v
         elif isinstance(v, bool) or not isinstance(v, int) or v < (100 if k == "n_resamples"
                                                                  else 0):
             raise BudgetError(f"{at}: {k} must be an integer" +

@@ -79,6 +79,7 @@ class CompareSettings:
     n_resamples: int = 1000
     seed: int = 0
     n_slices: int = DEFAULT_SLICES
+    pair_rounds: bool = True  # arms run in interleaved rounds are judged paired by round
 
     def __post_init__(self) -> None:
         if not 0 < self.confidence < 1:

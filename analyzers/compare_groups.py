@@ -11,7 +11,10 @@ repeats). :func:`compare_arms` returns the same :class:`~analyzers.compare.Compa
 - repeats on either side: every metric judged with the between-run model
   (:mod:`analyzers.between_runs`): the arms' mean values, the change with its interval and
   p-value from the hierarchical bootstrap, the minimum detectable effect (``mde``) and the
-  run-to-run spread. The verdict rule is the one of ``analyzers.compare`` (:func:`judge`),
+  run-to-run spread. When the two arms ran in interleaved rounds (``--repeat N`` of an A/B,
+  or any runs whose start times alternate round by round) and ``settings.pair_rounds``, the
+  change is judged on the per-round differences (a paired test: the machine's drift from one
+  round to the next cancels). The verdict rule is the one of ``analyzers.compare`` (:func:`judge`),
   with Holm's correction over the metrics; a metric whose MDE is above the minimum effect
   says how many repeats per arm would bring it below.
 """
@@ -24,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analyzers.between_runs import METHOD, BetweenRuns, between_runs, runs_needed
+from analyzers.between_runs import BetweenRuns, between_runs, interleaved_pairs, runs_needed
 from analyzers.compare import (
     CompareSettings,
     Comparison,
@@ -102,12 +105,18 @@ def compare_arm_samples(a: Sequence[RunSamples], b: Sequence[RunSamples], *,
     warnings: list[str] = []
     if metrics is not None and (missing := [s.name for s in wanted if s not in specs]):
         warnings.append("not in every run: " + ", ".join(missing))
+    pairs = interleaved_pairs([RunRef.of(r).started_wall_ns for r in a],
+                              [RunRef.of(r).started_wall_ns for r in b]) \
+        if cfg.pair_rounds else None
     model = between_runs(specs, a, b, confidence=cfg.confidence, n_resamples=cfg.n_resamples,
-                         seed=cfg.seed)
+                         seed=cfg.seed, pairs=pairs)
     if model is None:  # unreachable: one side has repeats (checked above)
         raise ValueError("the between-run model needs repeats on one side")
     ps = adjust_pvalues([model[s.name].p_value for s in specs], cfg.correction)
     out = [_metric(model[s.name], p, cfg) for s, p in zip(specs, ps, strict=True)]
+    if pairs is not None:
+        warnings.append(f"the arms ran in {len(pairs)} interleaved rounds: each change is "
+                        "judged on the per-round differences (paired t)")
     changes = manifest_diff(a[0].run.manifest, b[0].run.manifest)
     if any(c.key.startswith("workload.") for c in changes):
         warnings.append("the workloads differ (see the manifest changes): the two arms may "
@@ -142,7 +151,7 @@ def _metric(m: BetweenRuns, p_adj: float, cfg: CompareSettings) -> MetricCompari
         note = (f"MDE {m.mde * scale:.0f}{unit} at {m.n_runs[0]}/{m.n_runs[1]} runs: smaller "
                 f"changes are within run-to-run noise; ~{runs_needed(m.mde, thr, n)} runs per "
                 f"side would detect {thr * scale:g}{unit}")
-    return MetricComparison(m.spec, m.baseline, m.candidate, m.change, METHOD, m.p_value,
+    return MetricComparison(m.spec, m.baseline, m.candidate, m.change, m.method, m.p_value,
                             p_adj, verdict, note, m.mde, m.spread)
 
 

@@ -20,8 +20,9 @@ that noise alone breaches any of them stays below ``(1 − confidence) / 2``.
 budgets (``"3x noise"``: ``k`` times the measured run-to-run spread), are judged against the
 between-run model (``analyzers.between_runs``): breached when the change is beyond the budget
 **and** its between-run interval excludes no change; ``uncertain`` when beyond but within
-run-to-run noise. The message names the minimum detectable effect when it is above the
-budget.
+run-to-run noise. Arms that ran in interleaved rounds are judged on the per-round
+differences (paired; ``[settings] pair_rounds = false`` turns it off). The message names the
+minimum detectable effect when it is above the budget.
 
 A baseline store is a directory of run directories and run groups; its baseline is the newest
 complete entry (by ``started_wall_ns``), never the candidate itself: a stored group keeps its
@@ -307,7 +308,8 @@ def run_gate(candidate: RunSource | Sequence[str | Path], budgets: BudgetFile, *
     confidence = 1 - (1 - settings.confidence) / max(n_rel, 1)
     resamples = max(settings.n_resamples,
                     math.ceil(_MIN_TAIL_RESAMPLES / ((1 - confidence) / 2)))
-    cfg = CompareSettings(confidence=confidence, n_resamples=resamples, seed=settings.seed)
+    cfg = CompareSettings(confidence=confidence, n_resamples=resamples, seed=settings.seed,
+                          pair_rounds=settings.pair_rounds)
     notes: list[str] = []
     issues: list[ValidityIssue] = []
     base = baseline

@@ -32,10 +32,10 @@ __all__ = ["analyze", "main"]
 NS = (1, 3, 5)
 
 
-def _budgets(budget_pct: float, extra: str = "") -> str:
+def _budgets(budget_pct: float, extra: str = "", settings: str = "") -> str:
     return (f'[budgets]\nttft_p50 = "+{budget_pct:g}%"\n'
             f'output_throughput = "-{budget_pct:g}%"\n{extra}'
-            "[validity]\nmin_requests = 20\n")
+            f"[validity]\nmin_requests = 20\n[settings]\n{settings}")
 
 
 def _subgroup(src: Path, dst: Path, n: int) -> Path:
@@ -104,20 +104,24 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
-def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
-            noise_k: float | None = None) -> dict[str, Any]:
-    """``noise_k``: budgets of ``k x noise`` instead of ``budget_pct`` percent."""
+def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
+            noise_k: float | None = None, pair_rounds: bool = True,
+            confidence: float = 0.95) -> dict[str, Any]:
+    """``noise_k``: budgets of ``k x noise`` instead of ``budget_pct`` percent;
+    ``pair_rounds``/``confidence``: the budgets file's ``[settings]``."""
     from analyzers.budgets import parse_budgets
     from analyzers.gate import run_gate
 
-    text = _budgets(budget_pct) if noise_k is None else (
+    settings = f"pair_rounds = {str(pair_rounds).lower()}\nconfidence = {confidence:g}\n"
+    text = _budgets(budget_pct, settings=settings) if noise_k is None else (
         f'[budgets]\nttft_p50 = "{noise_k:g}x noise"\noutput_throughput = "-{noise_k:g}x '
-        'noise"\n[validity]\nmin_requests = 20\n')
+        f'noise"\n[validity]\nmin_requests = 20\n[settings]\n{settings}')
     spec = parse_budgets(text)
     trials = sorted(p for p in root.glob("trial-*") if (p / "B" / "group.json").is_file())
     views = root / "views"
     out: dict[str, Any] = {"budgets": " ".join(f"{b.metric} {b.text}" for b in spec.budgets),
-                           "budget_pct": budget_pct, "trials": len(trials), "by_n": {}}
+                           "budget_pct": budget_pct, "pair_rounds": pair_rounds,
+                           "confidence": confidence, "trials": len(trials), "by_n": {}}
     for n in ns:
         fa = ttft_hits = tput_hits = valid_aa = valid_ab = strict_fa = strict_hits = 0
         ref_fa = ref_hits = 0
@@ -174,7 +178,9 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS,
 
 
 def _table(res: dict[str, Any]) -> str:
-    lines = [f"budgets {res['budgets']}; {res['trials']} trials",
+    lines = [f"budgets {res['budgets']}; confidence {res['confidence']:g}; "
+             f"{'paired by round' if res['pair_rounds'] else 'unpaired'}; "
+             f"{res['trials']} trials",
              "| N | A/A false alarms | rate (95 % CI) | A/B ttft_p50 caught | power (95 % CI) "
              "| throughput caught | whole-CI rule: false alarms / caught | A/B TTFT change "
              "(median) | A/A TTFT change sd | MDE (median) | pooled t on run p50s: false "
@@ -202,27 +208,37 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--rounds", type=int, default=5)
     c.add_argument("--requests", type=int, default=40)
     c.add_argument("--concurrency", type=int, default=4)
+    c.add_argument("--input-len", default="fixed:64")
+    c.add_argument("--output-len", default="fixed:32")
     c.add_argument("--delay-frac", type=float, default=0.2)
     c.add_argument("--delay-ms", type=float, default=None)
     c.add_argument("--max-load", type=float, default=2.0)
+    c.add_argument("--pin", action="store_true",
+                   help="vLLM's compute thread alone on CPU 0; everything else on CPU 1")
     a = sub.add_parser("analyze")
     a.add_argument("root", type=Path)
     a.add_argument("--budget", type=float, default=10.0, help="percent")
     a.add_argument("--noise-k", type=float, default=None,
                    help="budgets of K x noise instead of --budget percent")
     a.add_argument("--n", default="1,3,5", help="repeats per arm to evaluate")
+    a.add_argument("--unpaired", action="store_true",
+                   help="judge the rounds unpaired (pair_rounds = false)")
+    a.add_argument("--confidence", type=float, default=0.95)
     a.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.cmd == "collect":
         from benchmarks.gate_power_collect import CollectConfig, collect
 
         collect(CollectConfig(args.out, args.trials, args.rounds, args.requests,
-                              args.concurrency, delay_frac=args.delay_frac,
-                              delay_ms=args.delay_ms, max_load=args.max_load),
+                              args.concurrency, input_len=args.input_len,
+                              output_len=args.output_len, delay_frac=args.delay_frac,
+                              delay_ms=args.delay_ms, max_load=args.max_load,
+                              pin=args.pin),
                 log=lambda m: print(m, flush=True))
         return 0
     res = analyze(args.root, args.budget, tuple(int(x) for x in args.n.split(",")),
-                  noise_k=args.noise_k)
+                  noise_k=args.noise_k, pair_rounds=not args.unpaired,
+                  confidence=args.confidence)
     print(_table(res))
     if args.json is not None:
         args.json.write_text(json.dumps(res, indent=1, default=str))

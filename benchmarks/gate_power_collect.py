@@ -48,6 +48,7 @@ class CollectConfig:
     max_load: float = 2.0
     lock: Path = Path("/tmp/bench.lock")
     port: int = 18431
+    pin: bool = False  # engine compute on CPU 0; its other threads, client, proxies on CPU 1
 
 
 def _free(port: int) -> int:
@@ -130,6 +131,9 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> dict[str,
     (VLLM_ROOT / "tmp").mkdir(exist_ok=True)
     port = _free(cfg.port)
     argv = engine_argv(port, ["VLLM_CPU_OMP_THREADS_BIND=0"], ["--enforce-eager"])
+    if cfg.pin:  # children (the proxies) inherit this process's CPU 1
+        argv = ["taskset", "-c", "1", *argv]
+        os.sched_setaffinity(0, {1})
     wait_quiet(cfg.max_load, log)
     log(f"starting vLLM-CPU on port {port}")
     engine = start_engine(argv, cfg.out / "vllm.log", f"http://127.0.0.1:{port}")

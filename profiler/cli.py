@@ -38,6 +38,31 @@ _REPEAT_HELP = ("Run the workload N times into a run group (OUT/r01 …, OUT/gro
                 "compare and gate then measure the run-to-run noise")
 
 
+def _vs_command(vs: str | None, repeat: int, order: str, *, split: bool = True
+                ) -> list[str] | None:
+    """``--vs``/``--order`` checked; ``vs`` split into an argv (shlex: no shell runs it),
+    or as one item when not ``split`` (attach's URL)."""
+    import shlex
+
+    from profiler.repeats import ORDERS
+
+    if order not in ORDERS:
+        raise _fail(f"--order {order!r}: use {' or '.join(ORDERS)}")
+    if vs is None:
+        return None
+    if repeat < 2:
+        raise _fail("--vs needs --repeat N (N >= 2): the rounds are what an A/B is judged on")
+    if not split:
+        return [vs]
+    try:
+        argv = shlex.split(vs)
+    except ValueError as exc:
+        raise _fail(f"--vs {vs!r}: {exc}") from None
+    if not argv:
+        raise _fail("--vs is empty")
+    return argv
+
+
 def _fail(msg: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
@@ -123,14 +148,22 @@ def attach(
     pid: Annotated[int | None, typer.Option(help="The server's PID (recorded, for CPU "
                                             "profiling)", rich_help_panel=_E)] = None,
     repeat: Annotated[int, typer.Option(help=_REPEAT_HELP, rich_help_panel=_E)] = 1,
+    vs: Annotated[str | None, typer.Option(
+        "--vs", metavar="URL_B", help="A/B: a second server (B); with --repeat N both are "
+        "run N times, interleaved in rounds, into OUT/A and OUT/B (compare and gate then "
+        "judge the per-round differences)", rich_help_panel=_E)] = None,
+    order: Annotated[str, typer.Option(
+        help="With --vs: alternate (A B A B …) or shuffled (each round in a random order "
+        "from --seed)", rich_help_panel=_E)] = "alternate",
     *, flags: EngineFlags, workload: WorkloadOptions,
 ) -> None:
     """Profile a server that is already running (servescope never stops it)."""
     from profiler.commands_run import attach_command
 
+    _vs_command(vs, repeat, order, split=False)
     eopts = flags.engine_options(pid=pid)
     code = attach_command(url, workload, eopts, out or default_run_dir("attach"), sys.argv,
-                          pid=pid, repeat=repeat)
+                          pid=pid, repeat=repeat, vs=vs, order=order)
     raise typer.Exit(code)
 
 
@@ -150,15 +183,27 @@ def run(
     restart_between: Annotated[bool, typer.Option(
         "--restart-between", help="With --repeat: stop and start the engine between repeats "
         "(default: started once)", rich_help_panel=_E)] = False,
+    vs: Annotated[str | None, typer.Option(
+        "--vs", metavar="'COMMAND_B'", help="A/B: a second serving command (B, one quoted "
+        "string, split like a shell would but never run by one); with --repeat N both are "
+        "run N times, interleaved in rounds, each run starting and stopping its engine, into "
+        "OUT/A and OUT/B", rich_help_panel=_E)] = None,
+    order: Annotated[str, typer.Option(
+        help="With --vs: alternate (A B A B …) or shuffled (each round in a random order "
+        "from --seed)", rich_help_panel=_E)] = "alternate",
     *, flags: EngineFlags, workload: WorkloadOptions,
     api_key_env: RunApiKeyEnv = None,  # noqa: ARG001 - run's own; it reaches workload
 ) -> None:
     """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
     from profiler.commands_run import run_command
 
+    vs_command = _vs_command(vs, repeat, order)
+    if vs_command is not None and restart_between:
+        raise _fail("--vs always starts and stops each run's engine: drop --restart-between")
     eopts = flags.engine_options(url=url, ready_timeout_s=ready_timeout)
     code = run_command(command, workload, eopts, out or default_run_dir("run"), sys.argv,
-                       repeat=repeat, restart_between=restart_between)
+                       repeat=repeat, restart_between=restart_between, vs=vs_command,
+                       order=order)
     raise typer.Exit(code)
 
 

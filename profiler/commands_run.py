@@ -119,11 +119,18 @@ def _interrupted_by(console: Console) -> None:
 
 
 def attach_command(url: str, opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                   argv: list[str], *, pid: int | None = None, repeat: int = 1) -> int:
-    """``repeat`` > 1: that many runs into the run group ``out`` (``out/r01`` …)."""
+                   argv: list[str], *, pid: int | None = None, repeat: int = 1,
+                   vs: str | None = None, order: str = "alternate") -> int:
+    """``repeat`` > 1: that many runs into the run group ``out`` (``out/r01`` …). ``vs``: a
+    second server (B): both arms ``repeat`` times, interleaved in rounds (``order``), into
+    the run groups ``out/A`` and ``out/B``."""
     console = Console(stderr=True, soft_wrap=True)
     try:
         with _protected(argv, subreaper=False):
+            if vs is not None:
+                return _interleaved(console, repeat, out, argv, order, opts.seed, {
+                    "A": lambda d: _attach(console, url, opts, eopts, d, argv, pid),
+                    "B": lambda d: _attach(console, vs, opts, eopts, d, argv, None)})
             if repeat != 1:
                 return _repeated(console, repeat, out, argv, lambda d: _attach(
                     console, url, opts, eopts, d, argv, pid))
@@ -189,12 +196,20 @@ def _record_server_pid(run_dir: Path, pid: int) -> None:
 
 
 def run_command(command: list[str], opts: WorkloadOptions, eopts: EngineOptions, out: Path,
-                argv: list[str], *, repeat: int = 1, restart_between: bool = False) -> int:
+                argv: list[str], *, repeat: int = 1, restart_between: bool = False,
+                vs: list[str] | None = None, order: str = "alternate") -> int:
     """``repeat`` > 1: that many runs into the run group ``out``, the engine started once
-    (``profiler.repeats_engine``) or, with ``restart_between``, once per repeat."""
+    (``profiler.repeats_engine``) or, with ``restart_between``, once per repeat. ``vs``: a
+    second serving command (B): both arms ``repeat`` times, interleaved in rounds, each run
+    starting and stopping its engine (two engines need not fit on the machine at once), into
+    ``out/A`` and ``out/B``."""
     console = Console(stderr=True, soft_wrap=True)
     try:
         with _protected(argv, subreaper=True):
+            if vs is not None:
+                return _interleaved(console, repeat, out, argv, order, opts.seed, {
+                    "A": lambda d: _run(console, command, opts, eopts, d, argv),
+                    "B": lambda d: _run(console, vs, opts, eopts, d, argv)})
             if repeat != 1 and restart_between:
                 return _repeated(console, repeat, out, argv, lambda d: _run(
                     console, command, opts, eopts, d, argv), restart_between=True)
@@ -283,6 +298,34 @@ def _repeated(console: Console, n: int, out: Path, argv: list[str],  # noqa: PLR
     console.print(f"run group: {escape(str(out))} ({len(codes)} of {n} repeats)",
                   highlight=False)
     return codes[-1]
+
+
+def _interleaved(console: Console, n: int, out: Path, argv: list[str],  # noqa: PLR0917
+                 order: str, seed: int, arms: dict[str, Callable[[Path], int]]) -> int:
+    """Each arm ``n`` times, interleaved in rounds, into the run groups ``out/<arm>``; the
+    first non-zero exit code stops the schedule and is returned."""
+    from profiler.repeats import run_interleaved
+    from servescope.rundir.layout import RunDirError
+
+    def each(arm: str, one: Callable[[Path], int]) -> Callable[[Path], int]:
+        def go(d: Path) -> int:
+            console.print(f"arm {arm}, repeat {d.name} of {n}", markup=False,
+                          highlight=False)
+            return one(d)
+        return go
+
+    try:
+        res = run_interleaved({a: each(a, f) for a, f in arms.items()}, n, out, order=order,
+                              seed=seed, stop=lambda c: c != EXIT_OK, command_line=argv)
+    except (ValueError, RunDirError) as exc:
+        _err(console, str(exc))
+        return EXIT_USAGE
+    done = ", ".join(f"{escape(str(out / a))} ({len(c)} of {n})" for a, c in res.items())
+    console.print(f"run groups: {done}; compare or gate them: servescope gate --baseline "
+                  f"{escape(str(out / 'A'))} {escape(str(out / 'B'))} --budgets …",
+                  highlight=False)
+    bad = [c for codes in res.values() for c in codes if c != EXIT_OK]
+    return bad[0] if bad else EXIT_OK
 
 
 def _run_kept(console: Console, command: list[str], opts: WorkloadOptions,  # noqa: PLR0917

@@ -78,10 +78,12 @@ def interleaved_order(arms: Sequence[str], n: int, order: str = "alternate",
 
 def run_interleaved(arms: Mapping[str, Callable[[Path], _T]], n: int, out: Path, *,
                     order: str = "alternate", seed: int = 0,
-                    between: Callable[[str, int], None] | None = None
-                    ) -> dict[str, list[_T]]:
+                    between: Callable[[str, int], None] | None = None,
+                    stop: Callable[[_T], bool] = lambda _r: False,
+                    command_line: Sequence[str] = ()) -> dict[str, list[_T]]:
     """Each arm ``n`` times, interleaved, into ``out/<arm>`` (one run group per arm).
-    ``between(arm, i)`` is called before each run (e.g. to wait for a quiet machine)."""
+    ``between(arm, i)`` is called before each run (e.g. to wait for a quiet machine); the
+    schedule ends early after a run for which ``stop(result)`` is true."""
     if n < 1:
         raise ValueError(f"repeats must be at least 1, not {n}")
     for a in arms:
@@ -89,7 +91,7 @@ def run_interleaved(arms: Mapping[str, Callable[[Path], _T]], n: int, out: Path,
             raise ValueError(f"arm name {a!r} is not a directory name")
     check_empty(out)
     schedule = interleaved_order(list(arms), n, order, seed)
-    groups = {a: RunGroup(out / a, [], arm=a) for a in arms}
+    groups = {a: RunGroup(out / a, [], arm=a, command_line=list(command_line)) for a in arms}
     done: list[list[str]] = []
     results: dict[str, list[_T]] = {a: [] for a in arms}
     for arm, i in schedule:
@@ -104,4 +106,6 @@ def run_interleaved(arms: Mapping[str, Callable[[Path], _T]], n: int, out: Path,
             grp.order = [list(x) for x in done]
             if grp.runs:
                 write_group(grp)
+        if stop(results[arm][-1]):
+            break
     return results

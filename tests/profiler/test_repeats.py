@@ -113,3 +113,64 @@ def test_run_repeat_starts_the_engine_once_or_once_per_repeat(tmp_path: Path, re
     starts = Counter("starting" in line for line in r.stderr.splitlines())[True]
     assert starts == (2 if restart else 1), r.stderr
     assert (out / "engine").is_dir() is not restart  # the kept engine's log
+
+
+def test_attach_vs_interleaves_two_servers_and_compare_judges_the_rounds_paired(
+        refserver: RefServerHandle, tmp_path: Path):
+    out = tmp_path / "ab"
+    r = cli("attach", "--url", refserver.url, "--vs", refserver.url, "--repeat", "3",
+            "--order", "shuffled", "--seed", "5", "--out", str(out), *WORKLOAD)
+    assert r.returncode == 0, r.stderr + r.stdout
+    a, b = read_group(out / "A"), read_group(out / "B")
+    assert (a.arm, b.arm) == ("A", "B")
+    assert a.runs == b.runs == ["r01", "r02", "r03"]
+    assert a.order == b.order
+    assert [sorted(x for x, name in a.order if name == f"r0{i}") for i in (1, 2, 3)] == \
+        [["A", "B"]] * 3  # each round one run of each arm
+    assert "--vs" in a.command_line
+    starts = [read_manifest(d).started_wall_ns for g in (a, b) for d in g.run_dirs()]
+    assert len(set(starts)) == 6
+    c = cli("compare", str(out / "A"), str(out / "B"), "--json", str(tmp_path / "c.json"))
+    assert c.returncode == 0, c.stderr
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["runs"] == [3, 3]
+    tests = {m["name"]: m["test"] for m in data["metrics"]}
+    for name in ("ttft_p50", "e2e_p99", "output_throughput"):
+        assert tests[name] == "interleaved rounds: per-round differences, paired t", tests
+    assert any("3 interleaved rounds" in w for w in data["warnings"])
+
+
+def test_vs_without_repeats_or_with_an_unknown_order_is_a_one_line_error(tmp_path: Path):
+    for extra, msg in ((["--repeat", "1"], "--vs needs --repeat"),
+                       (["--repeat", "2", "--order", "random"], "alternate or shuffled")):
+        r = cli("attach", "--url", "http://127.0.0.1:9", "--vs", "http://127.0.0.1:9",
+                "--out", str(tmp_path / "x"), *extra)
+        assert r.returncode == 2
+        assert msg in r.stderr
+        assert "Traceback" not in r.stderr + r.stdout
+        assert not (tmp_path / "x").exists()
+
+
+def test_run_vs_starts_each_arms_engine_for_each_of_its_runs(tmp_path: Path):
+    import shlex
+
+    port = free_port()
+    out = tmp_path / "ab"
+    b_cmd = fake_engine(port, "--itl-ms", "3")
+    r = cli("run", "--out", str(out), "--engine", "vllm", "--url", f"http://127.0.0.1:{port}",
+            "--repeat", "2", "--vs", shlex.join(b_cmd), *WORKLOAD, "--", *fake_engine(port))
+    assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-2000:]
+    a, b = read_group(out / "A"), read_group(out / "B")
+    assert a.order == [["A", "r01"], ["B", "r01"], ["A", "r02"], ["B", "r02"]]
+    assert Counter("starting" in line for line in r.stderr.splitlines())[True] == 4, r.stderr
+    for g, marker in ((a, False), (b, True)):
+        for d in g.run_dirs():
+            m = read_manifest(d)
+            assert m.status == "complete"
+            assert m.engine is not None
+            assert ("--itl-ms" in (m.engine.command or [])) is marker
+    bad = cli("run", "--out", str(tmp_path / "x"), "--repeat", "2", "--vs", "'unclosed",
+              "--", "true")
+    assert bad.returncode == 2
+    assert "No closing quotation" in bad.stderr
+    assert "Traceback" not in bad.stderr + bad.stdout
