@@ -128,6 +128,7 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
         ab_est: list[float] = []
         aa_est: list[float] = []
         mdes: list[float] = []
+        spreads: list[float] = []
         rows = []
         for t in trials:
             v = {a: _subgroup(t / a, views / t.name / f"n{n}" / a, n) for a in ("A", "A2", "B")}
@@ -141,6 +142,7 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
                                                          r.change.estimate if r.change else None)
                 if g.comparison is not None and g.comparison.between_runs:
                     row[f"{name}_mde"] = {m.name: m.mde for m in g.comparison.metrics}
+                    row[f"{name}_spread"] = {m.name: m.spread for m in g.comparison.metrics}
             rows.append(row)
             if aa.exit_code != 2:
                 valid_aa += 1
@@ -158,6 +160,7 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
                 aa_est.append(next(r.change.estimate for r in aa.results
                                    if r.budget.metric == "ttft_p50" and r.change))
                 mdes.append(row.get("ab_mde", {}).get("ttft_p50", math.nan))
+                spreads.append(row.get("aa_spread", {}).get("ttft_p50", math.nan))
             if n > 1:
                 ref_fa += _pooled_t(v["A"], v["A2"], budget_pct / 100)
                 ref_hits += _pooled_t(v["A"], v["B"], budget_pct / 100)
@@ -172,6 +175,7 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
             "strict_rule_false_alarms": strict_fa, "strict_rule_ttft_caught": strict_hits,
             "ab_ttft_change_median": _median(ab_est), "aa_ttft_change_sd": _sd(aa_est),
             "ab_ttft_mde_median": _median(mdes),
+            "aa_ttft_spread_median": _median(spreads),
             "pooled_t_false_alarms": ref_fa if n > 1 else None,
             "pooled_t_ttft_caught": ref_hits if n > 1 else None, "rows": rows}
     return out
@@ -183,8 +187,9 @@ def _table(res: dict[str, Any]) -> str:
              f"{res['trials']} trials",
              "| N | A/A false alarms | rate (95 % CI) | A/B ttft_p50 caught | power (95 % CI) "
              "| throughput caught | whole-CI rule: false alarms / caught | A/B TTFT change "
-             "(median) | A/A TTFT change sd | MDE (median) | pooled t on run p50s: false "
-             "alarms / caught |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(median) | A/A TTFT change sd | run-to-run sd of a run's TTFT p50 (median) "
+             "| MDE (median) | pooled t on run p50s: false alarms / caught |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, r in res["by_n"].items():
         lo, hi = r["false_alarm_ci95"]
         plo, phi = r["power_ttft_ci95"]
@@ -194,7 +199,7 @@ def _table(res: dict[str, Any]) -> str:
                      f"({plo:.0%}–{phi:.0%}) | {r['throughput_caught']}/{r['ab_comparisons']} | "
                      f"{r['strict_rule_false_alarms']} / {r['strict_rule_ttft_caught']} | "
                      f"{r['ab_ttft_change_median']:+.1%} | {r['aa_ttft_change_sd']:.1%} | "
-                     f"{r['ab_ttft_mde_median']:.0%} | "
+                     f"{r['aa_ttft_spread_median']:.1%} | {r['ab_ttft_mde_median']:.0%} | "
                      f"{r['pooled_t_false_alarms']} / {r['pooled_t_ttft_caught']} |")
     return "\n".join(lines)
 

@@ -12,6 +12,11 @@ Each trial is ``R`` rounds, each round the three arms in a seeded random order
 (:func:`profiler.repeats.run_interleaved`, ``shuffled``), into ``OUT/trial-XX/{A,A2,B}``. A
 trial is run holding ``/tmp/bench.lock`` (``flock``) and only once the 1-minute load average
 is below ``--max-load`` (other engineers benchmark on the same machine).
+
+``--pin`` (2-core machine): vLLM's compute thread alone on CPU 0 (``VLLM_CPU_OMP_THREADS_BIND=0``)
+and everything else — vLLM's API server and engine-core processes (``taskset -c 1``), the
+proxies and this client — on CPU 1, so the client's and the proxies' work never preempts the
+model's forward pass.
 """
 
 from __future__ import annotations
