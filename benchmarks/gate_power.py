@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--delay-frac", type=float, default=0.2)
     c.add_argument("--delay-ms", type=float, default=None)
     c.add_argument("--max-load", type=float, default=2.0)
+    c.add_argument("--rate", type=float, default=None,
+                   help="open loop: Poisson arrivals at this rate instead of --concurrency")
     c.add_argument("--pin", action="store_true",
                    help="vLLM's compute thread alone on CPU 0; everything else on CPU 1")
     a = sub.add_parser("analyze")
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.concurrency, input_len=args.input_len,
                               output_len=args.output_len, delay_frac=args.delay_frac,
                               delay_ms=args.delay_ms, max_load=args.max_load,
-                              pin=args.pin),
+                              pin=args.pin, rate=args.rate),
                 log=lambda m: print(m, flush=True))
         return 0
     res = analyze(args.root, args.budget, tuple(int(x) for x in args.n.split(",")),

@@ -13,6 +13,9 @@ Each trial is ``R`` rounds, each round the three arms in a seeded random order
 trial is run holding ``/tmp/bench.lock`` (``flock``) and only once the 1-minute load average
 is below ``--max-load`` (other engineers benchmark on the same machine).
 
+``--rate R``: open loop instead, Poisson arrivals at ``R`` requests/s; every run draws the same
+arrival times (the workload's seed), so two runs differ only by the machine and the server.
+
 ``--pin`` (2-core machine): vLLM's compute thread alone on CPU 0 (``VLLM_CPU_OMP_THREADS_BIND=0``)
 and everything else — vLLM's API server and engine-core processes (``taskset -c 1``), the
 proxies and this client — on CPU 1, so the client's and the proxies' work never preempts the
@@ -54,6 +57,7 @@ class CollectConfig:
     lock: Path = Path("/tmp/bench.lock")
     port: int = 18431
     pin: bool = False  # engine compute on CPU 0; its other threads, client, proxies on CPU 1
+    rate: float | None = None  # open loop: Poisson arrivals at this rate (same seed each run)
 
 
 def _free(port: int) -> int:
@@ -110,7 +114,8 @@ def attach_run(url: str, run_dir: Path, cfg: CollectConfig) -> str:
     from profiler.cli_workload import WorkloadOptions
     from profiler.engine_run import EngineOptions, attach_engine
 
-    opts = WorkloadOptions(model="tiny", concurrency=cfg.concurrency, requests=cfg.requests,
+    opts = WorkloadOptions(model="tiny", concurrency=None if cfg.rate else cfg.concurrency,
+                           rate=cfg.rate, requests=cfg.requests,
                            warmup_requests=cfg.concurrency, input_len=cfg.input_len,
                            output_len=cfg.output_len, ignore_eos=True)
     lc = opts.to_config(url, "tiny", run_dir, ["benchmarks/gate_power.py"])

@@ -4,10 +4,12 @@ budgets that ``benchmarks/gate_power.py`` calibrated (``docs/benchmarks.md`` §1
 
 - **Interleaved repeats** (what the calibration measured): one vLLM-CPU server the test starts
   and two TCP proxies in front of it (``benchmarks/delay_proxy.py``), one passing requests
-  straight through, one holding each request 40 ms (a real, known regression: on this machine
-  +35 to +50 % of the TTFT p50). ``servescope attach URL --vs URL_B --repeat 3`` runs the arms
-  in three interleaved rounds; the gate judges the per-round differences. Same server on
-  both sides: the gate passes; the delayed one: it fails naming ``ttft_p50``.
+  straight through, one holding each request 60 ms (a real, known regression: on this machine
+  about +60 % of the TTFT p50, well beyond the calibrated +20 %, so that the test does not
+  fail one build in ten). ``servescope attach URL --vs URL_B --repeat 5`` runs the arms in
+  five interleaved rounds; the gate judges the per-round differences (4 degrees of freedom:
+  with 3 rounds and 2, one more slow round can hide even this). Same server on both sides:
+  the gate passes; the delayed one: it fails naming ``ttft_p50``.
 - **A slowed engine configuration**, single runs as most CI jobs start: ``servescope run`` of
   the default command and of ``--max-num-seqs 1`` under 4 concurrent streams (requests queue
   behind each other: TTFT p50 ×5 and more): the gate fails naming the latency, with the
@@ -61,7 +63,8 @@ min_requests = 24
 REQUESTS, STREAMS = 32, 4
 WORKLOAD = ["--concurrency", str(STREAMS), "--requests", str(REQUESTS), "--warmup-requests",
             "4", "--input-len", "fixed:64", "--output-len", "fixed:32"]
-DELAY_MS = 40
+DELAY_MS = 60
+REPEATS = 5
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -125,7 +128,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
 
 def _ab(px: Proxied, name: str, b_url: str, tracker: Tracker) -> Path:
     out = px.root / name
-    res = run_servescope(["attach", "--url", px.straight, "--vs", b_url, "--repeat", "3",
+    res = run_servescope(["attach", "--url", px.straight, "--vs", b_url, "--repeat", str(REPEATS),
                           "--order", "shuffled", "--engine", "vllm", "--no-metrics",
                           "--out", str(out), *WORKLOAD], tracker.tag, timeout_s=400)
     assert res.returncode == 0, res.output[-4000:]
@@ -138,7 +141,7 @@ def test_interleaved_repeats_of_one_server_pass_the_ten_percent_budgets(proxied:
     assert _gate(proxied.root, out / "A", out / "B", "aa", tracker) == 0
     assert _failed(proxied.root / "aa.xml") == set()
     md = (proxied.root / "aa.md").read_text()
-    assert "3/3 runs" in md or "3 interleaved rounds" in md, md
+    assert f"{REPEATS} interleaved rounds" in md, md
 
 
 def test_a_delayed_server_fails_the_ten_percent_budgets_on_ttft(proxied: Proxied,
@@ -149,7 +152,7 @@ def test_a_delayed_server_fails_the_ten_percent_budgets_on_ttft(proxied: Proxied
     assert "ttft_p50 +10%" in failed, failed
     assert failed <= {"ttft_p50 +10%", "output_throughput -10%"}, failed
     c = compare_runs(out / "A" / "r01", out / "B" / "r01", metrics=["ttft_p50"])
-    assert c.metric("ttft_p50").change.estimate > 0.2  # 40 ms on a ~100 ms TTFT
+    assert c.metric("ttft_p50").change.estimate > 0.2  # 60 ms on a ~100 ms TTFT
 
 
 # --- single runs of a slowed engine configuration ------------------------------------------
