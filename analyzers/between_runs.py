@@ -83,10 +83,6 @@ class BetweenRuns:
     method: str = METHOD  # METHOD_PAIRED when judged by interleaved rounds
 
     @property
-    def paired(self) -> bool:
-        return self.method == METHOD_PAIRED
-
-    @property
     def n_runs(self) -> tuple[int, int]:
         return len(self.baseline_runs), len(self.candidate_runs)
 

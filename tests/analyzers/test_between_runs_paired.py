@@ -129,3 +129,25 @@ def test_the_paired_models_false_alarms_and_power_match_its_nominal_levels():
     pw_p, pw_u = _rates(3, 0.20, 0.10, 0.03, 120, 12)
     assert pw_p >= 0.85
     assert pw_u <= 0.6
+
+
+def test_the_budgets_file_turns_pairing_off_and_rejects_a_non_boolean(tmp_path: Path):
+    from analyzers.budgets import BudgetError, parse_budgets
+    from analyzers.gate import run_gate
+
+    drift = [100.0, 135.0, 175.0]
+    a = _arm(tmp_path, "a", drift)
+    b = _arm(tmp_path, "b", [d * r for d, r in zip(drift, [1.26, 1.14, 1.20], strict=True)])
+    _timed(a, [0, 20, 40])
+    _timed(b, [10, 30, 50])
+    text = '[budgets]\nttft_p50 = "+10%"\n[validity]\nmin_requests = 20\n[settings]\n'
+    paired = run_gate(b, parse_budgets(text), baseline=a)
+    unpaired = run_gate(b, parse_budgets(text + "pair_rounds = false\n"), baseline=a)
+    assert paired.exit_code == 1  # the drift cancels within the rounds
+    assert unpaired.exit_code == 0  # unpaired, the drift hides the +20 %
+    assert paired.comparison is not None
+    assert unpaired.comparison is not None
+    assert paired.comparison.metric("ttft_p50").test == METHOD_PAIRED
+    assert unpaired.comparison.metric("ttft_p50").test != METHOD_PAIRED
+    with pytest.raises(BudgetError, match="pair_rounds must be true or false"):
+        parse_budgets(text + 'pair_rounds = "yes"\n')
