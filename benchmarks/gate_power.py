@@ -32,10 +32,10 @@ __all__ = ["analyze", "main"]
 NS = (1, 3, 5)
 
 
-def _budgets(budget_pct: float, extra: str = "", settings: str = "") -> str:
+def _budgets(budget_pct: float, extra: str = "", settings: str = "", validity: str = "") -> str:
     return (f'[budgets]\nttft_p50 = "+{budget_pct:g}%"\n'
             f'output_throughput = "-{budget_pct:g}%"\n{extra}'
-            f"[validity]\nmin_requests = 20\n[settings]\n{settings}")
+            f"[validity]\nmin_requests = 20\n{validity}[settings]\n{settings}")
 
 
 def _subgroup(src: Path, dst: Path, n: int) -> Path:
@@ -106,16 +106,17 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 
 def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
             noise_k: float | None = None, pair_rounds: bool = True,
-            confidence: float = 0.95) -> dict[str, Any]:
+            confidence: float = 0.95, max_lag_ms: float | None = None) -> dict[str, Any]:
     """``noise_k``: budgets of ``k x noise`` instead of ``budget_pct`` percent;
     ``pair_rounds``/``confidence``: the budgets file's ``[settings]``."""
     from analyzers.budgets import parse_budgets
     from analyzers.gate import run_gate
 
     settings = f"pair_rounds = {str(pair_rounds).lower()}\nconfidence = {confidence:g}\n"
-    text = _budgets(budget_pct, settings=settings) if noise_k is None else (
+    validity = "" if max_lag_ms is None else f"max_schedule_lag_p99_ms = {max_lag_ms:g}\n"
+    text = _budgets(budget_pct, settings=settings, validity=validity) if noise_k is None else (
         f'[budgets]\nttft_p50 = "{noise_k:g}x noise"\noutput_throughput = "-{noise_k:g}x '
-        f'noise"\n[validity]\nmin_requests = 20\n[settings]\n{settings}')
+        f'noise"\n[validity]\nmin_requests = 20\n{validity}[settings]\n{settings}')
     spec = parse_budgets(text)
     trials = sorted(p for p in root.glob("trial-*") if (p / "B" / "group.json").is_file())
     views = root / "views"
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--unpaired", action="store_true",
                    help="judge the rounds unpaired (pair_rounds = false)")
     a.add_argument("--confidence", type=float, default=0.95)
+    a.add_argument("--max-lag-ms", type=float, default=None,
+                   help="open loop: the validity limit on the client's p99 schedule lag")
     a.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.cmd == "collect":
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = analyze(args.root, args.budget, tuple(int(x) for x in args.n.split(",")),
                   noise_k=args.noise_k, pair_rounds=not args.unpaired,
-                  confidence=args.confidence)
+                  confidence=args.confidence, max_lag_ms=args.max_lag_ms)
     print(_table(res))
     if args.json is not None:
         args.json.write_text(json.dumps(res, indent=1, default=str))
