@@ -139,8 +139,9 @@ def test_run_and_attach_expose_the_same_workload_and_engine_options() -> None:
         None, "OPENAI_API_KEY")
     # each command's own options, and nothing else
     assert set(run) - set(shared) == {"command", "out", "url", "ready_timeout", "repeat",
-                                      "restart_between"}
-    assert set(attach) - set(shared) == {"url", "out", "pid", "repeat"}
+                                      "restart_between", "vs", "order"}
+    assert set(attach) - set(shared) == {"url", "out", "pid", "repeat", "vs", "order"}
+    assert run["order"]["default"] == attach["order"]["default"] == "alternate"
     assert run["collect"]["default"] == "metrics"
     assert attach["no_metrics"]["opts"] == ["--no-metrics"]
     assert attach["per_chunk_usage"]["secondary"] == ["--no-per-chunk-usage"]
