@@ -247,17 +247,27 @@ def _paired(m: BetweenRuns, pairs: Sequence[tuple[int, int]], confidence: float,
     floor = math.sqrt(2.0 / n) * m.within_sd if math.isfinite(m.within_sd) else 0.0
     se = max(float(d.std(ddof=1)) / math.sqrt(n), floor)
     centre = float(d.mean())
-    tq = _t(1 - (1 - confidence) / 2, df)
-    lo, hi = centre - tq * se, centre + tq * se
+    lo, hi, p, mde = _t_interval(m.spec, centre, se, df, confidence, power)
     est = math.expm1(centre) if log else centre
-    if log:
-        lo, hi = math.expm1(lo), math.expm1(hi)
-    mde_scale = (tq + _t(power, df)) * se
-    mde = (math.expm1(mde_scale) if m.spec.direction is Direction.LOWER
-           else -math.expm1(-mde_scale)) if log else mde_scale
     ci = Interval(est, lo, hi, confidence, n, f"{METHOD_PAIRED} ({n} rounds, {df:.0f} df)")
     return BetweenRuns(m.spec, m.baseline, m.candidate, m.baseline_runs, m.candidate_runs, ci,
-                       _p(centre, se, df), se, df, m.spread, mde, m.within_sd, METHOD_PAIRED)
+                       p, se, df, m.spread, mde, m.within_sd, METHOD_PAIRED)
+
+
+def _t_interval(spec: MetricSpec, centre: float, se: float, df: float,  # noqa: PLR0917
+                confidence: float, power: float) -> tuple[float, float, float, float]:
+    """(low, high, p-value, MDE) of a change whose ``centre`` (log scale for ratio metrics)
+    has standard error ``se`` with ``df`` degrees of freedom: Student's t interval at
+    ``confidence``, its two-sided p-value, and the smallest worsening detected with
+    probability ``power`` (module doc), back on the change's own scale."""
+    tq = _t(1 - (1 - confidence) / 2, df)
+    lo, hi = centre - tq * se, centre + tq * se
+    mde_scale = (tq + _t(power, df)) * se
+    if not spec.relative:
+        return lo, hi, _p(centre, se, df), mde_scale
+    mde = math.expm1(mde_scale) if spec.direction is Direction.LOWER \
+        else -math.expm1(-mde_scale)
+    return math.expm1(lo), math.expm1(hi), _p(centre, se, df), mde
 
 
 def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # noqa: PLR0917
@@ -285,17 +295,7 @@ def _one(spec: MetricSpec, a: Sequence[RunSamples], b: Sequence[RunSamples],  # 
     se = math.sqrt(var_a + var_b) if var_a + var_b >= 0 else math.nan
     est = (mb / ma - 1.0 if ma > 0 and mb > 0 else math.nan) if log else mb - ma
     centre = math.log1p(est) if log and math.isfinite(est) else est
-    tq = _t(1 - (1 - confidence) / 2, df)
-    lo, hi = centre - tq * se, centre + tq * se
-    if log:
-        lo, hi = math.expm1(lo), math.expm1(hi)
-    p = _p(centre, se, df)
-    mde_scale = (tq + _t(power, df)) * se
-    if log:
-        mde = math.expm1(mde_scale) if spec.direction is Direction.LOWER \
-            else -math.expm1(-mde_scale)
-    else:
-        mde = mde_scale
+    lo, hi, p, mde = _t_interval(spec, centre, se, df, confidence, power)
     ci = Interval(est, lo, hi, confidence, min(na, nb),
                   f"{METHOD} ({na}/{nb} runs, {df:.1f} df)")
     within_sd = math.sqrt((wa * na + wb * nb) / (na + nb))

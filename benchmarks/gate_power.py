@@ -32,9 +32,8 @@ __all__ = ["analyze", "main"]
 NS = (1, 3, 5)
 
 
-def _budgets(budget_pct: float, extra: str = "", settings: str = "", validity: str = "") -> str:
-    return (f'[budgets]\nttft_p50 = "+{budget_pct:g}%"\n'
-            f'output_throughput = "-{budget_pct:g}%"\n{extra}'
+def _budgets(ttft: str, throughput: str, settings: str = "", validity: str = "") -> str:
+    return (f'[budgets]\nttft_p50 = "{ttft}"\noutput_throughput = "{throughput}"\n'
             f"[validity]\nmin_requests = 20\n{validity}[settings]\n{settings}")
 
 
@@ -114,9 +113,9 @@ def analyze(root: Path, budget_pct: float = 10.0, ns: tuple[int, ...] = NS, *,
 
     settings = f"pair_rounds = {str(pair_rounds).lower()}\nconfidence = {confidence:g}\n"
     validity = "" if max_lag_ms is None else f"max_schedule_lag_p99_ms = {max_lag_ms:g}\n"
-    text = _budgets(budget_pct, settings=settings, validity=validity) if noise_k is None else (
-        f'[budgets]\nttft_p50 = "{noise_k:g}x noise"\noutput_throughput = "-{noise_k:g}x '
-        f'noise"\n[validity]\nmin_requests = 20\n{validity}[settings]\n{settings}')
+    limits = (f"+{budget_pct:g}%", f"-{budget_pct:g}%") if noise_k is None else (
+        f"{noise_k:g}x noise", f"-{noise_k:g}x noise")
+    text = _budgets(*limits, settings=settings, validity=validity)
     spec = parse_budgets(text)
     trials = sorted(p for p in root.glob("trial-*") if (p / "B" / "group.json").is_file())
     views = root / "views"

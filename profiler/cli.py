@@ -38,22 +38,20 @@ _REPEAT_HELP = ("Run the workload N times into a run group (OUT/r01 …, OUT/gro
                 "compare and gate then measure the run-to-run noise")
 
 
-def _vs_command(vs: str | None, repeat: int, order: str, *, split: bool = True
-                ) -> list[str] | None:
-    """``--vs``/``--order`` checked; ``vs`` split into an argv (shlex: no shell runs it),
-    or as one item when not ``split`` (attach's URL)."""
-    import shlex
-
+def _check_vs(vs: str | None, repeat: int, order: str) -> None:
+    """``--vs`` needs ``--repeat N`` (N >= 2); ``--order`` is one of ORDERS."""
     from profiler.repeats import ORDERS
 
     if order not in ORDERS:
         raise _fail(f"--order {order!r}: use {' or '.join(ORDERS)}")
-    if vs is None:
-        return None
-    if repeat < 2:
+    if vs is not None and repeat < 2:
         raise _fail("--vs needs --repeat N (N >= 2): the rounds are what an A/B is judged on")
-    if not split:
-        return [vs]
+
+
+def _vs_argv(vs: str) -> list[str]:
+    """``run --vs``'s command split into an argv (shlex: no shell ever runs it)."""
+    import shlex
+
     try:
         argv = shlex.split(vs)
     except ValueError as exc:
@@ -160,7 +158,7 @@ def attach(
     """Profile a server that is already running (servescope never stops it)."""
     from profiler.commands_run import attach_command
 
-    _vs_command(vs, repeat, order, split=False)
+    _check_vs(vs, repeat, order)
     eopts = flags.engine_options(pid=pid)
     code = attach_command(url, workload, eopts, out or default_run_dir("attach"), sys.argv,
                           pid=pid, repeat=repeat, vs=vs, order=order)
@@ -197,7 +195,8 @@ def run(
     """Start a serving command (no shell), wait until it is ready, profile it, stop it."""
     from profiler.commands_run import run_command
 
-    vs_command = _vs_command(vs, repeat, order)
+    _check_vs(vs, repeat, order)
+    vs_command = _vs_argv(vs) if vs is not None else None
     if vs_command is not None and restart_between:
         raise _fail("--vs always starts and stops each run's engine: drop --restart-between")
     eopts = flags.engine_options(url=url, ready_timeout_s=ready_timeout)
